@@ -1,0 +1,26 @@
+"""What is known of an account, as carried in scores and signals."""
+
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AccountFacts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account_id: str
+    name: str | None = None
+    plan: str | None = None
+    arr: float | None = None
+    seats: int | None = None
+    renewal_date: date | None = None
+    owner_email: str | None = None
+    owner_slack: str | None = None
+    industry: str | None = None
+    employees: int | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.account_id

@@ -1,0 +1,168 @@
+"""Input events (DESIGN §8): the envelope every event carries, and the five typed bodies."""
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    model_validator,
+)
+
+from kizashi.contracts.text import Identifier, JsonObject, ShortText, Text
+
+PageCategory = Literal["pricing", "product", "docs", "support", "blog", "other"]
+EmailAddress = Annotated[
+    str, StringConstraints(max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")
+]
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+class EventEnvelope(BaseModel):
+    """What every event carries. `received_at` and `source` are set by ingest, never by clients."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    account_id: Identifier
+    event_id: Identifier = Field(default_factory=new_event_id)
+    user_id: Identifier | None = None
+    occurred_at: AwareDatetime | None = None
+    properties: JsonObject = Field(default_factory=dict)
+    received_at: AwareDatetime | None = None
+    source: ShortText | None = None
+
+
+class ProductUsage(EventEnvelope):
+    type: Literal["product_usage"]
+    action: ShortText
+    feature: ShortText | None = None
+    quantity: float = Field(default=1.0, ge=0, le=1e9, allow_inf_nan=False)
+
+
+class EmailEngagement(EventEnvelope):
+    type: Literal["email_engagement"]
+    action: Literal["open", "click"]
+    campaign_id: ShortText
+    link_url: Annotated[Text, StringConstraints(max_length=2048)] | None = None
+    tags: list[ShortText] = Field(default_factory=list, max_length=32)
+
+
+def page_category_of(url: str) -> PageCategory:
+    """Derive a page category from a URL's path when the client did not send one."""
+    path = urlsplit(url).path.lower()
+    for needle, category in (
+        ("pricing", "pricing"),
+        ("plans", "pricing"),
+        ("upgrade", "pricing"),
+        ("docs", "docs"),
+        ("support", "support"),
+        ("help", "support"),
+        ("blog", "blog"),
+        ("product", "product"),
+        ("features", "product"),
+    ):
+        if needle in path:
+            return category  # type: ignore[return-value]
+    return "other"
+
+
+class WebVisit(EventEnvelope):
+    type: Literal["web_visit"]
+    url: Annotated[Text, StringConstraints(min_length=1, max_length=2048)]
+    page_category: PageCategory | None = None
+    product: ShortText | None = None
+    duration_s: float | None = Field(default=None, ge=0, le=86_400, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _derive_category(self) -> "WebVisit":
+        if self.page_category is None:
+            object.__setattr__(self, "page_category", page_category_of(self.url))
+        return self
+
+
+class SurveyResponse(EventEnvelope):
+    type: Literal["survey_response"]
+    survey_id: ShortText
+    nps: int | None = Field(default=None, ge=0, le=10)
+    csat: int | None = Field(default=None, ge=1, le=5)
+    upsell_intent: int | None = Field(default=None, ge=0, le=10)
+    referral_intent: int | None = Field(default=None, ge=0, le=10)
+    comment: Annotated[Text, StringConstraints(max_length=4096)] | None = None
+
+    @model_validator(mode="after")
+    def _has_an_answer(self) -> "SurveyResponse":
+        if all(
+            answer is None
+            for answer in (self.nps, self.csat, self.upsell_intent, self.referral_intent)
+        ):
+            raise ValueError(
+                "a survey_response needs at least one of nps, csat, upsell_intent, referral_intent"
+            )
+        return self
+
+
+class AccountUpdate(EventEnvelope):
+    type: Literal["account_update"]
+    name: ShortText | None = None
+    plan: ShortText | None = None
+    arr: float | None = Field(default=None, ge=0, le=1e12, allow_inf_nan=False)
+    seats: int | None = Field(default=None, ge=0, le=10_000_000)
+    renewal_date: date | None = None
+    owner_email: EmailAddress | None = None
+    owner_slack: ShortText | None = None
+    industry: ShortText | None = None
+    employees: int | None = Field(default=None, ge=0, le=100_000_000)
+    attributes: JsonObject | None = None
+
+    @model_validator(mode="after")
+    def _has_a_fact(self) -> "AccountUpdate":
+        if not self.facts():
+            raise ValueError("an account_update needs at least one account field")
+        return self
+
+    def facts(self) -> dict:
+        """The CRM fields this update sets (unset fields are left as they were)."""
+        return self.model_dump(mode="json", include=ACCOUNT_FACT_FIELDS, exclude_none=True)
+
+
+ACCOUNT_FACT_FIELDS = frozenset(
+    {
+        "name",
+        "plan",
+        "arr",
+        "seats",
+        "renewal_date",
+        "owner_email",
+        "owner_slack",
+        "industry",
+        "employees",
+        "attributes",
+    }
+)
+
+InputEvent = Annotated[
+    ProductUsage | EmailEngagement | WebVisit | SurveyResponse | AccountUpdate,
+    Field(discriminator="type"),
+]
+EVENT_MODELS: dict[str, type[EventEnvelope]] = {
+    "product_usage": ProductUsage,
+    "email_engagement": EmailEngagement,
+    "web_visit": WebVisit,
+    "survey_response": SurveyResponse,
+    "account_update": AccountUpdate,
+}
+input_event_adapter: TypeAdapter[InputEvent] = TypeAdapter(InputEvent)
+
+
+def occurred(event: EventEnvelope) -> datetime:
+    """When the event happened; ingest always fills `occurred_at`, so this is a safety net."""
+    return event.occurred_at or event.received_at  # type: ignore[return-value]

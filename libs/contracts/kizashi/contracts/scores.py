@@ -1,0 +1,62 @@
+"""`kizashi.scores.changed`: an account's CS and OP moved, with the before and after values."""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kizashi.contracts.accounts import AccountFacts
+
+Segment = Literal["expand", "recover", "nurture", "at_risk"]
+Priority = Literal["high", "medium", "low"]
+Index = Literal["cs", "op"]
+
+
+class ScoreComponent(BaseModel):
+    """One line of a score's breakdown, in words a rep understands."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: Index
+    component: str
+    raw: float | None
+    weight: float
+    points: float
+    explanation: str
+
+
+class ScoreSnapshot(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cs: float = Field(ge=0, le=100)
+    op: float = Field(ge=0, le=100)
+    segment: Segment
+    priority: Priority
+
+
+class AppliedEvent(BaseModel):
+    """A reference to an input event whose effect this change includes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str
+    type: str
+    occurred_at: datetime
+
+
+class ScoresChanged(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account_id: str
+    computed_at: datetime
+    config_version: str
+    before: ScoreSnapshot | None
+    after: ScoreSnapshot
+    breakdown: list[ScoreComponent]
+    account: AccountFacts
+    features: dict[str, float | None]
+    # The events applied in the batch that caused this change (capped; `event_count` is exact).
+    events: list[AppliedEvent] = Field(default_factory=list)
+    event_count: int = 0
+    # "events" when new events moved the scores, "sweep" when time (decay, the calendar) did.
+    cause: Literal["events", "sweep", "rescore"] = "events"

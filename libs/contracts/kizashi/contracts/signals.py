@@ -1,0 +1,42 @@
+"""`kizashi.signals.opportunity` and `kizashi.signals.churn_risk`."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from kizashi.contracts.accounts import AccountFacts
+from kizashi.contracts.scores import Priority, ScoreSnapshot
+
+SignalKind = Literal["opportunity", "churn_risk"]
+
+
+class SignalBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    signal_id: str
+    rule: str
+    account_id: str
+    priority: Priority
+    # What makes this firing distinct from earlier ones of the same (account, rule).
+    episode: str
+    fired_at: datetime
+    reasons: list[str]
+    suggested_play: str
+    account: AccountFacts
+    scores: ScoreSnapshot
+    scores_before: ScoreSnapshot | None = None
+    # The oldest `received_at` among the events behind this signal, for end-to-end latency.
+    caused_at: datetime | None = None
+
+
+class OpportunitySignal(SignalBase):
+    kind: Literal["opportunity"] = "opportunity"
+
+
+class ChurnRiskSignal(SignalBase):
+    kind: Literal["churn_risk"] = "churn_risk"
+
+
+Signal = Annotated[OpportunitySignal | ChurnRiskSignal, Field(discriminator="kind")]
+signal_adapter: TypeAdapter[Signal] = TypeAdapter(Signal)

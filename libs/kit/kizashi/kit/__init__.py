@@ -1,0 +1,1 @@
+"""Shared plumbing for the Kizashi services: settings, Kafka, database, HTTP, metrics, CLI."""

@@ -1,0 +1,329 @@
+"""Kafka plumbing: topic creation, an acks=all producer, and the batch consumer loop.
+
+The consumer follows DESIGN §3/§4: records are handled a batch at a time, offsets are
+committed explicitly per partition only after the handler's database transaction committed,
+records that cannot be processed go to the dead-letter topic, and transient failures (the
+database or broker away) retry the same batch instead of skipping it.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.structs import ConsumerRecord
+
+from kizashi.contracts.deadletter import DeadLetter
+from kizashi.contracts.topics import ALL_TOPICS, DEAD_LETTER
+from kizashi.kit.db import is_transient
+from kizashi.kit.metrics import (
+    BATCH_DURATION,
+    CONSUMED_BATCHES,
+    CONSUMED_RECORDS,
+    CONSUMER_LAG,
+    CONSUMER_LAST_PROGRESS,
+    CONSUMER_RETRIES,
+    DEAD_LETTERS,
+    KAFKA_PRODUCE_DURATION,
+    KAFKA_PRODUCED,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PARTITIONS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingRecord:
+    topic: str
+    key: str
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def encode(payload: Any) -> bytes:
+    if hasattr(payload, "model_dump"):
+        payload = payload.model_dump(mode="json")
+    return orjson.dumps(payload)
+
+
+async def ensure_topics(
+    bootstrap_servers: str, topics: Iterable[str] = ALL_TOPICS, partitions: int = DEFAULT_PARTITIONS
+) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
+                )
+            except TopicAlreadyExistsError:
+                pass  # another service created it first
+    finally:
+        await admin.close()
+
+
+class BrokerUnavailable(Exception):
+    """The broker did not acknowledge in time: the caller must not report success."""
+
+
+class Producer:
+    """acks=all; every send is awaited with a time limit, so success means acknowledged.
+
+    The idempotent producer fails on Tansu (DESIGN §3); duplicates are handled by event ids.
+    """
+
+    def __init__(self, bootstrap_servers: str, *, service: str, send_timeout_s: float = 10.0):
+        self.service = service
+        self.send_timeout_s = send_timeout_s
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            acks="all",
+            enable_idempotence=False,
+            linger_ms=5,
+            max_batch_size=256 * 1024,
+            max_request_size=2 * 1024 * 1024,
+            request_timeout_ms=int(send_timeout_s * 1000),
+        )
+        self._started = False
+
+    async def start(self) -> None:
+        await self._producer.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        if self._started:
+            await self._producer.stop()
+            self._started = False
+
+    async def send_all(self, records: Sequence[OutgoingRecord]) -> None:
+        """Send a batch from one loop and wait until the broker acknowledged all of it."""
+        if not records:
+            return
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.send_timeout_s):
+                futures = [
+                    await self._producer.send(
+                        r.topic, r.value, key=r.key.encode(), headers=list(r.headers) or None
+                    )
+                    for r in records
+                ]
+                await asyncio.gather(*futures)
+        except (TimeoutError, KafkaError, OSError) as error:
+            raise BrokerUnavailable(f"{type(error).__name__}: {error}") from error
+        KAFKA_PRODUCE_DURATION.labels(self.service).observe(time.perf_counter() - started)
+        counts: dict[str, int] = {}
+        for r in records:
+            counts[r.topic] = counts.get(r.topic, 0) + 1
+        for topic, count in counts.items():
+            KAFKA_PRODUCED.labels(self.service, topic).inc(count)
+
+    async def connected(self) -> bool:
+        """True when the broker answers a metadata request now."""
+        if not self._started:
+            return False
+        try:
+            client = self._producer.client
+            async with asyncio.timeout(2):
+                return bool(await client.fetch_all_metadata())
+        except Exception:  # readiness answers "no", whatever the reason
+            return False
+
+
+class PermanentRecordError(Exception):
+    """This record can never be processed (bad bytes, schema violation): dead-letter it."""
+
+
+# The handler takes the decoded records of one batch and commits its database transaction.
+BatchHandler = Callable[[list[ConsumerRecord]], Awaitable[None]]
+
+
+@dataclass
+class ConsumerStatus:
+    started: bool = False
+    last_progress: float = field(default_factory=time.monotonic)
+    lag: dict[TopicPartition, int] = field(default_factory=dict)
+
+    def total_lag(self) -> int:
+        return sum(self.lag.values())
+
+    def stuck(self, after_s: float) -> bool:
+        """No progress for a while although records are waiting (aiokafka #1154)."""
+        return self.total_lag() > 0 and time.monotonic() - self.last_progress > after_s
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):
+    """Batches are handled and committed inside the poll loop, so nothing is in flight when
+    partitions move; this only clears the lag of partitions that are no longer ours."""
+
+    def __init__(self, loop: "BatchConsumer") -> None:
+        self.loop = loop
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        for tp in revoked:
+            self.loop.status.lag.pop(tp, None)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("partitions assigned: %s", sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
+
+
+class BatchConsumer:
+    def __init__(
+        self,
+        *,
+        service: str,
+        topics: Sequence[str],
+        bootstrap_servers: str,
+        handler: BatchHandler,
+        dead_letters: Producer,
+        group_id: str | None = None,
+        max_batch: int = 2000,
+        fetch_max_wait_ms: int = 20,
+    ) -> None:
+        self.service = service
+        self.topics = list(topics)
+        self.handler = handler
+        self.dead_letters = dead_letters
+        self.max_batch = max_batch
+        self.status = ConsumerStatus()
+        self._stopping = asyncio.Event()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id or f"kizashi-{service}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=fetch_max_wait_ms,
+            max_poll_records=max_batch,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            max_poll_interval_ms=300_000,
+        )
+
+    async def run(self) -> None:
+        await self._consumer.start()
+        self._consumer.subscribe(self.topics, listener=_CommitOnRevoke(self))
+        self.status.started = True
+        try:
+            while not self._stopping.is_set():
+                batches = await self._consumer.getmany(timeout_ms=200, max_records=self.max_batch)
+                if batches:
+                    await self._process(batches)
+                else:
+                    self._mark_progress()
+                self._record_lag()
+        finally:
+            self.status.started = False
+            await self._consumer.stop()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _mark_progress(self) -> None:
+        self.status.last_progress = time.monotonic()
+        CONSUMER_LAST_PROGRESS.labels(self.service).set(time.time())
+
+    def _record_lag(self) -> None:
+        # end_offsets() is wrong on Tansu (DESIGN §3); highwater() after a fetch is right.
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            if highwater is None:
+                continue
+            position = self._position(tp)
+            if position is None:
+                continue
+            lag = max(0, highwater - position)
+            self.status.lag[tp] = lag
+            CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(lag)
+
+    def _position(self, tp: TopicPartition) -> int | None:
+        # The position of the next record handed to us; `position()` would block for one.
+        try:
+            state = self._consumer._subscription.subscription.assignment.state_value(tp)
+        except AttributeError:
+            return None
+        return state.position if state is not None and state.has_valid_position else None
+
+    async def _process(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        records = [record for tp_records in batches.values() for record in tp_records]
+        started = time.perf_counter()
+        await self._handle_until_done(records)
+        offsets = {
+            tp: tp_records[-1].offset + 1
+            for tp, tp_records in batches.items()
+            if tp in self._consumer.assignment()
+        }
+        if offsets:
+            await self._consumer.commit(offsets)
+        BATCH_DURATION.labels(self.service).observe(time.perf_counter() - started)
+        CONSUMED_BATCHES.labels(self.service).inc()
+        for tp, tp_records in batches.items():
+            CONSUMED_RECORDS.labels(self.service, tp.topic).inc(len(tp_records))
+        self._mark_progress()
+
+    async def _handle_until_done(self, records: list[ConsumerRecord]) -> None:
+        """Transient failures retry the batch (never skip); a bad record is isolated and
+        dead-lettered so that it cannot block its partition."""
+        delay = 0.2
+        while True:
+            try:
+                await self.handler(records)
+                return
+            except PermanentRecordError as error:
+                if len(records) == 1:
+                    await self.dead_letter(records[0], error)
+                    return
+            except Exception as error:
+                if is_transient(error) or isinstance(error, BrokerUnavailable):
+                    CONSUMER_RETRIES.labels(self.service, type(error).__name__).inc()
+                    log.warning("transient failure, retrying the batch: %s", type(error).__name__)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                if len(records) == 1:
+                    log.exception("record failed; dead-lettering it")
+                    await self.dead_letter(records[0], error)
+                    return
+            # Split to find the bad record(s); the good ones still commit together.
+            middle = len(records) // 2
+            await self._handle_until_done(records[:middle])
+            await self._handle_until_done(records[middle:])
+            return
+
+    async def dead_letter(self, record: ConsumerRecord, error: BaseException) -> None:
+        letter = DeadLetter(
+            service=self.service,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key.decode("utf-8", "replace") if record.key else None,
+            value=(record.value or b"").decode("utf-8", "replace"),
+            reason=str(error)[:2000] or type(error).__name__,
+            error_type=type(error).__name__,
+            failed_at=datetime.now(UTC),
+        )
+        while True:
+            try:
+                await self.dead_letters.send_all(
+                    [OutgoingRecord(DEAD_LETTER, letter.key or "", encode(letter))]
+                )
+                break
+            except BrokerUnavailable:
+                await asyncio.sleep(1)
+        DEAD_LETTERS.labels(self.service, record.topic, letter.error_type).inc()
+
+
+def decode_json(record: ConsumerRecord) -> Any:
+    try:
+        return orjson.loads(record.value)
+    except orjson.JSONDecodeError as error:
+        raise PermanentRecordError(f"not JSON: {error}") from error

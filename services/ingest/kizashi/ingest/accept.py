@@ -1,0 +1,130 @@
+"""Turning a parsed request into records for Kafka: validate each event, stamp it, and list
+what was rejected by index, field and reason."""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from kizashi.contracts.events import input_event_adapter
+from kizashi.contracts.topics import EVENT_TOPICS
+from kizashi.ingest.limits import MAX_EVENT_BYTES, MAX_EVENTS_PER_BATCH, MAX_FUTURE_SKEW_S
+from kizashi.kit.kafka import OutgoingRecord
+
+SERVER_FIELDS = ("received_at", "source")
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int
+    field: str
+    reason: str
+    event_id: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self.index, "field": self.field, "reason": self.reason}
+        if self.event_id:
+            out["event_id"] = self.event_id
+        return out
+
+
+@dataclass
+class Accepted:
+    records: list[OutgoingRecord] = field(default_factory=list)
+    event_ids: list[str] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+class BatchShapeError(ValueError):
+    """The request as a whole is unusable (not an event, not a list, too many events)."""
+
+
+def events_of(payload: object) -> list[Any]:
+    """One event, or `{"events": [...]}`."""
+    if isinstance(payload, dict) and "events" in payload and "type" not in payload:
+        extra = sorted(set(payload) - {"events"})
+        if extra:
+            raise BatchShapeError(f"unknown top-level keys {extra}; a batch holds only 'events'")
+        events = payload["events"]
+        if not isinstance(events, list):
+            raise BatchShapeError("'events' must be a list of event objects")
+        if not events:
+            raise BatchShapeError("'events' is empty")
+        if len(events) > MAX_EVENTS_PER_BATCH:
+            raise BatchShapeError(
+                f"a batch holds at most {MAX_EVENTS_PER_BATCH} events, got {len(events)}"
+            )
+        return events
+    if isinstance(payload, dict):
+        return [payload]
+    raise BatchShapeError("the body must be an event object or {\"events\": [...]}")
+
+
+def _first_error(error: ValidationError) -> tuple[str, str]:
+    item = error.errors()[0]
+    # The discriminator ("type") is the first element of the location for typed fields.
+    loc = [str(part) for part in item.get("loc", ())]
+    if len(loc) > 1 and loc[0] in EVENT_TOPICS:
+        loc = loc[1:]
+    reason = item.get("msg", "invalid")
+    if item.get("type") == "union_tag_invalid":
+        reason = f"unknown event type; expected one of {', '.join(EVENT_TOPICS)}"
+        loc = ["type"]
+    elif item.get("type") == "union_tag_not_found":
+        loc, reason = ["type"], "missing event type"
+    return ".".join(loc) or "(event)", reason
+
+
+def accept(raw_events: list[Any], *, source: str, now: datetime | None = None) -> Accepted:
+    now = now or datetime.now(UTC)
+    latest_allowed = now + timedelta(seconds=MAX_FUTURE_SKEW_S)
+    result = Accepted()
+    for index, raw in enumerate(raw_events):
+        event_id = raw.get("event_id") if isinstance(raw, dict) else None
+        event_id = event_id if isinstance(event_id, str) else None
+        if not isinstance(raw, dict):
+            result.rejected.append(Rejection(index, "(event)", "must be a JSON object"))
+            continue
+        for server_field in SERVER_FIELDS:
+            if server_field in raw:
+                result.rejected.append(
+                    Rejection(index, server_field, "is set by the server", event_id)
+                )
+                break
+        else:
+            try:
+                event = input_event_adapter.validate_python(raw)
+            except ValidationError as error:
+                field_name, reason = _first_error(error)
+                result.rejected.append(Rejection(index, field_name, reason, event_id))
+                continue
+            occurred_at = event.occurred_at or now
+            if occurred_at > latest_allowed:
+                result.rejected.append(
+                    Rejection(
+                        index,
+                        "occurred_at",
+                        f"is more than {MAX_FUTURE_SKEW_S // 60} minutes in the future",
+                        event.event_id,
+                    )
+                )
+                continue
+            stamped = event.model_copy(
+                update={"occurred_at": occurred_at, "received_at": now, "source": source}
+            )
+            value = stamped.__pydantic_serializer__.to_json(stamped)
+            if len(value) > MAX_EVENT_BYTES:
+                result.rejected.append(
+                    Rejection(
+                        index, "(event)", f"is larger than {MAX_EVENT_BYTES} bytes", event.event_id
+                    )
+                )
+                continue
+            result.records.append(
+                OutgoingRecord(EVENT_TOPICS[event.type], event.account_id, value)
+            )
+            result.event_ids.append(event.event_id)
+            result.types.append(event.type)
+    return result
