@@ -5,6 +5,7 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+from kizashi.contracts.text import Identifier, JsonObject, ShortText, Text
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -14,8 +15,6 @@ from pydantic import (
     TypeAdapter,
     model_validator,
 )
-
-from kizashi.contracts.text import Identifier, JsonObject, ShortText, Text
 
 PageCategory = Literal["pricing", "product", "docs", "support", "blog", "other"]
 EmailAddress = Annotated[

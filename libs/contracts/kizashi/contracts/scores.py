@@ -3,9 +3,8 @@
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from kizashi.contracts.accounts import AccountFacts
+from pydantic import BaseModel, ConfigDict, Field
 
 Segment = Literal["expand", "recover", "nurture", "at_risk"]
 Priority = Literal["high", "medium", "low"]
@@ -42,6 +41,7 @@ class AppliedEvent(BaseModel):
     event_id: str
     type: str
     occurred_at: datetime
+    received_at: datetime | None = None
 
 
 class ScoresChanged(BaseModel):

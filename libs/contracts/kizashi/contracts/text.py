@@ -20,7 +20,9 @@ def reject_nul(value: Any) -> Any:
 
 
 Text = Annotated[str, AfterValidator(reject_nul)]
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(reject_nul)]
+ShortText = Annotated[
+    str, StringConstraints(min_length=1, max_length=256), AfterValidator(reject_nul)
+]
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=128), AfterValidator(reject_nul)
 ]

@@ -2,14 +2,15 @@
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import TypeVar
 
+import asyncpg
+from kizashi.kit.metrics import DB_POOL_CONNECTIONS
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-
-from kizashi.kit.metrics import DB_POOL_CONNECTIONS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -79,3 +80,12 @@ def record_pool_metrics(engine: AsyncEngine, service: str) -> None:
     idle = pool.checkedin() if hasattr(pool, "checkedin") else 0
     DB_POOL_CONNECTIONS.labels(service, "in_use").set(checked_out)
     DB_POOL_CONNECTIONS.labels(service, "idle").set(idle)
+
+
+@asynccontextmanager
+async def raw_transaction(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction on the pool's asyncpg connection, for set-based statements on hot paths
+    (arrays through `unnest`, parameters always bound). Commits when the block ends cleanly."""
+    async with engine.begin() as connection:
+        raw = await connection.get_raw_connection()
+        yield raw.driver_connection  # type: ignore[misc]

@@ -19,7 +19,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
-
 from kizashi.contracts.deadletter import DeadLetter
 from kizashi.contracts.topics import ALL_TOPICS, DEAD_LETTER
 from kizashi.kit.db import is_transient
@@ -145,8 +144,10 @@ class PermanentRecordError(Exception):
     """This record can never be processed (bad bytes, schema violation): dead-letter it."""
 
 
-# The handler takes the decoded records of one batch and commits its database transaction.
-BatchHandler = Callable[[list[ConsumerRecord]], Awaitable[None]]
+# The handler takes one batch, commits its database transaction, and returns the records it
+# refused as unprocessable (with the error), which are dead-lettered before offsets commit.
+Rejected = list[tuple[ConsumerRecord, BaseException]]
+BatchHandler = Callable[[list[ConsumerRecord]], Awaitable[Rejected]]
 
 
 @dataclass
@@ -276,7 +277,8 @@ class BatchConsumer:
         delay = 0.2
         while True:
             try:
-                await self.handler(records)
+                for record, error in await self.handler(records):
+                    await self.dead_letter(record, error)
                 return
             except PermanentRecordError as error:
                 if len(records) == 1:

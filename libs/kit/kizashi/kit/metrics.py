@@ -26,7 +26,9 @@ KAFKA_PRODUCE_DURATION = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 KAFKA_PRODUCED = Counter(
-    "kizashi_kafka_produced_records_total", "Records acknowledged by the broker", ["service", "topic"]
+    "kizashi_kafka_produced_records_total",
+    "Records acknowledged by the broker",
+    ["service", "topic"],
 )
 CONSUMED_RECORDS = Counter(
     "kizashi_consumer_records_total", "Records consumed and committed", ["service", "topic"]

@@ -7,11 +7,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from kizashi.kit.db import create_engine, database_ready, record_pool_metrics
 from kizashi.kit.kafka import BatchConsumer, BatchHandler, Producer, ensure_topics
 from kizashi.kit.settings import Settings
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +28,9 @@ class ServiceRuntime:
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     @classmethod
-    async def start(cls, service: str, settings: Settings, *, database: bool = True) -> "ServiceRuntime":
+    async def start(
+        cls, service: str, settings: Settings, *, database: bool = True
+    ) -> "ServiceRuntime":
         runtime = cls(service=service, settings=settings)
         bootstrap = settings.require_bootstrap_servers()
         if database:
@@ -74,6 +75,10 @@ class ServiceRuntime:
             max_batch=self.settings.consumer_max_batch,
             fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
         )
+
+    def background(self, coroutine: Awaitable[object], *, name: str) -> None:
+        """A long-running task of the service's own, cancelled when the service stops."""
+        self._tasks.append(asyncio.create_task(coroutine, name=name))  # type: ignore[arg-type]
 
     async def _supervise(self, topics: list[str], handler: BatchHandler) -> None:
         """A consumer that crashes (broker gone, a coordinator error) starts again, fresh."""
@@ -131,3 +136,20 @@ async def _until_broker_answers(bootstrap: str, timeout_s: float = 60.0) -> None
                 raise
             log.warning("broker %s not reachable yet; waiting", bootstrap)
             await asyncio.sleep(1)
+
+
+@dataclass
+class ServiceState:
+    """Base of each service's typed lifespan state (`app.state.service`)."""
+
+    runtime: ServiceRuntime
+
+    @property
+    def engine(self) -> AsyncEngine:
+        assert self.runtime.engine is not None, "this service runs without a database"
+        return self.runtime.engine
+
+    @property
+    def producer(self) -> Producer:
+        assert self.runtime.producer is not None
+        return self.runtime.producer

@@ -1,12 +1,18 @@
 """Settings from the environment (prefix `KIZASHI_`), shared by every service and the CLI."""
 
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SERVICE_PORTS: dict[str, int] = {"ingest": 8001, "scoring": 8002, "triggers": 8003, "notifier": 8004}
+SERVICE_PORTS: dict[str, int] = {
+    "ingest": 8001,
+    "scoring": 8002,
+    "triggers": 8003,
+    "notifier": 8004,
+}
 
 
 class Settings(BaseSettings):
@@ -35,6 +41,13 @@ class Settings(BaseSettings):
     triggers_port: int = SERVICE_PORTS["triggers"]
     notifier_port: int = SERVICE_PORTS["notifier"]
 
+    # The embedded default's own servers (`kizashi up` with no database or broker configured).
+    embedded_postgres_port: int = 54329
+    embedded_broker_port: int = 19092
+    # Local stand-ins for Slack and SMTP when neither is configured (see kizashi.kit.devinbox).
+    dev_webhook_port: int = 8025
+    dev_smtp_port: int = 1025
+
     # Tansu answers a fetch long-poll by sleeping half the time left, so latency wants this low.
     kafka_fetch_max_wait_ms: int = Field(default=20, ge=1, le=5000)
     kafka_send_timeout_s: float = Field(default=10.0, gt=0, le=120)
@@ -57,6 +70,16 @@ class Settings(BaseSettings):
                 name, secret = ("default" if index == 0 else f"key{index}"), name
             keys[secret.strip()] = name.strip()
         return keys
+
+    def signing_secret(self) -> str:
+        """The key for the signed ack/snooze links in alerts (notifier signs, triggers checks)."""
+        if self.action_secret:
+            return self.action_secret.get_secret_value()
+        if self.api_token:
+            # Derived, not equal: an action link never carries anything that opens the API.
+            seed = b"kizashi-actions:" + self.api_token.get_secret_value().encode()
+            return hashlib.sha256(seed).hexdigest()
+        raise RuntimeError("set KIZASHI_ACTION_SECRET (or KIZASHI_API_TOKEN) to sign alert links")
 
     def port_of(self, service: str) -> int:
         return getattr(self, f"{service}_port")

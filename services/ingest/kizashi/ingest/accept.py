@@ -5,12 +5,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
-
 from kizashi.contracts.events import input_event_adapter
 from kizashi.contracts.topics import EVENT_TOPICS
 from kizashi.ingest.limits import MAX_EVENT_BYTES, MAX_EVENTS_PER_BATCH, MAX_FUTURE_SKEW_S
 from kizashi.kit.kafka import OutgoingRecord
+from pydantic import ValidationError
 
 SERVER_FIELDS = ("received_at", "source")
 
@@ -59,7 +58,7 @@ def events_of(payload: object) -> list[Any]:
         return events
     if isinstance(payload, dict):
         return [payload]
-    raise BatchShapeError("the body must be an event object or {\"events\": [...]}")
+    raise BatchShapeError('the body must be an event object or {"events": [...]}')
 
 
 def _first_error(error: ValidationError) -> tuple[str, str]:
@@ -122,9 +121,7 @@ def accept(raw_events: list[Any], *, source: str, now: datetime | None = None) -
                     )
                 )
                 continue
-            result.records.append(
-                OutgoingRecord(EVENT_TOPICS[event.type], event.account_id, value)
-            )
+            result.records.append(OutgoingRecord(EVENT_TOPICS[event.type], event.account_id, value))
             result.event_ids.append(event.event_id)
             result.types.append(event.type)
     return result

@@ -4,14 +4,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
-
 from kizashi.ingest.accept import BatchShapeError, accept, events_of
 from kizashi.ingest.auth import require_ingest_key
 from kizashi.ingest.body import parse_json, read_limited
 from kizashi.ingest.limits import RETRY_AFTER_S
 from kizashi.ingest.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
 from kizashi.kit.kafka import BrokerUnavailable
+from pydantic import BaseModel
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -57,7 +56,7 @@ async def publish(request: Request, raw_events: list[Any], source: str) -> JSONR
     if not result.records:
         return JSONResponse(body, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
     try:
-        await request.app.state.runtime.producer.send_all(result.records)
+        await request.app.state.service.producer.send_all(result.records)
     except BrokerUnavailable:
         EVENTS_REJECTED.labels("broker_unavailable").inc(len(result.records))
         return JSONResponse(
@@ -87,7 +86,7 @@ def _reason_label(reason: str) -> str:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=IngestResult,
     responses=ERROR_RESPONSES,
-    summary="Send one event, or a batch as {\"events\": [...]} (≤ 1000 events, ≤ 1 MiB)",
+    summary='Send one event, or a batch as {"events": [...]} (≤ 1000 events, ≤ 1 MiB)',
     openapi_extra={
         "requestBody": {
             "required": True,

@@ -1,38 +1,20 @@
-"""The ingest service's FastAPI app."""
-
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+"""The ingest service's FastAPI app (no database: Kafka is its only store)."""
 
 from fastapi import FastAPI
-
 from kizashi.ingest import api
-from kizashi.kit.http import install_common_routes
-from kizashi.kit.logs import configure_logging
-from kizashi.kit.runtime import ServiceRuntime
+from kizashi.kit.app import create_service_app
+from kizashi.kit.runtime import ServiceRuntime, ServiceState
 from kizashi.kit.settings import Settings, get_settings
-
-SERVICE = "ingest"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    async def setup(runtime: ServiceRuntime) -> ServiceState:
+        return ServiceState(runtime=runtime)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging(SERVICE, settings.log_level)
-        app.state.runtime = await ServiceRuntime.start(SERVICE, settings, database=False)
-        try:
-            yield
-        finally:
-            await app.state.runtime.stop()
-
-    app = FastAPI(title="Kizashi ingest", version="1", lifespan=lifespan)
-    app.state.settings = settings
-    app.include_router(api.router)
-
-    async def readiness() -> dict[str, bool]:
-        return await app.state.runtime.readiness()
-
-    install_common_routes(app, service=SERVICE, readiness=readiness)
-
-    return app
+    return create_service_app(
+        service="ingest",
+        settings=settings or get_settings(),
+        routers=[api.router],
+        setup=setup,
+        database=False,
+    )

@@ -3,7 +3,6 @@
 import hmac
 
 from fastapi import Request
-
 from kizashi.ingest.metrics import EVENTS_REJECTED
 from kizashi.kit.auth import bearer_token, unauthorized
 from kizashi.kit.settings import Settings

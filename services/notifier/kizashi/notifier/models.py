@@ -1,0 +1,49 @@
+"""The notifier service's tables. It alone writes them."""
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    # Deterministic from (signal, receiver): at most one message per pair, across replays.
+    Column("delivery_id", Text, primary_key=True),
+    Column("signal_id", Text, nullable=False, index=True),
+    Column("receiver", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    # pending → sending → sent | failed. The intent is recorded before the send.
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("payload", JSONB, nullable=False),
+    Index("deliveries_due", "status", "next_attempt_at"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("delivery_id", Text, nullable=False, index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("outcome", Text, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+)

@@ -1,0 +1,469 @@
+"""Which receivers hear about a signal: `routing.yaml` (DESIGN §7).
+
+The file has `receivers` (slack / email), ordered `routes` and a `default` route, which is
+taken only when no route matched; `defaults/routing.yaml` documents every key. A matcher is a
+string or a list of strings (any of them); "~regex" must match the whole value, "~~x" is the
+literal "~x". `owner` is compared with both the account's `owner_email` and `owner_slack`.
+
+A Slack receiver whose webhook env var is unset, or an email receiver without SMTP, is kept but
+disabled: routes may name it, `match()` skips it and `describe()` says why. That is what lets
+the packaged default stand in for "no file at all".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from kizashi.contracts.accounts import AccountFacts
+from kizashi.contracts.signals import Signal
+from kizashi.notifier.transport import redact_url
+
+logger = logging.getLogger(__name__)
+
+ROUTING_FILE = "routing.yaml"
+DEFAULTS_DIR = Path(__file__).parent / "defaults"
+# This one variable is read through settings (which may come from a .env file), not os.environ.
+SLACK_WEBHOOK_ENV = "KIZASHI_SLACK_WEBHOOK_URL"
+_INTERVAL = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+class RoutingConfigError(ValueError):
+    """routing.yaml is unreadable or invalid; the message names the route and the key."""
+
+
+# --- file models ---------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError("must be an http(s) URL")
+    return url
+
+
+class SlackReceiverConfig(_Strict):
+    name: str = Field(min_length=1)
+    type: Literal["slack"]
+    webhook_url: str | None = None
+    webhook_url_env: str | None = None
+    # Owner (email or Slack handle, as in the account's facts) -> that owner's own webhook.
+    by_owner: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SlackReceiverConfig:
+        for url in (self.webhook_url, *self.by_owner.values()):
+            if url is not None:
+                _check_url(url)
+        if self.webhook_url and self.webhook_url_env:
+            raise ValueError("give webhook_url or webhook_url_env, not both")
+        if not (self.webhook_url or self.webhook_url_env or self.by_owner):
+            raise ValueError("needs webhook_url, webhook_url_env or by_owner")
+        return self
+
+
+Address = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
+
+
+class EmailReceiverConfig(_Strict):
+    name: str = Field(min_length=1)
+    type: Literal["email"]
+    to: Literal["account_owner"] | Annotated[list[Address], Field(min_length=1)]
+
+
+ReceiverConfig = Annotated[SlackReceiverConfig | EmailReceiverConfig, Field(discriminator="type")]
+MatchValue = str | list[str]
+
+
+class MatchConfig(_Strict):
+    kind: MatchValue | None = None
+    rule: MatchValue | None = None
+    priority: MatchValue | None = None
+    segment: MatchValue | None = None
+    owner: MatchValue | None = None
+
+
+class DigestConfig(_Strict):
+    interval: str
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        if not _INTERVAL.match(value) or parse_interval(value) <= timedelta(0):
+            raise ValueError('must look like "30m", "12h" or "1d"')
+        return value
+
+    @property
+    def period(self) -> timedelta:
+        return parse_interval(self.interval)
+
+
+def parse_interval(text: str) -> timedelta:
+    number, unit = text[:-1], text[-1]
+    return timedelta(**{_UNITS[unit]: int(number)})
+
+
+class RouteConfig(_Strict):
+    name: str | None = None
+    match: MatchConfig = Field(default_factory=MatchConfig)
+    receivers: list[str] = Field(min_length=1)
+    continue_: bool = Field(default=False, alias="continue")
+    digest: DigestConfig | None = None
+
+
+class DefaultRouteConfig(_Strict):
+    receivers: list[str] = Field(min_length=1)
+    digest: DigestConfig | None = None
+
+
+class RoutingFile(_Strict):
+    receivers: list[ReceiverConfig] = Field(default_factory=list)
+    routes: list[RouteConfig] = Field(default_factory=list)
+    default: DefaultRouteConfig
+
+
+# --- the loaded tree -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SlackReceiver:
+    name: str
+    webhook_url: str | None
+    by_owner: Mapping[str, str] = field(default_factory=dict)
+    disabled_reason: str | None = None
+    type: Literal["slack"] = "slack"
+
+    @property
+    def enabled(self) -> bool:
+        return self.disabled_reason is None
+
+    def webhook_for(self, account: AccountFacts) -> str | None:
+        """The owner's own webhook when one is configured, else the receiver's."""
+        # Email addresses are compared case-insensitively, as mail systems treat them.
+        owners = {owner.casefold(): url for owner, url in self.by_owner.items()}
+        for owner in (account.owner_email, account.owner_slack):
+            if owner and owner.casefold() in owners:
+                return owners[owner.casefold()]
+        return self.webhook_url
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "enabled": self.enabled,
+            "disabled_reason": self.disabled_reason,
+            "webhook": redact_url(self.webhook_url) if self.webhook_url else None,
+            "by_owner": {owner: redact_url(url) for owner, url in self.by_owner.items()},
+        }
+
+
+@dataclass(frozen=True)
+class EmailReceiver:
+    name: str
+    to: tuple[str, ...] = ()
+    to_account_owner: bool = False
+    disabled_reason: str | None = None
+    type: Literal["email"] = "email"
+
+    @property
+    def enabled(self) -> bool:
+        return self.disabled_reason is None
+
+    def recipients_for(self, account: AccountFacts) -> list[str]:
+        """Empty when the receiver is "the account owner" and the account has none."""
+        if self.to_account_owner:
+            return [account.owner_email] if account.owner_email else []
+        return list(self.to)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "enabled": self.enabled,
+            "disabled_reason": self.disabled_reason,
+            "to": "account_owner" if self.to_account_owner else list(self.to),
+        }
+
+
+Receiver = SlackReceiver | EmailReceiver
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """One key's condition: any of the exact values or any of the full-match patterns."""
+
+    exact: frozenset[str]
+    patterns: tuple[re.Pattern[str], ...]
+    source: tuple[str, ...]
+
+    def matches(self, *values: str | None) -> bool:
+        for value in values:
+            if value is None:
+                continue
+            if value in self.exact or any(p.fullmatch(value) for p in self.patterns):
+                return True
+        return False
+
+
+@dataclass(frozen=True)
+class Route:
+    index: int
+    name: str
+    matchers: Mapping[str, Matcher]
+    receivers: tuple[str, ...]
+    continue_: bool = False
+    digest: timedelta | None = None
+    digest_label: str | None = None
+
+    def matches(self, signal: Signal) -> bool:
+        account = signal.account
+        facts: dict[str, tuple[str | None, ...]] = {
+            "kind": (signal.kind,),
+            "rule": (signal.rule,),
+            "priority": (signal.priority,),
+            "segment": (signal.scores.segment,),
+            "owner": (account.owner_email, account.owner_slack),
+        }
+        return all(m.matches(*facts[key]) for key, m in self.matchers.items())
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "name": self.name,
+            "match": {key: list(m.source) for key, m in self.matchers.items()},
+            "receivers": list(self.receivers),
+            "continue": self.continue_,
+            "digest": {"interval": self.digest_label} if self.digest else None,
+        }
+
+
+@dataclass(frozen=True)
+class RouteMatch:
+    """A receiver chosen for a signal, and whether the route batches it into a digest."""
+
+    receiver: Receiver
+    route: str
+    digest: timedelta | None
+
+
+@dataclass(frozen=True)
+class RoutingTree:
+    receivers: Mapping[str, Receiver]
+    routes: tuple[Route, ...]
+    default: Route
+    source: str
+
+    def route(self, signal: Signal) -> list[RouteMatch]:
+        """Every enabled receiver for the signal, in route order, each receiver once."""
+        chosen: dict[str, RouteMatch] = {}
+        matched_any = False
+        for route in self.routes:
+            if not route.matches(signal):
+                continue
+            matched_any = True
+            self._add(chosen, route)
+            if not route.continue_:
+                break
+        if not matched_any:
+            self._add(chosen, self.default)
+        return list(chosen.values())
+
+    def match(self, signal: Signal) -> list[Receiver]:
+        return [m.receiver for m in self.route(signal)]
+
+    def _add(self, chosen: dict[str, RouteMatch], route: Route) -> None:
+        for name in route.receivers:
+            receiver = self.receivers[name]
+            if receiver.enabled and name not in chosen:
+                chosen[name] = RouteMatch(receiver, route.name, route.digest)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able, for GET /v1/routes; webhook URLs are redacted to their host."""
+        return {
+            "source": self.source,
+            "receivers": [r.describe() for r in self.receivers.values()],
+            "routes": [r.describe() for r in self.routes],
+            "default": self.default.describe(),
+        }
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def load_routing(
+    config_dir: Path | None,
+    *,
+    slack_webhook_url: str | None,
+    smtp_configured: bool,
+    environ: Mapping[str, str] | None = None,
+) -> RoutingTree:
+    """Read `<config_dir>/routing.yaml`, or the packaged default when there is none."""
+    path = config_dir / ROUTING_FILE if config_dir is not None else None
+    if path is None or not path.is_file():
+        path = DEFAULTS_DIR / ROUTING_FILE
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise RoutingConfigError(f"{path}: cannot read: {exc}") from exc
+    env = dict(os.environ if environ is None else environ)
+    if slack_webhook_url:
+        env[SLACK_WEBHOOK_ENV] = slack_webhook_url
+    else:
+        env.pop(SLACK_WEBHOOK_ENV, None)
+    return build_tree(raw, source=str(path), environ=env, smtp_configured=smtp_configured)
+
+
+def build_tree(
+    raw: Any, *, source: str, environ: Mapping[str, str], smtp_configured: bool
+) -> RoutingTree:
+    if not isinstance(raw, dict):
+        raise RoutingConfigError(f"{source}: must be a mapping with receivers, routes, default")
+    try:
+        parsed = RoutingFile.model_validate(raw)
+    except ValidationError as exc:
+        raise RoutingConfigError(_describe_error(source, raw, exc)) from exc
+
+    receivers: dict[str, Receiver] = {}
+    for index, config in enumerate(parsed.receivers):
+        if config.name in receivers:
+            raise RoutingConfigError(
+                f"{source}: receiver #{index} ({config.name!r}): name: duplicate receiver name"
+            )
+        receivers[config.name] = _build_receiver(config, environ, smtp_configured)
+
+    routes: list[Route] = []
+    for index, config in enumerate(parsed.routes):
+        name = config.name or f"route-{index}"
+        routes.append(_build_route(source, index, name, config, receivers))
+    for route in routes[:-1]:
+        if not route.matchers and not route.continue_:
+            raise RoutingConfigError(
+                f"{source}: route #{route.index} ({route.name!r}): match: matches every signal"
+                " without `continue: true`, so the routes after it are never reached"
+            )
+    default = _build_route(source, len(routes), "default", parsed.default, receivers)
+    return RoutingTree(receivers, tuple(routes), default, source)
+
+
+def _build_receiver(
+    config: SlackReceiverConfig | EmailReceiverConfig,
+    environ: Mapping[str, str],
+    smtp_configured: bool,
+) -> Receiver:
+    if isinstance(config, EmailReceiverConfig):
+        return EmailReceiver(
+            name=config.name,
+            to=() if config.to == "account_owner" else tuple(config.to),
+            to_account_owner=config.to == "account_owner",
+            disabled_reason=None if smtp_configured else "SMTP is not configured",
+        )
+    url, reason = config.webhook_url, None
+    if config.webhook_url_env:
+        url = environ.get(config.webhook_url_env) or None
+        if url is None and not config.by_owner:
+            reason = f"{config.webhook_url_env} is not set"
+        elif url is not None:
+            try:
+                _check_url(url)
+            except ValueError:
+                url, reason = None, f"{config.webhook_url_env} is not an http(s) URL"
+    if reason:
+        logger.warning("slack receiver %r disabled: %s", config.name, reason)
+    return SlackReceiver(config.name, url, dict(config.by_owner), reason)
+
+
+def _build_route(
+    source: str,
+    index: int,
+    name: str,
+    config: RouteConfig | DefaultRouteConfig,
+    receivers: Mapping[str, Receiver],
+) -> Route:
+    where = f"{source}: route #{index} ({name!r})"
+    for receiver in config.receivers:
+        if receiver not in receivers:
+            raise RoutingConfigError(f"{where}: receivers: unknown receiver {receiver!r}")
+    matchers: dict[str, Matcher] = {}
+    if isinstance(config, RouteConfig):
+        for key, value in config.match.model_dump(exclude_none=True).items():
+            matchers[key] = _matcher(where, key, value)
+    return Route(
+        index=index,
+        name=name,
+        matchers=matchers,
+        receivers=tuple(dict.fromkeys(config.receivers)),
+        continue_=isinstance(config, RouteConfig) and config.continue_,
+        digest=config.digest.period if config.digest else None,
+        digest_label=config.digest.interval if config.digest else None,
+    )
+
+
+def _matcher(where: str, key: str, value: str | list[str]) -> Matcher:
+    values = [value] if isinstance(value, str) else value
+    if not values:
+        raise RoutingConfigError(f"{where}: match.{key}: an empty list matches nothing")
+    exact: set[str] = set()
+    patterns: list[re.Pattern[str]] = []
+    for item in values:
+        if item.startswith("~~"):
+            exact.add(item[1:])
+        elif item.startswith("~"):
+            try:
+                patterns.append(re.compile(item[1:]))
+            except re.error as exc:
+                raise RoutingConfigError(
+                    f"{where}: match.{key}: bad regular expression {item[1:]!r}: {exc}"
+                ) from exc
+        else:
+            exact.add(item)
+    return Matcher(frozenset(exact), tuple(patterns), tuple(values))
+
+
+def _describe_error(source: str, raw: dict[str, Any], exc: ValidationError) -> str:
+    found: dict[str, list[str]] = {}
+    for error in exc.errors():
+        loc = list(error["loc"])
+        where = source
+        if len(loc) >= 2 and loc[0] in ("routes", "receivers") and isinstance(loc[1], int):
+            section, index = loc[0], loc[1]
+            items = raw.get(section)
+            item = items[index] if isinstance(items, list) and index < len(items) else None
+            name = item.get("name") if isinstance(item, dict) else None
+            name = name or (f"route-{index}" if section == "routes" else "?")
+            where = f"{source}: {section[:-1]} #{index} ({name!r})"
+            loc = loc[2:]
+        elif len(loc) > 1 and loc[0] == "default":
+            where, loc = f"{source}: route default", loc[1:]
+        # Unions add their branch tags ("slack", "str", "list[str]") to the path; not keys.
+        keys = [str(p) for p in loc if not _is_union_tag(p)]
+        key = ".".join(keys) or "(whole entry)"
+        messages = found.setdefault(f"{where}: {key}", [])
+        if error["msg"] not in messages:
+            messages.append(error["msg"])
+    return "; ".join(f"{where}: {' or '.join(msgs)}" for where, msgs in found.items())
+
+
+def _is_union_tag(part: Any) -> bool:
+    return isinstance(part, str) and (part in ("slack", "email", "str") or "[" in part)

@@ -1,0 +1,121 @@
+"""The accounts API: one account with its breakdown, a filtered list, and segment counts."""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from kizashi.contracts.scores import Priority, ScoreComponent, Segment
+from kizashi.kit.auth import ApiCaller
+from kizashi.scoring import queries
+from kizashi.scoring.features import AccountState, event_counts
+from pydantic import BaseModel
+
+router = APIRouter(prefix="/v1", tags=["accounts"])
+
+
+class AccountView(BaseModel):
+    account_id: str
+    attributes: dict[str, Any]
+    cs: float | None
+    op: float | None
+    segment: Segment | None
+    priority: Priority | None
+    breakdown: list[ScoreComponent]
+    features: dict[str, float | None]
+    event_counts: dict[str, int]
+    config_version: str | None
+    computed_at: datetime | None
+    first_seen_at: datetime
+    updated_at: datetime
+
+
+class AccountSummary(BaseModel):
+    account_id: str
+    name: str | None
+    cs: float
+    op: float
+    segment: Segment
+    priority: Priority
+    computed_at: datetime
+
+
+class AccountPage(BaseModel):
+    items: list[AccountSummary]
+    next_cursor: str | None
+
+
+class SegmentCount(BaseModel):
+    segment: Segment
+    priority: Priority
+    accounts: int
+
+
+class SegmentChart(BaseModel):
+    segments: list[Segment]
+    priorities: list[Priority]
+    counts: list[SegmentCount]
+    totals: dict[str, int]
+
+
+def _engine(request: Request):
+    return request.app.state.service.engine
+
+
+@router.get("/accounts/{account_id}", response_model=AccountView)
+async def get_account(account_id: str, request: Request, _: ApiCaller) -> AccountView:
+    row = await queries.get_account(_engine(request), account_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no account {account_id!r}")
+    return AccountView(
+        account_id=row["account_id"],
+        attributes=row["facts"],
+        cs=row["cs"],
+        op=row["op"],
+        segment=row["segment"],
+        priority=row["priority"],
+        breakdown=row["breakdown"] or [],
+        features=row["features"] or {},
+        event_counts=event_counts(AccountState.from_json(row["state"])),
+        config_version=row["config_version"],
+        computed_at=row["computed_at"],
+        first_seen_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+@router.get("/accounts", response_model=AccountPage)
+async def list_accounts(
+    request: Request,
+    _: ApiCaller,
+    segment: Segment | None = None,
+    priority: Priority | None = None,
+    order: Annotated[queries.Order, Query(description="cs, -cs, op or -op")] = "-op",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> AccountPage:
+    try:
+        items, next_cursor = await queries.list_accounts(
+            _engine(request),
+            segment=segment,
+            priority=priority,
+            order=order,
+            limit=limit,
+            cursor=cursor,
+        )
+    except queries.BadCursor as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from error
+    return AccountPage(items=[AccountSummary(**item) for item in items], next_cursor=next_cursor)
+
+
+@router.get("/segments", response_model=SegmentChart)
+async def segments(request: Request, _: ApiCaller) -> SegmentChart:
+    counts = [SegmentCount(**row) for row in await queries.segment_counts(_engine(request))]
+    totals: dict[str, int] = {s: 0 for s in ("expand", "recover", "nurture", "at_risk")}
+    for count in counts:
+        totals[count.segment] += count.accounts
+    return SegmentChart(
+        segments=["expand", "recover", "nurture", "at_risk"],
+        priorities=["high", "medium", "low"],
+        counts=counts,
+        totals=totals,
+    )

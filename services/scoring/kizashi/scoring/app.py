@@ -1,0 +1,32 @@
+"""The scoring service's FastAPI app: the consumer, the periodic sweep and the accounts API."""
+
+import functools
+
+from fastapi import FastAPI
+from kizashi.contracts.topics import EVENT_TOPICS
+from kizashi.kit.app import create_service_app
+from kizashi.kit.runtime import ServiceRuntime
+from kizashi.kit.settings import Settings, get_settings
+from kizashi.scoring import api
+from kizashi.scoring.config import load_scoring_config
+from kizashi.scoring.consumer import handle_events
+from kizashi.scoring.service import ScoringService
+from kizashi.scoring.sweep import sweep_once
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    # Validated before anything starts: a bad scoring.yaml stops the service with its reason.
+    config = load_scoring_config(settings.config_dir)
+
+    async def setup(runtime: ServiceRuntime) -> ScoringService:
+        service = ScoringService(runtime=runtime, config=config)
+        runtime.consume(list(EVENT_TOPICS.values()), functools.partial(handle_events, service))
+        runtime.every(
+            settings.sweep_interval_s, functools.partial(sweep_once, service), name="sweep"
+        )
+        return service
+
+    return create_service_app(
+        service="scoring", settings=settings, routers=[api.router], setup=setup
+    )

@@ -1,0 +1,266 @@
+"""scoring.yaml: weights, normalisation, neutral values, segment cut-offs and priority rules.
+
+The file is validated strictly (unknown keys, wrong types and out-of-range values are
+refused) so a typo cannot silently fall back to a default. Every key is required: the
+packaged default is the documented reference to copy from.
+"""
+
+import math
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from kizashi.contracts.scores import Priority
+from kizashi.scoring.features import FEATURE_NAMES
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+FILE_NAME = "scoring.yaml"
+PRIORITY_INPUTS = frozenset(FEATURE_NAMES) | {"cs", "op"}
+
+Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Unit = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+Points = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+
+
+class ConfigError(ValueError):
+    """scoring.yaml is unreadable or invalid; the message names the key path and the problem."""
+
+
+class _Strict(BaseModel):
+    # strict: "25" is not a number and 1 is not a version string; say so instead of coercing.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class _Weights(_Strict):
+    @model_validator(mode="after")
+    def _some_weight(self) -> "_Weights":
+        if not any(getattr(self, name) > 0 for name in type(self).model_fields):
+            raise ValueError("at least one weight must be > 0")
+        return self
+
+    # Cached: score() reads these per account, and the config never changes once loaded.
+    @cached_property
+    def by_name(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in type(self).model_fields}
+
+    @cached_property
+    def total(self) -> float:
+        return sum(self.by_name.values())
+
+
+class CsWeights(_Weights):
+    usage_health: Weight
+    usage_trend: Weight
+    active_days: Weight
+    feature_breadth: Weight
+    seat_adoption: Weight
+    nps: Weight
+    csat: Weight
+
+
+class OpWeights(_Weights):
+    upsell_intent: Weight
+    referral_intent: Weight
+    pricing_interest: Weight
+    cross_sell: Weight
+    seat_pressure: Weight
+    usage_growth: Weight
+    size_fit: Weight
+    plan_fit: Weight
+    renewal_timing: Weight
+
+
+class CsConfig(_Strict):
+    weights: CsWeights
+
+
+class OpConfig(_Strict):
+    weights: OpWeights
+
+
+class Ramp(_Strict):
+    """A linear map: ≤ low gives 0, ≥ high gives 1."""
+
+    low: Annotated[float, Field(allow_inf_nan=False)]
+    high: Annotated[float, Field(allow_inf_nan=False)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Ramp":
+        if not self.low < self.high:
+            raise ValueError("low must be < high")
+        return self
+
+    def __call__(self, value: float) -> float:
+        return min(1.0, max(0.0, (value - self.low) / (self.high - self.low)))
+
+
+class LogRamp(Ramp):
+    """Like Ramp on a log scale, for sizes that span orders of magnitude."""
+
+    low: Positive
+
+    def __call__(self, value: float) -> float:
+        if value <= self.low:
+            return 0.0
+        return min(1.0, math.log(value / self.low) / math.log(self.high / self.low))
+
+
+class Normalise(_Strict):
+    usage_target_per_seat_7d: Positive
+    usage_target_7d: Positive
+    usage_trend: Ramp
+    active_days_target_14d: Annotated[float, Field(gt=0, le=14)]
+    features_target_28d: Positive
+    seat_adoption_target: Annotated[float, Field(gt=0, le=1)]
+    high_value_visits_target_7d: Positive
+    cross_sell_clicks_target_14d: Positive
+    seat_pressure: Ramp
+    usage_growth: Ramp
+    arr: LogRamp
+    employees: LogRamp
+    plans: dict[str, Unit]
+    renewal_window_days: Ramp
+    renewal_ramp_days: Positive
+
+
+class Missing(_Strict):
+    usage_trend: Unit
+    seat_adoption: Unit
+    nps: Unit
+    csat: Unit
+    upsell_intent: Unit
+    referral_intent: Unit
+    seat_pressure: Unit
+    usage_growth: Unit
+    size_fit: Unit
+    plan_fit: Unit
+    renewal_timing: Unit
+
+
+class Surveys(_Strict):
+    half_life_days: Positive
+
+
+class Segments(_Strict):
+    cs_high: Points
+    op_high: Points
+
+
+class Condition(_Strict):
+    gte: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    lte: Annotated[float, Field(allow_inf_nan=False)] | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "Condition":
+        if self.gte is None and self.lte is None:
+            raise ValueError("needs gte or lte")
+        return self
+
+    def holds(self, value: float | None) -> bool:
+        # An unknown value matches nothing: a rule never fires on missing data.
+        if value is None:
+            return False
+        return (self.gte is None or value >= self.gte) and (self.lte is None or value <= self.lte)
+
+
+class PriorityRule(_Strict):
+    name: str | None = None
+    priority: Priority
+    when: Annotated[dict[str, Condition], Field(min_length=1)]
+
+    @field_validator("when")
+    @classmethod
+    def _known_inputs(cls, when: dict[str, Condition]) -> dict[str, Condition]:
+        unknown = sorted(set(when) - PRIORITY_INPUTS)
+        if unknown:
+            raise ValueError(f"unknown input {', '.join(unknown)} (use a feature name, cs or op)")
+        return when
+
+
+class PriorityConfig(_Strict):
+    default: Priority
+    rules: list[PriorityRule]
+
+
+class Changes(_Strict):
+    min_points: Positive
+
+
+class Sweep(_Strict):
+    recheck_hours: Positive
+
+
+class ScoringConfig(_Strict):
+    version: Annotated[str, Field(min_length=1, max_length=64)]
+    cs: CsConfig
+    op: OpConfig
+    normalise: Normalise
+    missing: Missing
+    surveys: Surveys
+    segments: Segments
+    priority: PriorityConfig
+    changes: Changes
+    sweep: Sweep
+
+
+def _problem(error: Any) -> str:
+    kind, ctx = error["type"], error.get("ctx", {})
+    if kind == "greater_than_equal":
+        return f"must be ≥ {ctx['ge']:g}"
+    if kind == "greater_than":
+        return f"must be > {ctx['gt']:g}"
+    if kind == "less_than_equal":
+        return f"must be ≤ {ctx['le']:g}"
+    if kind == "less_than":
+        return f"must be < {ctx['lt']:g}"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    if kind in ("float_type", "float_parsing", "int_type", "finite_number"):
+        return f"must be a number, got {error['input']!r}"
+    if kind == "string_type":
+        return f"must be a string, got {error['input']!r}"
+    if kind in ("dict_type", "model_type"):
+        return "must be a mapping"
+    if kind == "list_type":
+        return "must be a list"
+    if kind == "literal_error":
+        return f"must be one of {ctx['expected']}, got {error['input']!r}"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def parse_scoring_config(text: str, source: str = FILE_NAME) -> ScoringConfig:
+    """Parse and validate the text of a scoring.yaml; `source` prefixes every error."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: must be a mapping at the top level")
+    try:
+        return ScoringConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            f"{source}: {'.'.join(str(part) for part in error['loc']) or '(top)'}: "
+            f"{_problem(error)}"
+            for error in exc.errors()
+        ]
+        raise ConfigError("; ".join(problems)) from None
+
+
+def load_scoring_config(config_dir: Path | None) -> ScoringConfig:
+    """`<config_dir>/scoring.yaml` when it exists, else the packaged default."""
+    if config_dir is not None:
+        path = Path(config_dir) / FILE_NAME
+        if path.is_file():
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{path}: cannot be read: {exc}") from exc
+            return parse_scoring_config(text, FILE_NAME)
+    packaged = resources.files("kizashi.scoring").joinpath("defaults", FILE_NAME)
+    return parse_scoring_config(packaged.read_text(encoding="utf-8"), FILE_NAME)

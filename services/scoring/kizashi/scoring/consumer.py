@@ -1,0 +1,72 @@
+"""The scoring consumer: input events in, scores and `scores.changed` out.
+
+Per batch, in one transaction: claim the event ids (each applies at most once), lock the
+touched accounts, apply, score, upsert, and publish `scores.changed`. The publish is awaited
+before the commit, so a failed publish rolls the batch back and it is retried whole; a crash
+after the publish but before the commit replays a message the triggers dedupe by id.
+"""
+
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from aiokafka.structs import ConsumerRecord
+from kizashi.contracts.events import EventEnvelope, input_event_adapter
+from kizashi.contracts.topics import SCORES_CHANGED
+from kizashi.kit.db import raw_transaction
+from kizashi.kit.kafka import OutgoingRecord, PermanentRecordError, Rejected, encode
+from kizashi.scoring import store
+from kizashi.scoring.metrics import EVENTS_APPLIED, EVENTS_DUPLICATE, record_outcomes
+from kizashi.scoring.pipeline import rescore
+from kizashi.scoring.service import ScoringService
+from pydantic import ValidationError
+
+
+def decode(records: list[ConsumerRecord]) -> tuple[list[EventEnvelope], Rejected]:
+    events: list[EventEnvelope] = []
+    rejected: Rejected = []
+    for record in records:
+        try:
+            events.append(input_event_adapter.validate_json(record.value))
+        except ValidationError as error:
+            rejected.append((record, PermanentRecordError(f"schema violation: {error}")))
+        except (TypeError, ValueError) as error:
+            rejected.append((record, PermanentRecordError(f"undecodable: {error}")))
+    return events, rejected
+
+
+async def handle_events(service: ScoringService, records: list[ConsumerRecord]) -> Rejected:
+    events, rejected = decode(records)
+    # The same id twice in one batch (a client retry) counts once.
+    unique = list({event.event_id: event for event in events}.values())
+    if not unique:
+        return rejected
+    now = datetime.now(UTC)
+    async with raw_transaction(service.engine) as connection:
+        fresh = await store.claim_new_events(
+            connection, [e.event_id for e in unique], [e.account_id for e in unique]
+        )
+        EVENTS_DUPLICATE.inc(len(events) - len(fresh))
+        by_account: dict[str, list[EventEnvelope]] = defaultdict(list)
+        for event in unique:
+            if event.event_id in fresh:
+                by_account[event.account_id].append(event)
+        if not by_account:
+            return rejected
+        stored = await store.lock_accounts(connection, by_account)
+        outcomes = [
+            rescore(stored[account_id], account_events, config=service.config, now=now)
+            for account_id, account_events in by_account.items()
+        ]
+        await store.save(connection, [o.scored for o in outcomes])
+        await service.producer.send_all(
+            [
+                OutgoingRecord(SCORES_CHANGED, o.change.account_id, encode(o.change))
+                for o in outcomes
+                if o.change is not None
+            ]
+        )
+    for event in unique:
+        if event.event_id in fresh:
+            EVENTS_APPLIED.labels(event.type).inc()  # type: ignore[attr-defined]
+    record_outcomes(outcomes)
+    return rejected

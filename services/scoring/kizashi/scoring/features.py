@@ -1,0 +1,337 @@
+"""Per-account scoring state, built from input events in any order, and its named features.
+
+The state is a commutative summary (DESIGN §4): applying the same events in any order or
+batching gives the same state, up to float rounding. Event-id dedup happens upstream, so
+`apply` never sees an event twice.
+
+How each part of the state stays order-independent:
+
+| part | kept as | merge |
+|---|---|---|
+| `usage` | `[ref_ts, u7, u28]`: decayed sums at the latest usage time | rebase to max, add |
+| `days` | UTC day -> `[usage, pricing, product, support, cross_sell, opens]` | sum |
+| `user_days`, `feature_days` | key -> last UTC day seen (at most 2,000 / 200 keys) | max |
+| `surveys` | answer -> newest two `[ts, event_id, value]` | top-2 by (ts, event_id) |
+| `crm` | field -> `[ts, event_id, value]` | last writer wins by (ts, event_id) |
+| `counts` | event type -> lifetime count | sum |
+
+Decay constants are fixed here, not in scoring.yaml, because they are baked into the stored
+state; changing them needs a rebuild from the event log (docs/features.md fixes them too):
+
+| counter | mean life | half-life | reads as |
+|---|---|---|---|
+| `usage_7d` | 7 days | 4.85 days | ≈ usage quantity in the last 7 days |
+| `usage_28d` | 28 days | 19.4 days | ≈ usage quantity in the last 28 days |
+
+Day buckets, user days and feature days older than 42 days before the newest event day are
+dropped; every window read from them is at most 28 days, so nothing visible is lost.
+"""
+
+import math
+from datetime import UTC, date, datetime
+from typing import Any
+
+from kizashi.contracts.accounts import AccountFacts
+from kizashi.contracts.events import (
+    AccountUpdate,
+    EmailEngagement,
+    InputEvent,
+    ProductUsage,
+    SurveyResponse,
+    WebVisit,
+    occurred,
+)
+from pydantic import BaseModel, ConfigDict, Field
+
+DAY_S = 86_400.0
+MEAN_LIFE_7D_S = 7 * DAY_S
+MEAN_LIFE_28D_S = 28 * DAY_S
+RETENTION_DAYS = 42
+# Bounds keep the jsonb row small for huge accounts; past them the most recent keys are kept,
+# so `active_users_28d` saturates at MAX_USERS rather than growing the state without end.
+MAX_USERS = 2_000
+MAX_FEATURES = 200
+
+# Indices into a day bucket.
+USAGE, PRICING, PRODUCT, SUPPORT, CROSS_SELL, OPENS = range(6)
+_BUCKET_SIZE = 6
+CROSS_SELL_TAGS = frozenset({"cross_sell", "upsell", "new_product"})
+SURVEY_ANSWERS = ("nps", "csat", "upsell_intent", "referral_intent")
+_ATTRIBUTE_PREFIX = "attributes."
+
+# The names of docs/features.md, in its order, plus `support_visits_14d` (support load, read
+# by the priority rules).
+FEATURE_NAMES: tuple[str, ...] = (
+    "usage_7d",
+    "usage_28d",
+    "usage_trend",
+    "active_days_14d",
+    "active_days_28d",
+    "distinct_features_28d",
+    "active_users_28d",
+    "seats",
+    "seat_utilisation",
+    "pricing_visits_7d",
+    "high_value_visits_7d",
+    "cross_sell_clicks_14d",
+    "email_opens_14d",
+    "nps",
+    "nps_previous",
+    "nps_at",
+    "csat",
+    "csat_previous",
+    "csat_at",
+    "upsell_intent",
+    "upsell_intent_at",
+    "referral_intent",
+    "referral_intent_at",
+    "last_usage_at",
+    "days_since_usage",
+    "days_to_renewal",
+    "arr",
+    "employees",
+    "support_visits_14d",
+)
+
+
+def utc_day(ts: float) -> int:
+    """The UTC day number (days since the epoch) of an epoch-seconds time."""
+    return int(ts // DAY_S)
+
+
+class AccountState(BaseModel):
+    """Everything scoring remembers about one account; stored as jsonb, one row per account."""
+
+    # Not frozen and no assignment validation: `apply` mutates in place on the hot path.
+    model_config = ConfigDict(extra="forbid")
+
+    counts: dict[str, int] = Field(default_factory=dict)
+    usage: list[float] = Field(default_factory=list)
+    max_day: int | None = None
+    days: dict[int, list[int]] = Field(default_factory=dict)
+    user_days: dict[str, int] = Field(default_factory=dict)
+    feature_days: dict[str, int] = Field(default_factory=dict)
+    surveys: dict[str, list[list[Any]]] = Field(default_factory=dict)
+    crm: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> "AccountState":
+        return cls() if not data else cls.model_validate(data)
+
+    def to_json(self) -> dict:
+        return self.model_dump(mode="json")
+
+    def apply(self, event: InputEvent) -> None:
+        """Fold one input event into the state (in place; order- and batching-independent)."""
+        kind: str = event.type
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        ts = occurred(event).timestamp()
+        if isinstance(event, ProductUsage):
+            self._apply_usage(event, ts)
+        elif isinstance(event, WebVisit):
+            bucket = self._bucket(utc_day(ts))
+            if bucket is not None:
+                category = event.page_category
+                if category == "pricing":
+                    bucket[PRICING] += 1
+                elif category == "product":
+                    bucket[PRODUCT] += 1
+                elif category == "support":
+                    bucket[SUPPORT] += 1
+        elif isinstance(event, EmailEngagement):
+            bucket = self._bucket(utc_day(ts))
+            if bucket is not None:
+                if event.action == "open":
+                    bucket[OPENS] += 1
+                elif not CROSS_SELL_TAGS.isdisjoint(event.tags):
+                    bucket[CROSS_SELL] += 1
+        elif isinstance(event, SurveyResponse):
+            for answer in SURVEY_ANSWERS:
+                value = getattr(event, answer)
+                if value is not None:
+                    self._record_answer(answer, [ts, event.event_id, value])
+        elif isinstance(event, AccountUpdate):
+            for field, value in event.facts().items():
+                if field == "attributes":
+                    for key, item in value.items():
+                        self._write_crm(_ATTRIBUTE_PREFIX + key, ts, event.event_id, item)
+                else:
+                    self._write_crm(field, ts, event.event_id, value)
+
+    def _apply_usage(self, event: ProductUsage, ts: float) -> None:
+        quantity = event.quantity
+        usage = self.usage
+        if not usage:
+            usage.extend((ts, quantity, quantity))
+        elif ts > usage[0]:
+            # Rebase to the newer time so the reference is always the latest usage.
+            dt = ts - usage[0]
+            usage[0] = ts
+            usage[1] = usage[1] * math.exp(-dt / MEAN_LIFE_7D_S) + quantity
+            usage[2] = usage[2] * math.exp(-dt / MEAN_LIFE_28D_S) + quantity
+        else:
+            dt = usage[0] - ts
+            usage[1] += quantity * math.exp(-dt / MEAN_LIFE_7D_S)
+            usage[2] += quantity * math.exp(-dt / MEAN_LIFE_28D_S)
+        day = utc_day(ts)
+        bucket = self._bucket(day)
+        if bucket is None:
+            return
+        bucket[USAGE] += 1
+        if event.user_id is not None:
+            _keep_latest(self.user_days, event.user_id, day, MAX_USERS)
+        if event.feature is not None:
+            _keep_latest(self.feature_days, event.feature, day, MAX_FEATURES)
+
+    def _bucket(self, day: int) -> list[int] | None:
+        """The day's bucket, or None when the day is already past retention."""
+        if self.max_day is None or day > self.max_day:
+            self.max_day = day
+            self._prune(day - RETENTION_DAYS)
+        elif day < self.max_day - RETENTION_DAYS:
+            return None
+        bucket = self.days.get(day)
+        if bucket is None:
+            bucket = self.days[day] = [0] * _BUCKET_SIZE
+        return bucket
+
+    def _prune(self, floor: int) -> None:
+        # Pruning depends only on the newest day, which every order reaches in the end.
+        for day in [day for day in self.days if day < floor]:
+            del self.days[day]
+        for mapping in (self.user_days, self.feature_days):
+            for key in [key for key, day in mapping.items() if day < floor]:
+                del mapping[key]
+
+    def _record_answer(self, answer: str, entry: list[Any]) -> None:
+        entries = self.surveys.setdefault(answer, [])
+        entries.append(entry)
+        entries.sort(key=lambda item: (item[0], item[1]), reverse=True)
+        del entries[2:]
+
+    def _write_crm(self, field: str, ts: float, event_id: str, value: Any) -> None:
+        current = self.crm.get(field)
+        if current is None or (ts, event_id) > (current[0], current[1]):
+            self.crm[field] = [ts, event_id, value]
+
+    def facts(self, account_id: str) -> AccountFacts:
+        """The CRM facts, each field from its latest account_update (by occurred_at)."""
+        values: dict[str, Any] = {"account_id": account_id}
+        attributes: dict[str, Any] = {}
+        for field, (_, _, value) in self.crm.items():
+            if field.startswith(_ATTRIBUTE_PREFIX):
+                attributes[field[len(_ATTRIBUTE_PREFIX) :]] = value
+            else:
+                values[field] = value
+        values["attributes"] = attributes
+        return AccountFacts.model_validate(values)
+
+    def renewal_date(self) -> date | None:
+        entry = self.crm.get("renewal_date")
+        return None if entry is None else date.fromisoformat(entry[2])
+
+
+def _keep_latest(mapping: dict[str, int], key: str, day: int, cap: int) -> None:
+    """Max-merge `day` into `mapping[key]`, keeping the `cap` largest (day, key) pairs.
+
+    Keeping the top-N of a total order with a max-merge is order-independent: a key that
+    belongs in the final top-N is never evicted, and one that does not is always evicted.
+    """
+    previous = mapping.get(key)
+    if previous is None:
+        mapping[key] = day
+        if len(mapping) > cap:
+            victim = min(mapping.items(), key=lambda item: (item[1], item[0]))[0]
+            del mapping[victim]
+    elif day > previous:
+        mapping[key] = day
+
+
+def event_counts(state: AccountState) -> dict[str, int]:
+    """Lifetime count of applied events per type."""
+    return dict(state.counts)
+
+
+def _answer(state: AccountState, answer: str) -> tuple[float | None, float | None, float | None]:
+    """(latest value, previous value, latest time) of a survey answer."""
+    entries = state.surveys.get(answer)
+    if not entries:
+        return None, None, None
+    previous = float(entries[1][2]) if len(entries) > 1 else None
+    return float(entries[0][2]), previous, float(entries[0][0])
+
+
+def features_at(state: AccountState, facts: AccountFacts, now: datetime) -> dict[str, float | None]:
+    """The named features of docs/features.md as of `now` (None where unknown)."""
+    t = now.timestamp()
+    today = utc_day(t)
+    usage_7d = usage_28d = 0.0
+    last_usage_at: float | None = None
+    if state.usage:
+        ref, u7, u28 = state.usage
+        dt = t - ref
+        usage_7d = u7 * math.exp(-dt / MEAN_LIFE_7D_S)
+        usage_28d = u28 * math.exp(-dt / MEAN_LIFE_28D_S)
+        last_usage_at = ref
+    usage_trend = (usage_7d / 7.0) / (usage_28d / 28.0) if usage_28d > 0 else None
+
+    since_28, since_14, since_7 = today - 27, today - 13, today - 6
+    active_14 = active_28 = pricing = high_value = cross_sell = opens = support = 0
+    for day, bucket in state.days.items():
+        if day < since_28:
+            continue
+        if bucket[USAGE]:
+            active_28 += 1
+            if day >= since_14:
+                active_14 += 1
+        if day >= since_14:
+            cross_sell += bucket[CROSS_SELL]
+            opens += bucket[OPENS]
+            support += bucket[SUPPORT]
+            if day >= since_7:
+                pricing += bucket[PRICING]
+                high_value += bucket[PRICING] + bucket[PRODUCT]
+    users = sum(1 for day in state.user_days.values() if day >= since_28)
+    distinct_features = sum(1 for day in state.feature_days.values() if day >= since_28)
+
+    seats = facts.seats
+    nps, nps_previous, nps_at = _answer(state, "nps")
+    csat, csat_previous, csat_at = _answer(state, "csat")
+    upsell, _, upsell_at = _answer(state, "upsell_intent")
+    referral, _, referral_at = _answer(state, "referral_intent")
+    days_to_renewal = None
+    if facts.renewal_date is not None:
+        days_to_renewal = float((facts.renewal_date - now.astimezone(UTC).date()).days)
+    return {
+        "usage_7d": usage_7d,
+        "usage_28d": usage_28d,
+        "usage_trend": usage_trend,
+        "active_days_14d": float(active_14),
+        "active_days_28d": float(active_28),
+        "distinct_features_28d": float(distinct_features),
+        "active_users_28d": float(users),
+        "seats": None if seats is None else float(seats),
+        "seat_utilisation": users / seats if seats else None,
+        "pricing_visits_7d": float(pricing),
+        "high_value_visits_7d": float(high_value),
+        "cross_sell_clicks_14d": float(cross_sell),
+        "email_opens_14d": float(opens),
+        "nps": nps,
+        "nps_previous": nps_previous,
+        "nps_at": nps_at,
+        "csat": csat,
+        "csat_previous": csat_previous,
+        "csat_at": csat_at,
+        "upsell_intent": upsell,
+        "upsell_intent_at": upsell_at,
+        "referral_intent": referral,
+        "referral_intent_at": referral_at,
+        "last_usage_at": last_usage_at,
+        "days_since_usage": None
+        if last_usage_at is None
+        else max(0.0, (t - last_usage_at) / DAY_S),
+        "days_to_renewal": days_to_renewal,
+        "arr": facts.arr,
+        "employees": None if facts.employees is None else float(facts.employees),
+        "support_visits_14d": float(support),
+    }

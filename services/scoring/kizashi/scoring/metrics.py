@@ -1,0 +1,38 @@
+from collections.abc import Sequence
+
+from prometheus_client import Counter
+
+EVENTS_APPLIED = Counter(
+    "kizashi_scoring_events_applied_total", "Input events applied to account state", ["type"]
+)
+EVENTS_DUPLICATE = Counter(
+    "kizashi_scoring_events_duplicate_total",
+    "Input events skipped because their event_id was already applied",
+)
+SCORE_UPDATES = Counter(
+    "kizashi_scoring_score_updates_total",
+    "Account scores recomputed, by cause (events, sweep, rescore)",
+    ["cause"],
+)
+SCORES_CHANGED_EMITTED = Counter(
+    "kizashi_scoring_scores_changed_total",
+    "scores.changed messages published (a meaningful move)",
+    ["cause"],
+)
+SEGMENT_TRANSITIONS = Counter(
+    "kizashi_scoring_segment_transitions_total",
+    "Accounts moving between segments",
+    ["from_segment", "to_segment"],
+)
+
+
+def record_outcomes(outcomes: Sequence, cause: str = "events") -> None:
+    SCORE_UPDATES.labels(cause).inc(len(outcomes))
+    for outcome in outcomes:
+        change = outcome.change
+        if change is None:
+            continue
+        SCORES_CHANGED_EMITTED.labels(cause).inc()
+        before = change.before.segment if change.before else "none"
+        if before != change.after.segment:
+            SEGMENT_TRANSITIONS.labels(before, change.after.segment).inc()

@@ -1,0 +1,56 @@
+"""The scoring service's tables. It alone writes them; other services may read."""
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    Index,
+    MetaData,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("account_id", Text, primary_key=True),
+    # CRM facts as last set by account_update events (a copy of what `state` holds, for reads).
+    Column("facts", JSONB, nullable=False, server_default="{}"),
+    # The order-independent feature state (see kizashi.scoring.features).
+    Column("state", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+scores = Table(
+    "scores",
+    metadata,
+    Column("account_id", Text, primary_key=True),
+    Column("cs", Float, nullable=False),
+    Column("op", Float, nullable=False),
+    Column("segment", Text, nullable=False),
+    Column("priority", Text, nullable=False),
+    Column("breakdown", JSONB, nullable=False),
+    Column("features", JSONB, nullable=False),
+    Column("config_version", Text, nullable=False),
+    Column("computed_at", DateTime(timezone=True), nullable=False),
+    # When time alone (decay, a window edge, the calendar) can next move this account's scores.
+    Column("next_check_at", DateTime(timezone=True), nullable=True),
+    Index("scores_next_check_at", "next_check_at"),
+    Index("scores_segment_cs", "segment", "cs", "account_id"),
+    Index("scores_segment_op", "segment", "op", "account_id"),
+)
+
+processed_events = Table(
+    "processed_events",
+    metadata,
+    # The idempotency key: an event id is applied at most once, in its effect's transaction.
+    Column("event_id", Text, primary_key=True),
+    Column("account_id", Text, nullable=False),
+    Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("processed_events_applied_at", "applied_at"),
+)

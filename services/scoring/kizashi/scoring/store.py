@@ -1,0 +1,144 @@
+"""Set-based reads and writes of the scoring tables: one statement per batch, never one per
+event. Keys are sorted before locking so that concurrent batches cannot deadlock."""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+import orjson
+
+
+@dataclass
+class StoredAccount:
+    account_id: str
+    state: dict | None
+    scores: dict | None  # cs, op, segment, priority, features
+
+
+async def claim_new_events(
+    connection: asyncpg.Connection, event_ids: Sequence[str], account_ids: Sequence[str]
+) -> set[str]:
+    """Record event ids as applied; return the ones that were not applied before."""
+    rows = await connection.fetch(
+        """
+        INSERT INTO processed_events (event_id, account_id)
+        SELECT * FROM unnest($1::text[], $2::text[])
+        ON CONFLICT (event_id) DO NOTHING
+        RETURNING event_id
+        """,
+        list(event_ids),
+        list(account_ids),
+    )
+    return {row["event_id"] for row in rows}
+
+
+async def lock_accounts(
+    connection: asyncpg.Connection, account_ids: Iterable[str]
+) -> dict[str, StoredAccount]:
+    ids = sorted(set(account_ids))
+    rows = await connection.fetch(
+        """
+        SELECT a.account_id, a.state::text AS state,
+               s.cs, s.op, s.segment, s.priority, s.features::text AS features
+        FROM accounts a LEFT JOIN scores s USING (account_id)
+        WHERE a.account_id = ANY($1::text[])
+        ORDER BY a.account_id
+        FOR UPDATE OF a
+        """,
+        ids,
+    )
+    found = {
+        row["account_id"]: StoredAccount(
+            row["account_id"],
+            orjson.loads(row["state"]),
+            None
+            if row["cs"] is None
+            else {
+                "cs": row["cs"],
+                "op": row["op"],
+                "segment": row["segment"],
+                "priority": row["priority"],
+                "features": orjson.loads(row["features"]),
+            },
+        )
+        for row in rows
+    }
+    return {i: found.get(i) or StoredAccount(i, None, None) for i in ids}
+
+
+@dataclass
+class ScoredAccount:
+    account_id: str
+    facts: dict
+    state: dict
+    cs: float
+    op: float
+    segment: str
+    priority: str
+    breakdown: list[dict]
+    features: dict
+    config_version: str
+    computed_at: datetime
+    next_check_at: datetime | None
+
+
+async def save(connection: asyncpg.Connection, scored: Sequence[ScoredAccount]) -> None:
+    if not scored:
+        return
+    scored = sorted(scored, key=lambda s: s.account_id)
+    ids = [s.account_id for s in scored]
+    await connection.execute(
+        """
+        INSERT INTO accounts (account_id, facts, state, updated_at)
+        SELECT id, facts::jsonb, state::jsonb, now()
+        FROM unnest($1::text[], $2::text[], $3::text[]) AS u(id, facts, state)
+        ON CONFLICT (account_id) DO UPDATE
+        SET facts = EXCLUDED.facts, state = EXCLUDED.state, updated_at = now()
+        """,
+        ids,
+        [orjson.dumps(s.facts).decode() for s in scored],
+        [orjson.dumps(s.state).decode() for s in scored],
+    )
+    await connection.execute(
+        """
+        INSERT INTO scores (account_id, cs, op, segment, priority, breakdown, features,
+                            config_version, computed_at, next_check_at)
+        SELECT id, cs, op, segment, priority, breakdown::jsonb, features::jsonb,
+               version, computed_at, next_check_at
+        FROM unnest($1::text[], $2::float8[], $3::float8[], $4::text[], $5::text[], $6::text[],
+                    $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[])
+             AS u(id, cs, op, segment, priority, breakdown, features, version, computed_at,
+                  next_check_at)
+        ON CONFLICT (account_id) DO UPDATE
+        SET cs = EXCLUDED.cs, op = EXCLUDED.op, segment = EXCLUDED.segment,
+            priority = EXCLUDED.priority, breakdown = EXCLUDED.breakdown,
+            features = EXCLUDED.features, config_version = EXCLUDED.config_version,
+            computed_at = EXCLUDED.computed_at, next_check_at = EXCLUDED.next_check_at
+        """,
+        ids,
+        [s.cs for s in scored],
+        [s.op for s in scored],
+        [s.segment for s in scored],
+        [s.priority for s in scored],
+        [orjson.dumps(s.breakdown).decode() for s in scored],
+        [orjson.dumps(s.features).decode() for s in scored],
+        [s.config_version for s in scored],
+        [s.computed_at for s in scored],
+        [s.next_check_at for s in scored],
+    )
+
+
+async def due_for_check(connection: asyncpg.Connection, now: datetime, limit: int) -> list[str]:
+    """Accounts whose scores time alone may have moved; idle, settled accounts are not read."""
+    rows = await connection.fetch(
+        """
+        SELECT account_id FROM scores
+        WHERE next_check_at <= $1
+        ORDER BY next_check_at
+        LIMIT $2
+        """,
+        now,
+        limit,
+    )
+    return [row["account_id"] for row in rows]

@@ -1,0 +1,59 @@
+"""The periodic re-evaluation: time alone lowers scores (decay, silence, the renewal calendar).
+
+It reads only the accounts whose `next_check_at` has come, so its cost follows the accounts
+whose scores can have moved, not the number of idle ones. `kizashi rescore` reuses it to
+recompute everything after a config change.
+"""
+
+from datetime import UTC, datetime
+
+from kizashi.contracts.topics import SCORES_CHANGED
+from kizashi.kit.db import raw_transaction, retry_transient
+from kizashi.kit.kafka import OutgoingRecord, encode
+from kizashi.scoring import store
+from kizashi.scoring.metrics import record_outcomes
+from kizashi.scoring.pipeline import rescore
+from kizashi.scoring.service import ScoringService
+
+SWEEP_BATCH = 500
+# Bounds one sweep's work; whatever is left is due again at the next interval.
+MAX_SWEEP_BATCHES = 40
+
+
+async def rescore_accounts(
+    service: ScoringService, account_ids: list[str], *, cause: str, now: datetime
+) -> int:
+    async def attempt() -> int:
+        async with raw_transaction(service.engine) as connection:
+            stored = await store.lock_accounts(connection, account_ids)
+            outcomes = [
+                rescore(s, (), config=service.config, now=now, cause=cause)
+                for s in stored.values()
+                if s.state is not None
+            ]
+            await store.save(connection, [o.scored for o in outcomes])
+            await service.producer.send_all(
+                [
+                    OutgoingRecord(SCORES_CHANGED, o.change.account_id, encode(o.change))
+                    for o in outcomes
+                    if o.change is not None
+                ]
+            )
+        record_outcomes(outcomes, cause)
+        return len(outcomes)
+
+    return await retry_transient(attempt)
+
+
+async def sweep_once(service: ScoringService, now: datetime | None = None) -> int:
+    """Re-score every account that is due, a batch at a time; returns how many."""
+    now = now or datetime.now(UTC)
+    total = 0
+    for _ in range(MAX_SWEEP_BATCHES):
+        async with raw_transaction(service.engine) as connection:
+            due = await store.due_for_check(connection, now, SWEEP_BATCH)
+        if due:
+            total += await rescore_accounts(service, due, cause="sweep", now=now)
+        if len(due) < SWEEP_BATCH:
+            break
+    return total

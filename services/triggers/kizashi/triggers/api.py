@@ -1,0 +1,162 @@
+"""The signals API: list, read, and move signals through their lifecycle; the rules in force."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from kizashi.contracts.signals import SignalKind
+from kizashi.kit.auth import ApiCaller
+from kizashi.kit.db import raw_transaction
+from kizashi.triggers.lifecycle import InvalidTransition, NotFound, apply_action
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
+
+router = APIRouter(prefix="/v1", tags=["signals"])
+
+SignalStatus = Annotated[str, Query(pattern="^(open|acknowledged|snoozed|resolved)$")]
+
+
+class SignalView(BaseModel):
+    signal_id: str
+    account_id: str
+    kind: SignalKind
+    rule: str
+    priority: str
+    status: str
+    snoozed_until: datetime | None
+    fired_at: datetime
+    status_changed_at: datetime | None
+    status_changed_by: str | None
+    reasons: list[str]
+    suggested_play: str
+    signal: dict[str, Any]
+
+
+class ActionBody(BaseModel):
+    by: str | None = Field(default=None, max_length=256, description="who acts (e.g. an email)")
+
+
+class SnoozeBody(ActionBody):
+    until: AwareDatetime | None = None
+    hours: float | None = Field(default=None, gt=0, le=24 * 90)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "SnoozeBody":
+        if (self.until is None) == (self.hours is None):
+            raise ValueError("give exactly one of 'until' or 'hours'")
+        return self
+
+    def deadline(self, now: datetime) -> datetime:
+        until = self.until or now + timedelta(hours=self.hours or 0)
+        if until <= now:
+            raise ValueError("'until' must be in the future")
+        return until
+
+
+def _view(row: Any) -> SignalView:
+    payload = orjson.loads(row["payload"])
+    return SignalView(
+        signal_id=row["signal_id"],
+        account_id=row["account_id"],
+        kind=row["kind"],
+        rule=row["rule"],
+        priority=row["priority"],
+        status=row["status"],
+        snoozed_until=row["snoozed_until"],
+        fired_at=row["fired_at"],
+        status_changed_at=row["status_changed_at"],
+        status_changed_by=row["status_changed_by"],
+        reasons=payload.get("reasons", []),
+        suggested_play=payload.get("suggested_play", ""),
+        signal=payload,
+    )
+
+
+_COLUMNS = """signal_id, account_id, kind, rule, priority, status, snoozed_until, fired_at,
+              status_changed_at, status_changed_by, payload::text AS payload"""
+
+
+@router.get("/signals", response_model=list[SignalView])
+async def list_signals(
+    request: Request,
+    _: ApiCaller,
+    status_: Annotated[SignalStatus | None, Query(alias="status")] = None,
+    kind: SignalKind | None = None,
+    account_id: Annotated[str | None, Query(max_length=128)] = None,
+    rule: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[SignalView]:
+    async with raw_transaction(request.app.state.service.engine) as connection:
+        rows = await connection.fetch(
+            f"""
+            SELECT {_COLUMNS} FROM signals
+            WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR kind = $2)
+              AND ($3::text IS NULL OR account_id = $3) AND ($4::text IS NULL OR rule = $4)
+            ORDER BY fired_at DESC, signal_id LIMIT $5
+            """,  # noqa: S608 - _COLUMNS is a constant
+            status_,
+            kind,
+            account_id,
+            rule,
+            limit,
+        )
+    return [_view(row) for row in rows]
+
+
+@router.get("/signals/{signal_id}", response_model=SignalView)
+async def get_signal(signal_id: str, request: Request, _: ApiCaller) -> SignalView:
+    async with raw_transaction(request.app.state.service.engine) as connection:
+        row = await connection.fetchrow(
+            f"SELECT {_COLUMNS} FROM signals WHERE signal_id = $1",  # noqa: S608
+            signal_id,
+        )
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no signal {signal_id!r}")
+    return _view(row)
+
+
+async def act(
+    request: Request, signal_id: str, action: str, actor: str, until: datetime | None = None
+) -> dict:
+    try:
+        async with raw_transaction(request.app.state.service.engine) as connection:
+            return await apply_action(
+                connection,
+                signal_id=signal_id,
+                action=action,
+                actor=actor,
+                now=datetime.now(UTC),
+                until=until,
+            )
+    except NotFound as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no signal {signal_id!r}") from error
+    except InvalidTransition as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from error
+
+
+@router.post("/signals/{signal_id}/ack")
+async def acknowledge(
+    signal_id: str, request: Request, caller: ApiCaller, body: ActionBody | None = None
+) -> dict:
+    return await act(request, signal_id, "ack", (body and body.by) or caller)
+
+
+@router.post("/signals/{signal_id}/snooze")
+async def snooze(signal_id: str, body: SnoozeBody, request: Request, caller: ApiCaller) -> dict:
+    try:
+        until = body.deadline(datetime.now(UTC))
+    except ValueError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from error
+    return await act(request, signal_id, "snooze", body.by or caller, until)
+
+
+@router.post("/signals/{signal_id}/resolve")
+async def resolve(
+    signal_id: str, request: Request, caller: ApiCaller, body: ActionBody | None = None
+) -> dict:
+    return await act(request, signal_id, "resolve", (body and body.by) or caller)
+
+
+@router.get("/rules")
+async def rules_in_force(request: Request, _: ApiCaller) -> Any:
+    return request.app.state.service.rules.describe()

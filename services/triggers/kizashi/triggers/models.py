@@ -1,0 +1,78 @@
+"""The triggers service's tables. It alone writes them."""
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+signals = Table(
+    "signals",
+    metadata,
+    # Deterministic from (account, rule, episode): a replay upserts the same row.
+    Column("signal_id", Text, primary_key=True),
+    Column("account_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("rule", Text, nullable=False),
+    Column("priority", Text, nullable=False),
+    Column("episode", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default="open"),
+    Column("snoozed_until", DateTime(timezone=True), nullable=True),
+    Column("fired_at", DateTime(timezone=True), nullable=False),
+    Column("status_changed_at", DateTime(timezone=True), nullable=True),
+    Column("status_changed_by", Text, nullable=True),
+    # The whole signal as emitted: reasons, suggested play, account and score snapshots.
+    Column("payload", JSONB, nullable=False),
+    Index("signals_account_fired", "account_id", "fired_at"),
+    Index("signals_status", "status", "fired_at"),
+)
+
+signal_actions = Table(
+    "signal_actions",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("signal_id", Text, nullable=False, index=True),
+    Column("action", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("detail", JSONB, nullable=True),
+)
+
+rule_states = Table(
+    "rule_states",
+    metadata,
+    Column("account_id", Text, primary_key=True),
+    Column("rule", Text, primary_key=True),
+    Column("armed", Boolean, nullable=False, server_default="true"),
+    Column("episode", Integer, nullable=False, server_default="0"),
+    Column("last_fired_at", DateTime(timezone=True), nullable=True),
+    Column("condition_since", DateTime(timezone=True), nullable=True),
+    Column("cleared_since", DateTime(timezone=True), nullable=True),
+    Column("last_value", Float, nullable=True),
+)
+
+trigger_accounts = Table(
+    "trigger_accounts",
+    metadata,
+    Column("account_id", Text, primary_key=True),
+    # The latest scores.changed seen for the account: what the periodic sweep evaluates.
+    Column("latest", JSONB, nullable=False),
+    # Recent (time, cs) points, for health_drop.
+    Column("cs_history", JSONB, nullable=False, server_default="[]"),
+    Column("fired_day", Date, nullable=True),
+    Column("fired_today", Integer, nullable=False, server_default="0"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

@@ -1,0 +1,175 @@
+"""A real local HTTP server standing in for Slack's incoming webhooks.
+
+It records every request and answers 200 "ok" unless a path was told otherwise::
+
+    async with recording_webhook_server() as hooks:
+        hooks.respond_with("/hook", [429, 500, Reply(404, "no_team")])
+        url = hooks.url("/hook")
+        ...
+        await hooks.wait_for(3, timeout=5)
+
+HTTP/1.1 with keep-alive and Content-Length bodies only: what httpx sends, nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+# What Slack answers with each status (its real body texts).
+SLACK_BODIES = {
+    200: "ok",
+    400: "invalid_payload",
+    403: "action_prohibited",
+    404: "no_service",
+    410: "channel_is_archived",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 410: "Gone"}
+REASONS |= {429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int = 200
+    body: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    # Seconds to wait before answering, to make a client time out.
+    delay: float = 0.0
+
+    def resolved(self) -> Reply:
+        headers = dict(self.headers)
+        if self.status == 429:
+            headers.setdefault("Retry-After", "1")
+        body = self.body if self.body is not None else SLACK_BODIES.get(self.status, "")
+        return Reply(self.status, body, headers, self.delay)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    json: Any
+    status: int
+    at: float
+
+    def __getitem__(self, key: str) -> Any:
+        # Lets a test read `requests[0]["blocks"]` as if it were the JSON body.
+        return self.json[key]
+
+
+class RecordingWebhookServer:
+    def __init__(self) -> None:
+        self.requests: list[RecordedRequest] = []
+        self._replies: dict[str, list[Reply]] = {}
+        self._changed = asyncio.Condition()
+        self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+        self.host = "127.0.0.1"
+        self.port = 0
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    def respond_with(self, path: str, replies: Iterable[int | Reply]) -> None:
+        """Answer the next requests to `path` with these, in order; then 200 again."""
+        queue = self._replies.setdefault(path, [])
+        queue.extend(r if isinstance(r, Reply) else Reply(r) for r in replies)
+
+    def requests_to(self, path: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path == path]
+
+    # The explicit timeout is the agreed API: callers wait for N requests, never forever.
+    async def wait_for(self, count: int, timeout: float = 5.0) -> list[RecordedRequest]:  # noqa: ASYNC109
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: len(self.requests) >= count)
+        return self.requests
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self.host, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            # Keep-alive connections (and delayed replies) outlive close(); end their handlers.
+            for task in list(self._handlers):
+                task.cancel()
+            await asyncio.gather(*self._handlers, return_exceptions=True)
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            await self._handle(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            pass
+        except asyncio.CancelledError:
+            # Only stop() cancels handlers; finishing quietly keeps asyncio from logging it.
+            pass
+        finally:
+            self._handlers.discard(task)
+            writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            request_line = await reader.readline()
+            if not request_line.strip():
+                break
+            method, target, _version = request_line.decode("latin-1").split(" ", 2)
+            headers: dict[str, str] = {}
+            while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                headers[name.strip().lower()] = value.strip()
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            queue = self._replies.get(target)
+            reply = (queue.pop(0) if queue else Reply()).resolved()
+            await self._record(method, target, headers, body, reply.status)
+            if reply.delay:
+                await asyncio.sleep(reply.delay)
+            writer.write(_response(reply))
+            await writer.drain()
+            if headers.get("connection", "").lower() == "close":
+                break
+
+    async def _record(
+        self, method: str, path: str, headers: dict[str, str], body: bytes, status: int
+    ) -> None:
+        try:
+            parsed = json.loads(body) if body else None
+        except ValueError:
+            parsed = None
+        record = RecordedRequest(method, path, headers, body, parsed, status, time.monotonic())
+        async with self._changed:
+            self.requests.append(record)
+            self._changed.notify_all()
+
+
+def _response(reply: Reply) -> bytes:
+    body = (reply.body or "").encode()
+    lines = [f"HTTP/1.1 {reply.status} {REASONS.get(reply.status, 'Status')}"]
+    headers = {"Content-Type": "text/plain; charset=utf-8", "Content-Length": str(len(body))}
+    headers |= reply.headers
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+@contextlib.asynccontextmanager
+async def recording_webhook_server() -> AsyncIterator[RecordingWebhookServer]:
+    server = RecordingWebhookServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

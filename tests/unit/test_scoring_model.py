@@ -1,0 +1,216 @@
+"""CS and OP: orderings, breakdowns, neutral missing data, segments, priority and drift checks."""
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from kizashi.contracts.events import input_event_adapter
+from kizashi.contracts.scores import ScoreSnapshot
+from kizashi.scoring.config import load_scoring_config
+from kizashi.scoring.features import AccountState, features_at
+from kizashi.scoring.model import (
+    ScoreResult,
+    meaningful_change,
+    next_drift_check,
+    priority_of,
+    score,
+    segment_of,
+)
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+CONFIG = load_scoring_config(None)
+_ids = iter(range(10**9))
+
+
+def event(kind: str, at: datetime, **fields: Any):
+    body = {
+        "type": kind,
+        "account_id": "acme",
+        "event_id": f"e{next(_ids):06d}",
+        "occurred_at": at.isoformat(),
+        **fields,
+    }
+    return input_event_adapter.validate_python(body)
+
+
+def state_of(*events: Any) -> AccountState:
+    state = AccountState()
+    for item in events:
+        state.apply(item)
+    return state
+
+
+def scored(state: AccountState, now: datetime = NOW) -> ScoreResult:
+    facts = state.facts("acme")
+    return score(features_at(state, facts, now), facts, CONFIG, now)
+
+
+def heavy_use(days: int = 28) -> list:
+    return [
+        event(
+            "product_usage",
+            NOW - timedelta(days=d, hours=h),
+            action="feature_used",
+            user_id=f"u{(d + h) % 9}",
+            feature=f"f{h % 6}",
+        )
+        for d in range(days)
+        for h in range(0, 24, 3)
+    ]
+
+
+def crm(**fields: Any):
+    return event("account_update", NOW - timedelta(days=60), **fields)
+
+
+def component(result: ScoreResult, name: str):
+    return next(line for line in result.breakdown if line.component == name)
+
+
+def test_heavy_use_and_a_promoter_beat_silence_and_a_detractor() -> None:
+    seats = crm(seats=10)
+    happy = scored(
+        state_of(
+            seats,
+            *heavy_use(),
+            event("survey_response", NOW - timedelta(days=2), survey_id="s", nps=9),
+        )
+    )
+    unhappy = scored(
+        state_of(seats, event("survey_response", NOW - timedelta(days=2), survey_id="s", nps=2))
+    )
+    assert happy.snapshot.cs > 80 > 30 > unhappy.snapshot.cs
+    assert component(happy, "nps").explanation == "NPS 9 (promoter) on 2026-11-18"
+    assert component(unhappy, "nps").explanation == "NPS 2 (detractor) on 2026-11-18"
+
+
+def test_stated_intent_and_buying_behaviour_raise_op() -> None:
+    signals = [
+        event("survey_response", NOW - timedelta(days=3), survey_id="s", upsell_intent=9),
+        *(
+            event("web_visit", NOW - timedelta(days=d), url="https://x.io/pricing")
+            for d in (1, 2, 3)
+        ),
+        *(
+            event(
+                "email_engagement",
+                NOW - timedelta(days=d),
+                action="click",
+                campaign_id="c",
+                tags=["cross_sell"],
+            )
+            for d in (1, 5)
+        ),
+    ]
+    keen, quiet = scored(state_of(*signals)), scored(state_of())
+    assert keen.snapshot.op >= quiet.snapshot.op + 30
+    assert component(keen, "pricing_interest").explanation == (
+        "3 pricing visits and 0 product-page visits in the last 7 days"
+    )
+    assert component(keen, "cross_sell").raw == 2
+    assert component(keen, "upsell_intent").explanation == "Stated upsell intent 9/10 on 2026-11-17"
+
+
+def test_breakdown_lines_add_up_to_the_scores() -> None:
+    result = scored(
+        state_of(
+            crm(seats=12, arr=80_000, plan="starter", renewal_date="2027-02-28"), *heavy_use(10)
+        )
+    )
+    cs_lines = [line for line in result.breakdown if line.index == "cs"]
+    op_lines = [line for line in result.breakdown if line.index == "op"]
+    assert {line.component for line in cs_lines} == set(CONFIG.cs.weights.by_name)
+    assert {line.component for line in op_lines} == set(CONFIG.op.weights.by_name)
+    assert sum(line.points for line in cs_lines) == pytest.approx(result.snapshot.cs, abs=0.05)
+    assert sum(line.points for line in op_lines) == pytest.approx(result.snapshot.op, abs=0.05)
+    for line in result.breakdown:
+        assert line.explanation[:1].isupper() or line.explanation[:1].isdigit()
+        assert line.weight == CONFIG.model_dump()[line.index]["weights"][line.component]
+    assert component(result, "active_days").explanation == (
+        # Ten days back from noon, in 3-hour steps up to 21 h, touches 11 UTC days.
+        "11 active days in the last 14, 11 in the last 28"
+    )
+    assert component(result, "renewal_timing").raw == (date(2027, 2, 28) - NOW.date()).days
+    assert component(result, "renewal_timing").points == pytest.approx(10.0)
+
+
+def test_missing_survey_is_neutral_not_punishing() -> None:
+    def nps_points(*events: Any) -> float:
+        return component(scored(state_of(*events)), "nps").points
+
+    asked = event("survey_response", NOW, survey_id="s", nps=5)
+    assert nps_points() == pytest.approx(nps_points(asked)) == pytest.approx(6.0)
+    assert nps_points() > nps_points(event("survey_response", NOW, survey_id="s", nps=0))
+    assert component(scored(state_of()), "nps").explanation.startswith("No NPS answer yet")
+
+
+def test_old_survey_answers_fade_towards_neutral() -> None:
+    fresh = scored(state_of(event("survey_response", NOW, survey_id="s", nps=10)))
+    old = scored(
+        state_of(event("survey_response", NOW - timedelta(days=180), survey_id="s", nps=10))
+    )
+    assert component(fresh, "nps").points == pytest.approx(12.0)
+    assert component(old, "nps").points == pytest.approx(9.0)
+
+
+def test_silence_lowers_cs_with_no_new_event() -> None:
+    state = state_of(crm(seats=10), *heavy_use(14))
+    now, later = scored(state), scored(state, NOW + timedelta(days=30))
+    assert later.snapshot.cs < now.snapshot.cs - 40
+    assert component(later, "active_days").raw == 0
+
+
+def test_segments() -> None:
+    high_cs, high_op = CONFIG.segments.cs_high, CONFIG.segments.op_high
+    assert segment_of(high_cs, high_op, CONFIG) == "expand"
+    assert segment_of(high_cs - 0.01, high_op, CONFIG) == "recover"
+    assert segment_of(high_cs, high_op - 0.01, CONFIG) == "nurture"
+    assert segment_of(0, 0, CONFIG) == "at_risk"
+
+
+def test_priority_follows_value_growth_interest_and_support_load() -> None:
+    base: dict[str, float | None] = {"arr": None, "usage_trend": None, "support_visits_14d": 0}
+    assert priority_of(base, 50, 20, CONFIG) == "low"
+    assert priority_of({**base, "arr": 200_000}, 50, 60, CONFIG) == "high"
+    assert priority_of({**base, "arr": 200_000}, 50, 20, CONFIG) == "medium"
+    assert priority_of({**base, "arr": 40_000, "usage_trend": 1.8}, 50, 20, CONFIG) == "high"
+    assert priority_of({**base, "support_visits_14d": 6}, 50, 20, CONFIG) == "medium"
+    assert priority_of(base, 50, 70, CONFIG) == "medium"
+
+
+def test_meaningful_change() -> None:
+    snap = ScoreSnapshot(cs=50, op=40, segment="at_risk", priority="low")
+    assert meaningful_change(None, snap, CONFIG)
+    assert not meaningful_change(snap, snap.model_copy(update={"cs": 50.99}), CONFIG)
+    assert meaningful_change(snap, snap.model_copy(update={"cs": 51.0}), CONFIG)
+    assert meaningful_change(snap, snap.model_copy(update={"op": 38.9}), CONFIG)
+    assert meaningful_change(snap, snap.model_copy(update={"priority": "medium"}), CONFIG)
+    assert meaningful_change(snap, snap.model_copy(update={"segment": "recover"}), CONFIG)
+
+
+def test_no_time_dependent_input_means_no_drift_check() -> None:
+    assert next_drift_check(AccountState(), NOW, CONFIG) is None
+    assert next_drift_check(state_of(crm(arr=5000, plan="pro")), NOW, CONFIG) is None
+    # Usage long ago has decayed away and left every window.
+    ancient = state_of(event("product_usage", NOW - timedelta(days=400), action="login"))
+    assert next_drift_check(ancient, NOW, CONFIG) is None
+    # A neutral answer has nothing to fade.
+    neutral = state_of(event("survey_response", NOW, survey_id="s", nps=5))
+    assert next_drift_check(neutral, NOW, CONFIG) is None
+
+
+def test_drift_checks_follow_decay_windows_and_the_renewal_calendar() -> None:
+    recent = state_of(event("product_usage", NOW - timedelta(hours=1), action="login"))
+    assert next_drift_check(recent, NOW, CONFIG) == NOW + timedelta(hours=6)
+    # Only window edges left: the next UTC midnight.
+    visit = state_of(event("web_visit", NOW - timedelta(days=3), url="https://x.io/pricing"))
+    assert next_drift_check(visit, NOW, CONFIG) == datetime(2026, 11, 21, tzinfo=UTC)
+    # Renewal far away: the day it enters the timing ramp (120 + 30 days before).
+    far = state_of(crm(renewal_date="2027-11-20"))
+    assert next_drift_check(far, NOW, CONFIG) == datetime(2027, 6, 23, tzinfo=UTC)
+    near = state_of(crm(renewal_date="2027-01-20"))
+    assert next_drift_check(near, NOW, CONFIG) == datetime(2026, 11, 21, tzinfo=UTC)
+    past = state_of(crm(renewal_date="2026-10-01"))
+    assert next_drift_check(past, NOW, CONFIG) is None
+    promoter = state_of(event("survey_response", NOW, survey_id="s", nps=10))
+    assert next_drift_check(promoter, NOW, CONFIG) == NOW + timedelta(hours=6)
