@@ -1,11 +1,17 @@
-"""Session-wide real servers: one PostgreSQL database and one broker for the whole run."""
+"""Session-wide real servers, each started only when a test asks for it: one PostgreSQL
+database and one broker for the whole run, a recording Slack webhook and SMTP server, and a
+whole stack under `kizashi up` (fixture `stack`)."""
 
+import asyncio
 import warnings
 from pathlib import Path
 
 import pytest
 
 from tests.support import infra
+from tests.support.smtp_server import RecordingSmtpServer
+from tests.support.stack import start_stack
+from tests.support.webhook_server import RecordingWebhookServer
 
 warnings.filterwarnings("ignore", module="platformdirs")
 
@@ -30,3 +36,35 @@ def kafka_broker(workdir: Path):
 @pytest.fixture(scope="session")
 def bootstrap_servers(kafka_broker) -> str:
     return kafka_broker if isinstance(kafka_broker, str) else kafka_broker.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+async def webhook():
+    server = RecordingWebhookServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="session")
+async def smtp():
+    server = RecordingSmtpServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="session")
+async def stack(workdir, database_url, bootstrap_servers, webhook, smtp):
+    """The four services under `kizashi up`, on the session's PostgreSQL and broker."""
+    running = await asyncio.to_thread(
+        start_stack,
+        workdir,
+        database_url=database_url,
+        bootstrap_servers=bootstrap_servers,
+        slack_webhook_url=webhook.url("/slack"),
+        smtp_url=smtp.url,
+    )
+    yield running
+    code = await asyncio.to_thread(running.stop)
+    assert code == 0, f"kizashi up exited with {code}:\n{running.log()}"

@@ -5,21 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import sys
 import time
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from kizashi.contracts.signals import signal_adapter
-from kizashi.notifier.render import RenderedEmail, render_email
-from kizashi.notifier.signing import (
+from kizashi.kit.signing import (
     ExpiredActionToken,
     InvalidActionToken,
     sign_action,
     verify_action,
 )
+from kizashi.notifier.render import RenderedEmail, render_email
 from kizashi.notifier.transport import (
     RetryPolicy,
     SendResult,
@@ -30,15 +28,8 @@ from kizashi.notifier.transport import (
     parse_retry_after,
     send_with_retries,
 )
-
-# `tests.support` lives under the repository root, which pytest does not put on sys.path
-# (pyproject sets no `pythonpath`); this is a no-op once something else does.
-ROOT = str(Path(__file__).resolve().parents[2])
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-from tests.support.smtp_server import recording_smtp_server  # noqa: E402
-from tests.support.webhook_server import Reply, recording_webhook_server  # noqa: E402
+from tests.support.smtp_server import recording_smtp_server
+from tests.support.webhook_server import Reply, recording_webhook_server
 
 SECTION = {"type": "section", "text": {"type": "mrkdwn", "text": "hi"}}
 PAYLOAD = {"text": "Opportunity: Acme", "blocks": [SECTION]}

@@ -30,9 +30,7 @@ class RunningStack:
     log_path: Path
 
     def api(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            headers={"Authorization": f"Bearer {self.api_token}"}, timeout=15
-        )
+        return httpx.AsyncClient(headers={"Authorization": f"Bearer {self.api_token}"}, timeout=15)
 
     def ingest(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -57,15 +55,15 @@ class RunningStack:
         async with self.api() as client:
             return await client.get(f"{self.urls[service]}{path}", params=params)
 
-    async def wait_for(self, probe, *, timeout: float = 30, interval: float = 0.25):
+    async def wait_for(self, probe, *, within: float = 30, interval: float = 0.25):
         """Poll an async `probe` until it returns something truthy."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             result = await probe()
             if result:
                 return result
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout} s; stack log:\n{self.log()}")
+                raise AssertionError(f"timed out after {within} s; stack log:\n{self.log()}")
             await asyncio.sleep(interval)
 
     def stop(self) -> int:

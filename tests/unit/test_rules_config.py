@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
 from kizashi.triggers.rules import (
     RULE_NAMES,
     RulesConfigError,

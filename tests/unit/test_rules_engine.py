@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from kizashi.contracts.scores import ScoreSnapshot
 from kizashi.triggers.engine import SWEEP_RULES, Evaluation, RuleState, evaluate
 from kizashi.triggers.rules import RuleBook, load_rules, parse_rules

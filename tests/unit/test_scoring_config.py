@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from kizashi.scoring.config import ConfigError, load_scoring_config, parse_scoring_config
 
 DEFAULT_TEXT = (

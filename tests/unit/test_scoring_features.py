@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from kizashi.contracts.events import input_event_adapter
 from kizashi.scoring.config import load_scoring_config
 from kizashi.scoring.features import (
@@ -60,9 +61,7 @@ def test_feature_names_are_those_of_the_docs() -> None:
         documented.update(re.findall(r"`(\w+)`", row))
     produced = set(feats(AccountState()))
     assert produced == set(FEATURE_NAMES)
-    assert documented <= produced
-    # The one addition: support load for the priority rules.
-    assert produced - documented == {"support_visits_14d"}
+    assert documented == produced
 
 
 def test_empty_state_is_quiet_not_unknown() -> None:

@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from kizashi.contracts.events import input_event_adapter
 from kizashi.contracts.scores import ScoreSnapshot
 from kizashi.scoring.config import load_scoring_config

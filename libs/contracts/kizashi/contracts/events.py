@@ -5,7 +5,6 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from kizashi.contracts.text import Identifier, JsonObject, ShortText, Text
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -15,6 +14,8 @@ from pydantic import (
     TypeAdapter,
     model_validator,
 )
+
+from kizashi.contracts.text import Identifier, JsonObject, ShortText, Text
 
 PageCategory = Literal["pricing", "product", "docs", "support", "blog", "other"]
 EmailAddress = Annotated[

@@ -4,11 +4,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from kizashi.contracts.deadletter import DeadLetter
 from kizashi.contracts.events import InputEvent
 from kizashi.contracts.scores import ScoresChanged
 from kizashi.contracts.signals import ChurnRiskSignal, OpportunitySignal
-from pydantic import TypeAdapter
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 

@@ -3,8 +3,9 @@
 from datetime import datetime
 from typing import Literal
 
-from kizashi.contracts.accounts import AccountFacts
 from pydantic import BaseModel, ConfigDict, Field
+
+from kizashi.contracts.accounts import AccountFacts
 
 Segment = Literal["expand", "recover", "nurture", "at_risk"]
 Priority = Literal["high", "medium", "low"]

@@ -3,9 +3,10 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
 from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.scores import Priority, ScoreSnapshot
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 SignalKind = Literal["opportunity", "churn_risk"]
 

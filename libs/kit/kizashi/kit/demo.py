@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
+
 from kizashi.kit.settings import Settings
 from kizashi.kit.stack import client_credentials, read_stack
 

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
+
 from kizashi.contracts.deadletter import DeadLetter
 from kizashi.contracts.topics import ALL_TOPICS, DEAD_LETTER
 from kizashi.kit.db import is_transient

@@ -7,10 +7,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from kizashi.kit.db import create_engine, database_ready, record_pool_metrics
 from kizashi.kit.kafka import BatchConsumer, BatchHandler, Producer, ensure_topics
 from kizashi.kit.settings import Settings
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
 

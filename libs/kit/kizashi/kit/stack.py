@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 
 import orjson
+
 from kizashi.kit.settings import SERVICE_PORTS, Settings
 
 SERVICES = tuple(SERVICE_PORTS)

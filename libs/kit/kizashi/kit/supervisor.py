@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
 from kizashi.kit.devinbox import DevInbox
 from kizashi.kit.embedded import EmbeddedBroker, EmbeddedPostgres, port_open
 from kizashi.kit.migrate import upgrade

@@ -5,11 +5,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
+
 from kizashi.contracts.events import input_event_adapter
 from kizashi.contracts.topics import EVENT_TOPICS
 from kizashi.ingest.limits import MAX_EVENT_BYTES, MAX_EVENTS_PER_BATCH, MAX_FUTURE_SKEW_S
 from kizashi.kit.kafka import OutgoingRecord
-from pydantic import ValidationError
 
 SERVER_FIELDS = ("received_at", "source")
 

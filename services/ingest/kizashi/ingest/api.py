@@ -4,13 +4,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
 from kizashi.ingest.accept import BatchShapeError, accept, events_of
 from kizashi.ingest.auth import require_ingest_key
 from kizashi.ingest.body import parse_json, read_limited
 from kizashi.ingest.limits import RETRY_AFTER_S
 from kizashi.ingest.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
 from kizashi.kit.kafka import BrokerUnavailable
-from pydantic import BaseModel
 
 router = APIRouter(prefix="/v1", tags=["events"])
 

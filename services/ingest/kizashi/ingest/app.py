@@ -1,6 +1,7 @@
 """The ingest service's FastAPI app (no database: Kafka is its only store)."""
 
 from fastapi import FastAPI
+
 from kizashi.ingest import api
 from kizashi.kit.app import create_service_app
 from kizashi.kit.runtime import ServiceRuntime, ServiceState

@@ -3,6 +3,7 @@
 import hmac
 
 from fastapi import Request
+
 from kizashi.ingest.metrics import EVENTS_REJECTED
 from kizashi.kit.auth import bearer_token, unauthorized
 from kizashi.kit.settings import Settings

@@ -5,6 +5,7 @@ import zlib
 
 import orjson
 from fastapi import HTTPException, Request, status
+
 from kizashi.ingest.limits import MAX_BODY_BYTES
 
 

@@ -6,12 +6,13 @@ lost once consumed; the delivery worker sends what was recorded."""
 import uuid
 
 from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
+
 from kizashi.contracts.signals import signal_adapter
 from kizashi.kit.db import raw_transaction
 from kizashi.kit.kafka import PermanentRecordError, Rejected
 from kizashi.notifier import store
 from kizashi.notifier.service import NotifierService
-from pydantic import ValidationError
 
 DELIVERY_NAMESPACE = uuid.UUID("5f1d3c3e-9b7a-4c61-8d0e-6a2b7f4e9c10")
 

@@ -18,6 +18,7 @@ from kizashi.contracts.signals import SignalBase, signal_adapter
 from kizashi.contracts.topics import DEAD_LETTER, SIGNAL_TOPICS
 from kizashi.kit.db import raw_transaction
 from kizashi.kit.kafka import OutgoingRecord, encode
+from kizashi.kit.signing import sign_action
 from kizashi.notifier import store
 from kizashi.notifier.metrics import (
     DELIVERIES,
@@ -27,7 +28,6 @@ from kizashi.notifier.metrics import (
 )
 from kizashi.notifier.routing import EmailReceiver, SlackReceiver
 from kizashi.notifier.service import NotifierService
-from kizashi.notifier.signing import sign_action
 from kizashi.notifier.transport import SendResult
 
 log = logging.getLogger(__name__)

@@ -4,11 +4,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
+from pydantic import BaseModel
+
 from kizashi.contracts.scores import Priority, ScoreComponent, Segment
 from kizashi.kit.auth import ApiCaller
 from kizashi.scoring import queries
 from kizashi.scoring.features import AccountState, event_counts
-from pydantic import BaseModel
 
 router = APIRouter(prefix="/v1", tags=["accounts"])
 

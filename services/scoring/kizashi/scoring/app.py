@@ -3,6 +3,7 @@
 import functools
 
 from fastapi import FastAPI
+
 from kizashi.contracts.topics import EVENT_TOPICS
 from kizashi.kit.app import create_service_app
 from kizashi.kit.runtime import ServiceRuntime

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
 from kizashi.contracts.scores import Priority
 from kizashi.scoring.features import FEATURE_NAMES
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 FILE_NAME = "scoring.yaml"
 PRIORITY_INPUTS = frozenset(FEATURE_NAMES) | {"cs", "op"}

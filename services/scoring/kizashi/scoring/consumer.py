@@ -10,6 +10,8 @@ from collections import defaultdict
 from datetime import UTC, datetime
 
 from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
+
 from kizashi.contracts.events import EventEnvelope, input_event_adapter
 from kizashi.contracts.topics import SCORES_CHANGED
 from kizashi.kit.db import raw_transaction
@@ -18,7 +20,6 @@ from kizashi.scoring import store
 from kizashi.scoring.metrics import EVENTS_APPLIED, EVENTS_DUPLICATE, record_outcomes
 from kizashi.scoring.pipeline import rescore
 from kizashi.scoring.service import ScoringService
-from pydantic import ValidationError
 
 
 def decode(records: list[ConsumerRecord]) -> tuple[list[EventEnvelope], Rejected]:

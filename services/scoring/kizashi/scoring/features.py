@@ -31,6 +31,8 @@ import math
 from datetime import UTC, date, datetime
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.events import (
     AccountUpdate,
@@ -41,7 +43,6 @@ from kizashi.contracts.events import (
     WebVisit,
     occurred,
 )
-from pydantic import BaseModel, ConfigDict, Field
 
 DAY_S = 86_400.0
 MEAN_LIFE_7D_S = 7 * DAY_S

@@ -5,8 +5,9 @@ import base64
 from typing import Literal
 
 import orjson
-from kizashi.kit.db import raw_transaction
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kizashi.kit.db import raw_transaction
 
 Order = Literal["cs", "-cs", "op", "-op"]
 _ORDER_SQL = {

@@ -5,11 +5,12 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request, status
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
+
 from kizashi.contracts.signals import SignalKind
 from kizashi.kit.auth import ApiCaller
 from kizashi.kit.db import raw_transaction
 from kizashi.triggers.lifecycle import InvalidTransition, NotFound, apply_action
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 router = APIRouter(prefix="/v1", tags=["signals"])
 

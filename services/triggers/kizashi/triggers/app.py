@@ -4,12 +4,13 @@ import functools
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
+
 from kizashi.contracts.topics import SCORES_CHANGED
 from kizashi.kit.app import create_service_app
 from kizashi.kit.db import raw_transaction
 from kizashi.kit.runtime import ServiceRuntime
 from kizashi.kit.settings import Settings, get_settings
-from kizashi.triggers import api
+from kizashi.triggers import actions, api
 from kizashi.triggers.consumer import handle_changes
 from kizashi.triggers.lifecycle import reopen_due_snoozes
 from kizashi.triggers.rules import load_rules
@@ -37,5 +38,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return service
 
     return create_service_app(
-        service="triggers", settings=settings, routers=[api.router], setup=setup
+        service="triggers", settings=settings, routers=[api.router, actions.router], setup=setup
     )

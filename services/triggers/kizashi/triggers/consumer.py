@@ -8,6 +8,8 @@ never sees a survey before the account's name or owner that arrived with it.
 from collections import defaultdict
 
 from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
+
 from kizashi.contracts.scores import ScoresChanged
 from kizashi.contracts.topics import SIGNAL_TOPICS
 from kizashi.kit.db import raw_transaction
@@ -16,7 +18,6 @@ from kizashi.triggers import store
 from kizashi.triggers.decide import AccountMemory, decide
 from kizashi.triggers.metrics import SIGNALS_FIRED, SIGNALS_RESOLVED, SIGNALS_SUPPRESSED
 from kizashi.triggers.service import TriggersService
-from pydantic import ValidationError
 
 
 def decode(records: list[ConsumerRecord]) -> tuple[list[ScoresChanged], Rejected]:

@@ -3,6 +3,7 @@
 from datetime import datetime
 
 import asyncpg
+
 from kizashi.triggers import store
 from kizashi.triggers.metrics import SIGNAL_ACTIONS
 

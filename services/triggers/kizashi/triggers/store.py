@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 
 import asyncpg
 import orjson
+
 from kizashi.triggers.engine import RuleState
 
 ACTIVE_STATUSES = ["open", "acknowledged", "snoozed"]

@@ -7,12 +7,13 @@ one-shot `kizashi migrate` prepares a database for every service.
 import asyncio
 
 from alembic import context
+from sqlalchemy import pool
+from sqlalchemy.ext.asyncio import async_engine_from_config
+
 from kizashi.kit.db import async_url
 from kizashi.notifier.models import metadata as notifier_metadata
 from kizashi.scoring.models import metadata as scoring_metadata
 from kizashi.triggers.models import metadata as triggers_metadata
-from sqlalchemy import pool
-from sqlalchemy.ext.asyncio import async_engine_from_config
 
 config = context.config
 target_metadata = [scoring_metadata, triggers_metadata, notifier_metadata]

@@ -1,0 +1,78 @@
+"""Acknowledge / snooze from an alert, with no API token: the link carries a signed, expiring
+token (kizashi.kit.signing). GET only shows a confirmation page, because mail scanners open
+links before people do; the action happens on POST from that page."""
+
+from datetime import UTC, datetime, timedelta
+from html import escape
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from kizashi.kit.db import raw_transaction
+from kizashi.kit.signing import ExpiredActionToken, InvalidActionToken, verify_action
+from kizashi.triggers.lifecycle import InvalidTransition, NotFound, apply_action
+
+router = APIRouter(prefix="/v1/actions", tags=["alert links"])
+
+SNOOZE_FOR = timedelta(hours=24)
+LABELS = {"ack": "Acknowledge", "snooze": "Snooze for 24 hours"}
+
+
+def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
+    return HTMLResponse(
+        "<!doctype html><html><head><meta charset='utf-8'><title>Kizashi</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:36em;margin:3em auto}</style>"
+        f"</head><body><h1>{escape(title)}</h1>{body}</body></html>",
+        status_code=status_code,
+    )
+
+
+def _verify(request: Request, token: str) -> tuple[str, str] | HTMLResponse:
+    secret = request.app.state.settings.signing_secret()
+    try:
+        return verify_action(token, secret, datetime.now(UTC))
+    except ExpiredActionToken:
+        return _page("This link has expired", "<p>Open the signal in Kizashi instead.</p>", 410)
+    except InvalidActionToken:
+        return _page("This link is not valid", "<p>It may have been cut short.</p>", 400)
+
+
+@router.get("/{token}", response_class=HTMLResponse)
+async def confirm(token: str, request: Request) -> HTMLResponse:
+    verified = _verify(request, token)
+    if isinstance(verified, HTMLResponse):
+        return verified
+    signal_id, action = verified
+    label = LABELS.get(action, action)
+    return _page(
+        f"{label}?",
+        f"<p>Signal <code>{escape(signal_id)}</code></p>"
+        f"<form method='post'><button type='submit'>{escape(label)}</button></form>",
+    )
+
+
+@router.post("/{token}", response_class=HTMLResponse)
+async def perform(token: str, request: Request) -> HTMLResponse:
+    verified = _verify(request, token)
+    if isinstance(verified, HTMLResponse):
+        return verified
+    signal_id, action = verified
+    if action not in LABELS:
+        return _page("This link is not valid", "<p>Unknown action.</p>", 400)
+    now = datetime.now(UTC)
+    try:
+        async with raw_transaction(request.app.state.service.engine) as connection:
+            row = await apply_action(
+                connection,
+                signal_id=signal_id,
+                action=action,
+                actor="alert-link",
+                now=now,
+                until=now + SNOOZE_FOR if action == "snooze" else None,
+            )
+    except NotFound:
+        return _page("No such signal", "<p>It may have been removed.</p>", 404)
+    except InvalidTransition as error:
+        return _page("Nothing to do", f"<p>{escape(str(error))}.</p>", 409)
+    until = f" until {row['snoozed_until']:%Y-%m-%d %H:%M} UTC" if row["snoozed_until"] else ""
+    return _page("Done", f"<p>The signal is now {escape(row['status'])}{escape(until)}.</p>")
