@@ -11,6 +11,10 @@ from kizashi.kit.settings import SERVICE_PORTS, Settings
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from kizashi.kit.logs import configure_logging
+
+    # uvicorn's own lines go through the same JSON formatter as the service's.
+    configure_logging(args.service, settings.log_level)
     uvicorn.run(
         f"kizashi.{args.service}.app:create_app",
         factory=True,
@@ -18,6 +22,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         port=settings.port_of(args.service),
         log_level=settings.log_level.lower(),
         access_log=False,
+        log_config=None,
         # Long enough to drain a batch; short enough for a quick restart.
         timeout_graceful_shutdown=10,
     )

@@ -11,8 +11,8 @@ from kizashi.kit.settings import Settings
 from kizashi.kit.stack import client_credentials, read_stack
 
 STORIES = {
-    "acme": "Acme Corp: busy, happy, says it wants more, and keeps reading the pricing page",
-    "globex": "Globex: went quiet three weeks ago and just answered NPS 2",
+    "acme": "Acme Corp: busy and happy; today it says it wants more and reads the pricing page",
+    "globex": "Globex: went quiet three weeks ago; today it answered NPS 2",
     "initech": "Initech: a steady team using 48 of its 50 seats",
 }
 
@@ -28,18 +28,17 @@ def _event(kind: str, account: str, at: datetime, **fields) -> dict:
 
 
 def story_events(now: datetime) -> tuple[list[dict], list[dict]]:
-    """(account facts, then everything else): facts go first so alerts can name the owner."""
-    renewal = (now + timedelta(days=100)).date()
-    facts = [
+    """(the accounts' history, then today's news). The history (CRM facts and four weeks of
+    usage) is what a team would backfill; the news is what should reach a rep today."""
+    history = [
         _event(
             "account_update",
             "acme",
-            now,
+            now - timedelta(days=60),
             name="Acme Corp",
             plan="Growth",
             arr=48_000,
             seats=60,
-            renewal_date=renewal.isoformat(),
             owner_email="alice@acme-rep.example",
             owner_slack="@alice",
             industry="Manufacturing",
@@ -48,33 +47,31 @@ def story_events(now: datetime) -> tuple[list[dict], list[dict]]:
         _event(
             "account_update",
             "globex",
-            now,
+            now - timedelta(days=60),
             name="Globex",
             plan="Starter",
             arr=12_000,
             seats=20,
-            renewal_date=(now + timedelta(days=45)).date().isoformat(),
             owner_email="bob@acme-rep.example",
             owner_slack="@bob",
         ),
         _event(
             "account_update",
             "initech",
-            now,
+            now - timedelta(days=60),
             name="Initech",
             plan="Team",
             arr=30_000,
             seats=50,
-            renewal_date=date(now.year + 1, 1, 15).isoformat(),
+            renewal_date=date(now.year + 1, 6, 30).isoformat(),
             owner_email="carol@acme-rep.example",
         ),
     ]
-    events: list[dict] = []
     features = ["reports", "dashboards", "alerts", "exports", "api", "sso"]
-    for day in range(28):
+    for day in range(1, 29):
         at = now - timedelta(days=day, hours=2)
         for user in range(12 if day < 14 else 8):
-            events.append(
+            history.append(
                 _event(
                     "product_usage",
                     "acme",
@@ -86,12 +83,12 @@ def story_events(now: datetime) -> tuple[list[dict], list[dict]]:
             )
         if day >= 21:  # Globex was active a month ago, then stopped.
             for user in range(6):
-                events.append(
+                history.append(
                     _event("product_usage", "globex", at, user_id=f"globex-u{user}", action="login")
                 )
         for user in range(48):
             if (day + user) % 2 == 0:
-                events.append(
+                history.append(
                     _event(
                         "product_usage",
                         "initech",
@@ -101,50 +98,38 @@ def story_events(now: datetime) -> tuple[list[dict], list[dict]]:
                         feature=features[user % 4],
                     )
                 )
-    for hours in (30, 20, 6, 2):
-        events.append(
-            _event(
-                "web_visit",
-                "acme",
-                now - timedelta(hours=hours),
-                url="https://kizashi.example/pricing",
-                user_id="acme-u1",
-            )
+    news = [
+        _event(
+            "web_visit",
+            "acme",
+            now - timedelta(hours=hours),
+            url="https://kizashi.example/pricing",
+            user_id="acme-u1",
         )
-    for hours in (50, 3):
-        events.append(
-            _event(
-                "email_engagement",
-                "acme",
-                now - timedelta(hours=hours),
-                action="click",
-                campaign_id="analytics-addon",
-                tags=["cross_sell"],
-                link_url="https://kizashi.example/addons",
-            )
-        )
-    events.append(
+        for hours in (30, 20, 6, 2)
+    ]
+    news.append(
         _event(
             "survey_response",
             "acme",
-            now - timedelta(hours=1),
+            now - timedelta(minutes=20),
             survey_id="q4-nps",
             nps=9,
             upsell_intent=9,
             comment="We need the analytics add-on.",
         )
     )
-    events.append(
+    news.append(
         _event(
             "survey_response",
             "globex",
-            now - timedelta(minutes=30),
+            now - timedelta(minutes=10),
             survey_id="q4-nps",
             nps=2,
             comment="Nobody here uses it anymore.",
         )
     )
-    return facts, events
+    return history, news
 
 
 def _post(client: httpx.Client, url: str, key: str, events: list[dict]) -> int:
@@ -174,20 +159,21 @@ def run_demo(settings: Settings, *, wait_s: float = 60) -> int:
             "no ingest key or API token: set KIZASHI_INGEST_KEYS and KIZASHI_API_TOKEN"
         )
     started = datetime.now(UTC)
-    facts, events = story_events(started)
+    history, news = story_events(started)
     print("Sending three account stories to", urls["ingest"])
     for account, story in STORIES.items():
         print(f"  - {account}: {story}")
     with httpx.Client(timeout=30) as client:
         try:
-            _post(client, urls["ingest"], key, facts)
+            accepted = _post(client, urls["ingest"], key, history)
         except httpx.ConnectError:
             raise SystemExit(
                 f"nothing answers at {urls['ingest']}: is `kizashi up` running?"
             ) from None
-        time.sleep(1.0)  # let the account facts land before the events that trigger alerts
-        accepted = _post(client, urls["ingest"], key, events)
-        print(f"  {len(facts) + accepted} events accepted (usage backdated over 28 days)\n")
+        print(f"  {accepted} events of history accepted (four weeks of usage, CRM facts)")
+        _wait_for_history(client, urls["scoring"], token, len(history), wait_s)
+        accepted = _post(client, urls["ingest"], key, news)
+        print(f"  {accepted} events of today's news accepted (a survey, pricing visits)\n")
         print(f"Waiting up to {wait_s:.0f} s for signals …")
         signals = _wait_for_signals(client, urls["triggers"], token, started, wait_s)
         deliveries = _deliveries(client, urls["notifier"], token, signals)
@@ -223,12 +209,30 @@ def run_demo(settings: Settings, *, wait_s: float = 60) -> int:
     return 0 if {"opportunity", "churn_risk"} <= kinds else 1
 
 
+def _wait_for_history(
+    client: httpx.Client, url: str, token: str, expected: int, wait_s: float
+) -> None:
+    """The news should land on scored accounts, as it would on a live system."""
+    deadline = time.monotonic() + wait_s
+    headers = {"Authorization": f"Bearer {token}"}
+    while time.monotonic() < deadline:
+        applied = 0
+        for account in STORIES:
+            response = client.get(f"{url}/v1/accounts/{account}", headers=headers)
+            if response.status_code == 200:
+                applied += sum(response.json()["event_counts"].values())
+        if applied >= expected:
+            return
+        time.sleep(0.5)
+
+
 def _wait_for_signals(
     client: httpx.Client, url: str, token: str, since: datetime, wait_s: float
 ) -> list[dict]:
     deadline = time.monotonic() + wait_s
     headers = {"Authorization": f"Bearer {token}"}
     signals: list[dict] = []
+    settled = -1
     while time.monotonic() < deadline:
         signals = [
             s
@@ -239,9 +243,10 @@ def _wait_for_signals(
         ]
         fresh = [s for s in signals if datetime.fromisoformat(s["fired_at"]) >= since]
         if {"opportunity", "churn_risk"} <= {s["kind"] for s in fresh}:
-            time.sleep(2)  # the other rules of the same batch land together
-            return fresh
-        time.sleep(1)
+            if len(fresh) == settled:  # nothing new for a moment: the story has played out
+                return fresh
+            settled = len(fresh)
+        time.sleep(1.5)
     return signals
 
 

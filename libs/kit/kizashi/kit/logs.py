@@ -44,5 +44,6 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # aiokafka logs every reconnect at ERROR; keep them, but not the per-request access log.
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # Request-level lines from uvicorn and httpx repeat what the metrics count.
+    for noisy in ("uvicorn.access", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -10,13 +10,14 @@ from alembic import context
 from sqlalchemy import pool
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
+from kizashi.ingest.models import metadata as ingest_metadata
 from kizashi.kit.db import async_url
 from kizashi.notifier.models import metadata as notifier_metadata
 from kizashi.scoring.models import metadata as scoring_metadata
 from kizashi.triggers.models import metadata as triggers_metadata
 
 config = context.config
-target_metadata = [scoring_metadata, triggers_metadata, notifier_metadata]
+target_metadata = [ingest_metadata, scoring_metadata, triggers_metadata, notifier_metadata]
 
 
 def run_migrations_offline() -> None:

@@ -1,0 +1,140 @@
+"""The Segment mapping file (`segment.yaml`): its shape, validation with errors that name the
+key, and loading from KIZASHI_CONFIG_DIR or the packaged default."""
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from kizashi.contracts.events import EVENT_MODELS, ACCOUNT_FACT_FIELDS
+
+FILE_NAME = "segment.yaml"
+PATH_ROOTS = ("event", "name", "userId", "anonymousId", "groupId", "properties", "traits", "context")
+# Fields the mapping fills itself, never through `fields`.
+ENVELOPE_FIELDS = {"type", "account_id", "event_id", "user_id", "occurred_at", "received_at",
+                   "source", "properties"}
+
+
+class SegmentConfigError(ValueError):
+    pass
+
+
+def _check_paths(paths: list[str]) -> list[str]:
+    for path in paths:
+        if path.split(".")[0] not in PATH_ROOTS or "" in path.split("."):
+            raise ValueError(f"path {path!r} must start with one of {', '.join(PATH_ROOTS)}")
+    return paths
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EventRule(_Strict):
+    type: str
+    fields: dict[str, list[str]] = Field(default_factory=dict)
+    defaults: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in EVENT_MODELS or value == "account_update":
+            raise ValueError(f"must be one of {', '.join(t for t in EVENT_MODELS if t != 'account_update')}")
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _paths(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for paths in value.values():
+            _check_paths(paths)
+        return value
+
+    @model_validator(mode="after")
+    def _known_fields(self) -> "EventRule":
+        allowed = set(EVENT_MODELS[self.type].model_fields) - ENVELOPE_FIELDS
+        for name in [*self.fields, *self.defaults]:
+            if name not in allowed:
+                raise ValueError(
+                    f"{name!r} is not a field of {self.type}; expected one of {sorted(allowed)}"
+                )
+        return self
+
+
+class TrackRule(EventRule):
+    events: list[str] = Field(min_length=1)
+
+
+class TrackMapping(_Strict):
+    rules: list[TrackRule] = Field(default_factory=list)
+    default: EventRule
+
+    def rule_for(self, event_name: str) -> EventRule:
+        folded = event_name.casefold()
+        for rule in self.rules:
+            if any(folded == name.casefold() for name in rule.events):
+                return rule
+        return self.default
+
+
+class IdentifyMapping(_Strict):
+    account_paths: list[str] = Field(min_length=1)
+
+    _check = field_validator("account_paths")(classmethod(lambda cls, v: _check_paths(v)))
+
+
+class GroupMapping(_Strict):
+    traits: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("traits")
+    @classmethod
+    def _account_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        allowed = ACCOUNT_FACT_FIELDS - {"attributes"}
+        for trait, target in value.items():
+            if target not in allowed:
+                raise ValueError(f"trait {trait!r}: {target!r} is not one of {sorted(allowed)}")
+        return value
+
+
+class SegmentMapping(_Strict):
+    version: int = 1
+    account_paths: list[str] = Field(default_factory=list)
+    identify: IdentifyMapping
+    group: GroupMapping = Field(default_factory=GroupMapping)
+    page: EventRule
+    track: TrackMapping
+
+    _check = field_validator("account_paths")(classmethod(lambda cls, v: _check_paths(v)))
+
+
+def parse_segment_mapping(text: str, source: str = FILE_NAME) -> SegmentMapping:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise SegmentConfigError(f"{source}: not valid YAML: {error}") from error
+    if not isinstance(data, dict):
+        raise SegmentConfigError(f"{source}: must be a mapping at the top level")
+    try:
+        return SegmentMapping.model_validate(data)
+    except ValidationError as error:
+        problems = [
+            f"{source}: {'.'.join(str(p) for p in e['loc']) or '(top)'}: "
+            f"{str(e['msg']).removeprefix('Value error, ')}"
+            for e in error.errors()
+        ]
+        raise SegmentConfigError("; ".join(problems)) from None
+
+
+def load_segment_mapping(config_dir: Path | None) -> SegmentMapping:
+    """`<config_dir>/segment.yaml` when it exists, else the packaged default."""
+    if config_dir is not None:
+        path = Path(config_dir) / FILE_NAME
+        if path.is_file():
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as error:
+                raise SegmentConfigError(f"{path}: cannot be read: {error}") from error
+            return parse_segment_mapping(text, str(path))
+    packaged = resources.files("kizashi.ingest").joinpath("defaults", FILE_NAME)
+    return parse_segment_mapping(packaged.read_text(encoding="utf-8"), FILE_NAME)

@@ -1,0 +1,115 @@
+"""`kizashi up` on the embedded default, as a newcomer runs it: nothing configured, then
+`kizashi demo` in another terminal. Also: the supervisor restarts a dead service, and Ctrl-C
+leaves no process behind."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from kizashi.kit.embedded import free_port
+from tests.support.stack import read_jsonl
+
+pytestmark = pytest.mark.e2e
+
+PORT_SETTINGS = (
+    "INGEST_PORT",
+    "SCORING_PORT",
+    "TRIGGERS_PORT",
+    "NOTIFIER_PORT",
+    "EMBEDDED_POSTGRES_PORT",
+    "EMBEDDED_BROKER_PORT",
+    "DEV_WEBHOOK_PORT",
+    "DEV_SMTP_PORT",
+)
+
+
+def _newcomer_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIZASHI_")}
+    env["KIZASHI_DATA_DIR"] = str(data_dir)
+    env.update({f"KIZASHI_{name}": str(free_port()) for name in PORT_SETTINGS})
+    env["KIZASHI_PUBLIC_URL"] = f"http://127.0.0.1:{env['KIZASHI_TRIGGERS_PORT']}"
+    return env
+
+
+def _wait_ready(env: dict[str, str], up: subprocess.Popen, log: Path, within: float = 90) -> None:
+    deadline = time.monotonic() + within
+    urls = [
+        f"http://127.0.0.1:{env[f'KIZASHI_{s}_PORT']}/readyz"
+        for s in ("INGEST", "SCORING", "TRIGGERS", "NOTIFIER")
+    ]
+    while time.monotonic() < deadline:
+        assert up.poll() is None, log.read_text()
+        try:
+            if all(httpx.get(url, timeout=1).status_code == 200 for url in urls):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"stack not ready:\n{log.read_text()[-5000:]}")
+
+
+def test_up_then_demo_shows_alerts_and_stops_cleanly(tmp_path: Path):
+    data_dir = tmp_path / "data"
+    env = _newcomer_env(data_dir)
+    log = tmp_path / "up.log"
+    up = subprocess.Popen(
+        [sys.executable, "-m", "kizashi.kit.cli", "up"],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_ready(env, up, log)
+        demo = subprocess.run(
+            [sys.executable, "-m", "kizashi.kit.cli", "demo", "--wait", "90"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=150,
+        )
+        assert demo.returncode == 0, demo.stdout + demo.stderr + log.read_text()[-3000:]
+        assert "[opportunity] acme" in demo.stdout, demo.stdout
+        assert "[churn_risk] globex" in demo.stdout, demo.stdout
+        assert "detractor" in demo.stdout and "upsell_intent" in demo.stdout, demo.stdout
+
+        # The alerts really arrived at the stand-in Slack and mail server, and were printed.
+        inbox = data_dir / "inbox"
+        slack = read_jsonl(inbox / "slack.jsonl")
+        emails = read_jsonl(inbox / "email.jsonl")
+        assert any("Acme Corp" in m["payload"]["text"] for m in slack), slack
+        assert any("Globex" in m["payload"]["text"] for m in slack), slack
+        assert any(e["to"] == ["bob@acme-rep.example"] for e in emails), emails
+        assert "[slack] " in log.read_text()
+
+        # A service that dies is started again by the supervisor.
+        state = (data_dir / "stack.json").read_text()
+        scoring_pid = psutil.Process(up.pid).children()
+        victim = next(
+            p for p in scoring_pid if "serve" in p.cmdline() and "scoring" in p.cmdline()
+        )
+        victim.kill()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            state = (data_dir / "stack.json").read_text()
+            if '"restarts": 1' in state:
+                break
+            time.sleep(0.5)
+        assert '"restarts": 1' in state, state
+        _wait_ready(env, up, log)
+
+        children = psutil.Process(up.pid).children(recursive=True)
+        assert len(children) >= 6  # four services, PostgreSQL, the broker
+    finally:
+        up.send_signal(signal.SIGINT)
+        code = up.wait(60)
+    assert code == 0, log.read_text()[-3000:]
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, [p.cmdline() for p in alive]
+    assert not (data_dir / "stack.json").exists()
