@@ -4,7 +4,7 @@ request ids and error answers that never leak a stack trace."""
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -71,6 +71,26 @@ class RequestMetricsMiddleware:
             request_id_var.reset(token)
 
 
+class RejectNulMiddleware:
+    """PostgreSQL text rejects U+0000 (DESIGN §3): a NUL in a path or query parameter would
+    reach a query and fail there as a 500. Refuse it up front with a precise 400."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"").lower()
+        ):
+            response = JSONResponse(
+                {"error": "bad_request", "detail": "the URL must not contain NUL (%00)"},
+                status_code=400,
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key == name:
@@ -88,7 +108,10 @@ def validation_errors(error: RequestValidationError) -> list[dict]:
     ]
 
 
-def install_common_routes(app: FastAPI, *, service: str, readiness: ReadinessCheck) -> None:
+def install_common_routes(
+    app: FastAPI, *, service: str, readiness: ReadinessCheck, liveness: ReadinessCheck
+) -> None:
+    app.add_middleware(RejectNulMiddleware)
     app.add_middleware(RequestMetricsMiddleware, service=service)
 
     @app.exception_handler(HTTPException)
@@ -112,9 +135,16 @@ def install_common_routes(app: FastAPI, *, service: str, readiness: ReadinessChe
             {"error": "internal_error", "request_id": request_id_var.get()}, status_code=500
         )
 
-    @app.get("/healthz", tags=["operations"], summary="The process is alive")
-    async def healthz() -> dict:
-        return {"status": "ok", "service": service}
+    @app.get("/healthz", tags=["operations"], summary="The process is alive and progressing")
+    async def healthz() -> JSONResponse:
+        # A consumer can stay silently stuck after a broker restart (aiokafka #1154): an
+        # orchestrator restarting the process on 503 here is the cure.
+        checks = await liveness()
+        alive = all(checks.values())
+        return JSONResponse(
+            {"status": "ok" if alive else "stuck", "service": service, "checks": checks},
+            status_code=200 if alive else 503,
+        )
 
     @app.get("/readyz", tags=["operations"], summary="Broker and database connections are up")
     async def readyz() -> JSONResponse:
@@ -128,3 +158,63 @@ def install_common_routes(app: FastAPI, *, service: str, readiness: ReadinessChe
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    document_common_errors(app)
+
+
+# The bodies of `_http_error` and `_invalid_request` above.
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "error": {"type": "string"},
+        "detail": {},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
+            },
+        },
+    },
+    "required": ["error"],
+}
+
+
+def document_common_errors(app: FastAPI) -> None:
+    """Put the answers every route can give into the OpenAPI schema, so that clients (and the
+    schema fuzzer, tests/e2e/test_fuzz_openapi.py) find them documented: 400, 401 and 422 on the
+    /v1 API (422 in this app's error shape, not FastAPI's default one), 404 where a path names
+    a resource, 503 on the probes. Routes that document them keep theirs.
+    """
+    from fastapi.routing import APIRoute
+
+    def error(route: APIRoute, description: str) -> dict:
+        # Pages (e.g. the alert-link confirmations) answer their errors as pages too.
+        response_class = getattr(route.response_class, "value", route.response_class)
+        if getattr(response_class, "media_type", None) == "text/html":
+            return {"description": description, "content": {"text/html": {"schema": {}}}}
+        return {
+            "description": description,
+            "content": {"application/json": {"schema": ERROR_SCHEMA}},
+        }
+
+    def api_routes(routes: list) -> Iterator[APIRoute]:
+        for route in routes:
+            if isinstance(route, APIRoute):
+                yield route
+            elif hasattr(route, "original_router"):  # an included router (FastAPI ≥ 0.16x)
+                yield from api_routes(route.original_router.routes)
+
+    for route in api_routes(app.routes):
+        wanted: dict[int, str] = {}
+        if route.path.startswith("/v1/"):
+            wanted[400] = "Malformed request"
+            wanted[401] = "Missing or invalid credentials"
+            wanted[422] = "Invalid parameters or body (each field and reason)"
+        if "{" in route.path:
+            wanted[404] = "No such resource"
+        if route.path in ("/healthz", "/readyz"):
+            wanted[503] = "Not alive or not ready (see checks)"
+        for code, description in wanted.items():
+            if code not in route.responses and str(code) not in route.responses:
+                route.responses[code] = error(route, description)

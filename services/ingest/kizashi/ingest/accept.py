@@ -94,14 +94,17 @@ def accept(raw_events: list[Any], *, source: str, now: datetime | None = None) -
                 )
                 break
         else:
+            # The server fields go in before validation: one pass, no model copy afterwards.
+            stamped = {**raw, "received_at": now, "source": source}
+            if stamped.get("occurred_at") is None:
+                stamped["occurred_at"] = now
             try:
-                event = input_event_adapter.validate_python(raw)
+                event = input_event_adapter.validate_python(stamped)
             except ValidationError as error:
                 field_name, reason = _first_error(error)
                 result.rejected.append(Rejection(index, field_name, reason, event_id))
                 continue
-            occurred_at = event.occurred_at or now
-            if occurred_at > latest_allowed:
+            if event.occurred_at > latest_allowed:
                 result.rejected.append(
                     Rejection(
                         index,
@@ -111,10 +114,7 @@ def accept(raw_events: list[Any], *, source: str, now: datetime | None = None) -
                     )
                 )
                 continue
-            stamped = event.model_copy(
-                update={"occurred_at": occurred_at, "received_at": now, "source": source}
-            )
-            value = stamped.__pydantic_serializer__.to_json(stamped)
+            value = event.__pydantic_serializer__.to_json(event)
             if len(value) > MAX_EVENT_BYTES:
                 result.rejected.append(
                     Rejection(

@@ -1,21 +1,39 @@
-"""The ingest service's FastAPI app (no database: Kafka is its only store)."""
+"""The ingest service's FastAPI app. Kafka is where events go; PostgreSQL only remembers which
+account a tracked user belongs to (Segment identify/group links)."""
+
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 
-from kizashi.ingest import api
+from kizashi.ingest import api, segment_api
+from kizashi.ingest.identities import Identities
+from kizashi.ingest.segment_config import SegmentMapping, load_segment_mapping
 from kizashi.kit.app import create_service_app
 from kizashi.kit.runtime import ServiceRuntime, ServiceState
 from kizashi.kit.settings import Settings, get_settings
 
 
+@dataclass
+class IngestState(ServiceState):
+    identities: Identities
+    segment_mapping: SegmentMapping
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    # Read before serving: a broken mapping file stops the start with the key it names.
+    mapping = load_segment_mapping(settings.config_dir)
+
     async def setup(runtime: ServiceRuntime) -> ServiceState:
-        return ServiceState(runtime=runtime)
+        assert runtime.engine is not None
+        return IngestState(
+            runtime=runtime, identities=Identities(runtime.engine), segment_mapping=mapping
+        )
 
     return create_service_app(
         service="ingest",
-        settings=settings or get_settings(),
-        routers=[api.router],
+        settings=settings,
+        routers=[api.router, segment_api.router],
         setup=setup,
-        database=False,
+        database=True,
     )

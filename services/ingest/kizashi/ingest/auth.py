@@ -9,8 +9,8 @@ from kizashi.kit.auth import bearer_token, unauthorized
 from kizashi.kit.settings import Settings
 
 
-def source_for_secret(settings: Settings, secret: str | None) -> str | None:
-    if not secret:
+def source_for_secret(settings: Settings, secret: object) -> str | None:
+    if not isinstance(secret, str) or not secret:
         return None
     for known, name in settings.ingest_key_names().items():
         if hmac.compare_digest(known.encode(), secret.encode()):

@@ -3,18 +3,43 @@ key, and loading from KIZASHI_CONFIG_DIR or the packaged default."""
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from kizashi.contracts.events import EVENT_MODELS, ACCOUNT_FACT_FIELDS
+from kizashi.contracts.events import ACCOUNT_FACT_FIELDS, EVENT_MODELS
 
 FILE_NAME = "segment.yaml"
-PATH_ROOTS = ("event", "name", "userId", "anonymousId", "groupId", "properties", "traits", "context")
+PATH_ROOTS = (
+    "event",
+    "name",
+    "userId",
+    "anonymousId",
+    "groupId",
+    "properties",
+    "traits",
+    "context",
+)
 # Fields the mapping fills itself, never through `fields`.
-ENVELOPE_FIELDS = {"type", "account_id", "event_id", "user_id", "occurred_at", "received_at",
-                   "source", "properties"}
+ENVELOPE_FIELDS = {
+    "type",
+    "account_id",
+    "event_id",
+    "user_id",
+    "occurred_at",
+    "received_at",
+    "source",
+    "properties",
+}
 
 
 class SegmentConfigError(ValueError):
@@ -28,27 +53,26 @@ def _check_paths(paths: list[str]) -> list[str]:
     return paths
 
 
+# A list of message paths, the first present one wins.
+Paths = Annotated[list[str], AfterValidator(_check_paths)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class EventRule(_Strict):
     type: str
-    fields: dict[str, list[str]] = Field(default_factory=dict)
+    fields: dict[str, Paths] = Field(default_factory=dict)
     defaults: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("type")
     @classmethod
     def _known_type(cls, value: str) -> str:
         if value not in EVENT_MODELS or value == "account_update":
-            raise ValueError(f"must be one of {', '.join(t for t in EVENT_MODELS if t != 'account_update')}")
-        return value
-
-    @field_validator("fields")
-    @classmethod
-    def _paths(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        for paths in value.values():
-            _check_paths(paths)
+            raise ValueError(
+                f"must be one of {', '.join(t for t in EVENT_MODELS if t != 'account_update')}"
+            )
         return value
 
     @model_validator(mode="after")
@@ -79,9 +103,7 @@ class TrackMapping(_Strict):
 
 
 class IdentifyMapping(_Strict):
-    account_paths: list[str] = Field(min_length=1)
-
-    _check = field_validator("account_paths")(classmethod(lambda cls, v: _check_paths(v)))
+    account_paths: Annotated[Paths, Field(min_length=1)]
 
 
 class GroupMapping(_Strict):
@@ -99,13 +121,11 @@ class GroupMapping(_Strict):
 
 class SegmentMapping(_Strict):
     version: int = 1
-    account_paths: list[str] = Field(default_factory=list)
+    account_paths: Paths = Field(default_factory=list)
     identify: IdentifyMapping
     group: GroupMapping = Field(default_factory=GroupMapping)
     page: EventRule
     track: TrackMapping
-
-    _check = field_validator("account_paths")(classmethod(lambda cls, v: _check_paths(v)))
 
 
 def parse_segment_mapping(text: str, source: str = FILE_NAME) -> SegmentMapping:
