@@ -17,6 +17,15 @@ router = APIRouter(prefix="/v1", tags=["signals"])
 SignalStatus = Annotated[str, Query(pattern="^(open|acknowledged|snoozed|resolved)$")]
 
 
+class ActionView(BaseModel):
+    """One recorded step of a signal's lifecycle: what, by whom, when."""
+
+    action: str
+    actor: str
+    at: datetime
+    detail: dict[str, Any] | None
+
+
 class SignalView(BaseModel):
     signal_id: str
     account_id: str
@@ -31,6 +40,8 @@ class SignalView(BaseModel):
     reasons: list[str]
     suggested_play: str
     signal: dict[str, Any]
+    # The lifecycle so far, oldest first (GET /v1/signals/{id} only).
+    actions: list[ActionView] | None = None
 
 
 class ActionBody(BaseModel):
@@ -111,9 +122,26 @@ async def get_signal(signal_id: str, request: Request, _: ApiCaller) -> SignalVi
             f"SELECT {_COLUMNS} FROM signals WHERE signal_id = $1",  # noqa: S608
             signal_id,
         )
+        actions = await connection.fetch(
+            """
+            SELECT action, actor, at, detail::text AS detail FROM signal_actions
+            WHERE signal_id = $1 ORDER BY id
+            """,
+            signal_id,
+        )
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no signal {signal_id!r}")
-    return _view(row)
+    view = _view(row)
+    view.actions = [
+        ActionView(
+            action=a["action"],
+            actor=a["actor"],
+            at=a["at"],
+            detail=orjson.loads(a["detail"]) if a["detail"] else None,
+        )
+        for a in actions
+    ]
+    return view
 
 
 async def act(

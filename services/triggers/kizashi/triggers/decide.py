@@ -1,13 +1,14 @@
 """From a score change to signals: the rule engine plus the account's memory (CS history,
-today's firings). Pure: the consumer and `kizashi backtest` share it."""
+today's firings). Pure: the consumer, the sweep and `kizashi backtest` share it."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from kizashi.contracts.scores import ScoresChanged
 from kizashi.contracts.signals import ChurnRiskSignal, OpportunitySignal, SignalBase
-from kizashi.triggers.engine import Evaluation, RuleState, evaluate
+from kizashi.triggers.engine import SWEEP_RULES, Evaluation, RuleState, evaluate, resolvable
 from kizashi.triggers.rules import RuleBook
+from kizashi.triggers.schedule import features_now, next_sweep_at
 from kizashi.triggers.store import parse_history, today_count, trim_history
 
 SIGNAL_MODELS: dict[str, type[SignalBase]] = {
@@ -25,6 +26,7 @@ class AccountMemory:
     fired_day: object = None
     fired_today: int = 0
     states: dict[str, RuleState] = field(default_factory=dict)
+    next_sweep_at: datetime | None = None
 
     def as_row(self) -> dict:
         return {
@@ -32,7 +34,18 @@ class AccountMemory:
             "cs_history": self.cs_history,
             "fired_day": self.fired_day,
             "fired_today": self.fired_today,
+            "next_sweep_at": self.next_sweep_at,
         }
+
+    def schedule(self, rules: RuleBook, now: datetime) -> None:
+        """Set when the sweep should next look at this account (after every decision)."""
+        self.next_sweep_at = next_sweep_at(
+            latest=self.latest,
+            states=self.states,
+            fired_today=today_count(self.as_row() if self.fired_day else None, now.date()),
+            rules=rules,
+            now=now,
+        )
 
 
 @dataclass
@@ -48,8 +61,12 @@ def decide(
     *,
     now: datetime,
     only: set[str] | None = None,
+    remember: bool = True,
 ) -> Decision:
-    """Evaluate the rules on one change and update `memory` in place."""
+    """Evaluate the rules on one change and update `memory` in place.
+
+    `remember=False` (the sweep) keeps the latest change and the CS history as they were:
+    a sweep re-reads the clock, it does not see new scores."""
     day = now.date()
     history = trim_history(memory.cs_history, now)
     evaluation = evaluate(
@@ -77,6 +94,7 @@ def decide(
             fired_at=now,
             reasons=firing.reasons,
             suggested_play=firing.suggested_play,
+            headline=firing.headline or None,
             account=change.account,
             scores=change.after,
             scores_before=change.before,
@@ -88,7 +106,30 @@ def decide(
         signals
     )
     memory.fired_day = day
-    memory.cs_history = [*history, [now.timestamp(), change.after.cs]]
     memory.states = {**memory.states, **evaluation.states}
-    memory.latest = change.model_dump(mode="json")
+    if remember:
+        memory.cs_history = [*history, [now.timestamp(), change.after.cs]]
+        memory.latest = change.model_dump(mode="json")
+    memory.schedule(rules, now)
     return Decision(signals=signals, evaluation=evaluation)
+
+
+def sweep_decide(memory: AccountMemory, rules: RuleBook, *, now: datetime) -> Decision:
+    """The periodic sweep for one account: the time-driven rules on the latest scores with
+    the clock-driven features moved to `now`, plus every churn-risk rule whose condition has
+    stayed clear long enough to resolve its signal."""
+    assert memory.latest is not None, "only accounts with a scores.changed are swept"
+    latest = ScoresChanged.model_validate(memory.latest)
+    change = latest.model_copy(
+        update={
+            "computed_at": now,
+            "before": latest.after,
+            "features": features_now(memory.latest, now),
+            "events": [],
+            "event_count": 0,
+            "cause": "sweep",
+        }
+    )
+    decision = decide(change, memory, rules, now=now, only=set(SWEEP_RULES), remember=False)
+    cleared = resolvable(memory.states, rules, now)
+    return replace(decision, evaluation=replace(decision.evaluation, cleared=cleared))

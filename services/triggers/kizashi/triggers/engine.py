@@ -8,6 +8,7 @@ A common state machine turns levels into firings with cooldown, hysteresis and t
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -16,6 +17,7 @@ from typing import Any, Literal
 
 from kizashi.contracts.scores import ScoreSnapshot
 from kizashi.triggers import rules as r
+from kizashi.triggers.headlines import headline
 from kizashi.triggers.rules import RuleBook
 
 # The rules whose condition moves with the clock alone; the periodic sweep evaluates these.
@@ -52,6 +54,7 @@ class Firing:
     signal_id: str
     reasons: list[str]
     suggested_play: str
+    headline: str = ""
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,7 @@ def evaluate(
                 signal_id=signal_id_for(account_id, name, episode),
                 reasons=list(reading.reasons),
                 suggested_play=cfg.suggested_play,
+                headline=headline(name, reading.value, list(reading.reasons), ctx.features, scores),
             )
         )
 
@@ -160,6 +164,16 @@ def _step(
     max_age: timedelta | None = getattr(cfg, "max_age", None)
     stale = bool(max_age and reading.answered_at and now - reading.answered_at > max_age)
     return new, armed and not cooling and not stale
+
+
+def resolvable(states: dict[str, RuleState], rules: RuleBook, now: datetime) -> list[str]:
+    """The churn-risk rules whose condition has been clear for their auto_resolve_after."""
+    now = _aware(now)
+    return [
+        name
+        for name, cfg in rules.enabled()
+        if name in states and _cleared_long_enough(cfg, _aware_state(states[name]), now)
+    ]
 
 
 def _cleared_long_enough(cfg: r.RuleConfig, state: RuleState, now: datetime) -> bool:
@@ -289,7 +303,10 @@ def _read_usage_drop(cfg: r.UsageDrop, ctx: _Ctx) -> _Reading:
     level = _hysteresis(trend, cfg)
     if level != "on":
         return _Reading(level, trend)
-    reasons = [f"Usage in the last 7 days is at {trend:.0%} of the 28-day baseline rate"]
+    # Floored, so a trend just under a 50 % threshold never reads "at 50 %".
+    reasons = [
+        f"Usage in the last 7 days is at {math.floor(trend * 100)}% of the 28-day baseline rate"
+    ]
     if u7 is not None and u28 is not None:
         reasons.append(f"≈ {_n(u7, 0)} usage events in 7 days against ≈ {_n(u28, 0)} in 28 days")
     return _Reading("on", trend, tuple(reasons))

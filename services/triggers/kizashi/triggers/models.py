@@ -75,4 +75,8 @@ trigger_accounts = Table(
     Column("fired_day", Date, nullable=True),
     Column("fired_today", Integer, nullable=False, server_default="0"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # When time alone can next change a time-driven rule (or auto-resolve a signal); NULL when
+    # nothing can until the next scores.changed. The sweep reads only the accounts due.
+    Column("next_sweep_at", DateTime(timezone=True), nullable=True),
+    Index("trigger_accounts_next_sweep", "next_sweep_at"),
 )

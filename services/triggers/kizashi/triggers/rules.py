@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -289,6 +289,11 @@ class Rules(BaseModel):
 
 
 RULE_NAMES: tuple[str, ...] = tuple(Rules.model_fields)
+# Each rule's kind is fixed by its model (`kind: Literal[...]`), whatever the config says.
+RULE_KINDS: dict[str, str] = {
+    name: get_args(spec.annotation.model_fields["kind"].annotation)[0]
+    for name, spec in Rules.model_fields.items()
+}
 
 
 class RuleBook(BaseModel):

@@ -12,25 +12,49 @@ from kizashi.triggers.engine import RuleState
 ACTIVE_STATUSES = ["open", "acknowledged", "snoozed"]
 
 
-async def lock_accounts(connection: asyncpg.Connection, account_ids: Iterable[str]) -> dict:
-    rows = await connection.fetch(
-        """
-        SELECT account_id, latest::text AS latest, cs_history::text AS cs_history,
-               fired_day, fired_today
-        FROM trigger_accounts WHERE account_id = ANY($1::text[])
-        ORDER BY account_id FOR UPDATE
-        """,
-        sorted(set(account_ids)),
-    )
+_ACCOUNT_COLUMNS = """account_id, latest::text AS latest, cs_history::text AS cs_history,
+                      fired_day, fired_today, next_sweep_at"""
+
+
+def _memory_rows(rows: Iterable[asyncpg.Record]) -> dict[str, dict]:
     return {
         row["account_id"]: {
             "latest": orjson.loads(row["latest"]),
             "cs_history": orjson.loads(row["cs_history"]),
             "fired_day": row["fired_day"],
             "fired_today": row["fired_today"],
+            "next_sweep_at": row["next_sweep_at"],
         }
         for row in rows
     }
+
+
+async def lock_accounts(connection: asyncpg.Connection, account_ids: Iterable[str]) -> dict:
+    rows = await connection.fetch(
+        f"""
+        SELECT {_ACCOUNT_COLUMNS}
+        FROM trigger_accounts WHERE account_id = ANY($1::text[])
+        ORDER BY account_id FOR UPDATE
+        """,  # noqa: S608 - a constant column list
+        sorted(set(account_ids)),
+    )
+    return _memory_rows(rows)
+
+
+async def lock_due_accounts(connection: asyncpg.Connection, now: datetime, limit: int) -> dict:
+    """Up to `limit` accounts whose sweep time has come, locked. Rows the consumer holds are
+    skipped (it is evaluating them anyway), so the sweep never waits on it nor deadlocks."""
+    rows = await connection.fetch(
+        f"""
+        SELECT {_ACCOUNT_COLUMNS}
+        FROM trigger_accounts WHERE next_sweep_at <= $1
+        ORDER BY next_sweep_at LIMIT $2
+        FOR UPDATE SKIP LOCKED
+        """,  # noqa: S608 - a constant column list
+        now,
+        limit,
+    )
+    return _memory_rows(rows)
 
 
 async def load_rule_states(
@@ -59,19 +83,22 @@ async def save_accounts(connection: asyncpg.Connection, accounts: dict[str, dict
     await connection.execute(
         """
         INSERT INTO trigger_accounts (account_id, latest, cs_history, fired_day, fired_today,
-                                      updated_at)
-        SELECT id, latest::jsonb, history::jsonb, day, fired, now()
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::int[])
-             AS u(id, latest, history, day, fired)
+                                      next_sweep_at, updated_at)
+        SELECT id, latest::jsonb, history::jsonb, day, fired, sweep_at, now()
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::int[],
+                    $6::timestamptz[])
+             AS u(id, latest, history, day, fired, sweep_at)
         ON CONFLICT (account_id) DO UPDATE
         SET latest = EXCLUDED.latest, cs_history = EXCLUDED.cs_history,
-            fired_day = EXCLUDED.fired_day, fired_today = EXCLUDED.fired_today, updated_at = now()
+            fired_day = EXCLUDED.fired_day, fired_today = EXCLUDED.fired_today,
+            next_sweep_at = EXCLUDED.next_sweep_at, updated_at = now()
         """,
         ids,
         [orjson.dumps(accounts[i]["latest"]).decode() for i in ids],
         [orjson.dumps(accounts[i]["cs_history"]).decode() for i in ids],
         [accounts[i]["fired_day"] for i in ids],
         [accounts[i]["fired_today"] for i in ids],
+        [accounts[i].get("next_sweep_at") for i in ids],
     )
 
 
@@ -193,5 +220,4 @@ def trim_history(history: list, now: datetime, keep_days: int = 30) -> list:
 
 
 def parse_history(history: list) -> list[tuple[datetime, float]]:
-
     return [(datetime.fromtimestamp(t, UTC), cs) for t, cs in history]

@@ -1,0 +1,69 @@
+"""What the consumer and the sweep do with their decisions, in the caller's transaction:
+save the accounts' memory and rule states, insert the new signals, auto-resolve cleared
+churn risks, and publish the new signals before the commit (a failed send rolls it all back,
+and a replay after a crash re-sends the same deterministic ids, which downstream dedupes)."""
+
+import logging
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from kizashi.contracts.signals import SignalBase
+from kizashi.contracts.topics import SIGNAL_TOPICS
+from kizashi.kit.kafka import OutgoingRecord, encode
+from kizashi.triggers import store
+from kizashi.triggers.decide import AccountMemory, Decision
+from kizashi.triggers.metrics import SIGNALS_FIRED, SIGNALS_RESOLVED, SIGNALS_SUPPRESSED
+from kizashi.triggers.rules import RULE_KINDS
+from kizashi.triggers.service import TriggersService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    memories: dict[str, AccountMemory] = field(default_factory=dict)
+    signals: list[SignalBase] = field(default_factory=list)
+    cleared: list[tuple[str, str]] = field(default_factory=list)
+    suppressed: list[str] = field(default_factory=list)
+    # Filled by `record`.
+    fresh: list[SignalBase] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)
+
+    def add(self, account_id: str, decision: Decision) -> None:
+        self.signals.extend(decision.signals)
+        self.cleared.extend((account_id, rule) for rule in decision.evaluation.cleared)
+        self.suppressed.extend(decision.evaluation.suppressed)
+
+
+async def record(
+    connection: asyncpg.Connection, service: TriggersService, outcome: Outcome, now
+) -> Outcome:
+    memories = outcome.memories
+    await store.save_accounts(connection, {a: m.as_row() for a, m in memories.items()})
+    await store.save_rule_states(connection, {a: m.states for a, m in memories.items()})
+    new_ids = await store.insert_signals(connection, outcome.signals)
+    outcome.fresh = [s for s in outcome.signals if s.signal_id in new_ids]
+    outcome.resolved = await store.resolve_cleared(connection, outcome.cleared, now)
+    await service.producer.send_all(
+        [OutgoingRecord(SIGNAL_TOPICS[s.kind], s.account_id, encode(s)) for s in outcome.fresh]
+    )
+    return outcome
+
+
+def count(outcome: Outcome) -> None:
+    """Metrics, once the transaction has committed."""
+    for signal in outcome.fresh:
+        SIGNALS_FIRED.labels(signal.kind, signal.rule).inc()
+        log.info(
+            "signal fired",
+            extra={
+                "signal_id": signal.signal_id,
+                "account_id": signal.account_id,
+                "kind": signal.kind,
+                "rule": signal.rule,
+            },
+        )
+    for rule in outcome.suppressed:
+        SIGNALS_SUPPRESSED.labels(RULE_KINDS[rule], rule).inc()
+    SIGNALS_RESOLVED.inc(len(outcome.resolved))

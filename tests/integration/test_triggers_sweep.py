@@ -1,0 +1,249 @@
+"""The triggers sweep against a real PostgreSQL and a real broker, with the clock moved by
+hand: silence fires inactivity with no event, the account's return resolves it, only due
+accounts are read, and rows the consumer holds are skipped rather than waited for.
+
+Its own database and broker: a sweep run at a future time must not touch the shared stack's
+accounts, and its signals must not reach the shared stack's notifier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
+
+from kizashi.contracts.events import EventEnvelope, input_event_adapter
+from kizashi.contracts.topics import SCORES_CHANGED, SIGNAL_TOPICS
+from kizashi.kit.migrate import upgrade
+from kizashi.kit.runtime import ServiceRuntime
+from kizashi.kit.settings import Settings
+from kizashi.scoring.config import load_scoring_config
+from kizashi.scoring.pipeline import rescore
+from kizashi.scoring.store import StoredAccount
+from kizashi.triggers.consumer import handle_changes
+from kizashi.triggers.replay import published
+from kizashi.triggers.rules import load_rules
+from kizashi.triggers.service import TriggersService
+from kizashi.triggers.sweep import sweep_once
+from tests.support import infra
+
+SCORING = load_scoring_config(None)
+DAY = timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+async def own_database(database_url: str):
+    name = f"kizashi_sweep_{uuid.uuid4().hex[:8]}"
+    server = infra._with_database(database_url, "postgres")
+    connection = await asyncpg.connect(server)
+    await connection.execute(f'CREATE DATABASE "{name}"')
+    url = infra._with_database(database_url, name)
+    try:
+        await asyncio.to_thread(upgrade, url)
+        yield url
+    finally:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.close()
+
+
+@pytest.fixture(scope="module")
+def own_broker(tmp_path_factory: pytest.TempPathFactory):
+    with infra.broker(Path(tmp_path_factory.mktemp("sweep-broker"))) as server:
+        yield server if isinstance(server, str) else server.bootstrap_servers
+
+
+@pytest.fixture(scope="module")
+async def triggers(own_database: str, own_broker: str):
+    settings = Settings(database_url=own_database, kafka_bootstrap_servers=own_broker)
+    runtime = await ServiceRuntime.start("triggers", settings)
+    yield TriggersService(runtime=runtime, rules=load_rules(None))
+    await runtime.stop()
+
+
+class Scoring:
+    """Scoring's pure step, with its stored state kept here: what the scoring service would
+    publish for these events at that time."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, StoredAccount] = {}
+
+    def change(self, account: str, events: list[EventEnvelope], at: datetime) -> ConsumerRecord:
+        stored = self.stored.get(account) or StoredAccount(account, None, None)
+        outcome = rescore(stored, events, config=SCORING, now=at)
+        s = outcome.scored
+        scores = {"cs": s.cs, "op": s.op, "segment": s.segment, "priority": s.priority}
+        self.stored[account] = StoredAccount(account, s.state, {**scores, "features": s.features})
+        change = published(outcome)
+        assert change is not None
+        value = change.model_dump_json().encode()
+        return ConsumerRecord(
+            SCORES_CHANGED, 0, 0, 0, 0, account.encode(), value, None, 0, len(value), ()
+        )
+
+
+def facts(account: str, at: datetime, renewal: datetime | None = None) -> EventEnvelope:
+    return input_event_adapter.validate_python(
+        {
+            "type": "account_update",
+            "account_id": account,
+            "occurred_at": at,
+            "name": account,
+            "seats": 10,
+            "renewal_date": renewal.date().isoformat() if renewal else None,
+        }
+    )
+
+
+def used(account: str, days: list[datetime]) -> list[EventEnvelope]:
+    return [
+        input_event_adapter.validate_python(
+            {
+                "type": "product_usage",
+                "account_id": account,
+                "occurred_at": day + timedelta(hours=i),
+                "user_id": f"u{i}",
+                "action": "login",
+            }
+        )
+        for day in days
+        for i in range(3)
+    ]
+
+
+async def account_row(url: str, account: str) -> asyncpg.Record:
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetchrow(
+            "SELECT next_sweep_at, updated_at FROM trigger_accounts WHERE account_id = $1",
+            account,
+        )
+    finally:
+        await connection.close()
+
+
+async def signals_of(url: str, account: str) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetch(
+            """
+            SELECT s.signal_id, s.rule, s.status, s.fired_at, s.status_changed_by,
+                   s.payload::text AS payload,
+                   array(SELECT a.action || ':' || a.actor FROM signal_actions a
+                         WHERE a.signal_id = s.signal_id ORDER BY a.id) AS actions
+            FROM signals s WHERE s.account_id = $1 ORDER BY s.fired_at
+            """,
+            account,
+        )
+    finally:
+        await connection.close()
+
+
+async def published_signal_ids(bootstrap: str, topic: str) -> set[str]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        batches = await consumer.getmany(timeout_ms=3000)
+        return {orjson.loads(r.value)["signal_id"] for rs in batches.values() for r in rs}
+    finally:
+        await consumer.stop()
+
+
+async def test_silence_fires_inactivity_at_the_sweep_and_the_return_resolves_it(
+    triggers: TriggersService, own_database: str, own_broker: str
+) -> None:
+    scoring = Scoring()
+    now = datetime.now(UTC).replace(microsecond=0)
+    silent, idle, busy = (f"{name}-{uuid.uuid4().hex[:6]}" for name in ("silent", "idle", "busy"))
+    last_use = now - 13 * DAY
+    records = [
+        scoring.change(
+            silent,
+            [facts(silent, now - 40 * DAY), *used(silent, [last_use - 7 * DAY, last_use])],
+            now,
+        ),
+        # Never used, no renewal date: nothing time can change, so never swept.
+        scoring.change(idle, [facts(idle, now - 40 * DAY)], now),
+        # Used yesterday: due when its own silence would reach 14 days.
+        scoring.change(busy, [facts(busy, now - 40 * DAY), *used(busy, [now - DAY])], now),
+    ]
+    await handle_changes(triggers, records)
+    assert await signals_of(own_database, silent) == []
+    due = await account_row(own_database, silent)
+    last_event = last_use + timedelta(hours=2)
+    assert due["next_sweep_at"] == last_event + 14 * DAY
+    assert (await account_row(own_database, idle))["next_sweep_at"] is None
+    busy_before = await account_row(own_database, busy)
+    assert busy_before["next_sweep_at"] == now - DAY + timedelta(hours=2) + 14 * DAY
+
+    # Nothing arrives; the clock passes the 14th day of silence.
+    swept_at = due["next_sweep_at"] + timedelta(minutes=1)
+    swept = await sweep_once(triggers, now=swept_at)
+    assert swept == 1
+    [signal] = await signals_of(own_database, silent)
+    assert (signal["rule"], signal["status"], signal["fired_at"]) == (
+        "inactivity",
+        "open",
+        swept_at,
+    )
+    payload = orjson.loads(signal["payload"])
+    assert payload["reasons"] == [f"No product usage for 14 days (last on {last_event:%Y-%m-%d})"]
+    assert payload["account"]["account_id"] == silent and payload["scores"]["cs"] >= 0
+    assert signal["signal_id"] in await published_signal_ids(
+        own_broker, SIGNAL_TOPICS["churn_risk"]
+    )
+    assert await account_row(own_database, busy) == busy_before
+    # The same sweep again fires nothing more: the rule waits for the account to re-arm.
+    assert await sweep_once(triggers, now=swept_at + timedelta(minutes=5)) == 0
+    assert len(await signals_of(own_database, silent)) == 1
+
+    # The account comes back; inactivity clears and resolves itself 3 days later.
+    back_at = swept_at + DAY
+    await handle_changes(triggers, [scoring.change(silent, used(silent, [back_at]), back_at)])
+    row = await account_row(own_database, silent)
+    assert row["next_sweep_at"] == back_at + 3 * DAY
+    await sweep_once(triggers, now=back_at + 2 * DAY)
+    assert (await signals_of(own_database, silent))[0]["status"] == "open"
+    await sweep_once(triggers, now=row["next_sweep_at"])
+    [resolved] = await signals_of(own_database, silent)
+    assert resolved["status"] == "resolved"
+    assert resolved["status_changed_by"] == "kizashi:auto-resolve"
+    assert resolved["actions"] == ["resolved:kizashi:auto-resolve"]
+
+
+async def test_the_sweep_skips_an_account_the_consumer_holds(
+    triggers: TriggersService, own_database: str
+) -> None:
+    scoring = Scoring()
+    now = datetime.now(UTC).replace(microsecond=0)
+    account = f"held-{uuid.uuid4().hex[:6]}"
+    record = scoring.change(
+        account, [facts(account, now - 40 * DAY), *used(account, [now - 13 * DAY])], now
+    )
+    await handle_changes(triggers, [record])
+    due_at = (await account_row(own_database, account))["next_sweep_at"]
+    assert due_at is not None
+
+    holder = await asyncpg.connect(own_database)
+    try:
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute(
+            "SELECT 1 FROM trigger_accounts WHERE account_id = $1 FOR UPDATE", account
+        )
+        # Returns at once (no wait on the lock) and leaves the account due.
+        await asyncio.wait_for(sweep_once(triggers, now=due_at + timedelta(minutes=1)), 10)
+        assert await signals_of(own_database, account) == []
+        await transaction.rollback()
+    finally:
+        await holder.close()
+    await sweep_once(triggers, now=due_at + timedelta(minutes=2))
+    assert [s["rule"] for s in await signals_of(own_database, account)] == ["inactivity"]

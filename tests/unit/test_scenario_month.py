@@ -1,0 +1,322 @@
+"""A synthetic month for a dozen account personas, replayed through the real scoring and rule
+code (kizashi.triggers.replay, as `kizashi backtest` does), with exactly the expected signals.
+
+Each persona is a few weeks of history (from late January) and March 2026. Days below are
+counted from 1 March (day 0); negative days are February. Usage is on weekdays, a few events
+a day, from a pool of users and features.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from kizashi.contracts.events import EventEnvelope, input_event_adapter
+from kizashi.scoring.config import load_scoring_config
+from kizashi.triggers.replay import Replay, ReplayResult, processing_time
+from kizashi.triggers.rules import load_rules
+
+MONTH = datetime(2026, 3, 1, tzinfo=UTC)
+END = MONTH + timedelta(days=31)
+FEATURES = ("reports", "alerts", "exports", "api", "dashboards")
+_ids = itertools.count()
+
+
+def at(day: float, hour: float = 10.0) -> datetime:
+    return MONTH + timedelta(days=day, hours=hour)
+
+
+def day_of(moment: datetime) -> int:
+    return (moment.date() - MONTH.date()).days
+
+
+def event(kind: str, account: str, day: float, hour: float = 10.0, **fields) -> EventEnvelope:
+    return input_event_adapter.validate_python(
+        {
+            "type": kind,
+            "account_id": account,
+            "event_id": f"{account}-{next(_ids)}",
+            "occurred_at": at(day, hour),
+            **fields,
+        }
+    )
+
+
+def crm(account: str, *, renewal_in: int = 300, seats: int = 20, **more) -> list[EventEnvelope]:
+    facts = {"plan": "team", "arr": 40000, **more}
+    renewal = (MONTH.date() + timedelta(days=renewal_in)).isoformat()
+    return [
+        event(
+            "account_update",
+            account,
+            -40,
+            8,
+            name=account.title(),
+            seats=seats,
+            renewal_date=renewal,
+            owner_email=f"owner@{account}.example",
+            **facts,
+        )
+    ]
+
+
+def usage(
+    account: str,
+    days: range,
+    *,
+    users: int = 10,
+    per_day: int = 4,
+    features: tuple[str, ...] = FEATURES,
+    weekdays_only: bool = True,
+) -> list[EventEnvelope]:
+    out = []
+    for d in days:
+        if weekdays_only and at(d).weekday() >= 5:
+            continue
+        for i in range(per_day):
+            out.append(
+                event(
+                    "product_usage",
+                    account,
+                    d,
+                    9 + i * 0.5,
+                    user_id=f"u{(d * per_day + i) % users}",
+                    action="feature_used",
+                    feature=features[(d + i) % len(features)],
+                )
+            )
+    return out
+
+
+def visits(account: str, day: int, n: int, category: str = "pricing") -> list[EventEnvelope]:
+    url = f"https://vendor.example/{category}"
+    return [
+        event("web_visit", account, day, 14 + i / 10, url=url, page_category=category)
+        for i in range(n)
+    ]
+
+
+def clicks(account: str, day: int, n: int, tag: str = "cross_sell") -> list[EventEnvelope]:
+    return [
+        event(
+            "email_engagement",
+            account,
+            day,
+            11 + i / 10,
+            action="click",
+            campaign_id="addons",
+            link_url="https://vendor.example/addons",
+            tags=[tag],
+        )
+        for i in range(n)
+    ]
+
+
+def survey(account: str, day: int, **answers) -> list[EventEnvelope]:
+    return [event("survey_response", account, day, 15, survey_id="pulse", **answers)]
+
+
+def received(events: list[EventEnvelope], day: int) -> list[EventEnvelope]:
+    """A backfill: old events that reach Kizashi on `day`."""
+    return [e.model_copy(update={"received_at": at(day, 12)}) for e in events]
+
+
+def personas() -> dict[str, list[EventEnvelope]]:
+    always = range(-40, 31)
+    p = {
+        # Steady weekday use, nothing else: no signal at all.
+        "quiet-healthy": [*crm("quiet-healthy"), *usage("quiet-healthy", always)],
+        # Uses the product until 10 March, then nothing: health, usage and silence, in turn.
+        "silent-churner": [*crm("silent-churner"), *usage("silent-churner", range(-40, 10))],
+        # Looks at pricing twice, a week apart from a quiet week in between.
+        "pricing-shopper": [
+            *crm("pricing-shopper"),
+            *usage("pricing-shopper", always),
+            *visits("pricing-shopper", 4, 1),
+            *visits("pricing-shopper", 5, 2),
+            *visits("pricing-shopper", 8, 2),  # the same episode: no second signal
+            *visits("pricing-shopper", 24, 3),  # re-armed by the quiet week, cooldown over
+        ],
+        # Heavy use, then says yes to the premium plan and reads product pages.
+        "happy-expander": [
+            *crm("happy-expander", seats=15, arr=120000, plan="starter", employees=400),
+            *usage("happy-expander", always, users=11, per_day=8),
+            *survey("happy-expander", 12, upsell_intent=9, nps=9),
+            *visits("happy-expander", 13, 2, "product"),
+        ],
+        # NPS 8 in February, 2 on 10 March, 9 on 21 March (clears; resolves after 14 days).
+        "detractor": [
+            *crm("detractor"),
+            *usage("detractor", always),
+            *survey("detractor", -20, nps=8),
+            *survey("detractor", 9, nps=2),
+            *survey("detractor", 20, nps=9),
+        ],
+        # Little use of 50 seats, renewal on 9 June: the 90-day window opens on 11 March.
+        "renewal-at-risk": [
+            *crm("renewal-at-risk", renewal_in=100, seats=50),
+            *usage(
+                "renewal-at-risk",
+                range(-40, 31, 4),
+                users=4,
+                per_day=1,
+                features=("reports",),
+                weekdays_only=False,
+            ),
+            *survey("renewal-at-risk", -15, csat=3),
+        ],
+        # 15 of 20 seats active, then four more people join from 16 March.
+        "seat-constrained": [
+            *crm("seat-constrained", seats=20),
+            *usage("seat-constrained", range(-40, 15), users=15),
+            *usage("seat-constrained", range(15, 31), users=19),
+        ],
+        # Healthy, renewal on 9 July: the 120-day window opens on 11 March.
+        "happy-renewal": [
+            *crm("happy-renewal", renewal_in=130),
+            *usage("happy-renewal", always, users=17),
+            *survey("happy-renewal", -10, nps=9, csat=5),
+        ],
+        # Clicks an add-on link, then a new-product link two days later.
+        "add-on-clicker": [
+            *crm("add-on-clicker"),
+            *usage("add-on-clicker", always),
+            *clicks("add-on-clicker", 14, 1),
+            *clicks("add-on-clicker", 16, 1, "new_product"),
+        ],
+        # Silent since 18 February, back on 16 March: its churn-risk signals resolve.
+        "comeback": [
+            *crm("comeback"),
+            *usage("comeback", range(-40, -10)),
+            *usage("comeback", range(15, 31)),
+        ],
+        # Pricing visits nearly every day, 0 to 2 at a time: noise around the threshold.
+        "noisy-browser": [
+            *crm("noisy-browser"),
+            *usage("noisy-browser", always),
+            *[v for d in range(2, 28) for v in visits("noisy-browser", d, (d * 7) % 3)],
+        ],
+        # Its history arrives in one backfill on 6 March; its last use was 13 February.
+        "backfilled": received([*crm("backfilled"), *usage("backfilled", range(-40, -15))], 5),
+    }
+    return p
+
+
+# (rule, day) per persona, over the whole replay (warm-up included).
+EXPECTED: dict[str, list[tuple[str, int]]] = {
+    "quiet-healthy": [],
+    "silent-churner": [("health_drop", 14), ("usage_drop", 17), ("inactivity", 23)],
+    "pricing-shopper": [("pricing_interest", 5), ("pricing_interest", 24)],
+    "happy-expander": [("upsell_intent", 12), ("expansion_ready", 13)],
+    "detractor": [("detractor", 9)],
+    "renewal-at-risk": [("renewal_at_risk", 10)],
+    "seat-constrained": [("seat_pressure", 18)],
+    "happy-renewal": [("renewal_window", 10)],
+    "add-on-clicker": [("cross_sell_click", 16)],
+    "comeback": [("health_drop", -4), ("usage_drop", 0), ("inactivity", 3)],
+    "noisy-browser": [("pricing_interest", 4)],
+    "backfilled": [("inactivity", 5), ("usage_drop", 5), ("health_drop", 12)],
+}
+
+
+def replay(events: list[EventEnvelope], **options) -> ReplayResult:
+    engine = Replay(scoring=load_scoring_config(None), rules=load_rules(None), **options)
+    return engine.run(sorted(events, key=processing_time), until=END)
+
+
+def by_persona(result: ReplayResult) -> dict[str, list[tuple[str, int]]]:
+    fired: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for signal in result.signals:
+        fired[signal.account_id].append((signal.rule, day_of(signal.fired_at)))
+    return {
+        name: sorted(rules, key=lambda item: (item[1], item[0])) for name, rules in fired.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def month() -> ReplayResult:
+    return replay([e for events in personas().values() for e in events])
+
+
+@pytest.mark.parametrize("persona", sorted(EXPECTED))
+def test_each_persona_gets_exactly_its_signals(month: ReplayResult, persona: str) -> None:
+    assert by_persona(month).get(persona, []) == sorted(
+        EXPECTED[persona], key=lambda item: (item[1], item[0])
+    )
+
+
+def test_no_signal_for_an_account_outside_the_cast(month: ReplayResult) -> None:
+    assert set(by_persona(month)) <= set(EXPECTED)
+    assert month.accounts == len(EXPECTED)
+
+
+def test_reasons_carry_the_numbers(month: ReplayResult) -> None:
+    reasons = {(s.account_id, s.rule): s.reasons for s in month.signals}
+    assert reasons[("detractor", "detractor")] == ["NPS 2 on 2026-03-10 (was 8)"]
+    assert reasons[("noisy-browser", "pricing_interest")] == ["3 pricing visits in the last 7 days"]
+    assert reasons[("silent-churner", "inactivity")] == [
+        "No product usage for 14 days (last on 2026-03-10)"
+    ]
+    assert reasons[("renewal-at-risk", "renewal_at_risk")][0] == (
+        "Renewal in 90 days (on 2026-06-09)"
+    )
+    assert reasons[("seat-constrained", "seat_pressure")] == [
+        "18 active users on 20 seats (90% of seats) in 28 days"
+    ]
+    assert reasons[("happy-expander", "upsell_intent")][0] == (
+        "Upsell intent 9/10 in a survey on 2026-03-13"
+    )
+
+
+def test_time_driven_rules_fire_from_the_sweep_with_no_event(month: ReplayResult) -> None:
+    """Nothing happens to these accounts on those days: the clock alone fires the rule."""
+    fired = {(s.account_id, s.rule): s for s in month.signals}
+    inactivity = fired[("silent-churner", "inactivity")]
+    assert inactivity.fired_at == at(23, 10.5)  # 14 days after the last use, to the second
+    renewal = fired[("happy-renewal", "renewal_window")]
+    assert renewal.fired_at == at(10, 0)  # the UTC midnight the window opens
+    assert renewal.caused_at is None
+
+
+def test_each_signal_keeps_a_snapshot_of_the_account_and_its_scores(month: ReplayResult) -> None:
+    signal = next(s for s in month.signals if s.rule == "expansion_ready")
+    assert signal.account.name == "Happy-Expander" and signal.account.seats == 15
+    assert signal.scores.segment == "expand"
+    assert signal.scores_before is not None and signal.scores_before.segment == "nurture"
+
+
+def test_churn_risks_resolve_themselves_once_clear_long_enough(month: ReplayResult) -> None:
+    resolved = {(r.account_id, r.rule): day_of(r.at) for r in month.resolutions}
+    # Back on day 15: inactivity clears at once and resolves after 3 days; the usage trend
+    # and CS recover over the following days and resolve after their 7.
+    assert resolved[("comeback", "inactivity")] == 18
+    assert resolved[("comeback", "health_drop")] == 22
+    assert resolved[("comeback", "usage_drop")] == 22
+    # The detractor's NPS 9 on day 20 clears it; 14 days later is past the month's end.
+    assert ("detractor", "detractor") not in resolved
+    assert ("silent-churner", "inactivity") not in resolved
+
+
+def test_a_replay_with_every_event_twice_changes_nothing(month: ReplayResult) -> None:
+    events = [e for evs in personas().values() for e in evs]
+    renamed = {e.event_id: e for e in events}
+    doubled = replay([*events, *events])
+    assert doubled.duplicates == len(renamed)
+    assert [s.signal_id for s in doubled.signals] == [s.signal_id for s in month.signals]
+
+
+def test_the_sweep_schedule_misses_nothing_a_sweep_of_everyone_would_catch(
+    month: ReplayResult,
+) -> None:
+    """Oracle: the triggers sweep on every account every hour, ignoring next_sweep_at, finds
+    the same signals, each within the hour the exact schedule found it."""
+    events = [e for evs in personas().values() for e in evs]
+    brute = replay(events, tick=timedelta(hours=1), sweep_all=True)
+    exact = {s.signal_id: s.fired_at for s in month.signals}
+    hourly = {s.signal_id: s.fired_at for s in brute.signals}
+    assert set(hourly) == set(exact)
+    for signal_id, fired_at in exact.items():
+        assert timedelta(0) <= hourly[signal_id] - fired_at <= timedelta(hours=1)
