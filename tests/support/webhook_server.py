@@ -70,6 +70,8 @@ class RecordedRequest:
 class RecordingWebhookServer:
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
+        # Requests with a delayed reply whose client hung up before it: never answered.
+        self.unanswered: list[RecordedRequest] = []
         self._replies: dict[str, list[Reply]] = {}
         self._changed = asyncio.Condition()
         self._server: asyncio.Server | None = None
@@ -87,6 +89,11 @@ class RecordingWebhookServer:
 
     def requests_to(self, path: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == path]
+
+    def answered_to(self, path: str) -> list[RecordedRequest]:
+        """Requests to `path` that got their reply (not those whose client hung up first)."""
+        gone = {id(r) for r in self.unanswered}
+        return [r for r in self.requests_to(path) if id(r) not in gone]
 
     # The explicit timeout is the agreed API: callers wait for N requests, never forever.
     async def wait_for(self, count: int, timeout: float = 5.0) -> list[RecordedRequest]:  # noqa: ASYNC109
@@ -135,9 +142,13 @@ class RecordingWebhookServer:
             body = await reader.readexactly(int(headers.get("content-length", "0")))
             queue = self._replies.get(target)
             reply = (queue.pop(0) if queue else Reply()).resolved()
-            await self._record(method, target, headers, body, reply.status)
+            record = await self._record(method, target, headers, body, reply.status)
             if reply.delay:
                 await asyncio.sleep(reply.delay)
+                if reader.at_eof():
+                    # The client went away (e.g. its process was killed) before the answer.
+                    self.unanswered.append(record)
+                    break
             writer.write(_response(reply))
             await writer.drain()
             if headers.get("connection", "").lower() == "close":
@@ -145,7 +156,7 @@ class RecordingWebhookServer:
 
     async def _record(
         self, method: str, path: str, headers: dict[str, str], body: bytes, status: int
-    ) -> None:
+    ) -> RecordedRequest:
         try:
             parsed = json.loads(body) if body else None
         except ValueError:
@@ -154,6 +165,7 @@ class RecordingWebhookServer:
         async with self._changed:
             self.requests.append(record)
             self._changed.notify_all()
+        return record
 
 
 def _response(reply: Reply) -> bytes:

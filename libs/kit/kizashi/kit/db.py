@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from kizashi.kit.metrics import DB_POOL_CONNECTIONS
+from kizashi.kit.metrics import DB_POOL_CONNECTIONS, DB_POOL_MAX_CONNECTIONS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -81,12 +81,19 @@ def record_pool_metrics(engine: AsyncEngine, service: str) -> None:
     idle = pool.checkedin() if hasattr(pool, "checkedin") else 0
     DB_POOL_CONNECTIONS.labels(service, "in_use").set(checked_out)
     DB_POOL_CONNECTIONS.labels(service, "idle").set(idle)
+    if hasattr(pool, "size"):
+        # QueuePool keeps its overflow limit private; pool_size + max_overflow is the ceiling.
+        DB_POOL_MAX_CONNECTIONS.labels(service).set(pool.size() + getattr(pool, "_max_overflow", 0))
 
 
 @asynccontextmanager
 async def raw_transaction(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
     """A transaction on the pool's asyncpg connection, for set-based statements on hot paths
     (arrays through `unnest`, parameters always bound). Commits when the block ends cleanly."""
-    async with engine.begin() as connection:
+    # SQLAlchemy's asyncpg adapter only sends BEGIN before a statement of its own, and none is
+    # run here: without asyncpg's own transaction each statement would commit by itself.
+    async with engine.connect() as connection:
         raw = await connection.get_raw_connection()
-        yield raw.driver_connection  # type: ignore[misc]
+        driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+        async with driver.transaction():
+            yield driver

@@ -52,8 +52,17 @@ class Settings(BaseSettings):
     kafka_fetch_max_wait_ms: int = Field(default=20, ge=1, le=5000)
     kafka_send_timeout_s: float = Field(default=10.0, gt=0, le=120)
     consumer_max_batch: int = Field(default=2000, ge=1, le=50_000)
+    # Scoring re-scores each account once per batch, so under backlog a bigger batch means
+    # fewer re-scorings per event; a batch is only this big when that many records wait.
+    scoring_max_batch: int = Field(default=20_000, ge=1, le=50_000)
     sweep_interval_s: float = Field(default=30.0, gt=0, le=60)
     db_pool_size: int = Field(default=5, ge=1, le=100)
+    # Notification delivery (the notifier): how often to try, and how long a `sending` row left
+    # by a dead process waits before another claims it. The lease must outlast one send.
+    delivery_max_attempts: int = Field(default=6, ge=1, le=50)
+    delivery_retry_base_s: float = Field(default=1.0, gt=0, le=3600)
+    delivery_retry_cap_s: float = Field(default=300.0, gt=0, le=86_400)
+    delivery_lease_s: float = Field(default=120.0, gt=0, le=86_400)
     log_level: str = "INFO"
 
     @field_validator("config_dir", mode="before")

@@ -34,6 +34,8 @@ class DeliveryView(BaseModel):
     last_error: str | None
     created_at: datetime
     sent_at: datetime | None
+    # Set when the delivery went (or goes) out in a digest: "<receiver>|<owner>|<window end>".
+    digest_key: str | None
     attempt_log: list[Attempt]
 
 
@@ -61,10 +63,11 @@ async def list_deliveries(
             """
             SELECT d.delivery_id, d.signal_id, d.receiver, d.channel, d.status, d.attempts,
                    d.next_attempt_at, d.last_error, d.created_at, d.sent_at,
+                   d.digest_key,
                    COALESCE((SELECT json_agg(json_build_object(
                                 'attempt', a.attempt, 'at', a.at, 'outcome', a.outcome,
                                 'status_code', a.status_code, 'error', a.error)
-                             ORDER BY a.attempt)
+                             ORDER BY a.at, a.id)
                              FROM delivery_attempts a WHERE a.delivery_id = d.delivery_id),
                             '[]')::text AS attempt_log
             FROM deliveries d
@@ -87,12 +90,23 @@ async def list_deliveries(
 async def retry_delivery(delivery_id: str, request: Request, _: ApiCaller) -> dict[str, Any]:
     service = request.app.state.service
     async with raw_transaction(service.engine) as connection:
+        # A digest's deliveries failed together and are retried together, as one message.
         row = await connection.fetchrow(
             """
-            UPDATE deliveries SET status = 'pending', next_attempt_at = $2, attempts = 0,
-                   updated_at = $2
-            WHERE delivery_id = $1 AND status = 'failed'
-            RETURNING delivery_id, status
+            WITH target AS (
+                SELECT delivery_id, digest_key FROM deliveries
+                WHERE delivery_id = $1 AND status = 'failed'
+            ), retried AS (
+                UPDATE deliveries d SET status = 'pending', next_attempt_at = $2, attempts = 0,
+                       updated_at = $2
+                FROM target t
+                WHERE d.status = 'failed'
+                  AND (d.delivery_id = t.delivery_id OR d.digest_key = t.digest_key)
+                RETURNING d.delivery_id
+            )
+            SELECT $1::text AS delivery_id, 'pending' AS status,
+                   (SELECT count(*) FROM retried)::int AS deliveries
+            FROM target
             """,
             delivery_id,
             datetime.now(UTC),

@@ -35,9 +35,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             renderer=Renderer(settings.config_dir),
             webhooks=WebhookSender(),
             smtp=SmtpSender.from_url(smtp_url, sender=settings.email_from) if smtp_url else None,
-            retry=RetryPolicy(),
+            retry=RetryPolicy(
+                max_attempts=settings.delivery_max_attempts,
+                base=settings.delivery_retry_base_s,
+                cap=settings.delivery_retry_cap_s,
+            ),
             action_secret=settings.signing_secret(),
             public_url=settings.public_url,
+            lease_s=settings.delivery_lease_s,
         )
         runtime.consume(list(SIGNAL_TOPICS.values()), functools.partial(handle_signals, service))
         runtime.background(delivery_loop(service), name="deliveries")

@@ -3,11 +3,14 @@
 Recording the intent is all the consumer does before committing offsets, so a signal is never
 lost once consumed; the delivery worker sends what was recorded."""
 
+import math
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
+from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.signals import signal_adapter
 from kizashi.kit.db import raw_transaction
 from kizashi.kit.kafka import PermanentRecordError, Rejected
@@ -21,9 +24,29 @@ def delivery_id_for(signal_id: str, receiver: str) -> str:
     return str(uuid.uuid5(DELIVERY_NAMESPACE, f"{signal_id}\x1f{receiver}"))
 
 
+def digest_owner(account: AccountFacts) -> str:
+    """Whom a digest is for: the owner's email (as mail systems compare it), else Slack handle."""
+    if account.owner_email:
+        return account.owner_email.casefold()
+    return account.owner_slack or "-"
+
+
+def digest_slot(
+    receiver: str, owner: str, interval: timedelta, now: datetime
+) -> tuple[str, datetime]:
+    """The digest a signal joins: one per (receiver, owner) per interval, sent at its end.
+
+    Windows are aligned to the epoch (a `1d` digest closes at 00:00 UTC), so every process and
+    every replay agrees on them."""
+    period = interval.total_seconds()
+    end = math.floor(now.timestamp() / period + 1) * period
+    return f"{receiver}|{owner}|{end:.0f}", datetime.fromtimestamp(end, UTC)
+
+
 async def handle_signals(service: NotifierService, records: list[ConsumerRecord]) -> Rejected:
     rejected: Rejected = []
     intents = []
+    now = datetime.now(UTC)
     for record in records:
         try:
             signal = signal_adapter.validate_json(record.value)
@@ -31,6 +54,10 @@ async def handle_signals(service: NotifierService, records: list[ConsumerRecord]
             rejected.append((record, PermanentRecordError(f"schema violation: {error}")))
             continue
         for match in service.routing.route(signal):
+            digest_key = not_before = None
+            if match.digest is not None:
+                owner = digest_owner(signal.account)
+                digest_key, not_before = digest_slot(match.receiver.name, owner, match.digest, now)
             intents.append(
                 store.Intent(
                     delivery_id=delivery_id_for(signal.signal_id, match.receiver.name),
@@ -38,7 +65,8 @@ async def handle_signals(service: NotifierService, records: list[ConsumerRecord]
                     receiver=match.receiver.name,
                     channel=match.receiver.type,
                     payload=signal.model_dump(mode="json"),
-                    digest_s=match.digest.total_seconds() if match.digest else None,
+                    digest_key=digest_key,
+                    not_before=not_before,
                 )
             )
     if intents:

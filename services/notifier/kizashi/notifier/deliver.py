@@ -18,12 +18,15 @@ from kizashi.contracts.signals import SignalBase, signal_adapter
 from kizashi.contracts.topics import DEAD_LETTER, SIGNAL_TOPICS
 from kizashi.kit.db import raw_transaction
 from kizashi.kit.kafka import OutgoingRecord, encode
-from kizashi.kit.signing import sign_action
 from kizashi.notifier import store
+from kizashi.notifier.digest import digest_id_for, send_digest
+from kizashi.notifier.links import action_links
 from kizashi.notifier.metrics import (
     DELIVERIES,
     DELIVERIES_FAILED,
     DELIVERY_RETRIES,
+    DIGEST_SIGNALS,
+    DIGESTS,
     END_TO_END_LATENCY,
 )
 from kizashi.notifier.routing import EmailReceiver, SlackReceiver
@@ -32,17 +35,7 @@ from kizashi.notifier.transport import SendResult
 
 log = logging.getLogger(__name__)
 CLAIM_BATCH = 50
-ACTION_LINK_TTL = timedelta(days=14)
 _rng = random.Random()
-
-
-def action_links(service: NotifierService, signal: SignalBase) -> tuple[str, str]:
-    expires = datetime.now(UTC) + ACTION_LINK_TTL
-    base = service.public_url.rstrip("/")
-    return tuple(  # type: ignore[return-value]
-        f"{base}/v1/actions/{sign_action(signal.signal_id, action, expires, service.action_secret)}"
-        for action in ("ack", "snooze")
-    )
 
 
 async def send_once(
@@ -85,70 +78,128 @@ async def _deliver(service: NotifierService, claimed: dict) -> None:
     except Exception as error:  # a bug in rendering must not leave the row `sending`
         log.exception("delivery failed unexpectedly", extra={"delivery_id": delivery_id})
         result = SendResult("failed", f"internal error: {type(error).__name__}")
+    await _record(service, [claimed], [signal], result)
+
+
+async def _deliver_digest(service: NotifierService, digest_key: str, claimed: list[dict]) -> None:
+    signals = [signal_adapter.validate_python(c["payload"]) for c in claimed]
+    try:
+        result = await send_digest(
+            service, claimed[0]["receiver"], signals, digest_id_for(digest_key)
+        )
+    except Exception as error:
+        log.exception("digest failed unexpectedly", extra={"digest_key": digest_key})
+        result = SendResult("failed", f"internal error: {type(error).__name__}")
+    outcome = await _record(service, claimed, signals, result)
+    DIGESTS.labels(claimed[0]["channel"], outcome).inc()
+    if outcome == "sent":
+        DIGEST_SIGNALS.labels(claimed[0]["channel"]).observe(len(signals))
+
+
+async def _record(
+    service: NotifierService, claimed: list[dict], signals: list[SignalBase], result: SendResult
+) -> str:
+    """Record one send's result on every delivery it carried (one, or a digest's), after it."""
     now = datetime.now(UTC)
-    delay = service.retry.next_delay(claimed["attempts"], result, _rng)
+    attempt = max(c["attempts"] for c in claimed)
+    delay = service.retry.next_delay(attempt, result, _rng)
     outcome = "sent" if result.ok else "retry" if delay is not None else "failed"
     async with raw_transaction(service.engine) as connection:
-        await store.record_attempt(
+        await store.record_attempts(
             connection,
-            delivery_id=delivery_id,
-            attempt=claimed["attempts"],
+            delivery_ids=[c["delivery_id"] for c in claimed],
+            attempt=attempt,
             outcome=outcome,
             status_code=result.status,
             error=None if result.ok else result.reason,
             next_attempt_at=now + timedelta(seconds=delay) if delay is not None else None,
             now=now,
         )
-    channel = claimed["channel"]
-    DELIVERIES.labels(channel, outcome).inc()
-    if outcome == "sent" and signal.caused_at is not None:
-        END_TO_END_LATENCY.labels(channel).observe((now - signal.caused_at).total_seconds())
-    elif outcome == "retry":
-        DELIVERY_RETRIES.labels(channel).inc()
+    channel = claimed[0]["channel"]
+    DELIVERIES.labels(channel, outcome).inc(len(claimed))
+    for row in claimed:
+        # `result.reason` is already redacted by the transport: no webhook URL or password.
+        log.log(
+            logging.INFO if outcome == "sent" else logging.WARNING,
+            "delivery %s%s",
+            outcome,
+            "" if result.ok else f": {result.reason}",
+            extra={
+                "delivery_id": row["delivery_id"],
+                "signal_id": row.get("signal_id"),
+                "channel": channel,
+                "outcome": outcome,
+            },
+        )
+    if outcome == "retry":
+        DELIVERY_RETRIES.labels(channel).inc(len(claimed))
+    if outcome == "sent":
+        for signal in signals:
+            if signal.caused_at is not None:
+                latency = (now - signal.caused_at).total_seconds()
+                END_TO_END_LATENCY.labels(channel).observe(latency)
     elif outcome == "failed":
-        DELIVERIES_FAILED.labels(channel).inc()
-        await _dead_letter(service, signal, claimed, result, now)
+        DELIVERIES_FAILED.labels(channel).inc(len(claimed))
+        await _dead_letter(service, claimed, signals, attempt, result, now)
+    return outcome
 
 
 async def _dead_letter(
-    service: NotifierService, signal: SignalBase, claimed: dict, result: SendResult, now: datetime
+    service: NotifierService,
+    claimed: list[dict],
+    signals: list[SignalBase],
+    attempts: int,
+    result: SendResult,
+    now: datetime,
 ) -> None:
-    letter = DeadLetter(
-        service="notifier",
-        topic=SIGNAL_TOPICS[signal.kind],
-        partition=-1,
-        offset=-1,
-        key=signal.account_id,
-        value=encode(claimed["payload"]).decode(),
-        reason=f"delivery {claimed['delivery_id']} to {claimed['receiver']} failed after "
-        f"{claimed['attempts']} attempt(s): {result.reason}",
-        error_type="DeliveryFailed",
-        failed_at=now,
-    )
-    with contextlib.suppress(Exception):  # the row says `failed` whatever the broker does
-        await service.producer.send_all(
-            [OutgoingRecord(DEAD_LETTER, signal.account_id, encode(letter))]
+    """One dead letter per delivery given up on, carrying its signal and the reason."""
+    records = []
+    for row, signal in zip(claimed, signals, strict=True):
+        via = f" (in digest {digest_id_for(row['digest_key'])})" if row.get("digest_key") else ""
+        letter = DeadLetter(
+            service="notifier",
+            topic=SIGNAL_TOPICS[signal.kind],
+            partition=-1,
+            offset=-1,
+            key=signal.account_id,
+            value=encode(row["payload"]).decode(),
+            reason=f"delivery {row['delivery_id']} to {row['receiver']}{via} failed after "
+            f"{attempts} attempt(s): {result.reason}",
+            error_type="DeliveryFailed",
+            failed_at=now,
         )
+        records.append(OutgoingRecord(DEAD_LETTER, signal.account_id, encode(letter)))
+    try:
+        await service.producer.send_all(records)
+    except Exception:  # the rows say `failed` (and the API lists them) whatever the broker does
+        log.warning("could not dead-letter %d failed deliveries", len(records), exc_info=True)
 
 
 async def deliver_due(service: NotifierService) -> int:
+    """One pass: claim what is due (single deliveries and whole digests), send, record."""
+    claim = {
+        "now": datetime.now(UTC),
+        "lease_s": service.lease_s,
+        "in_flight": sorted(service.in_flight),
+        "limit": CLAIM_BATCH,
+    }
     async with raw_transaction(service.engine) as connection:
-        claimed = await store.claim_due(
-            connection,
-            now=datetime.now(UTC),
-            lease_s=service.lease_s,
-            in_flight=sorted(service.in_flight),
-            limit=CLAIM_BATCH,
-        )
-    if not claimed:
+        single = await store.claim_due(connection, **claim)
+        digests = await store.claim_digests(connection, **claim)
+    claimed_ids = [c["delivery_id"] for c in single]
+    claimed_ids += [c["delivery_id"] for rows in digests.values() for c in rows]
+    if not claimed_ids:
         return 0
-    service.in_flight.update(c["delivery_id"] for c in claimed)
+    service.in_flight.update(claimed_ids)
     try:
         # Different receivers proceed side by side; one webhook's rate limit holds only its own.
-        await asyncio.gather(*(_deliver(service, c) for c in claimed))
+        await asyncio.gather(
+            *(_deliver(service, c) for c in single),
+            *(_deliver_digest(service, key, rows) for key, rows in digests.items()),
+        )
     finally:
-        service.in_flight.difference_update(c["delivery_id"] for c in claimed)
-    return len(claimed)
+        service.in_flight.difference_update(claimed_ids)
+    return len(claimed_ids)
 
 
 async def delivery_loop(service: NotifierService, poll_s: float = 1.0) -> None:

@@ -21,3 +21,14 @@ END_TO_END_LATENCY = Histogram(
     ["channel"],
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
+DIGESTS = Counter(
+    "kizashi_notifier_digests_total",
+    "Digest messages by channel and outcome (sent, retry, failed)",
+    ["channel", "outcome"],
+)
+DIGEST_SIGNALS = Histogram(
+    "kizashi_notifier_digest_signals",
+    "How many signals a sent digest carried",
+    ["channel"],
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250),
+)

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -33,7 +34,16 @@ deliveries = Table(
     Column("sent_at", DateTime(timezone=True), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("payload", JSONB, nullable=False),
+    # Set when the route batches signals: "<receiver>|<owner>|<window end, epoch s>". Every
+    # delivery with one key goes out as one digest message and ends sent/failed together.
+    Column("digest_key", Text, nullable=True),
     Index("deliveries_due", "status", "next_attempt_at"),
+    Index(
+        "deliveries_digest",
+        "digest_key",
+        "status",
+        postgresql_where=text("digest_key IS NOT NULL"),
+    ),
 )
 
 delivery_attempts = Table(

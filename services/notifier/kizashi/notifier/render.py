@@ -155,9 +155,10 @@ def signal_view(signal: Signal) -> SignalView:
     kind_label = KIND_LABELS.get(signal.kind, signal.kind)
     rule_words = RULE_WORDS.get(signal.rule, signal.rule.replace("_", " "))
     figure = _figure(signal.reasons)
-    # "upsell intent 9/10", but "detractor, NPS 2" where the figure brings its own label.
-    summary = rule_words
-    if figure:
+    # The rule engine's own headline says it best; older signals fall back to the first
+    # figure of the first reason: "upsell intent 9/10", "detractor, NPS 2".
+    summary = signal.headline or rule_words
+    if figure and not signal.headline:
         summary += f", {figure}" if figure[0].isalpha() else f" {figure}"
     name = _one_line(account.display_name)
     owner = account.owner_email or "—"

@@ -15,7 +15,9 @@ class Intent:
     receiver: str
     channel: str
     payload: dict
-    digest_s: float | None = None
+    # For a digest route: the group this delivery joins, and when the group goes out.
+    digest_key: str | None = None
+    not_before: datetime | None = None
 
 
 async def record_intents(connection: asyncpg.Connection, intents: Sequence[Intent]) -> None:
@@ -24,13 +26,12 @@ async def record_intents(connection: asyncpg.Connection, intents: Sequence[Inten
     await connection.execute(
         """
         INSERT INTO deliveries (delivery_id, signal_id, receiver, channel, status, payload,
-                                next_attempt_at)
-        SELECT id, signal, receiver, channel, 'pending', payload::jsonb,
-               CASE WHEN digest_s IS NULL THEN now()
-                    ELSE to_timestamp(ceil(extract(epoch FROM now()) / digest_s) * digest_s)
-               END
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[])
-             AS u(id, signal, receiver, channel, payload, digest_s)
+                                digest_key, next_attempt_at)
+        SELECT id, signal, receiver, channel, 'pending', payload::jsonb, digest_key,
+               COALESCE(not_before, now())
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                    $7::timestamptz[])
+             AS u(id, signal, receiver, channel, payload, digest_key, not_before)
         ON CONFLICT (delivery_id) DO NOTHING
         """,
         [i.delivery_id for i in intents],
@@ -38,15 +39,23 @@ async def record_intents(connection: asyncpg.Connection, intents: Sequence[Inten
         [i.receiver for i in intents],
         [i.channel for i in intents],
         [orjson.dumps(i.payload).decode() for i in intents],
-        [i.digest_s for i in intents],
+        [i.digest_key for i in intents],
+        [i.not_before for i in intents],
     )
 
 
-CLAIMABLE = """
-    (status = 'pending' AND next_attempt_at <= $1)
-    OR (status = 'sending' AND updated_at < $1 - make_interval(secs => $2)
-        AND NOT (delivery_id = ANY($3::text[])))
+# A row left `sending` by a process that died, once its lease ran out (not one of ours).
+ABANDONED = """
+    (status = 'sending' AND updated_at < $1::timestamptz - make_interval(secs => $2::float8)
+     AND NOT (delivery_id = ANY($3::text[])))
 """
+RETURNED = (
+    "delivery_id, signal_id, receiver, channel, attempts, digest_key, payload::text AS payload"
+)
+
+
+def _rows(rows: Sequence[asyncpg.Record]) -> list[dict]:
+    return [{**dict(row), "payload": orjson.loads(row["payload"])} for row in rows]
 
 
 async def claim_due(
@@ -57,30 +66,78 @@ async def claim_due(
     in_flight: Sequence[str],
     limit: int,
 ) -> list[dict]:
-    """Mark due deliveries as being sent (the intent, recorded before the send). A delivery
-    left `sending` by a process that died is claimed again once its lease has run out."""
+    """Mark due single deliveries as being sent (the intent, recorded before the send). A
+    delivery left `sending` by a process that died is claimed again once its lease has run out."""
     rows = await connection.fetch(
         f"""
         UPDATE deliveries d SET status = 'sending', attempts = attempts + 1, updated_at = $1
         WHERE delivery_id IN (
-            SELECT delivery_id FROM deliveries WHERE {CLAIMABLE}
+            SELECT delivery_id FROM deliveries
+            WHERE digest_key IS NULL
+              AND ((status = 'pending' AND next_attempt_at <= $1) OR {ABANDONED})
             ORDER BY next_attempt_at NULLS FIRST, delivery_id
             LIMIT $4 FOR UPDATE SKIP LOCKED
         )
-        RETURNING delivery_id, signal_id, receiver, channel, attempts, payload::text AS payload
-        """,  # noqa: S608 - CLAIMABLE is a constant
+        RETURNING {RETURNED}
+        """,  # noqa: S608 - ABANDONED and RETURNED are constants
         now,
         lease_s,
         list(in_flight),
         limit,
     )
-    return [{**dict(row), "payload": orjson.loads(row["payload"])} for row in rows]
+    return _rows(rows)
 
 
-async def record_attempt(
+async def claim_digests(
     connection: asyncpg.Connection,
     *,
-    delivery_id: str,
+    now: datetime,
+    lease_s: float,
+    in_flight: Sequence[str],
+    limit: int,
+) -> dict[str, list[dict]]:
+    """Claim whole digests: every pending (or abandoned) delivery of each due digest key.
+
+    A key is due when all its pending rows are (they share the window's end, and a retry moves
+    them together). Two workers may pick the same key; the UPDATE re-checks each row under its
+    lock, so the second finds them `sending` and claims nothing."""
+    keys = await connection.fetch(
+        f"""
+        SELECT digest_key FROM deliveries
+        WHERE digest_key IS NOT NULL AND (status = 'pending' OR {ABANDONED})
+        GROUP BY digest_key
+        HAVING bool_and(status <> 'pending' OR next_attempt_at <= $1)
+        ORDER BY min(next_attempt_at), digest_key
+        LIMIT $4
+        """,  # noqa: S608 - ABANDONED is a constant
+        now,
+        lease_s,
+        list(in_flight),
+        limit,
+    )
+    if not keys:
+        return {}
+    rows = await connection.fetch(
+        f"""
+        UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = $1
+        WHERE digest_key = ANY($4::text[]) AND (status = 'pending' OR {ABANDONED})
+        RETURNING {RETURNED}
+        """,  # noqa: S608 - ABANDONED and RETURNED are constants
+        now,
+        lease_s,
+        list(in_flight),
+        [k["digest_key"] for k in keys],
+    )
+    groups: dict[str, list[dict]] = {}
+    for row in sorted(_rows(rows), key=lambda r: r["delivery_id"]):
+        groups.setdefault(row["digest_key"], []).append(row)
+    return groups
+
+
+async def record_attempts(
+    connection: asyncpg.Connection,
+    *,
+    delivery_ids: Sequence[str],
     attempt: int,
     outcome: str,
     status_code: int | None,
@@ -88,25 +145,29 @@ async def record_attempt(
     next_attempt_at: datetime | None,
     now: datetime,
 ) -> None:
+    """One attempt's result for one delivery, or for every delivery a digest carried."""
     status = {"sent": "sent", "retry": "pending", "failed": "failed"}[outcome]
+    ids = sorted(delivery_ids)
     await connection.execute(
         """
         UPDATE deliveries SET status = $2, next_attempt_at = $3, last_error = $4,
-               sent_at = CASE WHEN $2 = 'sent' THEN $5 ELSE sent_at END, updated_at = $5
-        WHERE delivery_id = $1
+               sent_at = CASE WHEN $2 = 'sent' THEN $5 ELSE sent_at END, updated_at = $5,
+               attempts = GREATEST(attempts, $6)
+        WHERE delivery_id = ANY($1::text[])
         """,
-        delivery_id,
+        ids,
         status,
         next_attempt_at,
         error,
         now,
+        attempt,
     )
     await connection.execute(
         """
         INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, status_code, error)
-        VALUES ($1, $2, $3, $4, $5, $6)
+        SELECT id, $2, $3, $4, $5, $6 FROM unnest($1::text[]) AS u(id)
         """,
-        delivery_id,
+        ids,
         attempt,
         now,
         outcome,

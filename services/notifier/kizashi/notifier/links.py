@@ -1,0 +1,18 @@
+"""The signed acknowledge/snooze links an alert carries: no API token needed to act on it."""
+
+from datetime import UTC, datetime, timedelta
+
+from kizashi.contracts.signals import SignalBase
+from kizashi.kit.signing import sign_action
+from kizashi.notifier.service import NotifierService
+
+ACTION_LINK_TTL = timedelta(days=14)
+
+
+def action_links(service: NotifierService, signal: SignalBase) -> tuple[str, str]:
+    expires = datetime.now(UTC) + ACTION_LINK_TTL
+    base = service.public_url.rstrip("/")
+    return tuple(  # type: ignore[return-value]
+        f"{base}/v1/actions/{sign_action(signal.signal_id, action, expires, service.action_secret)}"
+        for action in ("ack", "snooze")
+    )
