@@ -15,6 +15,7 @@ up: $(STAMP)
 	$(VENV)/bin/kizashi up
 
 test: $(STAMP)
+	sh deploy/install-test-tools.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -p no:cacheprovider
 

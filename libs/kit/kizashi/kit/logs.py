@@ -10,7 +10,22 @@ import orjson
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
-_CONTEXT_FIELDS = ("event_id", "signal_id", "account_id", "topic", "delivery_id")
+# Fields a caller may pass as `extra=` to give a line its context. Never a key, token or URL.
+_CONTEXT_FIELDS = (
+    "event_id",
+    "signal_id",
+    "account_id",
+    "topic",
+    "partition",
+    "offset",
+    "delivery_id",
+    "digest_key",
+    "kind",
+    "rule",
+    "channel",
+    "outcome",
+    "error_type",
+)
 
 
 class JsonFormatter(logging.Formatter):

@@ -67,3 +67,8 @@ DB_POOL_CONNECTIONS = Gauge(
     "Database pool connections by state (in use or idle)",
     ["service", "state"],
 )
+DB_POOL_MAX_CONNECTIONS = Gauge(
+    "kizashi_db_pool_max_connections",
+    "The most connections the database pool may open (pool size plus overflow)",
+    ["service"],
+)
