@@ -43,7 +43,7 @@ class RunningStack:
         return read_stack(self.data_dir) or {}
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-20000:]
+        return self.log_path.read_text(errors="replace")[-6000:]
 
     async def post_events(self, events: list[dict]) -> dict:
         async with self.ingest() as client:

@@ -23,6 +23,8 @@ class SignalBase(BaseModel):
     fired_at: datetime
     reasons: list[str]
     suggested_play: str
+    # What happened with its key figure, in a few words ("upsell intent 9/10").
+    headline: str | None = None
     account: AccountFacts
     scores: ScoreSnapshot
     scores_before: ScoreSnapshot | None = None

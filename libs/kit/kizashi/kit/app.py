@@ -42,5 +42,9 @@ def create_service_app(
     async def readiness() -> dict[str, bool]:
         return await app.state.service.runtime.readiness()
 
-    install_common_routes(app, service=service, readiness=readiness)
+    async def liveness() -> dict[str, bool]:
+        state = getattr(app.state, "service", None)
+        return state.runtime.liveness() if state is not None else {}
+
+    install_common_routes(app, service=service, readiness=readiness, liveness=liveness)
     return app

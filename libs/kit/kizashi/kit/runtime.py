@@ -47,9 +47,14 @@ class ServiceRuntime:
         runtime.every(15.0, runtime._pool_metrics, name="pool-metrics")
         return runtime
 
-    def consume(self, topics: list[str], handler: BatchHandler) -> None:
+    def consume(
+        self, topics: list[str], handler: BatchHandler, *, max_batch: int | None = None
+    ) -> None:
+        """Run a BatchConsumer; `max_batch` overrides `consumer_max_batch` for this one."""
         self._tasks.append(
-            asyncio.create_task(self._supervise(topics, handler), name=f"consume-{topics}")
+            asyncio.create_task(
+                self._supervise(topics, handler, max_batch), name=f"consume-{topics}"
+            )
         )
 
     def every(self, interval_s: float, job: Callable[[], Awaitable[object]], *, name: str) -> None:
@@ -65,7 +70,9 @@ class ServiceRuntime:
 
         self._tasks.append(asyncio.create_task(loop(), name=name))
 
-    def _new_consumer(self, topics: list[str], handler: BatchHandler) -> BatchConsumer:
+    def _new_consumer(
+        self, topics: list[str], handler: BatchHandler, max_batch: int | None = None
+    ) -> BatchConsumer:
         assert self.producer is not None
         return BatchConsumer(
             service=self.service,
@@ -73,7 +80,7 @@ class ServiceRuntime:
             bootstrap_servers=self.settings.require_bootstrap_servers(),
             handler=handler,
             dead_letters=self.producer,
-            max_batch=self.settings.consumer_max_batch,
+            max_batch=max_batch or self.settings.consumer_max_batch,
             fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
         )
 
@@ -81,10 +88,12 @@ class ServiceRuntime:
         """A long-running task of the service's own, cancelled when the service stops."""
         self._tasks.append(asyncio.create_task(coroutine, name=name))  # type: ignore[arg-type]
 
-    async def _supervise(self, topics: list[str], handler: BatchHandler) -> None:
+    async def _supervise(
+        self, topics: list[str], handler: BatchHandler, max_batch: int | None = None
+    ) -> None:
         """A consumer that crashes (broker gone, a coordinator error) starts again, fresh."""
         slot = len(self.consumers)
-        self.consumers.append(self._new_consumer(topics, handler))
+        self.consumers.append(self._new_consumer(topics, handler, max_batch))
         while True:
             try:
                 await self.consumers[slot].run()
@@ -94,11 +103,17 @@ class ServiceRuntime:
             except Exception:
                 log.exception("consumer stopped unexpectedly; restarting in 2 s")
                 await asyncio.sleep(2)
-                self.consumers[slot] = self._new_consumer(topics, handler)
+                self.consumers[slot] = self._new_consumer(topics, handler, max_batch)
 
     async def _pool_metrics(self) -> None:
         if self.engine is not None:
             record_pool_metrics(self.engine, self.service)
+
+    def liveness(self) -> dict[str, bool]:
+        return {
+            f"consumer_{index}_progressing": not consumer.status.stuck(STUCK_AFTER_S)
+            for index, consumer in enumerate(self.consumers)
+        }
 
     async def readiness(self) -> dict[str, bool]:
         checks: dict[str, bool] = {}

@@ -22,8 +22,11 @@ def credentials_file(data_dir: Path) -> Path:
 
 
 def write_stack(data_dir: Path, stack: dict) -> None:
+    """Written to a temporary file and renamed, so a reader never sees half a file."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    stack_file(data_dir).write_bytes(orjson.dumps(stack, option=orjson.OPT_INDENT_2))
+    partial = stack_file(data_dir).with_suffix(".json.tmp")
+    partial.write_bytes(orjson.dumps(stack, option=orjson.OPT_INDENT_2))
+    partial.replace(stack_file(data_dir))
 
 
 def read_stack(data_dir: Path) -> dict | None:

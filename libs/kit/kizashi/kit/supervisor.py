@@ -118,6 +118,26 @@ class Stack:
                 await asyncio.wait_for(self.stopping.wait(), delay)
             delay = min(delay * 2, MAX_RESTART_DELAY_S)
 
+    async def watch_health(self, interval_s: float = 10, strikes: int = 3) -> None:
+        """A process that answers /healthz 503 (a consumer stuck with records waiting) a few
+        times in a row is restarted, as an orchestrator's liveness probe would."""
+        failures = dict.fromkeys(self.services, 0)
+        async with httpx.AsyncClient(timeout=5) as client:
+            while not self.stopping.is_set():
+                await asyncio.sleep(interval_s)
+                for name, service in self.services.items():
+                    try:
+                        response = await client.get(
+                            f"http://{self.settings.host}:{service.port}/healthz"
+                        )
+                        failures[name] = failures[name] + 1 if response.status_code == 503 else 0
+                    except httpx.HTTPError:
+                        failures[name] = 0  # starting or restarting: watch() handles exits
+                    if failures[name] >= strikes and service.process is not None:
+                        self.say(f"{name} is not making progress; restarting it")
+                        service.process.terminate()
+                        failures[name] = 0
+
     def write_state(self) -> None:
         host = self.settings.host
         write_stack(
@@ -149,6 +169,7 @@ class Stack:
             name: ServiceProcess(name, self.settings.port_of(name)) for name in SERVICES
         }
         watchers = [asyncio.create_task(self.watch(s)) for s in self.services.values()]
+        watchers.append(asyncio.create_task(self.watch_health()))
         await self._announce()
         await self.stopping.wait()
         self.say("\nstopping …")

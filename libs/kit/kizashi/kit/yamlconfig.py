@@ -1,0 +1,79 @@
+"""Reading the YAML config files (scoring.yaml, rules.yaml, routing.yaml, segment.yaml): from
+KIZASHI_CONFIG_DIR when the file is there, else the packaged default, with errors that name
+the file, the key and the problem."""
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigFileError(ValueError):
+    """A config file that cannot be used; the message says where and why."""
+
+
+def read_config_text(file_name: str, config_dir: Path | None, package: str) -> tuple[str, str]:
+    """(text, source): `<config_dir>/<file_name>` when it exists, else the package's default."""
+    if config_dir is not None:
+        path = Path(config_dir) / file_name
+        if path.is_file():
+            try:
+                return path.read_text(encoding="utf-8"), str(path)
+            except (OSError, UnicodeDecodeError) as error:
+                raise ConfigFileError(f"{path}: cannot be read: {error}") from error
+    packaged = resources.files(package).joinpath("defaults", file_name)
+    return packaged.read_text(encoding="utf-8"), f"{file_name} (packaged default)"
+
+
+def parse_yaml_mapping(text: str, source: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigFileError(f"{source}: not valid YAML: {error}") from error
+    if not isinstance(data, dict):
+        raise ConfigFileError(f"{source}: must be a mapping at the top level")
+    return data
+
+
+def problem(error: dict[str, Any]) -> str:
+    """One pydantic error in words: "must be a number, got 'x'", "unknown key"."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    if kind in ("float_type", "float_parsing", "int_type", "int_parsing", "finite_number"):
+        return f"must be a number, got {error['input']!r}"
+    if kind == "string_type":
+        return f"must be a string, got {error['input']!r}"
+    if kind in ("dict_type", "model_type"):
+        return "must be a mapping"
+    if kind == "list_type":
+        return "must be a list"
+    if kind == "bool_type" or kind == "bool_parsing":
+        return f"must be true or false, got {error['input']!r}"
+    if kind == "literal_error":
+        return f"must be one of {ctx['expected']}, got {error['input']!r}"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def describe(error: ValidationError, source: str, *, name_of=None) -> str:
+    """Every problem as `<source>: <key path>: <problem>`, joined by "; ". `name_of` may turn a
+    location into words (e.g. "route #2 ('vip')") for files made of lists."""
+    lines = []
+    for item in error.errors():
+        loc = tuple(item.get("loc", ()))
+        where = name_of(loc) if name_of else ".".join(str(part) for part in loc)
+        lines.append(f"{source}: {where or '(top)'}: {problem(item)}")
+    return "; ".join(lines)
+
+
+def validate(model: type[M], data: dict[str, Any], source: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ConfigFileError(describe(error, source)) from None
