@@ -16,26 +16,35 @@ class ConfigFileError(ValueError):
     """A config file that cannot be used; the message says where and why."""
 
 
-def read_config_text(file_name: str, config_dir: Path | None, package: str) -> tuple[str, str]:
-    """(text, source): `<config_dir>/<file_name>` when it exists, else the package's default."""
+def read_config_text(
+    file_name: str,
+    config_dir: Path | None,
+    package: str,
+    *,
+    error: type[ConfigFileError] = ConfigFileError,
+) -> tuple[str, str]:
+    """(text, source): `<config_dir>/<file_name>` when it exists, else the package's default
+    (the source is then the bare file name)."""
     if config_dir is not None:
         path = Path(config_dir) / file_name
         if path.is_file():
             try:
                 return path.read_text(encoding="utf-8"), str(path)
-            except (OSError, UnicodeDecodeError) as error:
-                raise ConfigFileError(f"{path}: cannot be read: {error}") from error
+            except (OSError, UnicodeDecodeError) as problem:
+                raise error(f"{path}: cannot be read: {problem}") from problem
     packaged = resources.files(package).joinpath("defaults", file_name)
-    return packaged.read_text(encoding="utf-8"), f"{file_name} (packaged default)"
+    return packaged.read_text(encoding="utf-8"), file_name
 
 
-def parse_yaml_mapping(text: str, source: str) -> dict[str, Any]:
+def parse_yaml_mapping(
+    text: str, source: str, *, error: type[ConfigFileError] = ConfigFileError
+) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigFileError(f"{source}: not valid YAML: {error}") from error
+    except yaml.YAMLError as problem:
+        raise error(f"{source}: not valid YAML: {problem}") from problem
     if not isinstance(data, dict):
-        raise ConfigFileError(f"{source}: must be a mapping at the top level")
+        raise error(f"{source}: must be a mapping at the top level")
     return data
 
 
@@ -72,8 +81,14 @@ def describe(error: ValidationError, source: str, *, name_of=None) -> str:
     return "; ".join(lines)
 
 
-def validate(model: type[M], data: dict[str, Any], source: str) -> M:
+def validate(
+    model: type[M],
+    data: dict[str, Any],
+    source: str,
+    *,
+    error: type[ConfigFileError] = ConfigFileError,
+) -> M:
     try:
         return model.model_validate(data)
-    except ValidationError as error:
-        raise ConfigFileError(describe(error, source)) from None
+    except ValidationError as problem:
+        raise error(describe(problem, source)) from None

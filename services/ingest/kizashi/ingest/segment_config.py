@@ -1,22 +1,25 @@
 """The Segment mapping file (`segment.yaml`): its shape, validation with errors that name the
 key, and loading from KIZASHI_CONFIG_DIR or the packaged default."""
 
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from kizashi.contracts.events import ACCOUNT_FACT_FIELDS, EVENT_MODELS
+from kizashi.kit.yamlconfig import (
+    ConfigFileError,
+    parse_yaml_mapping,
+    read_config_text,
+    validate,
+)
 
 FILE_NAME = "segment.yaml"
 PATH_ROOTS = (
@@ -42,7 +45,7 @@ ENVELOPE_FIELDS = {
 }
 
 
-class SegmentConfigError(ValueError):
+class SegmentConfigError(ConfigFileError):
     pass
 
 
@@ -129,32 +132,13 @@ class SegmentMapping(_Strict):
 
 
 def parse_segment_mapping(text: str, source: str = FILE_NAME) -> SegmentMapping:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise SegmentConfigError(f"{source}: not valid YAML: {error}") from error
-    if not isinstance(data, dict):
-        raise SegmentConfigError(f"{source}: must be a mapping at the top level")
-    try:
-        return SegmentMapping.model_validate(data)
-    except ValidationError as error:
-        problems = [
-            f"{source}: {'.'.join(str(p) for p in e['loc']) or '(top)'}: "
-            f"{str(e['msg']).removeprefix('Value error, ')}"
-            for e in error.errors()
-        ]
-        raise SegmentConfigError("; ".join(problems)) from None
+    data = parse_yaml_mapping(text, source, error=SegmentConfigError)
+    return validate(SegmentMapping, data, source, error=SegmentConfigError)
 
 
 def load_segment_mapping(config_dir: Path | None) -> SegmentMapping:
     """`<config_dir>/segment.yaml` when it exists, else the packaged default."""
-    if config_dir is not None:
-        path = Path(config_dir) / FILE_NAME
-        if path.is_file():
-            try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as error:
-                raise SegmentConfigError(f"{path}: cannot be read: {error}") from error
-            return parse_segment_mapping(text, str(path))
-    packaged = resources.files("kizashi.ingest").joinpath("defaults", FILE_NAME)
-    return parse_segment_mapping(packaged.read_text(encoding="utf-8"), FILE_NAME)
+    text, source = read_config_text(
+        FILE_NAME, config_dir, "kizashi.ingest", error=SegmentConfigError
+    )
+    return parse_segment_mapping(text, source)
