@@ -38,6 +38,10 @@ def is_transient(error: BaseException) -> bool:
     """Errors that mean "the database is away or busy", not "this data is bad"."""
     if isinstance(error, OperationalError | InterfaceError | ConnectionError | OSError):
         return True
+    # Statements on the raw asyncpg connection (raw_transaction) raise asyncpg's own errors,
+    # not SQLAlchemy's wrappers: a deadlock there is asyncpg's DeadlockDetectedError.
+    if isinstance(error, asyncpg.PostgresError):  # connection errors carry class 08 states
+        return error.sqlstate in RETRYABLE_SQLSTATES
     if isinstance(error, DBAPIError):
         if error.connection_invalidated:
             return True
@@ -56,10 +60,11 @@ async def retry_transient(
     for attempt in range(1, attempts + 1):
         try:
             return await operation()
-        except DBAPIError as error:
+        except (DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             if attempt == attempts or not is_transient(error):
                 raise
-            log.warning("transient database error, retrying: %s", type(error.orig).__name__)
+            cause = getattr(error, "orig", None) or error
+            log.warning("transient database error, retrying: %s", type(cause).__name__)
             await asyncio.sleep(delay)
             delay *= 2
     raise AssertionError("unreachable")

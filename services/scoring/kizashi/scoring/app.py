@@ -10,7 +10,8 @@ from kizashi.kit.runtime import ServiceRuntime
 from kizashi.kit.settings import Settings, get_settings
 from kizashi.scoring import api
 from kizashi.scoring.config import load_scoring_config
-from kizashi.scoring.consumer import handle_events
+from kizashi.scoring.consumer import handle_events, tune_garbage_collector
+from kizashi.scoring.segment_sizes import refresh_segment_sizes
 from kizashi.scoring.service import ScoringService
 from kizashi.scoring.sweep import sweep_once
 
@@ -22,9 +23,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     async def setup(runtime: ServiceRuntime) -> ScoringService:
         service = ScoringService(runtime=runtime, config=config)
-        runtime.consume(list(EVENT_TOPICS.values()), functools.partial(handle_events, service))
+        tune_garbage_collector()
+        runtime.consume(
+            list(EVENT_TOPICS.values()),
+            functools.partial(handle_events, service),
+            max_batch=settings.scoring_max_batch,
+        )
         runtime.every(
             settings.sweep_interval_s, functools.partial(sweep_once, service), name="sweep"
+        )
+        runtime.every(
+            settings.sweep_interval_s,
+            functools.partial(refresh_segment_sizes, service),
+            name="segment-sizes",
         )
         return service
 

@@ -1,6 +1,6 @@
 from collections.abc import Sequence
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 EVENTS_APPLIED = Counter(
     "kizashi_scoring_events_applied_total", "Input events applied to account state", ["type"]
@@ -25,14 +25,21 @@ SEGMENT_TRANSITIONS = Counter(
     ["from_segment", "to_segment"],
 )
 
+SEGMENT_ACCOUNTS = Gauge(
+    "kizashi_scoring_accounts",
+    "Scored accounts per segment (refreshed periodically; every replica reports the same totals)",
+    ["segment"],
+)
+
 
 def record_outcomes(outcomes: Sequence, cause: str = "events") -> None:
     SCORE_UPDATES.labels(cause).inc(len(outcomes))
     for outcome in outcomes:
-        change = outcome.change
-        if change is None:
+        message = outcome.message
+        if message is None:
             continue
         SCORES_CHANGED_EMITTED.labels(cause).inc()
-        before = change.before.segment if change.before else "none"
-        if before != change.after.segment:
-            SEGMENT_TRANSITIONS.labels(before, change.after.segment).inc()
+        before = message["before"]["segment"] if message["before"] else "none"
+        after = message["after"]["segment"]
+        if before != after:
+            SEGMENT_TRANSITIONS.labels(before, after).inc()

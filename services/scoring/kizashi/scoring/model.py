@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from kizashi.contracts.accounts import AccountFacts
-from kizashi.contracts.scores import Priority, ScoreComponent, ScoreSnapshot, Segment
+from kizashi.contracts.scores import Index, Priority, ScoreComponent, ScoreSnapshot, Segment
 from kizashi.scoring.config import ScoringConfig
 from kizashi.scoring.features import (
     DAY_S,
@@ -26,10 +26,38 @@ Part = tuple[float | None, float, str]
 SETTLED_USAGE = 0.5
 
 
+class BreakdownLine(dict):
+    """One line of a breakdown: a `ScoreComponent` as JSON data, with attribute access.
+
+    A score has sixteen lines and the consumer makes thousands of scores a second, so lines are
+    made as plain dicts (no per-line validation; orjson writes a dict several times faster than
+    a dataclass) and wrapped in this view only when read; `as_component()` gives the contract
+    model.
+    """
+
+    __slots__ = ()
+
+    index = property(lambda self: self["index"])
+    component = property(lambda self: self["component"])
+    raw = property(lambda self: self["raw"])
+    weight = property(lambda self: self["weight"])
+    points = property(lambda self: self["points"])
+    explanation = property(lambda self: self["explanation"])
+
+    def as_component(self) -> ScoreComponent:
+        return ScoreComponent.model_validate(dict(self))
+
+
 @dataclass(frozen=True, slots=True)
 class ScoreResult:
     snapshot: ScoreSnapshot
-    breakdown: list[ScoreComponent]
+    # The breakdown as plain JSON-ready dicts (what is stored and published).
+    lines: list[dict]
+
+    @property
+    def breakdown(self) -> list[BreakdownLine]:
+        """The same lines, with attribute access (line.component, line.points, …)."""
+        return [BreakdownLine(line) for line in self.lines]
 
 
 def _num(value: float) -> str:
@@ -227,23 +255,23 @@ def _op_parts(f: Features, facts: AccountFacts, cfg: ScoringConfig, now: float) 
 
 
 def _index(
-    index: str, parts: dict[str, Part], weights: dict[str, float], out: list[ScoreComponent]
+    index: Index, parts: dict[str, Part], weights: dict[str, float], out: list[dict]
 ) -> float:
-    total_weight = sum(weights.values())
+    scale = 100.0 / sum(weights.values())
     score = 0.0
     for name, (raw, norm, sentence) in parts.items():
         weight = weights[name]
-        points = 100.0 * weight * norm / total_weight
+        points = scale * weight * norm
         score += points
         out.append(
-            ScoreComponent(
-                index=index,
-                component=name,
-                raw=None if raw is None else round(float(raw), 4),
-                weight=weight,
-                points=round(points, 2),
-                explanation=sentence,
-            )
+            {
+                "index": index,
+                "component": name,
+                "raw": None if raw is None else round(float(raw), 4),
+                "weight": weight,
+                "points": round(points, 2),
+                "explanation": sentence,
+            }
         )
     return round(min(100.0, max(0.0, score)), 2)
 
@@ -256,9 +284,12 @@ def segment_of(cs: float, op: float, config: ScoringConfig) -> Segment:
 
 
 def priority_of(features: Features, cs: float, op: float, config: ScoringConfig) -> Priority:
-    inputs = {**features, "cs": cs, "op": op}
     for rule in config.priority.rules:
-        if all(cond.holds(inputs.get(name)) for name, cond in rule.when.items()):
+        for name, cond in rule.when.items():
+            value = cs if name == "cs" else op if name == "op" else features.get(name)
+            if not cond.holds(value):
+                break
+        else:
             return rule.priority
     return config.priority.default
 
@@ -268,17 +299,17 @@ def score(
 ) -> ScoreResult:
     """CS, OP, segment and priority, with one breakdown line per component."""
     t = now.timestamp()
-    breakdown: list[ScoreComponent] = []
-    cs = _index("cs", _cs_parts(features, config, t), config.cs.weights.by_name, breakdown)
+    lines: list[dict] = []
+    cs = _index("cs", _cs_parts(features, config, t), config.cs.weights.by_name, lines)
     op_parts = _op_parts(features, facts, config, t)
-    op = _index("op", op_parts, config.op.weights.by_name, breakdown)
+    op = _index("op", op_parts, config.op.weights.by_name, lines)
     snapshot = ScoreSnapshot(
         cs=cs,
         op=op,
         segment=segment_of(cs, op, config),
         priority=priority_of(features, cs, op, config),
     )
-    return ScoreResult(snapshot=snapshot, breakdown=breakdown)
+    return ScoreResult(snapshot=snapshot, lines=lines)
 
 
 def meaningful_change(

@@ -4,9 +4,12 @@ and `kizashi rescore` share. Pure: no I/O."""
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
+
+import orjson
 
 from kizashi.contracts.events import EventEnvelope
-from kizashi.contracts.scores import AppliedEvent, ScoresChanged, ScoreSnapshot
+from kizashi.contracts.scores import ScoresChanged, ScoreSnapshot
 from kizashi.scoring.config import ScoringConfig
 from kizashi.scoring.features import AccountState, features_at
 from kizashi.scoring.model import meaningful_change, next_drift_check, score
@@ -33,7 +36,17 @@ MAX_EVENT_REFS = 20
 @dataclass
 class Outcome:
     scored: ScoredAccount
-    change: ScoresChanged | None
+    # The `scores.changed` message as JSON data, or None when nothing meaningful moved. Built
+    # as plain data on the hot path; `change` validates it into the contract model on demand.
+    message: dict | None
+
+    @cached_property
+    def change(self) -> ScoresChanged | None:
+        return None if self.message is None else ScoresChanged.model_validate_json(self.encoded())
+
+    def encoded(self) -> bytes:
+        assert self.message is not None
+        return orjson.dumps(self.message, option=orjson.OPT_UTC_Z)
 
 
 def _watched_moved(before: dict | None, after: dict) -> bool:
@@ -51,6 +64,15 @@ def _watched_moved(before: dict | None, after: dict) -> bool:
     return False
 
 
+def _snapshot_json(snapshot: ScoreSnapshot) -> dict:
+    return {
+        "cs": snapshot.cs,
+        "op": snapshot.op,
+        "segment": snapshot.segment,
+        "priority": snapshot.priority,
+    }
+
+
 def rescore(
     stored: StoredAccount,
     events: Sequence[EventEnvelope],
@@ -65,54 +87,61 @@ def rescore(
     facts = state.facts(stored.account_id)
     features = features_at(state, facts, now)
     result = score(features, facts, config, now)
+    scores = stored.scores
+    # Our own row, written from a validated snapshot: read back without validating again.
     before = (
-        ScoreSnapshot(
-            cs=stored.scores["cs"],
-            op=stored.scores["op"],
-            segment=stored.scores["segment"],
-            priority=stored.scores["priority"],
+        ScoreSnapshot.model_construct(
+            cs=scores["cs"], op=scores["op"], segment=scores["segment"], priority=scores["priority"]
         )
-        if stored.scores
+        if scores
         else None
     )
+    facts_json = facts.model_dump(mode="json")
+    after = result.snapshot
+    # Encoded once, for the row and for the message.
+    breakdown_json = orjson.dumps(result.lines)
+    features_json = orjson.dumps(features)
     scored = ScoredAccount(
         account_id=stored.account_id,
-        facts=facts.model_dump(mode="json"),
+        facts=facts_json,
         state=state.to_json(),
-        cs=result.snapshot.cs,
-        op=result.snapshot.op,
-        segment=result.snapshot.segment,
-        priority=result.snapshot.priority,
-        breakdown=[component.model_dump(mode="json") for component in result.breakdown],
+        cs=after.cs,
+        op=after.op,
+        segment=after.segment,
+        priority=after.priority,
+        breakdown=result.lines,
         features=features,
         config_version=config.version,
         computed_at=now,
         next_check_at=next_drift_check(state, now, config),
+        breakdown_json=breakdown_json,
+        features_json=features_json,
     )
-    moved = meaningful_change(before, result.snapshot, config) or _watched_moved(
+    moved = meaningful_change(before, after, config) or _watched_moved(
         stored.scores["features"] if stored.scores else None, features
     )
     if not moved:
         return Outcome(scored, None)
-    change = ScoresChanged(
-        account_id=stored.account_id,
-        computed_at=now,
-        config_version=config.version,
-        before=before,
-        after=result.snapshot,
-        breakdown=result.breakdown,
-        account=facts,
-        features=features,
-        events=[
-            AppliedEvent(
-                event_id=e.event_id,
-                type=e.type,  # type: ignore[attr-defined]
-                occurred_at=e.occurred_at or now,
-                received_at=e.received_at,
-            )
+    # The fields of ScoresChanged, in its JSON form (a unit test holds the two together).
+    message = {
+        "account_id": stored.account_id,
+        "computed_at": now,
+        "config_version": config.version,
+        "before": None if before is None else _snapshot_json(before),
+        "after": _snapshot_json(after),
+        "breakdown": orjson.Fragment(breakdown_json),
+        "account": facts_json,
+        "features": orjson.Fragment(features_json),
+        "events": [
+            {
+                "event_id": e.event_id,
+                "type": e.type,  # type: ignore[attr-defined]
+                "occurred_at": e.occurred_at or now,
+                "received_at": e.received_at,
+            }
             for e in list(events)[:MAX_EVENT_REFS]
         ],
-        event_count=len(events),
-        cause=cause,  # type: ignore[arg-type]
-    )
-    return Outcome(scored, change)
+        "event_count": len(events),
+        "cause": cause,
+    }
+    return Outcome(scored, message)

@@ -76,53 +76,56 @@ class ScoredAccount:
     op: float
     segment: str
     priority: str
-    breakdown: list[dict]
+    breakdown: list  # BreakdownLine dataclasses (or dicts): orjson writes either
     features: dict
     config_version: str
     computed_at: datetime
     next_check_at: datetime | None
+    # The same breakdown and features already encoded, when the caller has them (the consumer
+    # encodes each once for both the row and the scores.changed message).
+    breakdown_json: bytes | None = None
+    features_json: bytes | None = None
 
 
 async def save(connection: asyncpg.Connection, scored: Sequence[ScoredAccount]) -> None:
+    """Upsert accounts and scores in one statement (one round trip per batch)."""
     if not scored:
         return
     scored = sorted(scored, key=lambda s: s.account_id)
-    ids = [s.account_id for s in scored]
     await connection.execute(
         """
-        INSERT INTO accounts (account_id, facts, state, updated_at)
-        SELECT id, facts::jsonb, state::jsonb, now()
-        FROM unnest($1::text[], $2::text[], $3::text[]) AS u(id, facts, state)
-        ON CONFLICT (account_id) DO UPDATE
-        SET facts = EXCLUDED.facts, state = EXCLUDED.state, updated_at = now()
-        """,
-        ids,
-        [orjson.dumps(s.facts).decode() for s in scored],
-        [orjson.dumps(s.state).decode() for s in scored],
-    )
-    await connection.execute(
-        """
+        WITH rows AS (
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::float8[],
+                                 $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                                 $11::timestamptz[], $12::timestamptz[])
+                AS u(id, facts, state, cs, op, segment, priority, breakdown, features, version,
+                     computed_at, next_check_at)
+        ), saved_accounts AS (
+            INSERT INTO accounts (account_id, facts, state, updated_at)
+            SELECT id, facts::jsonb, state::jsonb, now() FROM rows
+            ON CONFLICT (account_id) DO UPDATE
+            SET facts = EXCLUDED.facts, state = EXCLUDED.state, updated_at = now()
+        )
         INSERT INTO scores (account_id, cs, op, segment, priority, breakdown, features,
                             config_version, computed_at, next_check_at)
         SELECT id, cs, op, segment, priority, breakdown::jsonb, features::jsonb,
                version, computed_at, next_check_at
-        FROM unnest($1::text[], $2::float8[], $3::float8[], $4::text[], $5::text[], $6::text[],
-                    $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[])
-             AS u(id, cs, op, segment, priority, breakdown, features, version, computed_at,
-                  next_check_at)
+        FROM rows
         ON CONFLICT (account_id) DO UPDATE
         SET cs = EXCLUDED.cs, op = EXCLUDED.op, segment = EXCLUDED.segment,
             priority = EXCLUDED.priority, breakdown = EXCLUDED.breakdown,
             features = EXCLUDED.features, config_version = EXCLUDED.config_version,
             computed_at = EXCLUDED.computed_at, next_check_at = EXCLUDED.next_check_at
         """,
-        ids,
+        [s.account_id for s in scored],
+        [orjson.dumps(s.facts).decode() for s in scored],
+        [orjson.dumps(s.state).decode() for s in scored],
         [s.cs for s in scored],
         [s.op for s in scored],
         [s.segment for s in scored],
         [s.priority for s in scored],
-        [orjson.dumps(s.breakdown).decode() for s in scored],
-        [orjson.dumps(s.features).decode() for s in scored],
+        [(s.breakdown_json or orjson.dumps(s.breakdown)).decode() for s in scored],
+        [(s.features_json or orjson.dumps(s.features)).decode() for s in scored],
         [s.config_version for s in scored],
         [s.computed_at for s in scored],
         [s.next_check_at for s in scored],

@@ -7,12 +7,10 @@ recompute everything after a config change.
 
 from datetime import UTC, datetime
 
-from kizashi.contracts.topics import SCORES_CHANGED
 from kizashi.kit.db import raw_transaction, retry_transient
-from kizashi.kit.kafka import OutgoingRecord, encode
 from kizashi.scoring import store
 from kizashi.scoring.metrics import record_outcomes
-from kizashi.scoring.pipeline import rescore
+from kizashi.scoring.persist import rescore_and_write
 from kizashi.scoring.service import ScoringService
 
 SWEEP_BATCH = 500
@@ -26,19 +24,8 @@ async def rescore_accounts(
     async def attempt() -> int:
         async with raw_transaction(service.engine) as connection:
             stored = await store.lock_accounts(connection, account_ids)
-            outcomes = [
-                rescore(s, (), config=service.config, now=now, cause=cause)
-                for s in stored.values()
-                if s.state is not None
-            ]
-            await store.save(connection, [o.scored for o in outcomes])
-            await service.producer.send_all(
-                [
-                    OutgoingRecord(SCORES_CHANGED, o.change.account_id, encode(o.change))
-                    for o in outcomes
-                    if o.change is not None
-                ]
-            )
+            known = {i: s for i, s in stored.items() if s.state is not None}
+            outcomes = await rescore_and_write(service, connection, known, {}, cause=cause, now=now)
         record_outcomes(outcomes, cause)
         return len(outcomes)
 

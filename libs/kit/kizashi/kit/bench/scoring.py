@@ -1,13 +1,452 @@
-"""`kizashi bench scoring`: not written yet."""
+"""`kizashi bench scoring [--json]`: events/s through the scoring consumer, Kafka to PostgreSQL
+committed, next to a raw baseline measured in the same run on an identical stream.
+
+- scoring: the service's own handler (`kizashi.scoring.consumer.handle_events`) under the
+  service's own `BatchConsumer`, with the service's batch size and fetch wait.
+- baseline: a bare aiokafka consumer and one batched `unnest` upsert per batch into a scratch
+  table, then an explicit commit: what any consumer of these topics pays, without scoring.
+
+Both read the same generated stream (10k accounts, mixed types) from fresh topics, and the
+clock runs from the first record handed over to the last offset committed. With neither
+KIZASHI_DATABASE_URL nor KIZASHI_KAFKA_BOOTSTRAP_SERVERS set, an embedded PostgreSQL and Tansu
+are started in a temporary folder on free ports. Against configured servers, the bench uses
+its own topics, its own account-id prefix (removed afterwards) and sends its `scores.changed`
+to a bench topic, so a running stack never sees its accounts.
+"""
 
 import argparse
+import asyncio
+import contextlib
+import random
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from kizashi.kit.settings import Settings
 
+PARTITIONS = 4
+# Mixed types, product usage dominant, as a SaaS product's event stream is.
+TYPE_MIX = (
+    ("product_usage", 0.62),
+    ("web_visit", 0.14),
+    ("email_engagement", 0.12),
+    ("account_update", 0.08),
+    ("survey_response", 0.04),
+)
+FEATURES = [f"feature-{i}" for i in range(12)]
+PAGES = ["/pricing", "/product/analytics", "/docs/api", "/support/ticket", "/blog/news", "/"]
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--events", type=int, default=200_000, help="events in the stream")
+    parser.add_argument("--accounts", type=int, default=10_000, help="distinct accounts")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the generated stream")
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------- stream
+
+
+def generate_stream(
+    count: int, accounts: int, *, prefix: str, seed: int, now: datetime
+) -> list[tuple[str, str, bytes]]:
+    """(event type, account id, JSON value as ingest writes it), in arrival order."""
+    rng = random.Random(seed)
+    types = [kind for kind, _ in TYPE_MIX]
+    weights = [weight for _, weight in TYPE_MIX]
+    received = now.isoformat()
+    stream = []
+    for index in range(count):
+        kind = rng.choices(types, weights)[0]
+        account = f"{prefix}{rng.randrange(accounts):05d}"
+        at = now - timedelta(seconds=rng.uniform(0, 30 * 86_400))
+        event: dict = {
+            "type": kind,
+            "account_id": account,
+            "event_id": f"{prefix}e{index}",
+            "occurred_at": at.isoformat(),
+            "received_at": received,
+            "source": "bench",
+            "properties": {},
+        }
+        if kind == "product_usage":
+            event.update(
+                user_id=f"u{rng.randrange(40)}",
+                action="feature_used",
+                feature=rng.choice(FEATURES),
+                quantity=float(rng.randint(1, 5)),
+            )
+        elif kind == "web_visit":
+            page = rng.choice(PAGES)
+            event.update(url=f"https://example.com{page}", page_category=None)
+        elif kind == "email_engagement":
+            click = rng.random() < 0.3
+            event.update(
+                action="click" if click else "open",
+                campaign_id=f"c{rng.randrange(20)}",
+                tags=["cross_sell"] if click else [],
+            )
+        elif kind == "account_update":
+            event.update(
+                plan=rng.choice(["starter", "team", "pro", "enterprise"]),
+                arr=float(rng.randrange(5, 500) * 1000),
+                seats=rng.randrange(5, 200),
+                renewal_date=(now + timedelta(days=rng.randrange(10, 365))).date().isoformat(),
+            )
+        else:
+            event.update(survey_id="q", nps=rng.randrange(11), upsell_intent=rng.randrange(11))
+        stream.append((kind, account, orjson.dumps(event)))
+    return stream
+
+
+async def produce(
+    bootstrap: str, topic_of: Callable[[str], str], stream: list[tuple[str, str, bytes]]
+) -> dict[TopicPartition, int]:
+    """Send the stream; the offset after each partition's last record (what must commit)."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024
+    )
+    await producer.start()
+    ends: dict[TopicPartition, int] = {}
+    try:
+        for start in range(0, len(stream), 5000):
+            futures = [
+                await producer.send(topic_of(kind), value, key=account.encode())
+                for kind, account, value in stream[start : start + 5000]
+            ]
+            for meta in await asyncio.gather(*futures):
+                tp = TopicPartition(meta.topic, meta.partition)
+                ends[tp] = max(ends.get(tp, 0), meta.offset + 1)
+    finally:
+        await producer.stop()
+    return ends
+
+
+# ------------------------------------------------------------------------------- measuring
+
+
+@dataclass
+class Progress:
+    label: str
+    total: int
+    done: int = 0
+    first_at: float | None = None
+    last_at: float | None = None
+    batches: int = 0
+
+    def begin(self) -> None:
+        """Records were handed over: the clock starts with the first batch."""
+        if self.first_at is None:
+            self.first_at = time.perf_counter()
+
+    def add(self, records: int) -> None:
+        """Records were committed."""
+        self.batches += 1
+        self.done += records
+        self.last_at = time.perf_counter()
+
+    def line(self) -> str:
+        if self.first_at is None:
+            return f"{self.label}: waiting for the first batch"
+        elapsed = max(time.perf_counter() - self.first_at, 1e-9)
+        return f"{self.label}: {self.done:,}/{self.total:,} events, {self.done / elapsed:,.0f}/s"
+
+
+async def until_committed(
+    consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int], progress: Progress
+) -> tuple[float, int]:
+    """Wait until every partition's committed offset reached its end: (seconds, batches)."""
+    last_report = time.monotonic()
+    while progress.done < progress.total:
+        await asyncio.sleep(0.05)
+        if time.monotonic() - last_report >= 2:
+            say(progress.line())
+            last_report = time.monotonic()
+    for tp, end in ends.items():
+        while True:
+            if (await consumer.committed(tp) or 0) >= end:
+                break
+            await asyncio.sleep(0.01)
+    assert progress.first_at is not None
+    return time.perf_counter() - progress.first_at, progress.batches
+
+
+class _BenchProducer:
+    """The service's producer, with `scores.changed` sent to the bench's own topic."""
+
+    def __init__(self, producer, topic: str) -> None:
+        self._producer, self._topic = producer, topic
+
+    async def send_all(self, records) -> None:
+        await self._producer.send_all([replace(r, topic=self._topic) for r in records])
+
+    def __getattr__(self, name: str):
+        return getattr(self._producer, name)
+
+
+async def run_scoring(
+    settings: Settings,
+    url: str,
+    bootstrap: str,
+    topics: list[str],
+    ends: dict[TopicPartition, int],
+    changed_topic: str,
+    group: str,
+) -> tuple[float, int]:
+    from kizashi.kit.db import create_engine
+    from kizashi.kit.kafka import BatchConsumer, Producer
+    from kizashi.kit.runtime import ServiceRuntime
+    from kizashi.scoring.config import load_scoring_config
+    from kizashi.scoring.consumer import handle_events, tune_garbage_collector
+    from kizashi.scoring.service import ScoringService
+
+    producer = Producer(bootstrap, service="scoring", send_timeout_s=settings.kafka_send_timeout_s)
+    await producer.start()
+    engine = create_engine(url, pool_size=settings.db_pool_size)
+    runtime = ServiceRuntime(service="scoring", settings=settings, engine=engine)
+    runtime.producer = _BenchProducer(producer, changed_topic)  # type: ignore[assignment]
+    service = ScoringService(runtime=runtime, config=load_scoring_config(settings.config_dir))
+    tune_garbage_collector()  # as the scoring service does at start-up
+    progress = Progress("scoring", sum(ends.values()))
+
+    async def handler(records):
+        progress.begin()
+        rejected = await handle_events(service, records)
+        progress.add(len(records))
+        return rejected
+
+    consumer = BatchConsumer(
+        service="scoring",
+        topics=topics,
+        bootstrap_servers=bootstrap,
+        handler=handler,
+        dead_letters=producer,
+        group_id=group,
+        max_batch=settings.scoring_max_batch,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        return await until_committed(consumer._consumer, ends, progress)
+    finally:
+        consumer.stop()
+        with contextlib.suppress(Exception):
+            await task
+        await producer.stop()
+        await engine.dispose()
+
+
+async def run_baseline(
+    settings: Settings,
+    url: str,
+    bootstrap: str,
+    topics: list[str],
+    ends: dict[TopicPartition, int],
+    table: str,
+    group: str,
+) -> tuple[float, int]:
+    import asyncpg
+
+    from kizashi.kit.db import async_url
+
+    connection = await asyncpg.connect(async_url(url).replace("+asyncpg", ""))
+    await connection.execute(
+        f"CREATE TABLE {table} (account_id text PRIMARY KEY, events bigint NOT NULL)"
+    )
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        max_poll_records=settings.scoring_max_batch,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    progress = Progress("baseline", sum(ends.values()))
+    upsert = f"""
+        INSERT INTO {table} (account_id, events)
+        SELECT * FROM unnest($1::text[], $2::bigint[])
+        ON CONFLICT (account_id) DO UPDATE SET events = {table}.events + EXCLUDED.events
+    """  # noqa: S608 - the table name is the bench's own, not input
+
+    async def loop() -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=200, max_records=settings.scoring_max_batch)
+            if not batches:
+                continue
+            progress.begin()
+            counts = Counter(r.key for records in batches.values() for r in records)
+            keys = sorted(counts)
+            async with connection.transaction():
+                await connection.execute(
+                    upsert, [k.decode() for k in keys], [counts[k] for k in keys]
+                )
+            await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+            progress.add(sum(len(records) for records in batches.values()))
+
+    task = asyncio.create_task(loop())
+    try:
+        return await until_committed(consumer, ends, progress)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        await consumer.stop()
+        await connection.execute(f"DROP TABLE IF EXISTS {table}")
+        await connection.close()
+
+
+# ------------------------------------------------------------------------------ the command
+
+
+@contextlib.contextmanager
+def servers(settings: Settings):
+    """(database URL, bootstrap servers, embedded?) — embedded ones in a temporary folder."""
+    if settings.database_url and settings.kafka_bootstrap_servers:
+        yield settings.database_url, settings.kafka_bootstrap_servers, False
+        return
+    from kizashi.kit.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+    from kizashi.kit.migrate import upgrade
+
+    with tempfile.TemporaryDirectory(prefix="kizashi-bench-") as folder:
+        postgres = broker = None
+        try:
+            url = settings.database_url
+            if not url:
+                say("starting an embedded PostgreSQL …")
+                postgres = EmbeddedPostgres(Path(folder), free_port())
+                postgres.start()
+                url = postgres.url
+            bootstrap = settings.kafka_bootstrap_servers
+            if not bootstrap:
+                say("starting an embedded broker (Tansu) …")
+                broker = EmbeddedBroker(Path(folder), free_port())
+                broker.start()
+                bootstrap = broker.bootstrap_servers
+            upgrade(url)
+            yield url, bootstrap, True
+        finally:
+            if broker is not None:
+                broker.stop()
+            if postgres is not None:
+                postgres.stop()
+
+
+async def _forget_accounts(url: str, prefix: str) -> None:
+    import asyncpg
+
+    from kizashi.kit.db import async_url
+
+    connection = await asyncpg.connect(async_url(url).replace("+asyncpg", ""))
+    try:
+        pattern = prefix.replace("_", r"\_") + "%"
+        for table in ("scores", "accounts", "processed_events"):
+            await connection.execute(
+                f"DELETE FROM {table} WHERE account_id LIKE $1",  # noqa: S608 - fixed names
+                pattern,
+            )
+    finally:
+        await connection.close()
+
+
+async def _bench(args: argparse.Namespace, settings: Settings, url: str, bootstrap: str) -> dict:
+    from kizashi.contracts.topics import EVENT_TOPICS
+    from kizashi.kit.kafka import ensure_topics
+
+    run = uuid.uuid4().hex[:8]
+    prefix = f"bench-{run}-"
+    scoring_topics = {kind: f"kizashi.bench.{run}.{kind}" for kind in EVENT_TOPICS}
+    raw_topics = {kind: f"kizashi.bench.{run}.raw.{kind}" for kind in EVENT_TOPICS}
+    changed_topic = f"kizashi.bench.{run}.scores.changed"
+    await ensure_topics(
+        bootstrap,
+        [*scoring_topics.values(), *raw_topics.values(), changed_topic],
+        partitions=PARTITIONS,
+    )
+    say(f"generating {args.events:,} events over {args.accounts:,} accounts …")
+    stream = generate_stream(
+        args.events, args.accounts, prefix=prefix, seed=args.seed, now=datetime.now(UTC)
+    )
+    say("producing the stream twice (scoring topics, baseline topics) …")
+    scoring_ends = await produce(bootstrap, scoring_topics.__getitem__, stream)
+    raw_ends = await produce(bootstrap, raw_topics.__getitem__, stream)
+    del stream
+    try:
+        say("scoring consumer …")
+        scoring_s, scoring_batches = await run_scoring(
+            settings,
+            url,
+            bootstrap,
+            list(scoring_topics.values()),
+            scoring_ends,
+            changed_topic,
+            f"kizashi-bench-{run}-scoring",
+        )
+        say(f"scoring: {args.events / scoring_s:,.0f} events/s")
+        say("raw baseline (aiokafka + one batched upsert per batch) …")
+        baseline_s, baseline_batches = await run_baseline(
+            settings,
+            url,
+            bootstrap,
+            list(raw_topics.values()),
+            raw_ends,
+            f"bench_raw_{run}",
+            f"kizashi-bench-{run}-raw",
+        )
+        say(f"baseline: {args.events / baseline_s:,.0f} events/s")
+    finally:
+        await _forget_accounts(url, prefix)
+    events_per_s = args.events / scoring_s
+    baseline_per_s = args.events / baseline_s
+    return {
+        "benchmark": "scoring",
+        "events": args.events,
+        "accounts": args.accounts,
+        "max_batch": settings.scoring_max_batch,
+        "scoring_batches": scoring_batches,
+        "baseline_batches": baseline_batches,
+        "scoring_s": round(scoring_s, 3),
+        "baseline_s": round(baseline_s, 3),
+        "events_per_s": round(events_per_s),
+        "baseline_events_per_s": round(baseline_per_s),
+        "ratio": round(events_per_s / baseline_per_s, 3),
+    }
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    raise SystemExit("kizashi bench scoring is not available yet")
+    if args.events < 1 or args.accounts < 1:
+        raise SystemExit("--events and --accounts must be ≥ 1")
+    with servers(settings) as (url, bootstrap, embedded):
+        result = asyncio.run(_bench(args, settings, url, bootstrap))
+    result["embedded"] = embedded
+    rows = [
+        ("scoring consumer", result["scoring_s"], result["events_per_s"]),
+        ("raw baseline", result["baseline_s"], result["baseline_events_per_s"]),
+    ]
+    print(f"{'':18} {'seconds':>9} {'events/s':>10}")
+    for name, seconds, rate in rows:
+        print(f"{name:18} {seconds:9.2f} {rate:10,}")
+    print(
+        f"ratio {result['ratio']:.2f} (goal ≥ 0.5); {result['events']:,} events, "
+        f"{result['accounts']:,} accounts; batches of ≤ {result['max_batch']:,}: "
+        f"{result['scoring_batches']} scoring, {result['baseline_batches']} baseline"
+    )
+    if args.json:
+        print(orjson.dumps(result).decode())
+    return 0

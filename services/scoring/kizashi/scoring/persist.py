@@ -1,0 +1,69 @@
+"""Re-score locked accounts, save them and publish `scores.changed`, inside the caller's
+transaction: the step the consumer, the sweep and `kizashi rescore` share.
+
+The work goes in chunks so that PostgreSQL and the broker work alongside Python: while the
+database upserts one chunk (one statement) and the broker takes its messages, the next chunk
+is scored. Chunks go in account-id order, the order the rows were locked in.
+"""
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+import asyncpg
+
+from kizashi.contracts.events import EventEnvelope
+from kizashi.contracts.topics import SCORES_CHANGED
+from kizashi.kit.kafka import OutgoingRecord
+from kizashi.scoring import store
+from kizashi.scoring.pipeline import Outcome, rescore
+from kizashi.scoring.service import ScoringService
+from kizashi.scoring.store import StoredAccount
+
+CHUNK = 1000
+
+
+async def rescore_and_write(
+    service: ScoringService,
+    connection: asyncpg.Connection,
+    stored: Mapping[str, StoredAccount],
+    events: Mapping[str, Sequence[EventEnvelope]],
+    *,
+    cause: str,
+    now: datetime,
+) -> list[Outcome]:
+    """Re-score every account of `stored` with its new `events` (none for a time-only re-score);
+    returns the outcomes once everything is saved and acknowledged by the broker."""
+    ids = sorted(stored)
+    outcomes: list[Outcome] = []
+    saving: asyncio.Task | None = None
+    sending: list[asyncio.Task] = []
+    try:
+        for start in range(0, len(ids), CHUNK):
+            chunk = [
+                rescore(stored[i], events.get(i, ()), config=service.config, now=now, cause=cause)
+                for i in ids[start : start + CHUNK]
+            ]
+            if saving is not None:
+                await saving  # one statement at a time on a connection
+            saving = asyncio.create_task(store.save(connection, [o.scored for o in chunk]))
+            messages = [
+                OutgoingRecord(SCORES_CHANGED, o.scored.account_id, o.encoded())
+                for o in chunk
+                if o.message is not None
+            ]
+            if messages:
+                sending.append(asyncio.create_task(service.producer.send_all(messages)))
+            outcomes.extend(chunk)
+            await asyncio.sleep(0)  # let both tasks send their requests before scoring on
+        if saving is not None:
+            await saving
+        await asyncio.gather(*sending)
+    finally:
+        # On failure: stop what is still running, and collect every task's outcome.
+        tasks = [task for task in (saving, *sending) if task is not None]
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return outcomes
