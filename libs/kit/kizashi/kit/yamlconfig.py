@@ -51,6 +51,9 @@ def parse_yaml_mapping(
 def problem(error: dict[str, Any]) -> str:
     """One pydantic error in words: "must be a number, got 'x'", "unknown key"."""
     kind, ctx = error["type"], error.get("ctx") or {}
+    for bound, sign in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<")):
+        if kind.startswith(("greater_than", "less_than")) and bound in ctx:
+            return f"must be {sign} {ctx[bound]:g}"
     if kind == "extra_forbidden":
         return "unknown key"
     if kind == "missing":

@@ -7,14 +7,18 @@ packaged default is the documented reference to copy from.
 
 import math
 from functools import cached_property
-from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kizashi.contracts.scores import Priority
+from kizashi.kit.yamlconfig import (
+    ConfigFileError,
+    parse_yaml_mapping,
+    read_config_text,
+    validate,
+)
 from kizashi.scoring.features import FEATURE_NAMES
 
 FILE_NAME = "scoring.yaml"
@@ -26,7 +30,7 @@ Unit = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 Points = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 
 
-class ConfigError(ValueError):
+class ConfigError(ConfigFileError):
     """scoring.yaml is unreadable or invalid; the message names the key path and the problem."""
 
 
@@ -207,61 +211,13 @@ class ScoringConfig(_Strict):
     sweep: Sweep
 
 
-def _problem(error: Any) -> str:
-    kind, ctx = error["type"], error.get("ctx", {})
-    if kind == "greater_than_equal":
-        return f"must be ≥ {ctx['ge']:g}"
-    if kind == "greater_than":
-        return f"must be > {ctx['gt']:g}"
-    if kind == "less_than_equal":
-        return f"must be ≤ {ctx['le']:g}"
-    if kind == "less_than":
-        return f"must be < {ctx['lt']:g}"
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "required key is missing"
-    if kind in ("float_type", "float_parsing", "int_type", "finite_number"):
-        return f"must be a number, got {error['input']!r}"
-    if kind == "string_type":
-        return f"must be a string, got {error['input']!r}"
-    if kind in ("dict_type", "model_type"):
-        return "must be a mapping"
-    if kind == "list_type":
-        return "must be a list"
-    if kind == "literal_error":
-        return f"must be one of {ctx['expected']}, got {error['input']!r}"
-    return str(error["msg"]).removeprefix("Value error, ")
-
-
 def parse_scoring_config(text: str, source: str = FILE_NAME) -> ScoringConfig:
     """Parse and validate the text of a scoring.yaml; `source` prefixes every error."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: must be a mapping at the top level")
-    try:
-        return ScoringConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = [
-            f"{source}: {'.'.join(str(part) for part in error['loc']) or '(top)'}: "
-            f"{_problem(error)}"
-            for error in exc.errors()
-        ]
-        raise ConfigError("; ".join(problems)) from None
+    data = parse_yaml_mapping(text, source, error=ConfigError)
+    return validate(ScoringConfig, data, source, error=ConfigError)
 
 
 def load_scoring_config(config_dir: Path | None) -> ScoringConfig:
     """`<config_dir>/scoring.yaml` when it exists, else the packaged default."""
-    if config_dir is not None:
-        path = Path(config_dir) / FILE_NAME
-        if path.is_file():
-            try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"{path}: cannot be read: {exc}") from exc
-            return parse_scoring_config(text, FILE_NAME)
-    packaged = resources.files("kizashi.scoring").joinpath("defaults", FILE_NAME)
-    return parse_scoring_config(packaged.read_text(encoding="utf-8"), FILE_NAME)
+    text, source = read_config_text(FILE_NAME, config_dir, "kizashi.scoring", error=ConfigError)
+    return parse_scoring_config(text, source)
