@@ -91,9 +91,7 @@ def test_up_then_demo_shows_alerts_and_stops_cleanly(tmp_path: Path):
         # A service that dies is started again by the supervisor.
         state = (data_dir / "stack.json").read_text()
         scoring_pid = psutil.Process(up.pid).children()
-        victim = next(
-            p for p in scoring_pid if "serve" in p.cmdline() and "scoring" in p.cmdline()
-        )
+        victim = next(p for p in scoring_pid if "serve" in p.cmdline() and "scoring" in p.cmdline())
         victim.kill()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -229,8 +229,10 @@ class ConsumerStatus:
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):
-    """Batches are handled and committed inside the poll loop, so nothing is in flight when
-    partitions move; this only clears the lag of partitions that are no longer ours."""
+    """Batches are handled and committed inside the poll loop. A rejoin runs in the
+    background, though (a broker that restarted forgets the group), so this clears what is
+    kept about partitions no longer ours and counts the rebalance: a batch that straddled one
+    does not commit."""
 
     def __init__(self, loop: "BatchConsumer") -> None:
         self.loop = loop
@@ -238,9 +240,11 @@ class _CommitOnRevoke(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         for tp in revoked:
             self.loop.status.lag.pop(tp, None)
+            self.loop._committed.pop(tp, None)
             # The new owner reports this partition's lag; a stale series here would add to it.
             with contextlib.suppress(KeyError):
                 CONSUMER_LAG.remove(self.loop.service, tp.topic, str(tp.partition))
+        self.loop._rebalances += 1
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         log.info("partitions assigned: %s", sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
@@ -266,6 +270,10 @@ class BatchConsumer:
         self.max_batch = max_batch
         self.status = ConsumerStatus()
         self._stopping = asyncio.Event()
+        # What this consumer last committed per partition, to notice a broker that forgot it.
+        self._committed: dict[TopicPartition, int] = {}
+        # Counts revocations: a batch that saw one must not commit (see _process).
+        self._rebalances = 0
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id or f"kizashi-{service}",
@@ -313,6 +321,38 @@ class BatchConsumer:
             self.status.lag[tp] = lag
             CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(lag)
 
+    async def _forgotten(self, offsets: dict[TopicPartition, int]) -> list[TopicPartition]:
+        """Partitions whose committed offset the broker no longer holds, rewound to it.
+
+        A broker that restarts without its log (the embedded Tansu keeps it in memory) starts
+        every partition again at offset 0 and forgets the group's offsets. This consumer's
+        position still points into the old log, so it would skip the new log's first records.
+        Before each commit the broker's committed offsets are checked against ours (one
+        request); where the broker is behind, the partition is read again from what the
+        broker holds (the beginning when nothing), and the batch is not committed for it.
+        Replayed records are harmless: every handler is idempotent."""
+        known = [tp for tp in offsets if tp in self._committed]
+        if not known:
+            return []
+        held = await self._consumer._coordinator.fetch_committed_offsets(known)
+        forgotten = []
+        for tp in known:
+            broker_offset = held[tp].offset if tp in held else -1
+            if broker_offset >= self._committed[tp]:
+                continue
+            forgotten.append(tp)
+            del self._committed[tp]
+            if broker_offset < 0:
+                await self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, broker_offset)
+        if forgotten:
+            log.warning(
+                "the broker lost the committed offsets of %s; reading them again",
+                sorted(f"{tp.topic}/{tp.partition}" for tp in forgotten),
+            )
+        return forgotten
+
     def _position(self, tp: TopicPartition) -> int | None:
         # The position of the next record handed to us; `position()` would block for one.
         try:
@@ -324,15 +364,25 @@ class BatchConsumer:
     async def _process(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         records = [record for tp_records in batches.values() for record in tp_records]
         started = time.perf_counter()
+        rebalances = self._rebalances
         await self._handle_until_done(records)
         offsets = {
             tp: tp_records[-1].offset + 1
             for tp, tp_records in batches.items()
             if tp in self._consumer.assignment()
         }
+        if self._rebalances != rebalances:
+            # The group rebalanced while the batch ran (e.g. a broker that restarted and forgot
+            # the group). Its offsets belong to the old assignment; committing them now could
+            # move the new one past records it never read. They replay, harmlessly.
+            log.warning("partitions moved while a batch ran; not committing it, it will replay")
+            offsets = {}
+        for tp in await self._forgotten(offsets):
+            del offsets[tp]
         if offsets:
             try:
                 await self._consumer.commit(offsets)
+                self._committed.update(offsets)
             except (CommitFailedError, IllegalStateError) as error:
                 # The group rebalanced while the batch ran: its new owner replays these
                 # records, and every handler is idempotent (event ids, deterministic ids).

@@ -1,0 +1,39 @@
+"""The fault suite (`pytest -m faults`): each case breaks something real in the middle of a
+stream and checks that nothing accepted is lost or applied twice, that no alert is lost or
+doubled, and that dead letters hold exactly the poison records."""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.faults.pipeline import FaultStack, close_fault_stack, open_fault_stack
+
+
+async def _fault_stack():
+    # Not under pytest's basetemp: PostgreSQL runs as another user when the tests run as root,
+    # and every new pytest session on the machine resets that folder to mode 0700.
+    workdir = Path(tempfile.mkdtemp(prefix="kizashi-faults-"))
+    try:
+        faults: FaultStack = await open_fault_stack(workdir)
+        try:
+            yield faults
+        finally:
+            await close_fault_stack(faults)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def fault_stack():
+    """One stack on servers of its own for the cases that do not stop those servers."""
+    async for faults in _fault_stack():
+        yield faults
+
+
+@pytest.fixture
+async def own_fault_stack():
+    """A stack for one case that stops its PostgreSQL or its broker."""
+    async for faults in _fault_stack():
+        yield faults

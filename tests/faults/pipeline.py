@@ -1,0 +1,372 @@
+"""What every fault case needs: a stack on servers of its own (so that it may stop them, and
+so that its dead-letter topic holds only what the case put there), a client stream that
+records what ingest accepted, and the checks that nothing accepted was lost or doubled.
+
+"Applied" is read twice, from scoring's API (`event_counts` of each account) and from the
+`processed_events` table; "alerts" from the recording webhook (one request per message, with
+its `X-Kizashi-Delivery-Id`) and from the `deliveries` table.
+"""
+
+import asyncio
+import contextlib
+import itertools
+import re
+import time
+import uuid
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from kizashi.contracts.topics import DEAD_LETTER
+from kizashi.kit.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from kizashi.kit.migrate import upgrade
+from kizashi.notifier.consumer import delivery_id_for
+from tests.support.stack import RunningStack, start_stack
+from tests.support.webhook_server import RecordingWebhookServer
+
+OWNERS = 16  # alert owners, each with a webhook of its own (the notifier paces each to ~1/s)
+# Short enough that a case finishes quickly; long enough for one send on a busy machine.
+FAULT_ENV = {
+    "KIZASHI_CONSUMER_MAX_BATCH": "50",  # many small batches: a kill lands mid-stream
+    "KIZASHI_DELIVERY_LEASE_S": "4",  # a `sending` row left by a killed notifier is retried soon
+    "KIZASHI_DELIVERY_RETRY_BASE_S": "0.2",
+    "KIZASHI_KAFKA_SEND_TIMEOUT_S": "3",
+    "KIZASHI_LOG_LEVEL": "WARNING",
+}
+
+
+def routing_yaml(webhook: RecordingWebhookServer) -> str:
+    owners = "\n".join(f'      "@owner-{k}": {webhook.url(f"/owner/{k}")}' for k in range(OWNERS))
+    return (
+        "receivers:\n  - name: slack\n    type: slack\n"
+        "    webhook_url_env: KIZASHI_SLACK_WEBHOOK_URL\n    by_owner:\n"
+        f"{owners}\nroutes: []\ndefault:\n  receivers: [slack]\n"
+    )
+
+
+@dataclass
+class FaultStack:
+    """`kizashi up` on its own PostgreSQL and broker, which the case may stop and start."""
+
+    workdir: Path
+    postgres: EmbeddedPostgres
+    broker: EmbeddedBroker
+    webhook: RecordingWebhookServer
+    stack: RunningStack
+
+    @property
+    def database_url(self) -> str:
+        return self.postgres.url
+
+    def stop_broker(self) -> None:
+        self.broker.stop()
+
+    def start_broker(self) -> None:
+        self.broker = EmbeddedBroker(self.broker.data_dir, self.broker.port)
+        self.broker.start()
+
+    def stop_postgres(self) -> None:
+        self.postgres.stop()
+
+    def start_postgres(self) -> None:
+        self.postgres = EmbeddedPostgres(self.postgres.data_dir, self.postgres.port, fsync=False)
+        self.postgres.start()
+
+    def close(self) -> int:
+        code = self.stack.stop()
+        self.broker.stop()
+        self.postgres.stop()
+        return code
+
+
+async def open_fault_stack(workdir: Path) -> FaultStack:
+    postgres = EmbeddedPostgres(workdir / "pg", free_port(), fsync=False)
+    broker = EmbeddedBroker(workdir / "broker", free_port())
+    webhook = RecordingWebhookServer()
+    await webhook.start()
+    await asyncio.to_thread(postgres.start)
+    await asyncio.to_thread(upgrade, postgres.url)
+    await asyncio.to_thread(broker.start)
+    config_dir = workdir / "config"
+    config_dir.mkdir()
+    (config_dir / "routing.yaml").write_text(routing_yaml(webhook))
+    stack = await asyncio.to_thread(
+        start_stack,
+        workdir,
+        database_url=postgres.url,
+        bootstrap_servers=broker.bootstrap_servers,
+        slack_webhook_url=webhook.url("/slack"),
+        smtp_url=None,
+        extra_env={**FAULT_ENV, "KIZASHI_CONFIG_DIR": str(config_dir)},
+    )
+    return FaultStack(workdir, postgres, broker, webhook, stack)
+
+
+async def close_fault_stack(faults: FaultStack) -> None:
+    code = await asyncio.to_thread(faults.close)
+    await faults.webhook.stop()
+    assert code == 0, f"kizashi up exited with {code}:\n{faults.stack.log()}"
+
+
+# --- the client side -------------------------------------------------------------------------
+
+
+@dataclass
+class Story:
+    """Events for one case: usage over a few accounts, and alert accounts (facts, then one
+    detractor survey each, which fires exactly one `detractor` signal)."""
+
+    case: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    _ids: itertools.count = field(default_factory=itertools.count)
+
+    def account(self, name: str) -> str:
+        return f"f-{self.case}-{name}"
+
+    def usage(self, account: str, **extra) -> dict:
+        n = next(self._ids)
+        return {
+            "type": "product_usage",
+            "account_id": self.account(account),
+            "event_id": f"{self.case}-{n}",
+            "user_id": f"u{n % 5}",
+            "action": "feature_used",
+            "feature": ("reports", "alerts", "exports")[n % 3],
+            **extra,
+        }
+
+    def facts(self, account: str) -> dict:
+        return {
+            "type": "account_update",
+            "account_id": self.account(account),
+            "event_id": f"{self.case}-{next(self._ids)}",
+            "name": self.account(account),
+            "owner_slack": f"@owner-{zlib.crc32(account.encode()) % OWNERS}",
+            "plan": "Growth",
+        }
+
+    def detractor(self, account: str, **extra) -> dict:
+        return {
+            "type": "survey_response",
+            "account_id": self.account(account),
+            "event_id": f"{self.case}-{next(self._ids)}",
+            "survey_id": "faults",
+            "nps": 2,
+            **extra,
+        }
+
+
+class Client:
+    """Posts batches to ingest like a well-behaved client: a batch answered 503 is sent again
+    with the same event ids. Records which events were accepted (202), and every answer."""
+
+    def __init__(self, stack: RunningStack) -> None:
+        self.http = stack.ingest()
+        self.accepted: Counter[str] = Counter()  # account → events accepted
+        self.accepted_ids: set[str] = set()
+        self.answers: list[tuple[float, int]] = []  # (monotonic time answered, status)
+
+    async def post(self, events: list[dict], *, retry_for: float = 60) -> httpx.Response:
+        deadline = time.monotonic() + retry_for
+        while True:
+            try:
+                response = await self.http.post("/v1/events", json={"events": events})
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.3)
+                continue
+            self.answers.append((time.monotonic(), response.status_code))
+            if response.status_code == 202:
+                rejected = {r["index"] for r in response.json()["rejected"]}
+                for index, event in enumerate(events):
+                    if index not in rejected and event["event_id"] not in self.accepted_ids:
+                        self.accepted_ids.add(event["event_id"])
+                        self.accepted[event["account_id"]] += 1
+                return response
+            if response.status_code != 503 or time.monotonic() > deadline:
+                return response
+            await asyncio.sleep(min(float(response.headers.get("Retry-After", "1")), 0.5))
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+# --- the checks ------------------------------------------------------------------------------
+
+
+async def applied_counts(stack: RunningStack, accounts: list[str]) -> dict[str, int]:
+    """Events applied per account, as scoring's API reports them (0 for an unknown account)."""
+    counts = {}
+    async with stack.api() as client:
+        for account in accounts:
+            response = await client.get(f"{stack.urls['scoring']}/v1/accounts/{account}")
+            counts[account] = (
+                sum(response.json()["event_counts"].values()) if response.status_code == 200 else 0
+            )
+    return counts
+
+
+async def processed_counts(database_url: str, accounts: list[str]) -> dict[str, int]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT account_id, count(*) AS n FROM processed_events"
+            " WHERE account_id = ANY($1::text[]) GROUP BY account_id",
+            accounts,
+        )
+    finally:
+        await connection.close()
+    return {account: 0 for account in accounts} | {r["account_id"]: r["n"] for r in rows}
+
+
+async def wait_applied(faults: FaultStack, expected: Counter[str], within: float = 90) -> None:
+    """Every accepted event applied exactly once, by the API and by the table."""
+    accounts = sorted(expected)
+    wanted = {a: expected[a] for a in accounts}
+
+    async def settled():
+        return await applied_counts(faults.stack, accounts) == wanted
+
+    with contextlib.suppress(AssertionError):
+        await faults.stack.wait_for(settled, within=within, interval=0.5)
+    applied = await applied_counts(faults.stack, accounts)
+    wrong = {a: (applied[a], wanted[a]) for a in accounts if applied[a] != wanted[a]}
+    assert not wrong, (
+        f"(applied, accepted) differ for {len(wrong)} accounts: {wrong}\n{consumer_log(faults)}"
+    )
+    assert await processed_counts(faults.database_url, accounts) == wanted
+
+
+def consumer_log(faults: FaultStack) -> str:
+    """The stack's log lines about consumers (a failure's first clue), not the noise."""
+    lines = faults.stack.log_path.read_text(errors="replace").splitlines()
+    return "\n".join(line for line in lines if "kizashi.kit" in line or "restart" in line)
+
+
+async def signals_of(database_url: str, accounts: list[str]) -> list[dict]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT signal_id, account_id, rule FROM signals WHERE account_id = ANY($1::text[])",
+            accounts,
+        )
+    finally:
+        await connection.close()
+    return [dict(r) for r in rows]
+
+
+async def deliveries_of(database_url: str, signal_ids: list[str]) -> list[dict]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT delivery_id, signal_id, status FROM deliveries"
+            " WHERE signal_id = ANY($1::text[])",
+            signal_ids,
+        )
+    finally:
+        await connection.close()
+    return [dict(r) for r in rows]
+
+
+def messages_for(webhook: RecordingWebhookServer, accounts: list[str]) -> list:
+    """The Slack messages naming one of these accounts (the name is the account id)."""
+    if not accounts:
+        return []
+    # Whole ids only: "f-x-s3" must not match a message about "f-x-s30".
+    pattern = re.compile("|".join(re.escape(a) for a in accounts) + r"(?![\w-])")
+    return [
+        r
+        for r in webhook.requests
+        if isinstance(r.json, dict) and pattern.search(r.json.get("text", ""))
+    ]
+
+
+async def assert_one_alert_each(
+    faults: FaultStack,
+    alert_accounts: list[str],
+    *,
+    quiet_accounts: list[str] = (),
+    resent_at_most: int = 0,
+    rule: str = "detractor",
+    within: float = 90,
+) -> None:
+    """Each alert account has exactly one signal (its `detractor`, or `rule`), the signal
+    exactly one `sent` delivery, and the webhook got it as one message; quiet accounts got nothing.
+
+    `resent_at_most`: a notifier killed between Slack's answer and its own commit sends that
+    message again on restart, with the same X-Kizashi-Delivery-Id (the documented window);
+    such a repeat is allowed only where a case kills the notifier, and only that many times."""
+    everyone = [*alert_accounts, *quiet_accounts]
+
+    async def all_sent():
+        signals = await signals_of(faults.database_url, everyone)
+        deliveries = await deliveries_of(faults.database_url, [s["signal_id"] for s in signals])
+        sent = {d["signal_id"] for d in deliveries if d["status"] == "sent"}
+        got = {a for a in alert_accounts if messages_for(faults.webhook, [a])}
+        return (
+            len(signals) >= len(alert_accounts)
+            and sent >= {s["signal_id"] for s in signals}
+            and got == set(alert_accounts)
+        )
+
+    with contextlib.suppress(AssertionError):
+        await faults.stack.wait_for(all_sent, within=within, interval=0.5)
+    await asyncio.sleep(1.0)  # room for a (wrong) second message to show up
+    signals = await signals_of(faults.database_url, everyone)
+    assert sorted((s["account_id"], s["rule"]) for s in signals) == sorted(
+        (a, rule) for a in alert_accounts
+    ), f"one {rule} signal per alert account, nothing else: {signals}"
+    deliveries = await deliveries_of(faults.database_url, [s["signal_id"] for s in signals])
+    assert sorted((d["signal_id"], d["status"]) for d in deliveries) == sorted(
+        (s["signal_id"], "sent") for s in signals
+    ), "one sent delivery per signal"
+    messages = messages_for(faults.webhook, everyone)
+    delivery_ids = [m.headers.get("x-kizashi-delivery-id") for m in messages]
+    assert set(delivery_ids) == {delivery_id_for(s["signal_id"], "slack") for s in signals}
+    assert len(delivery_ids) - len(set(delivery_ids)) <= resent_at_most, delivery_ids
+    for account in alert_accounts:
+        mine = messages_for(faults.webhook, [account])
+        assert len({m.headers["x-kizashi-delivery-id"] for m in mine}) == 1, account
+
+
+# --- dead letters ----------------------------------------------------------------------------
+
+
+async def dead_letters(bootstrap: str, idle_s: float = 1.5) -> set[tuple[str, str, int, int]]:
+    """Every dead letter on the topic, read from the beginning: (service, origin topic,
+    partition, offset). End offsets are wrong on Tansu (DESIGN §3), so read until quiet."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = [
+            TopicPartition(DEAD_LETTER, p) for p in consumer.partitions_for_topic(DEAD_LETTER) or ()
+        ]
+        if not partitions:
+            return set()
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        letters = set()
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < idle_s:
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                for record in records:
+                    letter = orjson.loads(record.value)
+                    letters.add(
+                        (letter["service"], letter["topic"], letter["partition"], letter["offset"])
+                    )
+                quiet_since = time.monotonic()
+        return letters
+    finally:
+        await consumer.stop()
+
+
+def now_iso(delta_s: float = 0) -> str:
+    return datetime.fromtimestamp(time.time() + delta_s, UTC).isoformat()
