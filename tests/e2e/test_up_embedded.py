@@ -13,21 +13,11 @@ import httpx
 import psutil
 import pytest
 
+from kizashi.kit.bench.harness import PORT_SETTINGS
 from kizashi.kit.embedded import free_port
 from tests.support.stack import read_jsonl
 
 pytestmark = pytest.mark.e2e
-
-PORT_SETTINGS = (
-    "INGEST_PORT",
-    "SCORING_PORT",
-    "TRIGGERS_PORT",
-    "NOTIFIER_PORT",
-    "EMBEDDED_POSTGRES_PORT",
-    "EMBEDDED_BROKER_PORT",
-    "DEV_WEBHOOK_PORT",
-    "DEV_SMTP_PORT",
-)
 
 
 def _newcomer_env(data_dir: Path) -> dict[str, str]:

@@ -60,5 +60,6 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Request-level lines from uvicorn and httpx repeat what the metrics count.
-    for noisy in ("uvicorn.access", "httpx", "httpcore"):
+    # aiokafka's group chatter (joins, assignments) at INFO drowns the alerts `kizashi up` prints.
+    for noisy in ("uvicorn.access", "httpx", "httpcore", "aiokafka"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
