@@ -13,8 +13,8 @@ import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from kizashi.contracts.topics import EVENT_TOPICS
+from kizashi.kit.consumer import BatchConsumer
 from kizashi.kit.db import raw_transaction
-from kizashi.kit.kafka import BatchConsumer
 from kizashi.scoring import store
 from kizashi.scoring.consumer import handle_events
 from kizashi.scoring.features import MEAN_LIFE_7D_S

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kizashi.kit.consumer import BatchConsumer, BatchHandler
 from kizashi.kit.db import create_engine, database_ready, record_pool_metrics
-from kizashi.kit.kafka import BatchConsumer, BatchHandler, Producer, ensure_topics
+from kizashi.kit.kafka import Producer, ensure_topics
 from kizashi.kit.settings import Settings
 
 log = logging.getLogger(__name__)

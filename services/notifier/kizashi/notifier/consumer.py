@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.signals import signal_adapter
+from kizashi.kit.consumer import PermanentRecordError, Rejected
 from kizashi.kit.db import raw_transaction
-from kizashi.kit.kafka import PermanentRecordError, Rejected
 from kizashi.notifier import store
 from kizashi.notifier.service import NotifierService
 

@@ -15,8 +15,8 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from kizashi.contracts.events import EventEnvelope, input_event_adapter
+from kizashi.kit.consumer import PermanentRecordError, Rejected
 from kizashi.kit.db import raw_transaction
-from kizashi.kit.kafka import PermanentRecordError, Rejected
 from kizashi.scoring import store
 from kizashi.scoring.metrics import EVENTS_APPLIED, EVENTS_DUPLICATE, record_outcomes
 from kizashi.scoring.persist import rescore_and_write

@@ -11,8 +11,8 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from kizashi.contracts.scores import ScoresChanged
+from kizashi.kit.consumer import PermanentRecordError, Rejected
 from kizashi.kit.db import raw_transaction
-from kizashi.kit.kafka import PermanentRecordError, Rejected
 from kizashi.triggers import outcome as out
 from kizashi.triggers import store
 from kizashi.triggers.decide import AccountMemory, decide

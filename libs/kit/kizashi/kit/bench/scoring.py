@@ -207,8 +207,9 @@ async def run_scoring(
     changed_topic: str,
     group: str,
 ) -> tuple[float, int]:
+    from kizashi.kit.consumer import BatchConsumer
     from kizashi.kit.db import create_engine
-    from kizashi.kit.kafka import BatchConsumer, Producer
+    from kizashi.kit.kafka import Producer
     from kizashi.kit.runtime import ServiceRuntime
     from kizashi.scoring.config import load_scoring_config
     from kizashi.scoring.consumer import handle_events, tune_garbage_collector
