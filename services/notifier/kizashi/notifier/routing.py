@@ -19,130 +19,30 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
     ValidationError,
-    field_validator,
-    model_validator,
 )
 
 from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.signals import Signal
+from kizashi.notifier.routing_file import (
+    DEFAULTS_DIR,
+    ROUTING_FILE,
+    SLACK_WEBHOOK_ENV,
+    DefaultRouteConfig,
+    EmailReceiverConfig,
+    RouteConfig,
+    RoutingConfigError,
+    RoutingFile,
+    SlackReceiverConfig,
+    _check_url,
+)
 from kizashi.notifier.transport import redact_url
 
 logger = logging.getLogger(__name__)
-
-ROUTING_FILE = "routing.yaml"
-DEFAULTS_DIR = Path(__file__).parent / "defaults"
-# This one variable is read through settings (which may come from a .env file), not os.environ.
-SLACK_WEBHOOK_ENV = "KIZASHI_SLACK_WEBHOOK_URL"
-_INTERVAL = re.compile(r"^(\d+)([smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-class RoutingConfigError(ValueError):
-    """routing.yaml is unreadable or invalid; the message names the route and the key."""
-
-
-# --- file models ---------------------------------------------------------------------------
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-def _check_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError("must be an http(s) URL")
-    return url
-
-
-class SlackReceiverConfig(_Strict):
-    name: str = Field(min_length=1)
-    type: Literal["slack"]
-    webhook_url: str | None = None
-    webhook_url_env: str | None = None
-    # Owner (email or Slack handle, as in the account's facts) -> that owner's own webhook.
-    by_owner: dict[str, str] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _one_source(self) -> SlackReceiverConfig:
-        for url in (self.webhook_url, *self.by_owner.values()):
-            if url is not None:
-                _check_url(url)
-        if self.webhook_url and self.webhook_url_env:
-            raise ValueError("give webhook_url or webhook_url_env, not both")
-        if not (self.webhook_url or self.webhook_url_env or self.by_owner):
-            raise ValueError("needs webhook_url, webhook_url_env or by_owner")
-        return self
-
-
-Address = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
-
-
-class EmailReceiverConfig(_Strict):
-    name: str = Field(min_length=1)
-    type: Literal["email"]
-    to: Literal["account_owner"] | Annotated[list[Address], Field(min_length=1)]
-
-
-ReceiverConfig = Annotated[SlackReceiverConfig | EmailReceiverConfig, Field(discriminator="type")]
-MatchValue = str | list[str]
-
-
-class MatchConfig(_Strict):
-    kind: MatchValue | None = None
-    rule: MatchValue | None = None
-    priority: MatchValue | None = None
-    segment: MatchValue | None = None
-    owner: MatchValue | None = None
-
-
-class DigestConfig(_Strict):
-    interval: str
-
-    @field_validator("interval")
-    @classmethod
-    def _interval(cls, value: str) -> str:
-        if not _INTERVAL.match(value) or parse_interval(value) <= timedelta(0):
-            raise ValueError('must look like "30m", "12h" or "1d"')
-        return value
-
-    @property
-    def period(self) -> timedelta:
-        return parse_interval(self.interval)
-
-
-def parse_interval(text: str) -> timedelta:
-    number, unit = text[:-1], text[-1]
-    return timedelta(**{_UNITS[unit]: int(number)})
-
-
-class RouteConfig(_Strict):
-    name: str | None = None
-    match: MatchConfig = Field(default_factory=MatchConfig)
-    receivers: list[str] = Field(min_length=1)
-    continue_: bool = Field(default=False, alias="continue")
-    digest: DigestConfig | None = None
-
-
-class DefaultRouteConfig(_Strict):
-    receivers: list[str] = Field(min_length=1)
-    digest: DigestConfig | None = None
-
-
-class RoutingFile(_Strict):
-    receivers: list[ReceiverConfig] = Field(default_factory=list)
-    routes: list[RouteConfig] = Field(default_factory=list)
-    default: DefaultRouteConfig
-
 
 # --- the loaded tree -----------------------------------------------------------------------
 
