@@ -135,6 +135,9 @@ async def test_unknown_account_is_404_and_the_token_is_required(stack, accounts)
         ({"priority": "urgent"}, "priority"),
         ({"cursor": "not-a-cursor"}, "cursor"),
         ({"cursor": "x" * 600}, "cursor"),
+        # Well-formed base64 JSON, but with a NUL that PostgreSQL text cannot hold.
+        ({"cursor": "WzEuMCwiYVx1MDAwMCJd"}, "cursor"),
+        ({"cursor": "W3t9LCJhIl0"}, "cursor"),
     ],
 )
 async def test_bad_list_parameters_are_422(stack, params, field) -> None:

@@ -129,6 +129,7 @@ async def test_bad_requests_get_a_precise_4xx(stack) -> None:
         {"hours": 0},
         {"hours": "soon"},
         {"until": "2030-01-01T00:00:00"},  # no offset: ambiguous
+        {"hours": 2, "by": "nul\x00in-name"},  # PostgreSQL text cannot hold NUL
     ):
         response = await _post(stack, sid, "snooze", **body)
         assert response.status_code == 422, (body, response.text)

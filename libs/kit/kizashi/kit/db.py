@@ -60,7 +60,7 @@ async def retry_transient(
     for attempt in range(1, attempts + 1):
         try:
             return await operation()
-        except (DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        except (DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
             if attempt == attempts or not is_transient(error):
                 raise
             cause = getattr(error, "orig", None) or error

@@ -12,7 +12,9 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
+    KafkaConnectionError,
     KafkaError,
+    KafkaTimeoutError,
     TopicAlreadyExistsError,
 )
 from aiokafka.partitioner import DefaultPartitioner
@@ -65,6 +67,10 @@ class BrokerUnavailable(Exception):
     """The broker did not acknowledge in time: the caller must not report success."""
 
 
+class RecordRejected(Exception):
+    """The broker refused the records for good (too large, not allowed): retrying won't help."""
+
+
 class Producer:
     """acks=all; every send is awaited with a time limit, so success means acknowledged.
 
@@ -114,9 +120,17 @@ class Producer:
                     self._check_topics = False
                 futures = await self._send_batches(records)
                 await asyncio.gather(*futures)
-        except (TimeoutError, KafkaError, OSError) as error:
-            self._check_topics = True
-            self._partitions.clear()  # a broker that came back may have other partitions
+        except KafkaError as error:
+            if not getattr(error, "retriable", False) and not isinstance(
+                error, KafkaConnectionError | KafkaTimeoutError
+            ):
+                # Retrying cannot help (a record too large, a topic we may not write): let the
+                # caller refuse or dead-letter it instead of waiting for the broker forever.
+                raise RecordRejected(f"{type(error).__name__}: {error}") from error
+            self._forget_partitions()
+            raise BrokerUnavailable(f"{type(error).__name__}: {error}") from error
+        except (TimeoutError, OSError) as error:
+            self._forget_partitions()
             raise BrokerUnavailable(f"{type(error).__name__}: {error}") from error
         KAFKA_PRODUCE_DURATION.labels(self.service).observe(time.perf_counter() - started)
         counts: dict[str, int] = {}
@@ -172,6 +186,10 @@ class Producer:
             partition = self._partitioner(key, partitions, partitions)
             self._partition_cache[cache_key] = partition
         return partition
+
+    def _forget_partitions(self) -> None:
+        self._check_topics = True
+        self._partitions.clear()  # a broker that came back may have other partitions
 
     async def connected(self) -> bool:
         """True when the broker answers a metadata request now."""

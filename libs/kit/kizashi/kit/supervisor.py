@@ -131,6 +131,8 @@ class Stack:
                             f"http://{self.settings.host}:{service.port}/healthz"
                         )
                         failures[name] = failures[name] + 1 if response.status_code == 503 else 0
+                    except httpx.TimeoutException:
+                        failures[name] += 1  # a blocked event loop answers nothing at all
                     except httpx.HTTPError:
                         failures[name] = 0  # starting or restarting: watch() handles exits
                     if failures[name] >= strikes and service.process is not None:
@@ -170,8 +172,10 @@ class Stack:
         }
         watchers = [asyncio.create_task(self.watch(s)) for s in self.services.values()]
         watchers.append(asyncio.create_task(self.watch_health()))
-        await self._announce()
+        # Ctrl-C works while the services are still starting, not only once they are ready.
+        announce = asyncio.create_task(self._announce())
         await self.stopping.wait()
+        announce.cancel()
         self.say("\nstopping …")
         await self._stop_services()
         for watcher in watchers:

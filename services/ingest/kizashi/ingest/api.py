@@ -12,7 +12,7 @@ from kizashi.ingest.auth import require_ingest_key
 from kizashi.ingest.body import parse_json, read_limited
 from kizashi.ingest.limits import RETRY_AFTER_S
 from kizashi.ingest.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
-from kizashi.kit.kafka import BrokerUnavailable
+from kizashi.kit.kafka import BrokerUnavailable, RecordRejected
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -59,7 +59,7 @@ async def publish(request: Request, raw_events: list[Any], source: str) -> JSONR
         return JSONResponse(body, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
     try:
         await request.app.state.service.producer.send_all(result.records)
-    except BrokerUnavailable:
+    except (BrokerUnavailable, RecordRejected):
         EVENTS_REJECTED.labels("broker_unavailable").inc(len(result.records))
         return JSONResponse(
             {

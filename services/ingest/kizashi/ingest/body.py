@@ -36,9 +36,18 @@ async def read_limited(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
         )
     decompressor = zlib.decompressobj(wbits=31) if encoding == "gzip" else None
     chunks: list[bytes] = []
-    size = 0
+    size = raw_size = 0
     async for chunk in request.stream():
+        # Counted before decompression too: bytes past the end of a gzip stream, or endless
+        # empty deflate blocks, would otherwise pile up without growing the decompressed size.
+        raw_size += len(chunk)
+        if raw_size > limit:
+            raise _too_large(limit)
         if decompressor is not None:
+            if decompressor.eof and chunk:
+                raise HTTPException(
+                    status.HTTP_400_BAD_REQUEST, detail="data after the end of the gzip stream"
+                )
             try:
                 chunk = decompressor.decompress(chunk, limit + 1 - size)
             except zlib.error as error:
@@ -47,6 +56,10 @@ async def read_limited(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
                 ) from error
             if decompressor.unconsumed_tail:
                 raise _too_large(limit)
+            if decompressor.unused_data:
+                raise HTTPException(
+                    status.HTTP_400_BAD_REQUEST, detail="data after the end of the gzip stream"
+                )
         size += len(chunk)
         if size > limit:
             raise _too_large(limit)

@@ -33,7 +33,7 @@ from kizashi.ingest.segment import translate, users_to_look_up
 from kizashi.kit.auth import bearer_token
 from kizashi.kit.db import is_transient
 from kizashi.kit.http import ERROR_CODES
-from kizashi.kit.kafka import BrokerUnavailable
+from kizashi.kit.kafka import BrokerUnavailable, RecordRejected
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["segment"])
@@ -146,7 +146,7 @@ async def _publish(
         return _unavailable(error, "database")
     try:
         await state.producer.send_all(result.records)
-    except BrokerUnavailable as error:
+    except (BrokerUnavailable, RecordRejected) as error:
         EVENTS_REJECTED.labels("broker_unavailable").inc(len(result.records))
         return _unavailable(error, "broker")
     for event_type, count in Counter(result.types).items():

@@ -193,10 +193,18 @@ async def deliver_due(service: NotifierService) -> int:
     service.in_flight.update(claimed_ids)
     try:
         # Different receivers proceed side by side; one webhook's rate limit holds only its own.
-        await asyncio.gather(
+        # Every send runs to its end even when another one's bookkeeping fails, so that no
+        # row still being sent leaves `in_flight` early (it would be reclaimed and resent).
+        outcomes = await asyncio.gather(
             *(_deliver(service, c) for c in single),
             *(_deliver_digest(service, key, rows) for key, rows in digests.items()),
+            return_exceptions=True,
         )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                log.error(
+                    "recording a delivery failed; its lease will bring it back", exc_info=outcome
+                )
     finally:
         service.in_flight.difference_update(claimed_ids)
     return len(claimed_ids)

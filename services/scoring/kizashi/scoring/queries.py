@@ -2,6 +2,7 @@
 the request; every value is a bound parameter."""
 
 import base64
+import math
 from typing import Literal
 
 import orjson
@@ -31,9 +32,12 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
         value, account_id = orjson.loads(
             base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         )
-        return float(value), str(account_id)
+        value, account_id = float(value), str(account_id)
     except Exception as error:
         raise BadCursor("cursor is not one this API returned") from error
+    if "\x00" in account_id or not math.isfinite(value):
+        raise BadCursor("cursor is not one this API returned")
+    return value, account_id
 
 
 async def get_account(engine: AsyncEngine, account_id: str) -> dict | None:

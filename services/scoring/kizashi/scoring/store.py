@@ -19,7 +19,9 @@ class StoredAccount:
 async def claim_new_events(
     connection: asyncpg.Connection, event_ids: Sequence[str], account_ids: Sequence[str]
 ) -> set[str]:
-    """Record event ids as applied; return the ones that were not applied before."""
+    """Record event ids as applied; return the ones that were not applied before. Sorted, so
+    that two partitions claiming the same ids cannot lock them in opposite orders."""
+    pairs = sorted(zip(event_ids, account_ids, strict=True))
     rows = await connection.fetch(
         """
         INSERT INTO processed_events (event_id, account_id)
@@ -27,8 +29,8 @@ async def claim_new_events(
         ON CONFLICT (event_id) DO NOTHING
         RETURNING event_id
         """,
-        list(event_ids),
-        list(account_ids),
+        [event_id for event_id, _ in pairs],
+        [account_id for _, account_id in pairs],
     )
     return {row["event_id"] for row in rows}
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from kizashi.contracts.signals import SignalKind
+from kizashi.contracts.text import ShortText
 from kizashi.kit.auth import ApiCaller
 from kizashi.kit.db import raw_transaction
 from kizashi.triggers.lifecycle import InvalidTransition, NotFound, apply_action
@@ -45,7 +46,7 @@ class SignalView(BaseModel):
 
 
 class ActionBody(BaseModel):
-    by: str | None = Field(default=None, max_length=256, description="who acts (e.g. an email)")
+    by: ShortText | None = Field(default=None, description="who acts (e.g. an email)")
 
 
 class SnoozeBody(ActionBody):
