@@ -34,7 +34,10 @@ from kizashi.notifier.service import NotifierService
 from kizashi.notifier.transport import SendResult
 
 log = logging.getLogger(__name__)
-CLAIM_BATCH = 50
+# One pass claims this many single deliveries and as many digests. Sends to one webhook are
+# paced at about one a second, so a pass to a single webhook lasts up to ~2 × CLAIM_BATCH
+# seconds: kept well inside the lease, so no other replica reclaims a row still queued here.
+CLAIM_BATCH = 25
 _rng = random.Random()
 
 
