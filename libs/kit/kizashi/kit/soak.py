@@ -15,7 +15,6 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import orjson
@@ -26,6 +25,7 @@ from kizashi.kit.bench.harness import (
     LoadStats,
     StackHandle,
     Workload,
+    add_stack_arguments,
     alert_latencies,
     attach_running_stack,
     machine_description,
@@ -52,14 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--accounts", type=int, default=5000)
     parser.add_argument("--every", type=float, default=30, help="seconds between samples")
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
-    parser.add_argument(
-        "--stack",
-        type=Path,
-        default=None,
-        help="data folder of a running `kizashi up` (its Slack webhook must point at "
-        "http://127.0.0.1:<--receiver-port>/slack to measure latency)",
-    )
-    parser.add_argument("--receiver-port", type=int, default=0)
+    add_stack_arguments(parser)
 
 
 @dataclass

@@ -19,7 +19,6 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import orjson
@@ -30,6 +29,7 @@ from kizashi.kit.bench.harness import (
     LoadStats,
     StackHandle,
     Workload,
+    add_stack_arguments,
     alert_latencies,
     attach_running_stack,
     machine_description,
@@ -58,14 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--budget", type=float, default=300, help="stop starting new phases after this many s"
     )
-    parser.add_argument(
-        "--stack",
-        type=Path,
-        default=None,
-        help="data folder of a running `kizashi up` whose KIZASHI_SLACK_WEBHOOK_URL points at "
-        "http://127.0.0.1:<--receiver-port>/slack (default: start one on the embedded default)",
-    )
-    parser.add_argument("--receiver-port", type=int, default=0)
+    add_stack_arguments(parser)
 
 
 @dataclass

@@ -7,6 +7,7 @@ ingest answered 202 for the request that carried the triggering event, to the mo
 webhook receiver read the Slack message the event caused.
 """
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -41,6 +42,18 @@ PORT_SETTINGS = (
     "DEV_WEBHOOK_PORT",
     "DEV_SMTP_PORT",
 )
+
+
+def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """--stack and --receiver-port, for the commands that drive a whole stack."""
+    parser.add_argument(
+        "--stack",
+        type=Path,
+        default=None,
+        help="data folder of a running `kizashi up` whose KIZASHI_SLACK_WEBHOOK_URL points at "
+        "http://127.0.0.1:<--receiver-port>/slack (default: start one on the embedded default)",
+    )
+    parser.add_argument("--receiver-port", type=int, default=0)
 
 
 def percentile(values: Iterable[float], q: float) -> float | None:
