@@ -2,7 +2,7 @@
 
 import math
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from itertools import permutations
 from pathlib import Path
 from typing import Any
@@ -11,8 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kizashi.contracts.events import input_event_adapter
-from kizashi.scoring.config import load_scoring_config
 from kizashi.scoring.features import (
     FEATURE_NAMES,
     RETENTION_DAYS,
@@ -22,32 +20,11 @@ from kizashi.scoring.features import (
     features_at,
 )
 from kizashi.scoring.model import score
-
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-CONFIG = load_scoring_config(None)
-_ids = iter(range(10**9))
-
-
-def event(kind: str, at: datetime, **fields: Any):
-    body = {
-        "type": kind,
-        "account_id": "acme",
-        "event_id": fields.pop("event_id", f"e{next(_ids):06d}"),
-        "occurred_at": at.isoformat(),
-        **fields,
-    }
-    return input_event_adapter.validate_python(body)
+from tests.unit.scoring_events import CONFIG, NOW, event, state_of
 
 
 def usage(at: datetime, **fields: Any):
     return event("product_usage", at, action="feature_used", **fields)
-
-
-def state_of(*events: Any) -> AccountState:
-    state = AccountState()
-    for item in events:
-        state.apply(item)
-    return state
 
 
 def feats(state: AccountState, now: datetime = NOW) -> dict[str, float | None]:

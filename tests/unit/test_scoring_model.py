@@ -5,9 +5,7 @@ from typing import Any
 
 import pytest
 
-from kizashi.contracts.events import input_event_adapter
 from kizashi.contracts.scores import ScoreSnapshot
-from kizashi.scoring.config import load_scoring_config
 from kizashi.scoring.features import AccountState, features_at
 from kizashi.scoring.model import (
     ScoreResult,
@@ -17,28 +15,7 @@ from kizashi.scoring.model import (
     score,
     segment_of,
 )
-
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-CONFIG = load_scoring_config(None)
-_ids = iter(range(10**9))
-
-
-def event(kind: str, at: datetime, **fields: Any):
-    body = {
-        "type": kind,
-        "account_id": "acme",
-        "event_id": f"e{next(_ids):06d}",
-        "occurred_at": at.isoformat(),
-        **fields,
-    }
-    return input_event_adapter.validate_python(body)
-
-
-def state_of(*events: Any) -> AccountState:
-    state = AccountState()
-    for item in events:
-        state.apply(item)
-    return state
+from tests.unit.scoring_events import CONFIG, NOW, event, state_of
 
 
 def scored(state: AccountState, now: datetime = NOW) -> ScoreResult:
