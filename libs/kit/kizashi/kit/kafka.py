@@ -88,6 +88,7 @@ class Producer:
         self._partitioner = DefaultPartitioner()
         self._partitions: dict[str, list[int]] = {}
         self._partition_cache: dict[tuple[str, int, bytes], int] = {}
+        self._partition_locks: dict[tuple[str, int], asyncio.Lock] = {}
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap_servers,
             acks="all",
@@ -149,27 +150,43 @@ class Producer:
             by_partition.setdefault((record.topic, partition), []).append(record)
         futures: list[asyncio.Future] = []
         for (topic, partition), group in by_partition.items():
-            batch = self._producer.create_batch()
-            for record in group:
-                key, headers = record.key.encode(), list(record.headers)
-                if batch.append(key=key, value=record.value, timestamp=None, headers=headers):
-                    continue
-                if batch.record_count():
-                    futures.append(
-                        await self._producer.send_batch(batch, topic, partition=partition)
-                    )
-                    batch = self._producer.create_batch()
-                if batch.append(key=key, value=record.value, timestamp=None, headers=headers):
-                    continue
-                # Larger than a whole batch: the producer's own path handles (or refuses) it.
-                futures.append(
-                    await self._producer.send(
-                        topic, record.value, key=key, partition=partition, headers=headers or None
-                    )
-                )
-            if batch.record_count():
-                futures.append(await self._producer.send_batch(batch, topic, partition=partition))
+            # aiokafka queues one batch per partition and lets every other caller wait for
+            # it to drain; concurrent requests racing for that slot starved one another into
+            # KafkaTimeoutError under load. A FIFO lock per partition takes turns fairly.
+            lock = self._partition_locks.setdefault((topic, partition), asyncio.Lock())
+            async with lock:
+                futures.extend(await self._send_partition(topic, partition, group))
         return futures
+
+    async def _send_partition(
+        self, topic: str, partition: int, group: list[OutgoingRecord]
+    ) -> list[asyncio.Future]:
+        futures: list[asyncio.Future] = []
+        batch = self._producer.create_batch()
+        for record in group:
+            key, headers = record.key.encode(), list(record.headers)
+            if batch.append(key=key, value=record.value, timestamp=None, headers=headers):
+                continue
+            if batch.record_count():
+                futures.append(await self._send_closed(batch, topic, partition))
+                batch = self._producer.create_batch()
+            if batch.append(key=key, value=record.value, timestamp=None, headers=headers):
+                continue
+            # Larger than a whole batch: the producer's own path handles (or refuses) it.
+            futures.append(
+                await self._producer.send(
+                    topic, record.value, key=key, partition=partition, headers=headers or None
+                )
+            )
+        if batch.record_count():
+            futures.append(await self._send_closed(batch, topic, partition))
+        return futures
+
+    async def _send_closed(self, batch: Any, topic: str, partition: int) -> asyncio.Future:
+        # A closed batch leaves at once; an open one lingers linger_ms waiting for records
+        # that a ready-made batch never gets (that wait capped ingest at ~30k events/s).
+        batch.close()
+        return await self._producer.send_batch(batch, topic, partition=partition)
 
     async def _partition_of(self, topic: str, key: bytes) -> int:
         """The default partitioner's choice (murmur2 of the key), cached per key: the same

@@ -1,5 +1,6 @@
 """`POST /v1/events`: one event or `{"events": [...]}`."""
 
+import logging
 from collections import Counter
 from typing import Annotated, Any
 
@@ -14,6 +15,7 @@ from kizashi.ingest.limits import RETRY_AFTER_S
 from kizashi.ingest.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
 from kizashi.kit.kafka import BrokerUnavailable, RecordRejected
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["events"])
 
 
@@ -59,7 +61,8 @@ async def publish(request: Request, raw_events: list[Any], source: str) -> JSONR
         return JSONResponse(body, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
     try:
         await request.app.state.service.producer.send_all(result.records)
-    except (BrokerUnavailable, RecordRejected):
+    except (BrokerUnavailable, RecordRejected) as error:
+        log.warning("answered 503 for %d events: %s", len(result.records), error)
         EVENTS_REJECTED.labels("broker_unavailable").inc(len(result.records))
         return JSONResponse(
             {

@@ -3,9 +3,12 @@ baseline measured in the same run: a plain aiokafka producer sending the same pa
 same broker.
 
 Unless told where they are, it starts its own embedded broker, PostgreSQL (ingest keeps its
-user links there) and an ingest server (uvicorn, `--workers` processes). The load comes from
-a lean client in this process: pre-built HTTP/1.1 requests on keep-alive connections, so the
-client spends little of the machine's CPU. Only 202 answers count.
+user links there) and `--replicas` ingest servers, each its own process on its own port as
+replicas behind a load balancer would be; the clients' connections are spread evenly across
+them. (One port shared by several uvicorn workers lets the kernel hand every connection to the
+same worker, which made the figure swing by half from run to run.) The load comes from a lean
+client in this process: pre-built HTTP/1.1 requests on keep-alive connections, so the client
+spends little of the machine's CPU. Only 202 answers count.
 """
 
 import argparse
@@ -33,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=int, default=200_000, help="events to send (each run)")
     parser.add_argument("--batch", type=int, default=100, help="events per request")
     parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP connections")
-    parser.add_argument("--workers", type=int, default=2, help="ingest server processes")
+    parser.add_argument(
+        "--replicas", type=int, default=2, help="ingest server processes, one port each"
+    )
     parser.add_argument("--accounts", type=int, default=1000, help="distinct account ids")
 
 
@@ -54,12 +59,12 @@ def _events(total: int, accounts: int) -> list[dict]:
     ]
 
 
-def _requests(events: list[dict], batch: int, port: int, key: str) -> list[bytes]:
+def _requests(events: list[dict], batch: int, key: str) -> list[bytes]:
     out = []
     for start in range(0, len(events), batch):
         body = orjson.dumps({"events": events[start : start + batch]})
         head = (
-            f"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode()
@@ -85,11 +90,15 @@ async def _connection(port: int, queue: list[bytes], counts: dict[str, int]) -> 
         writer.close()
 
 
-async def measure_http(port: int, requests: list[bytes], clients: int) -> tuple[float, dict]:
+async def measure_http(
+    ports: list[int], requests: list[bytes], clients: int
+) -> tuple[float, dict]:
     queue = list(reversed(requests))
     counts: dict[str, int] = {}
     started = time.perf_counter()
-    await asyncio.gather(*(_connection(port, queue, counts) for _ in range(clients)))
+    await asyncio.gather(
+        *(_connection(ports[i % len(ports)], queue, counts) for i in range(clients))
+    )
     return time.perf_counter() - started, counts
 
 
@@ -119,7 +128,7 @@ async def measure_baseline(bootstrap: str, events: list[dict], batch: int) -> fl
         await producer.stop()
 
 
-def _start_ingest(settings: Settings, workers: int, bootstrap: str, db_url: str, key: str) -> tuple:
+def _start_ingest(bootstrap: str, db_url: str, key: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
     env = {
         **os.environ,
@@ -139,25 +148,34 @@ def _start_ingest(settings: Settings, workers: int, bootstrap: str, db_url: str,
             "127.0.0.1",
             "--port",
             str(port),
-            "--workers",
-            str(workers),
             "--no-access-log",
             "--log-level",
             "warning",
         ],
         env=env,
     )
+    return process, port
+
+
+def _wait_ready(process: subprocess.Popen, port: int) -> None:
     deadline = time.monotonic() + 60
     while True:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process, port
+                return
         except httpx.HTTPError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise SystemExit("the ingest server did not become ready")
+            raise SystemExit("an ingest server did not become ready")
         time.sleep(0.2)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -179,16 +197,20 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             db_url = postgres.url
         upgrade(db_url)
         key = secrets.token_urlsafe(16)
-        process, port = _start_ingest(settings, args.workers, bootstrap, db_url, key)
-        stack.callback(lambda: (process.terminate(), process.wait(20)))
+        servers = [_start_ingest(bootstrap, db_url, key) for _ in range(args.replicas)]
+        for process, _ in servers:
+            stack.callback(_stop, process)
+        for process, port in servers:
+            _wait_ready(process, port)
+        ports = [port for _, port in servers]
 
         say(f"preparing {args.events} events …")
-        warmup = _requests(_events(20 * args.batch, args.accounts), args.batch, port, key)
+        warmup = _requests(_events(20 * args.batch, args.accounts), args.batch, key)
         events = _events(args.events, args.accounts)
-        requests = _requests(events, args.batch, port, key)
-        asyncio.run(measure_http(port, warmup, args.clients))
+        requests = _requests(events, args.batch, key)
+        asyncio.run(measure_http(ports, warmup, args.clients))
         say(f"HTTP: {len(requests)} requests of {args.batch} events, {args.clients} clients …")
-        http_s, counts = asyncio.run(measure_http(port, requests, args.clients))
+        http_s, counts = asyncio.run(measure_http(ports, requests, args.clients))
         accepted = counts.get("202", 0) * args.batch
         say("baseline: plain aiokafka producer, same payloads, same broker …")
         baseline_s = asyncio.run(measure_baseline(bootstrap, events, args.batch))
@@ -200,7 +222,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         "events": len(events),
         "batch": args.batch,
         "clients": args.clients,
-        "workers": args.workers,
+        "replicas": args.replicas,
         "statuses": counts,
         "events_per_s": round(rate),
         "baseline_events_per_s": round(baseline),
