@@ -90,9 +90,7 @@ async def _connection(port: int, queue: list[bytes], counts: dict[str, int]) -> 
         writer.close()
 
 
-async def measure_http(
-    ports: list[int], requests: list[bytes], clients: int
-) -> tuple[float, dict]:
+async def measure_http(ports: list[int], requests: list[bytes], clients: int) -> tuple[float, dict]:
     queue = list(reversed(requests))
     counts: dict[str, int] = {}
     started = time.perf_counter()
