@@ -21,6 +21,8 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kizashi.kit.tinyhttp import ConnectionServer, read_request
+
 # What Slack answers with each status (its real body texts).
 SLACK_BODIES = {
     200: "ok",
@@ -67,17 +69,14 @@ class RecordedRequest:
         return self.json[key]
 
 
-class RecordingWebhookServer:
+class RecordingWebhookServer(ConnectionServer):
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[RecordedRequest] = []
         # Requests with a delayed reply whose client hung up before it: never answered.
         self.unanswered: list[RecordedRequest] = []
         self._replies: dict[str, list[Reply]] = {}
         self._changed = asyncio.Condition()
-        self._server: asyncio.Server | None = None
-        self._handlers: set[asyncio.Task[None]] = set()
-        self.host = "127.0.0.1"
-        self.port = 0
 
     def url(self, path: str = "/hook") -> str:
         return f"http://{self.host}:{self.port}{path}"
@@ -101,48 +100,13 @@ class RecordingWebhookServer:
             await self._changed.wait_for(lambda: len(self.requests) >= count)
         return self.requests
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.host, 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            # Keep-alive connections (and delayed replies) outlive close(); end their handlers.
-            for task in list(self._handlers):
-                task.cancel()
-            await asyncio.gather(*self._handlers, return_exceptions=True)
-            await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-        try:
-            await self._handle(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
-            pass
-        except asyncio.CancelledError:
-            # Only stop() cancels handlers; finishing quietly keeps asyncio from logging it.
-            pass
-        finally:
-            self._handlers.discard(task)
-            writer.close()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            request_line = await reader.readline()
-            if not request_line.strip():
-                break
-            method, target, _version = request_line.decode("latin-1").split(" ", 2)
-            headers: dict[str, str] = {}
-            while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-                name, _, value = line.decode("latin-1").partition(":")
-                headers[name.strip().lower()] = value.strip()
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            queue = self._replies.get(target)
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while request := await read_request(reader):
+            queue = self._replies.get(request.target)
             reply = (queue.pop(0) if queue else Reply()).resolved()
-            record = await self._record(method, target, headers, body, reply.status)
+            record = await self._record(
+                request.method, request.target, request.headers, request.body, reply.status
+            )
             if reply.delay:
                 await asyncio.sleep(reply.delay)
                 if reader.at_eof():
@@ -151,7 +115,7 @@ class RecordingWebhookServer:
                     break
             writer.write(_response(reply))
             await writer.drain()
-            if headers.get("connection", "").lower() == "close":
+            if request.headers.get("connection", "").lower() == "close":
                 break
 
     async def _record(

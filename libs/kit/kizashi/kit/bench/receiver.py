@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import orjson
 
+from kizashi.kit.tinyhttp import ConnectionServer, read_request
+
 # Each alert owner gets a webhook of its own: the notifier paces every webhook to ~1 message a
 # second (Slack's limit), so a single shared webhook would measure that pacing, not the pipeline.
 ALERT_OWNERS = 64
@@ -23,59 +25,27 @@ class Arrival:
     text: str
 
 
-class AlertReceiver:
-    """A minimal HTTP/1.1 server (keep-alive, Content-Length bodies) answering 200 "ok"."""
+class AlertReceiver(ConnectionServer):
+    """Answers every request 200 "ok" and notes its arrival."""
 
     def __init__(self, port: int = 0) -> None:
-        self.port = port
+        super().__init__(port)
         self.arrivals: list[Arrival] = []
-        self._server: asyncio.Server | None = None
-        self._handlers: set[asyncio.Task] = set()
 
     def url(self, path: str = "/slack") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for task in list(self._handlers):
-                task.cancel()
-            await asyncio.gather(*self._handlers, return_exceptions=True)
-            await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-        try:
-            while request_line := (await reader.readline()).strip():
-                target = request_line.split(b" ")[1].decode("latin-1")
-                headers: dict[str, str] = {}
-                while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-                    name, _, value = line.decode("latin-1").partition(":")
-                    headers[name.strip().lower()] = value.strip()
-                body = await reader.readexactly(int(headers.get("content-length") or 0))
-                arrived = time.monotonic()
-                try:
-                    text = str(orjson.loads(body).get("text", ""))
-                except (orjson.JSONDecodeError, AttributeError):
-                    text = body.decode("utf-8", "replace")
-                self.arrivals.append(
-                    Arrival(arrived, target, headers.get("x-kizashi-delivery-id"), text)
-                )
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError, ValueError, IndexError):
-            pass
-        except asyncio.CancelledError:
-            pass
-        finally:
-            self._handlers.discard(task)
-            writer.close()
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while request := await read_request(reader):
+            arrived = time.monotonic()
+            try:
+                text = str(orjson.loads(request.body).get("text", ""))
+            except (orjson.JSONDecodeError, AttributeError):
+                text = request.body.decode("utf-8", "replace")
+            delivery_id = request.headers.get("x-kizashi-delivery-id")
+            self.arrivals.append(Arrival(arrived, request.target, delivery_id, text))
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            await writer.drain()
 
 
 def routing_yaml(receiver: AlertReceiver, owners: int = ALERT_OWNERS) -> str:
