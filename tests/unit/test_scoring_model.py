@@ -158,12 +158,14 @@ def test_priority_follows_value_growth_interest_and_support_load() -> None:
 
 def test_meaningful_change() -> None:
     snap = ScoreSnapshot(cs=50, op=40, segment="at_risk", priority="low")
+    stored = snap.model_dump()  # `before` is the stored row
     assert meaningful_change(None, snap, CONFIG)
-    assert not meaningful_change(snap, snap.model_copy(update={"cs": 50.99}), CONFIG)
-    assert meaningful_change(snap, snap.model_copy(update={"cs": 51.0}), CONFIG)
-    assert meaningful_change(snap, snap.model_copy(update={"op": 38.9}), CONFIG)
-    assert meaningful_change(snap, snap.model_copy(update={"priority": "medium"}), CONFIG)
-    assert meaningful_change(snap, snap.model_copy(update={"segment": "recover"}), CONFIG)
+    assert not meaningful_change(stored, snap, CONFIG)
+    assert not meaningful_change(stored, snap.model_copy(update={"cs": 50.99}), CONFIG)
+    assert meaningful_change(stored, snap.model_copy(update={"cs": 51.0}), CONFIG)
+    assert meaningful_change(stored, snap.model_copy(update={"op": 38.9}), CONFIG)
+    assert meaningful_change(stored, snap.model_copy(update={"priority": "medium"}), CONFIG)
+    assert meaningful_change(stored, snap.model_copy(update={"segment": "recover"}), CONFIG)
 
 
 def test_no_time_dependent_input_means_no_drift_check() -> None:

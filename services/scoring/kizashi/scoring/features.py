@@ -44,7 +44,7 @@ DAY_S = 86_400.0
 MEAN_LIFE_7D_S = 7 * DAY_S
 MEAN_LIFE_28D_S = 28 * DAY_S
 RETENTION_DAYS = 42
-# Bounds keep the jsonb row small for huge accounts; past them the most recent keys are kept,
+# Bounds keep the json row small for huge accounts; past them the most recent keys are kept,
 # so `active_users_28d` saturates at MAX_USERS rather than growing the state without end.
 MAX_USERS = 2_000
 MAX_FEATURES = 200
@@ -97,7 +97,7 @@ def utc_day(ts: float) -> int:
 
 
 class AccountState(BaseModel):
-    """Everything scoring remembers about one account; stored as jsonb, one row per account."""
+    """Everything scoring remembers about one account; stored as json, one row per account."""
 
     # Not frozen and no assignment validation: `apply` mutates in place on the hot path.
     model_config = ConfigDict(extra="forbid")
@@ -236,9 +236,10 @@ class AccountState(BaseModel):
         if current is None or (ts, event_id) > (current[0], current[1]):
             self.crm[field] = [ts, event_id, value]
 
-    def facts(self, account_id: str) -> AccountFacts:
-        """The CRM facts, each field from its latest account_update (by occurred_at)."""
-        values: dict[str, Any] = {"account_id": account_id}
+    def facts_json(self, account_id: str) -> dict:
+        """The CRM facts in `AccountFacts`' JSON form, each field from its latest account_update
+        (by occurred_at)."""
+        values: dict[str, Any] = {**_NO_FACTS, "account_id": account_id}
         attributes: dict[str, Any] = {}
         for field, (_, _, value) in self.crm.items():
             if field.startswith(_ATTRIBUTE_PREFIX):
@@ -246,11 +247,27 @@ class AccountState(BaseModel):
             else:
                 values[field] = value
         values["attributes"] = attributes
-        return AccountFacts.model_validate(values)
+        return values
+
+    def facts(self, account_id: str) -> AccountFacts:
+        return facts_model(self.facts_json(account_id))
 
     def renewal_date(self) -> date | None:
         entry = self.crm.get("renewal_date")
         return None if entry is None else date.fromisoformat(entry[2])
+
+
+_NO_FACTS = dict.fromkeys(AccountFacts.model_fields)
+
+
+def facts_model(data: dict) -> AccountFacts:
+    """`AccountFacts` from `AccountState.facts_json`. Each value was validated with the
+    account_update that set it, so only the renewal date needs reading back into a date; this
+    runs for every account of every batch."""
+    renewal = data["renewal_date"]
+    return AccountFacts.model_construct(
+        **{**data, "renewal_date": None if renewal is None else date.fromisoformat(renewal)}
+    )
 
 
 def _keep_latest(mapping: dict[str, int], key: str, day: int, cap: int) -> None:

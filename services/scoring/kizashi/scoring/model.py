@@ -303,7 +303,9 @@ def score(
     cs = _index("cs", _cs_parts(features, config, t), config.cs.weights.by_name, lines)
     op_parts = _op_parts(features, facts, config, t)
     op = _index("op", op_parts, config.op.weights.by_name, lines)
-    snapshot = ScoreSnapshot(
+    # Valid by construction (indices clamped to 0–100, segment and priority from the validated
+    # config): skip validation, which runs for every account of every batch.
+    snapshot = ScoreSnapshot.model_construct(
         cs=cs,
         op=op,
         segment=segment_of(cs, op, config),
@@ -312,16 +314,15 @@ def score(
     return ScoreResult(snapshot=snapshot, lines=lines)
 
 
-def meaningful_change(
-    before: ScoreSnapshot | None, after: ScoreSnapshot, config: ScoringConfig
-) -> bool:
-    """Worth publishing: first score, a new segment or priority, or a move of min_points."""
+def meaningful_change(before: dict | None, after: ScoreSnapshot, config: ScoringConfig) -> bool:
+    """Worth publishing: first score, a new segment or priority, or a move of min_points.
+    `before` is the stored scores row (cs, op, segment, priority)."""
     if before is None:
         return True
-    if before.segment != after.segment or before.priority != after.priority:
+    if before["segment"] != after.segment or before["priority"] != after.priority:
         return True
     threshold = config.changes.min_points
-    return abs(after.cs - before.cs) >= threshold or abs(after.op - before.op) >= threshold
+    return abs(after.cs - before["cs"]) >= threshold or abs(after.op - before["op"]) >= threshold
 
 
 def _midnight(day: int) -> float:

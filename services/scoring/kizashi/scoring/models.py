@@ -10,7 +10,7 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSON, JSONB
 
 metadata = MetaData()
 
@@ -20,8 +20,9 @@ accounts = Table(
     Column("account_id", Text, primary_key=True),
     # CRM facts as last set by account_update events (a copy of what `state` holds, for reads).
     Column("facts", JSONB, nullable=False, server_default="{}"),
-    # The order-independent feature state (see kizashi.scoring.features).
-    Column("state", JSONB, nullable=False),
+    # The order-independent feature state (see kizashi.scoring.features). json, not jsonb,
+    # here and in scores: rewritten on every batch and only read whole (migration 0004).
+    Column("state", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
@@ -34,8 +35,8 @@ scores = Table(
     Column("op", Float, nullable=False),
     Column("segment", Text, nullable=False),
     Column("priority", Text, nullable=False),
-    Column("breakdown", JSONB, nullable=False),
-    Column("features", JSONB, nullable=False),
+    Column("breakdown", JSON, nullable=False),
+    Column("features", JSON, nullable=False),
     Column("config_version", Text, nullable=False),
     Column("computed_at", DateTime(timezone=True), nullable=False),
     # When time alone (decay, a window edge, the calendar) can next move this account's scores.

@@ -11,7 +11,7 @@ import orjson
 from kizashi.contracts.events import EventEnvelope
 from kizashi.contracts.scores import ScoresChanged, ScoreSnapshot
 from kizashi.scoring.config import ScoringConfig
-from kizashi.scoring.features import AccountState, features_at
+from kizashi.scoring.features import AccountState, facts_model, features_at
 from kizashi.scoring.model import meaningful_change, next_drift_check, score
 from kizashi.scoring.store import ScoredAccount, StoredAccount
 
@@ -64,7 +64,9 @@ def _watched_moved(before: dict | None, after: dict) -> bool:
     return False
 
 
-def _snapshot_json(snapshot: ScoreSnapshot) -> dict:
+def _snapshot_json(snapshot: ScoreSnapshot | dict) -> dict:
+    if isinstance(snapshot, dict):
+        return {key: snapshot[key] for key in ("cs", "op", "segment", "priority")}
     return {
         "cs": snapshot.cs,
         "op": snapshot.op,
@@ -84,19 +86,11 @@ def rescore(
     state = AccountState.from_json(stored.state)
     for event in events:
         state.apply(event)  # type: ignore[arg-type]
-    facts = state.facts(stored.account_id)
+    facts_json = state.facts_json(stored.account_id)
+    facts = facts_model(facts_json)
     features = features_at(state, facts, now)
     result = score(features, facts, config, now)
-    scores = stored.scores
-    # Our own row, written from a validated snapshot: read back without validating again.
-    before = (
-        ScoreSnapshot.model_construct(
-            cs=scores["cs"], op=scores["op"], segment=scores["segment"], priority=scores["priority"]
-        )
-        if scores
-        else None
-    )
-    facts_json = facts.model_dump(mode="json")
+    before = stored.scores  # our own row: cs, op, segment, priority (and features)
     after = result.snapshot
     # Encoded once, for the row and for the message.
     breakdown_json = orjson.dumps(result.lines)
@@ -118,7 +112,7 @@ def rescore(
         features_json=features_json,
     )
     moved = meaningful_change(before, after, config) or _watched_moved(
-        stored.scores["features"] if stored.scores else None, features
+        None if before is None else before["features"], features
     )
     if not moved:
         return Outcome(scored, None)

@@ -104,13 +104,13 @@ async def save(connection: asyncpg.Connection, scored: Sequence[ScoredAccount]) 
                      computed_at, next_check_at)
         ), saved_accounts AS (
             INSERT INTO accounts (account_id, facts, state, updated_at)
-            SELECT id, facts::jsonb, state::jsonb, now() FROM rows
+            SELECT id, facts::jsonb, state::json, now() FROM rows
             ON CONFLICT (account_id) DO UPDATE
             SET facts = EXCLUDED.facts, state = EXCLUDED.state, updated_at = now()
         )
         INSERT INTO scores (account_id, cs, op, segment, priority, breakdown, features,
                             config_version, computed_at, next_check_at)
-        SELECT id, cs, op, segment, priority, breakdown::jsonb, features::jsonb,
+        SELECT id, cs, op, segment, priority, breakdown::json, features::json,
                version, computed_at, next_check_at
         FROM rows
         ON CONFLICT (account_id) DO UPDATE

@@ -17,6 +17,7 @@ to a bench topic, so a running stack never sees its accounts.
 import argparse
 import asyncio
 import contextlib
+import multiprocessing
 import random
 import sys
 import tempfile
@@ -50,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=int, default=200_000, help="events in the stream")
     parser.add_argument("--accounts", type=int, default=10_000, help="distinct accounts")
     parser.add_argument("--seed", type=int, default=7, help="seed of the generated stream")
+    parser.add_argument(
+        "--replicas", type=int, default=2, help="scoring consumer processes, in one group"
+    )
 
 
 def say(message: str) -> None:
@@ -198,15 +202,23 @@ class _BenchProducer:
         return getattr(self._producer, name)
 
 
-async def run_scoring(
-    settings: Settings,
-    url: str,
-    bootstrap: str,
-    topics: list[str],
-    ends: dict[TopicPartition, int],
-    changed_topic: str,
-    group: str,
-) -> tuple[float, int]:
+@dataclass(frozen=True)
+class ReplicaPlan:
+    """What a scoring replica needs to run; plain data, so it crosses into a spawned process."""
+
+    url: str
+    bootstrap: str
+    topics: list[str]
+    changed_topic: str
+    group: str
+
+
+def _scoring_replica(plan: ReplicaPlan, first_batch_at, batches, stop) -> None:
+    """A spawned process: one scoring consumer, as one replica of the service runs it."""
+    asyncio.run(_serve_replica(plan, first_batch_at, batches, stop))
+
+
+async def _serve_replica(plan: ReplicaPlan, first_batch_at, batches, stop) -> None:
     from kizashi.kit.consumer import BatchConsumer
     from kizashi.kit.db import create_engine
     from kizashi.kit.kafka import Producer
@@ -215,40 +227,98 @@ async def run_scoring(
     from kizashi.scoring.consumer import handle_events, tune_garbage_collector
     from kizashi.scoring.service import ScoringService
 
-    producer = Producer(bootstrap, service="scoring", send_timeout_s=settings.kafka_send_timeout_s)
+    settings = Settings()
+    producer = Producer(
+        plan.bootstrap, service="scoring", send_timeout_s=settings.kafka_send_timeout_s
+    )
     await producer.start()
-    engine = create_engine(url, pool_size=settings.db_pool_size)
+    engine = create_engine(plan.url, pool_size=settings.db_pool_size)
     runtime = ServiceRuntime(service="scoring", settings=settings, engine=engine)
-    runtime.producer = _BenchProducer(producer, changed_topic)  # type: ignore[assignment]
+    runtime.producer = _BenchProducer(producer, plan.changed_topic)  # type: ignore[assignment]
     service = ScoringService(runtime=runtime, config=load_scoring_config(settings.config_dir))
     tune_garbage_collector()  # as the scoring service does at start-up
-    progress = Progress("scoring", sum(ends.values()))
 
     async def handler(records):
-        progress.begin()
+        now = time.time()  # wall clock: replicas are separate processes
+        with first_batch_at.get_lock():
+            if first_batch_at.value == 0 or now < first_batch_at.value:
+                first_batch_at.value = now
         rejected = await handle_events(service, records)
-        progress.add(len(records))
+        with batches.get_lock():
+            batches.value += 1
         return rejected
 
     consumer = BatchConsumer(
         service="scoring",
-        topics=topics,
-        bootstrap_servers=bootstrap,
+        topics=plan.topics,
+        bootstrap_servers=plan.bootstrap,
         handler=handler,
         dead_letters=producer,
-        group_id=group,
+        group_id=plan.group,
         max_batch=settings.scoring_max_batch,
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
     )
     task = asyncio.create_task(consumer.run())
     try:
-        return await until_committed(consumer._consumer, ends, progress)
+        await asyncio.get_running_loop().run_in_executor(None, stop.wait)
     finally:
         consumer.stop()
         with contextlib.suppress(Exception):
             await task
         await producer.stop()
         await engine.dispose()
+
+
+async def run_scoring(
+    plan: ReplicaPlan, ends: dict[TopicPartition, int], replicas: int
+) -> tuple[float, int]:
+    """`replicas` scoring consumers in one group, each its own process as the deployed service
+    runs (deploy/k8s/scoring.yaml); the clock runs from the first batch any of them is handed
+    to the moment the group's committed offsets reach the end of every partition."""
+    context = multiprocessing.get_context("spawn")  # no inherited event loop or sockets
+    first_batch_at = context.Value("d", 0.0)
+    batches = context.Value("i", 0)
+    stop = context.Event()
+    processes = [
+        context.Process(
+            target=_scoring_replica,
+            args=(plan, first_batch_at, batches, stop),
+            name=f"scoring-replica-{index}",
+        )
+        for index in range(replicas)
+    ]
+    for process in processes:
+        process.start()
+    watcher = AIOKafkaConsumer(
+        bootstrap_servers=plan.bootstrap, group_id=plan.group, enable_auto_commit=False
+    )
+    await watcher.start()
+    total = sum(ends.values())
+    try:
+        last_report = time.monotonic()
+        while True:
+            for process in processes:
+                if not process.is_alive():
+                    raise RuntimeError(f"{process.name} exited with code {process.exitcode}")
+            committed = await asyncio.gather(*(watcher.committed(tp) for tp in ends))
+            done_at = time.time()
+            pairs = zip(ends.values(), committed, strict=True)
+            done = sum(min(offset or 0, end) for end, offset in pairs)
+            if done >= total:
+                return done_at - first_batch_at.value, batches.value
+            if time.monotonic() - last_report >= 2:
+                last_report = time.monotonic()
+                started = first_batch_at.value
+                rate = done / max(time.time() - started, 1e-9) if started else 0.0
+                say(f"scoring ×{replicas}: {done:,}/{total:,} events committed, {rate:,.0f}/s")
+            await asyncio.sleep(0.05)
+    finally:
+        await watcher.stop()
+        stop.set()
+        for process in processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
 
 
 async def run_baseline(
@@ -390,15 +460,14 @@ async def _bench(args: argparse.Namespace, settings: Settings, url: str, bootstr
     del stream
     try:
         say("scoring consumer …")
-        scoring_s, scoring_batches = await run_scoring(
-            settings,
-            url,
-            bootstrap,
-            list(scoring_topics.values()),
-            scoring_ends,
-            changed_topic,
-            f"kizashi-bench-{run}-scoring",
+        plan = ReplicaPlan(
+            url=url,
+            bootstrap=bootstrap,
+            topics=list(scoring_topics.values()),
+            changed_topic=changed_topic,
+            group=f"kizashi-bench-{run}-scoring",
         )
+        scoring_s, scoring_batches = await run_scoring(plan, scoring_ends, args.replicas)
         say(f"scoring: {args.events / scoring_s:,.0f} events/s")
         say("raw baseline (aiokafka + one batched upsert per batch) …")
         baseline_s, baseline_batches = await run_baseline(
@@ -419,6 +488,7 @@ async def _bench(args: argparse.Namespace, settings: Settings, url: str, bootstr
         "benchmark": "scoring",
         "events": args.events,
         "accounts": args.accounts,
+        "replicas": args.replicas,
         "max_batch": settings.scoring_max_batch,
         "scoring_batches": scoring_batches,
         "baseline_batches": baseline_batches,
@@ -431,13 +501,13 @@ async def _bench(args: argparse.Namespace, settings: Settings, url: str, bootstr
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    if args.events < 1 or args.accounts < 1:
-        raise SystemExit("--events and --accounts must be ≥ 1")
+    if args.events < 1 or args.accounts < 1 or args.replicas < 1:
+        raise SystemExit("--events, --accounts and --replicas must be ≥ 1")
     with servers(settings) as (url, bootstrap, embedded):
         result = asyncio.run(_bench(args, settings, url, bootstrap))
     result["embedded"] = embedded
     rows = [
-        ("scoring consumer", result["scoring_s"], result["events_per_s"]),
+        (f"scoring ×{result['replicas']}", result["scoring_s"], result["events_per_s"]),
         ("raw baseline", result["baseline_s"], result["baseline_events_per_s"]),
     ]
     print(f"{'':18} {'seconds':>9} {'events/s':>10}")
