@@ -28,10 +28,9 @@ dropped; every window read from them is at most 28 days, so nothing visible is l
 """
 
 import math
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.events import (
@@ -39,6 +38,7 @@ from kizashi.contracts.events import (
     ProductUsage,
     occurred,
 )
+from kizashi.kit.trusted import trusted
 
 DAY_S = 86_400.0
 MEAN_LIFE_7D_S = 7 * DAY_S
@@ -96,28 +96,29 @@ def utc_day(ts: float) -> int:
     return int(ts // DAY_S)
 
 
-class AccountState(BaseModel):
-    """Everything scoring remembers about one account; stored as json, one row per account."""
+@dataclass(slots=True)
+class AccountState:
+    """Everything scoring remembers about one account; stored as json, one row per account.
 
-    # Not frozen and no assignment validation: `apply` mutates in place on the hot path.
-    model_config = ConfigDict(extra="forbid")
+    A plain dataclass, not a pydantic model: it is only ever built by `from_json` (from rows
+    `to_json` wrote) or empty, and is rebuilt for every account of every batch."""
 
-    counts: dict[str, int] = Field(default_factory=dict)
-    usage: list[float] = Field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    usage: list[float] = field(default_factory=list)
     max_day: int | None = None
-    days: dict[int, list[int]] = Field(default_factory=dict)
-    user_days: dict[str, int] = Field(default_factory=dict)
-    feature_days: dict[str, int] = Field(default_factory=dict)
-    surveys: dict[str, list[list[Any]]] = Field(default_factory=dict)
-    crm: dict[str, list[Any]] = Field(default_factory=dict)
+    days: dict[int, list[int]] = field(default_factory=dict)
+    user_days: dict[str, int] = field(default_factory=dict)
+    feature_days: dict[str, int] = field(default_factory=dict)
+    surveys: dict[str, list[list[Any]]] = field(default_factory=dict)
+    crm: dict[str, list[Any]] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: dict | None) -> "AccountState":
-        """Read a stored row back. Rows are written only by `to_json`, so on this hot path the
-        only conversion needed is the day keys (JSON object keys are strings)."""
+        """Read a stored row back; the only conversion needed is the day keys (JSON object
+        keys are strings)."""
         if not data:
             return cls()
-        return cls.model_construct(
+        return cls(
             counts=data.get("counts", {}),
             usage=data.get("usage", []),
             max_day=data.get("max_day"),
@@ -129,7 +130,7 @@ class AccountState(BaseModel):
         )
 
     def to_json(self) -> dict:
-        """The row to store: JSON data (what `model_dump(mode="json")` gives, built directly)."""
+        """The row to store, as JSON data."""
         return {
             "counts": self.counts,
             "usage": self.usage,
@@ -173,12 +174,12 @@ class AccountState(BaseModel):
                 if value is not None:
                     self._record_answer(answer, [ts, event.event_id, value])
         elif kind == "account_update":
-            for field, value in event.facts().items():  # type: ignore[union-attr]
-                if field == "attributes":
+            for name, value in event.facts().items():  # type: ignore[union-attr]
+                if name == "attributes":
                     for key, item in value.items():
                         self._write_crm(_ATTRIBUTE_PREFIX + key, ts, event.event_id, item)
                 else:
-                    self._write_crm(field, ts, event.event_id, value)
+                    self._write_crm(name, ts, event.event_id, value)
 
     def _apply_usage(self, event: ProductUsage, ts: float) -> None:
         quantity = event.quantity
@@ -231,21 +232,21 @@ class AccountState(BaseModel):
         entries.sort(key=lambda item: (item[0], item[1]), reverse=True)
         del entries[2:]
 
-    def _write_crm(self, field: str, ts: float, event_id: str, value: Any) -> None:
-        current = self.crm.get(field)
+    def _write_crm(self, name: str, ts: float, event_id: str, value: Any) -> None:
+        current = self.crm.get(name)
         if current is None or (ts, event_id) > (current[0], current[1]):
-            self.crm[field] = [ts, event_id, value]
+            self.crm[name] = [ts, event_id, value]
 
     def facts_json(self, account_id: str) -> dict:
         """The CRM facts in `AccountFacts`' JSON form, each field from its latest account_update
         (by occurred_at)."""
         values: dict[str, Any] = {**_NO_FACTS, "account_id": account_id}
         attributes: dict[str, Any] = {}
-        for field, (_, _, value) in self.crm.items():
-            if field.startswith(_ATTRIBUTE_PREFIX):
-                attributes[field[len(_ATTRIBUTE_PREFIX) :]] = value
+        for name, (_, _, value) in self.crm.items():
+            if name.startswith(_ATTRIBUTE_PREFIX):
+                attributes[name[len(_ATTRIBUTE_PREFIX) :]] = value
             else:
-                values[field] = value
+                values[name] = value
         values["attributes"] = attributes
         return values
 
@@ -265,8 +266,9 @@ def facts_model(data: dict) -> AccountFacts:
     account_update that set it, so only the renewal date needs reading back into a date; this
     runs for every account of every batch."""
     renewal = data["renewal_date"]
-    return AccountFacts.model_construct(
-        **{**data, "renewal_date": None if renewal is None else date.fromisoformat(renewal)}
+    return trusted(
+        AccountFacts,
+        {**data, "renewal_date": None if renewal is None else date.fromisoformat(renewal)},
     )
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 
 from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.scores import Index, Priority, ScoreComponent, ScoreSnapshot, Segment
+from kizashi.kit.trusted import trusted
 from kizashi.scoring.config import ScoringConfig
 from kizashi.scoring.features import (
     DAY_S,
@@ -305,11 +306,14 @@ def score(
     op = _index("op", op_parts, config.op.weights.by_name, lines)
     # Valid by construction (indices clamped to 0–100, segment and priority from the validated
     # config): skip validation, which runs for every account of every batch.
-    snapshot = ScoreSnapshot.model_construct(
-        cs=cs,
-        op=op,
-        segment=segment_of(cs, op, config),
-        priority=priority_of(features, cs, op, config),
+    snapshot = trusted(
+        ScoreSnapshot,
+        {
+            "cs": cs,
+            "op": op,
+            "segment": segment_of(cs, op, config),
+            "priority": priority_of(features, cs, op, config),
+        },
     )
     return ScoreResult(snapshot=snapshot, lines=lines)
 
