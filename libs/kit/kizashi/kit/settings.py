@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     consumer_max_batch: int = Field(default=2000, ge=1, le=50_000)
     # Scoring re-scores each account once per batch, so under backlog a bigger batch means
     # fewer re-scorings per event; a batch is only this big when that many records wait.
-    scoring_max_batch: int = Field(default=20_000, ge=1, le=50_000)
+    scoring_max_batch: int = Field(default=50_000, ge=1, le=200_000)
     sweep_interval_s: float = Field(default=30.0, gt=0, le=60)
     db_pool_size: int = Field(default=5, ge=1, le=100)
     # Notification delivery (the notifier): how often to try, and how long a `sending` row left

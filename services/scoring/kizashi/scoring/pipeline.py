@@ -54,13 +54,14 @@ def _watched_moved(before: dict | None, after: dict) -> bool:
         return True
     for name in WATCHED_FEATURES:
         old, new = before.get(name), after.get(name)
-        if (old is None) != (new is None):
+        if old == new:  # most of them, most of the time: skip the rounding
+            continue
+        if old is None or new is None:
             return True
-        if old is not None and new is not None:
-            # Whole days for the day counters; a hair's breadth elsewhere.
-            precision = 0 if name.startswith("days_") else 3
-            if round(old, precision) != round(new, precision):
-                return True
+        # Whole days for the day counters; a hair's breadth elsewhere.
+        precision = 0 if name.startswith("days_") else 3
+        if round(old, precision) != round(new, precision):
+            return True
     return False
 
 

@@ -330,11 +330,7 @@ async def run_baseline(
     table: str,
     group: str,
 ) -> tuple[float, int]:
-    import asyncpg
-
-    from kizashi.kit.db import async_url
-
-    connection = await asyncpg.connect(async_url(url).replace("+asyncpg", ""))
+    connection = await _connect(url)
     await connection.execute(
         f"CREATE TABLE {table} (account_id text PRIMARY KEY, events bigint NOT NULL)"
     )
@@ -419,18 +415,36 @@ def servers(settings: Settings):
                 postgres.stop()
 
 
-async def _forget_accounts(url: str, prefix: str) -> None:
+def _like(prefix: str) -> str:
+    return prefix.replace("_", r"\_") + "%"
+
+
+async def _connect(url: str):
     import asyncpg
 
     from kizashi.kit.db import async_url
 
-    connection = await asyncpg.connect(async_url(url).replace("+asyncpg", ""))
+    return await asyncpg.connect(async_url(url).replace("+asyncpg", ""))
+
+
+async def _scored_accounts(url: str, prefix: str) -> int:
+    """Accounts of this run with a committed score: the proof the scoring run did its work."""
+    connection = await _connect(url)
     try:
-        pattern = prefix.replace("_", r"\_") + "%"
+        return await connection.fetchval(
+            "SELECT count(*) FROM scores WHERE account_id LIKE $1", _like(prefix)
+        )
+    finally:
+        await connection.close()
+
+
+async def _forget_accounts(url: str, prefix: str) -> None:
+    connection = await _connect(url)
+    try:
         for table in ("scores", "accounts", "processed_events"):
             await connection.execute(
                 f"DELETE FROM {table} WHERE account_id LIKE $1",  # noqa: S608 - fixed names
-                pattern,
+                _like(prefix),
             )
     finally:
         await connection.close()
@@ -457,6 +471,7 @@ async def _bench(args: argparse.Namespace, settings: Settings, url: str, bootstr
     say("producing the stream twice (scoring topics, baseline topics) …")
     scoring_ends = await produce(bootstrap, scoring_topics.__getitem__, stream)
     raw_ends = await produce(bootstrap, raw_topics.__getitem__, stream)
+    accounts_in_stream = len({account for _, account, _ in stream})
     del stream
     try:
         say("scoring consumer …")
@@ -469,6 +484,9 @@ async def _bench(args: argparse.Namespace, settings: Settings, url: str, bootstr
         )
         scoring_s, scoring_batches = await run_scoring(plan, scoring_ends, args.replicas)
         say(f"scoring: {args.events / scoring_s:,.0f} events/s")
+        scored = await _scored_accounts(url, prefix)
+        if scored != accounts_in_stream:
+            raise RuntimeError(f"{scored} of the stream's {accounts_in_stream} accounts scored")
         say("raw baseline (aiokafka + one batched upsert per batch) …")
         baseline_s, baseline_batches = await run_baseline(
             settings,
@@ -488,6 +506,7 @@ async def _bench(args: argparse.Namespace, settings: Settings, url: str, bootstr
         "benchmark": "scoring",
         "events": args.events,
         "accounts": args.accounts,
+        "accounts_scored": scored,
         "replicas": args.replicas,
         "max_batch": settings.scoring_max_batch,
         "scoring_batches": scoring_batches,

@@ -1,0 +1,49 @@
+"""`kizashi bench scoring` runs end to end on real servers: replicas score every account of the
+stream, the JSON line carries the figures, and the bench leaves nothing behind."""
+
+import asyncio
+import os
+import subprocess
+import sys
+
+import asyncpg
+import orjson
+
+from kizashi.kit.db import async_url
+
+
+async def _leftovers(database_url: str) -> tuple[int, int]:
+    connection = await asyncpg.connect(async_url(database_url).replace("+asyncpg", ""))
+    try:
+        accounts = await connection.fetchval(
+            "SELECT count(*) FROM accounts WHERE account_id LIKE 'bench-%'"
+        )
+        tables = await connection.fetchval(
+            "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'bench\\_raw\\_%'"
+        )
+        return accounts, tables
+    finally:
+        await connection.close()
+
+
+async def test_bench_scoring_reports_figures_and_cleans_up(database_url, bootstrap_servers):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIZASHI_")}
+    env["KIZASHI_DATABASE_URL"] = database_url
+    env["KIZASHI_KAFKA_BOOTSTRAP_SERVERS"] = bootstrap_servers
+    command = [sys.executable, "-m", "kizashi.kit.cli", "bench", "scoring", "--json"]
+    command += ["--events", "3000", "--accounts", "150", "--replicas", "2"]
+    done = await asyncio.to_thread(
+        subprocess.run, command, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = orjson.loads(done.stdout.strip().splitlines()[-1])
+    assert result["events"] == 3000 and result["replicas"] == 2
+    # Every account of the stream (150 drawn at random from 150: nearly all) got its score.
+    assert 140 <= result["accounts_scored"] <= 150
+    assert result["scoring_batches"] >= 1 and result["baseline_batches"] >= 1
+    assert result["events_per_s"] > 0 and result["baseline_events_per_s"] > 0
+    expected_ratio = result["events_per_s"] / result["baseline_events_per_s"]
+    assert abs(result["ratio"] - expected_ratio) < 0.01
+    assert "scoring ×2" in done.stdout and "ratio" in done.stdout
+    assert "events committed" in done.stderr or "scoring:" in done.stderr  # progress shown
+    assert await _leftovers(database_url) == (0, 0)
