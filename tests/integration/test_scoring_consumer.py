@@ -266,3 +266,35 @@ async def test_the_silence_sweep_lowers_cs_and_reads_only_due_accounts(service, 
     sweep_changes = [c for c in await changes_for(servers["bootstrap"], busy) if c.cause == "sweep"]
     assert sweep_changes and sweep_changes[-1].after.cs == silent["cs"]
     assert sweep_changes[-1].before.cs == active["cs"]
+
+
+async def test_a_batch_counts_its_events_and_changes_in_the_metrics(service) -> None:
+    from prometheus_client import REGISTRY
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    first, second = _account("metrics-a"), _account("metrics-b")
+    now = _now()
+    before = {
+        "usage": sample("kizashi_scoring_events_applied_total", type="product_usage"),
+        "survey": sample("kizashi_scoring_events_applied_total", type="survey_response"),
+        "duplicates": sample("kizashi_scoring_events_duplicate_total"),
+        "emitted": sample("kizashi_scoring_scores_changed_total", cause="events"),
+        "updates": sample("kizashi_scoring_score_updates_total", cause="events"),
+    }
+    stream = [usage(first, now - timedelta(hours=h)) for h in (1, 2, 3)]
+    stream += [usage(second, now - timedelta(hours=1))]
+    stream += [event("survey_response", second, now, survey_id="s", nps=2)]
+    await handle_events(service, records([*stream, stream[0]]))  # one duplicate
+
+    assert sample("kizashi_scoring_events_applied_total", type="product_usage") == (
+        before["usage"] + 4
+    )
+    assert sample("kizashi_scoring_events_applied_total", type="survey_response") == (
+        before["survey"] + 1
+    )
+    assert sample("kizashi_scoring_events_duplicate_total") == before["duplicates"] + 1
+    # Two new accounts, each scored once for the batch: both first scores are published.
+    assert sample("kizashi_scoring_score_updates_total", cause="events") == before["updates"] + 2
+    assert sample("kizashi_scoring_scores_changed_total", cause="events") == (before["emitted"] + 2)

@@ -8,7 +8,7 @@ dedupe by id.
 """
 
 import gc
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 
 from aiokafka.structs import ConsumerRecord
@@ -70,8 +70,8 @@ async def handle_events(service: ScoringService, records: list[ConsumerRecord]) 
         outcomes = await rescore_and_write(
             service, connection, stored, by_account, cause="events", now=now
         )
-    for event in unique:
-        if event.event_id in fresh:
-            EVENTS_APPLIED.labels(event.type).inc()  # type: ignore[attr-defined]
+    applied = Counter(event.type for event in unique if event.event_id in fresh)  # type: ignore[attr-defined]
+    for kind, count in applied.items():
+        EVENTS_APPLIED.labels(kind).inc(count)
     record_outcomes(outcomes)
     return rejected

@@ -1,3 +1,4 @@
+import collections
 from collections.abc import Sequence
 
 from prometheus_client import Counter, Gauge
@@ -33,13 +34,20 @@ SEGMENT_ACCOUNTS = Gauge(
 
 
 def record_outcomes(outcomes: Sequence, cause: str = "events") -> None:
+    # Counted first, then one inc() per series: a batch has thousands of outcomes.
     SCORE_UPDATES.labels(cause).inc(len(outcomes))
+    emitted = 0
+    transitions: collections.Counter[tuple[str, str]] = collections.Counter()
     for outcome in outcomes:
         message = outcome.message
         if message is None:
             continue
-        SCORES_CHANGED_EMITTED.labels(cause).inc()
+        emitted += 1
         before = message["before"]["segment"] if message["before"] else "none"
         after = message["after"]["segment"]
         if before != after:
-            SEGMENT_TRANSITIONS.labels(before, after).inc()
+            transitions[before, after] += 1
+    if emitted:
+        SCORES_CHANGED_EMITTED.labels(cause).inc(emitted)
+    for (before, after), count in transitions.items():
+        SEGMENT_TRANSITIONS.labels(before, after).inc(count)

@@ -300,10 +300,14 @@ async def run_scoring(
             for process in processes:
                 if not process.is_alive():
                     raise RuntimeError(f"{process.name} exited with code {process.exitcode}")
-            committed = await asyncio.gather(*(watcher.committed(tp) for tp in ends))
+            # One request for every partition (committed() takes one each): the watcher must
+            # not load the broker it measures.
+            committed = await watcher._coordinator.fetch_committed_offsets(list(ends))
             done_at = time.time()
-            pairs = zip(ends.values(), committed, strict=True)
-            done = sum(min(offset or 0, end) for end, offset in pairs)
+            done = sum(
+                min(max(committed[tp].offset, 0), end) if tp in committed else 0
+                for tp, end in ends.items()
+            )
             if done >= total:
                 return done_at - first_batch_at.value, batches.value
             if time.monotonic() - last_report >= 2:
