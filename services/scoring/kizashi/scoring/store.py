@@ -20,19 +20,29 @@ async def claim_new_events(
     connection: asyncpg.Connection, event_ids: Sequence[str], account_ids: Sequence[str]
 ) -> set[str]:
     """Record event ids as applied; return the ones that were not applied before. Sorted, so
-    that two partitions claiming the same ids cannot lock them in opposite orders."""
+    that two partitions claiming the same ids cannot lock them in opposite orders. The ids
+    must be distinct.
+
+    Only the ids already applied come back (almost always none): returning every fresh id
+    made a row object for each event of the batch."""
     pairs = sorted(zip(event_ids, account_ids, strict=True))
+    ids = [event_id for event_id, _ in pairs]
     rows = await connection.fetch(
         """
-        INSERT INTO processed_events (event_id, account_id)
-        SELECT * FROM unnest($1::text[], $2::text[])
-        ON CONFLICT (event_id) DO NOTHING
-        RETURNING event_id
+        WITH claimed AS (
+            INSERT INTO processed_events (event_id, account_id)
+            SELECT * FROM unnest($1::text[], $2::text[])
+            ON CONFLICT (event_id) DO NOTHING
+            RETURNING event_id
+        )
+        SELECT id FROM unnest($1::text[]) AS u(id)
+        EXCEPT ALL
+        SELECT event_id FROM claimed
         """,
-        [event_id for event_id, _ in pairs],
+        ids,
         [account_id for _, account_id in pairs],
     )
-    return {row["event_id"] for row in rows}
+    return set(ids).difference(row["id"] for row in rows)
 
 
 async def lock_accounts(
