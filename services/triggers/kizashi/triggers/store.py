@@ -1,7 +1,6 @@
 """Set-based reads and writes of the triggers tables (one statement per batch)."""
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
 from datetime import UTC, date, datetime
 
 import asyncpg
@@ -112,7 +111,6 @@ async def save_rule_states(
     ]
     if not rows:
         return
-    columns = [asdict(state) for _, _, state in rows]
     await connection.execute(
         """
         INSERT INTO rule_states (account_id, rule, armed, episode, last_fired_at,
@@ -124,14 +122,16 @@ async def save_rule_states(
             last_fired_at = EXCLUDED.last_fired_at, condition_since = EXCLUDED.condition_since,
             cleared_since = EXCLUDED.cleared_since, last_value = EXCLUDED.last_value
         """,
+        # Attributes, not dataclasses.asdict: asdict deep-copies every value (a fifth of the
+        # consumer's time under load).
         [a for a, _, _ in rows],
         [r for _, r, _ in rows],
-        [c["armed"] for c in columns],
-        [c["episode"] for c in columns],
-        [c["last_fired_at"] for c in columns],
-        [c["condition_since"] for c in columns],
-        [c["cleared_since"] for c in columns],
-        [c["last_value"] for c in columns],
+        [s.armed for _, _, s in rows],
+        [s.episode for _, _, s in rows],
+        [s.last_fired_at for _, _, s in rows],
+        [s.condition_since for _, _, s in rows],
+        [s.cleared_since for _, _, s in rows],
+        [s.last_value for _, _, s in rows],
     )
 
 
