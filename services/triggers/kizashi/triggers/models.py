@@ -15,7 +15,7 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSON, JSONB
 
 metadata = MetaData()
 
@@ -69,9 +69,10 @@ trigger_accounts = Table(
     metadata,
     Column("account_id", Text, primary_key=True),
     # The latest scores.changed seen for the account: what the periodic sweep evaluates.
-    Column("latest", JSONB, nullable=False),
+    # json, not jsonb, here and in cs_history: rewritten on every change, read whole (0005).
+    Column("latest", JSON, nullable=False),
     # Recent (time, cs) points, for health_drop.
-    Column("cs_history", JSONB, nullable=False, server_default="[]"),
+    Column("cs_history", JSON, nullable=False, server_default="[]"),
     Column("fired_day", Date, nullable=True),
     Column("fired_today", Integer, nullable=False, server_default="0"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

@@ -83,7 +83,7 @@ async def save_accounts(connection: asyncpg.Connection, accounts: dict[str, dict
         """
         INSERT INTO trigger_accounts (account_id, latest, cs_history, fired_day, fired_today,
                                       next_sweep_at, updated_at)
-        SELECT id, latest::jsonb, history::jsonb, day, fired, sweep_at, now()
+        SELECT id, latest::json, history::json, day, fired, sweep_at, now()
         FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::int[],
                     $6::timestamptz[])
              AS u(id, latest, history, day, fired, sweep_at)

@@ -1,0 +1,54 @@
+"""The Alembic history runs forwards and backwards on a real PostgreSQL: the documents that
+scoring and triggers rewrite on every batch are json at head, jsonb before 0004."""
+
+import asyncio
+import uuid
+
+import asyncpg
+from alembic import command
+
+from kizashi.kit.migrate import alembic_config, upgrade
+from tests.support.infra import _create_database, _drop_database, _with_database
+
+DOCUMENTS = {
+    ("accounts", "state"),
+    ("scores", "breakdown"),
+    ("scores", "features"),
+    ("trigger_accounts", "latest"),
+    ("trigger_accounts", "cs_history"),
+}
+
+
+async def _types(url: str) -> dict[tuple[str, str], str]:
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch(
+            """
+            SELECT table_name, column_name, data_type FROM information_schema.columns
+            WHERE table_schema = 'public'
+            """
+        )
+    finally:
+        await connection.close()
+    return {(r["table_name"], r["column_name"]): r["data_type"] for r in rows}
+
+
+async def test_upgrade_downgrade_upgrade(database_url) -> None:
+    database = f"kizashi_migrations_{uuid.uuid4().hex[:8]}"
+    await _create_database(database_url, database)
+    url = _with_database(database_url, database)
+    try:
+        await asyncio.to_thread(upgrade, url)
+        at_head = await _types(url)
+        assert {at_head[column] for column in DOCUMENTS} == {"json"}
+        assert at_head[("accounts", "facts")] == "jsonb"  # read with ->> by the accounts API
+
+        config = alembic_config(url)
+        await asyncio.to_thread(command.downgrade, config, "0003_triggers_next_sweep")
+        before = await _types(url)
+        assert {before[column] for column in DOCUMENTS} == {"jsonb"}
+
+        await asyncio.to_thread(upgrade, url)
+        assert await _types(url) == at_head
+    finally:
+        await _drop_database(database_url, database)
