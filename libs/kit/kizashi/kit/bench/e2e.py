@@ -8,7 +8,8 @@
    fires exactly one `detractor` signal. Latency runs from ingest's 202 for the request that
    carried the survey to the Slack message reaching the local receiver: p50, p95, p99.
 3. Sustained rate: the rate doubles each step until the pipeline's backlog (events accepted
-   by ingest minus events applied by scoring) grows, then one step between the last rate
+   by ingest minus events applied by scoring, plus the records the triggers and notifier
+   consumers have yet to read) grows, then one step between the last rate
    that held and the first that did not.
 
 The whole run is bounded by `--budget` seconds. With --json the last line is one JSON object.
@@ -116,8 +117,13 @@ class Bench:
         print(f"[{time.monotonic() - self.started:6.1f} s] {text}", flush=True)
 
     async def backlog(self) -> float:
+        """Work waiting anywhere in the pipeline: events accepted by ingest and not yet applied
+        by scoring, plus the records waiting for the triggers and notifier consumers (a stage
+        that falls behind downstream of scoring delays alerts just the same)."""
         done = await progress(self.metrics, self.stack)
-        return (self.stats.accepted - self.accepted_offset) - (done.applied - self.applied_offset)
+        accepted = self.stats.accepted - self.accepted_offset
+        downstream = sum(lag for name, lag in done.lag.items() if name != "scoring")
+        return accepted - (done.applied - self.applied_offset) + downstream
 
     async def prepare(self) -> None:
         done = await progress(self.metrics, self.stack)
