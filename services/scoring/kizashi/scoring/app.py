@@ -6,11 +6,12 @@ from fastapi import FastAPI
 
 from kizashi.contracts.topics import EVENT_TOPICS
 from kizashi.kit.app import create_service_app
+from kizashi.kit.collector import tune_garbage_collector
 from kizashi.kit.runtime import ServiceRuntime
 from kizashi.kit.settings import Settings, get_settings
 from kizashi.scoring import api
 from kizashi.scoring.config import load_scoring_config
-from kizashi.scoring.consumer import handle_events, tune_garbage_collector
+from kizashi.scoring.consumer import handle_events
 from kizashi.scoring.segment_sizes import refresh_segment_sizes
 from kizashi.scoring.service import ScoringService
 from kizashi.scoring.sweep import sweep_once

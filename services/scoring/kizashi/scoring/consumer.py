@@ -7,7 +7,6 @@ retried whole; a crash after the publish but before the commit replays a message
 dedupe by id.
 """
 
-import gc
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 
@@ -15,24 +14,13 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from kizashi.contracts.events import EventEnvelope, input_event_adapter
+from kizashi.kit.collector import collection_paused
 from kizashi.kit.consumer import PermanentRecordError, Rejected
 from kizashi.kit.db import raw_transaction
 from kizashi.scoring import store
 from kizashi.scoring.metrics import EVENTS_APPLIED, EVENTS_DUPLICATE, record_outcomes
 from kizashi.scoring.persist import rescore_and_write
 from kizashi.scoring.service import ScoringService
-
-
-def tune_garbage_collector() -> None:
-    """Collect cycles far less often than CPython's default (every 700 net allocations).
-
-    A batch allocates hundreds of thousands of short-lived, acyclic objects (decoded events,
-    feature dicts, breakdown lines) that reference counting frees at once; with the default
-    threshold each batch also triggers hundreds of collections that walk every live object,
-    which cost about a third of the consumer's time in `kizashi bench scoring`.
-    """
-    gc.freeze()  # what exists at start-up lives as long as the process: never scan it
-    gc.set_threshold(50_000, 20, 1_000)
 
 
 def decode(records: list[ConsumerRecord]) -> tuple[list[EventEnvelope], Rejected]:
@@ -49,6 +37,11 @@ def decode(records: list[ConsumerRecord]) -> tuple[list[EventEnvelope], Rejected
 
 
 async def handle_events(service: ScoringService, records: list[ConsumerRecord]) -> Rejected:
+    with collection_paused():
+        return await _handle_events(service, records)
+
+
+async def _handle_events(service: ScoringService, records: list[ConsumerRecord]) -> Rejected:
     events, rejected = decode(records)
     # The same id twice in one batch (a client retry) counts once.
     unique = list({event.event_id: event for event in events}.values())

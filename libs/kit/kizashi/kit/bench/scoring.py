@@ -219,12 +219,13 @@ def _scoring_replica(plan: ReplicaPlan, first_batch_at, batches, stop) -> None:
 
 
 async def _serve_replica(plan: ReplicaPlan, first_batch_at, batches, stop) -> None:
+    from kizashi.kit.collector import tune_garbage_collector
     from kizashi.kit.consumer import BatchConsumer
     from kizashi.kit.db import create_engine
     from kizashi.kit.kafka import Producer
     from kizashi.kit.runtime import ServiceRuntime
     from kizashi.scoring.config import load_scoring_config
-    from kizashi.scoring.consumer import handle_events, tune_garbage_collector
+    from kizashi.scoring.consumer import handle_events
     from kizashi.scoring.service import ScoringService
 
     settings = Settings()
