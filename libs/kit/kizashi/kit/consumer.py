@@ -226,9 +226,9 @@ class BatchConsumer:
                 count += len(records)
 
     async def _process(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        started = time.perf_counter()
         rebalances = self._rebalances
         await self._fill(batches)
+        started = time.perf_counter()  # the batch's handling and commit, not its top-up
         records = [record for tp_records in batches.values() for record in tp_records]
         await self._handle_until_done(records)
         offsets = {
