@@ -11,14 +11,15 @@ from kizashi.triggers.engine import RuleState
 ACTIVE_STATUSES = ["open", "acknowledged", "snoozed"]
 
 
-_ACCOUNT_COLUMNS = """account_id, latest::text AS latest, cs_history::text AS cs_history,
-                      fired_day, fired_today, next_sweep_at"""
+_MEMORY_COLUMNS = """account_id, cs_history::text AS cs_history, fired_day, fired_today,
+                     next_sweep_at"""
+_ACCOUNT_COLUMNS = f"{_MEMORY_COLUMNS}, latest::text AS latest"
 
 
 def _memory_rows(rows: Iterable[asyncpg.Record]) -> dict[str, dict]:
     return {
         row["account_id"]: {
-            "latest": orjson.loads(row["latest"]),
+            "latest": None if (latest := row.get("latest")) is None else orjson.loads(latest),
             "cs_history": orjson.loads(row["cs_history"]),
             "fired_day": row["fired_day"],
             "fired_today": row["fired_today"],
@@ -29,9 +30,12 @@ def _memory_rows(rows: Iterable[asyncpg.Record]) -> dict[str, dict]:
 
 
 async def lock_accounts(connection: asyncpg.Connection, account_ids: Iterable[str]) -> dict:
+    """The consumer's accounts, locked, without `latest`: the consumer replaces it with the
+    change it decides on and never reads the old one (a few kB per account to ship and parse;
+    the sweep, which does read it, uses `lock_due_accounts`)."""
     rows = await connection.fetch(
         f"""
-        SELECT {_ACCOUNT_COLUMNS}
+        SELECT {_MEMORY_COLUMNS}
         FROM trigger_accounts WHERE account_id = ANY($1::text[])
         ORDER BY account_id FOR UPDATE
         """,  # noqa: S608 - a constant column list
