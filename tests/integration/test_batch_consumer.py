@@ -44,6 +44,7 @@ async def test_a_backlog_is_handled_in_full_batches(bootstrap_servers) -> None:
         dead_letters=dead_letters,
         group_id=f"backlog-{uuid.uuid4().hex[:8]}",
         max_batch=100,
+        fill_window_s=30,  # a loaded machine must not cut the top-up short
     )
     task = asyncio.create_task(consumer.run())
     try:

@@ -298,3 +298,14 @@ async def test_a_batch_counts_its_events_and_changes_in_the_metrics(service) -> 
     # Two new accounts, each scored once for the batch: both first scores are published.
     assert sample("kizashi_scoring_score_updates_total", cause="events") == before["updates"] + 2
     assert sample("kizashi_scoring_scores_changed_total", cause="events") == (before["emitted"] + 2)
+
+
+async def test_claim_returns_exactly_the_ids_not_applied_before(service) -> None:
+    account = _account("claim")
+    old, new = f"{account}-old", f"{account}-new"
+    async with raw_transaction(service.engine) as connection:
+        assert await store.claim_new_events(connection, [old], [account]) == {old}
+    async with raw_transaction(service.engine) as connection:
+        # A repeated id (callers dedupe, but the claim must not drop it) and one applied before.
+        fresh = await store.claim_new_events(connection, [new, old, new], [account] * 3)
+    assert fresh == {new}

@@ -50,3 +50,12 @@ def test_facts_model_reads_the_json_form_back() -> None:
     assert facts == AccountFacts.model_validate(data)
     assert facts.renewal_date == date(2027, 3, 1)
     assert facts.model_dump(mode="json") == data
+
+
+def test_every_crm_fact_is_an_account_facts_field() -> None:
+    """facts_json goes out unvalidated as scores.changed's `account`: a fact AccountFacts does
+    not know would make every such message a schema violation downstream."""
+    from kizashi.contracts.events import ACCOUNT_FACT_FIELDS
+
+    assert ACCOUNT_FACT_FIELDS <= set(AccountFacts.model_fields)
+    assert set(AccountState().facts_json("a")) == set(AccountFacts.model_fields)

@@ -22,10 +22,13 @@ def tune_garbage_collector() -> None:
 
 @contextmanager
 def collection_paused() -> Iterator[None]:
-    """No cyclic collection while a batch is handled; the collector resumes afterwards.
+    """No cyclic collection during a stretch of CPU-bound work (scoring's decode of a batch,
+    each chunk of re-scores); the collector resumes afterwards.
 
-    Cycles made meanwhile are not lost, only collected later. Safe to overlap (the consumer
-    and the sweep in one process): whoever paused it from an enabled state enables it again.
+    Hold it around synchronous code only, never across an await: the collector is
+    process-wide, and other tasks keep allocating while one waits on the database. Cycles made
+    meanwhile are not lost, only collected later. Safe to nest or overlap: whoever paused it
+    from an enabled state enables it again.
     """
     was_enabled = gc.isenabled()
     gc.disable()

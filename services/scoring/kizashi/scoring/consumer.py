@@ -37,12 +37,8 @@ def decode(records: list[ConsumerRecord]) -> tuple[list[EventEnvelope], Rejected
 
 
 async def handle_events(service: ScoringService, records: list[ConsumerRecord]) -> Rejected:
-    with collection_paused():
-        return await _handle_events(service, records)
-
-
-async def _handle_events(service: ScoringService, records: list[ConsumerRecord]) -> Rejected:
-    events, rejected = decode(records)
+    with collection_paused():  # around CPU work only, never across an await
+        events, rejected = decode(records)
     # The same id twice in one batch (a client retry) counts once.
     unique = list({event.event_id: event for event in events}.values())
     if not unique:

@@ -14,6 +14,7 @@ import asyncpg
 
 from kizashi.contracts.events import EventEnvelope
 from kizashi.contracts.topics import SCORES_CHANGED
+from kizashi.kit.collector import collection_paused
 from kizashi.kit.kafka import OutgoingRecord
 from kizashi.scoring import store
 from kizashi.scoring.pipeline import Outcome, rescore
@@ -40,10 +41,12 @@ async def rescore_and_write(
     sending: list[asyncio.Task] = []
     try:
         for start in range(0, len(ids), CHUNK):
-            chunk = [
-                rescore(stored[i], events.get(i, ()), config=service.config, now=now, cause=cause)
-                for i in ids[start : start + CHUNK]
-            ]
+            with collection_paused():  # CPU work only; the collector runs at the awaits
+                config = service.config
+                chunk = [
+                    rescore(stored[i], events.get(i, ()), config=config, now=now, cause=cause)
+                    for i in ids[start : start + CHUNK]
+                ]
             if saving is not None:
                 await saving  # one statement at a time on a connection
             saving = asyncio.create_task(store.save(connection, [o.scored for o in chunk]))

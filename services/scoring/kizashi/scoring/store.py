@@ -20,8 +20,7 @@ async def claim_new_events(
     connection: asyncpg.Connection, event_ids: Sequence[str], account_ids: Sequence[str]
 ) -> set[str]:
     """Record event ids as applied; return the ones that were not applied before. Sorted, so
-    that two partitions claiming the same ids cannot lock them in opposite orders. The ids
-    must be distinct.
+    that two partitions claiming the same ids cannot lock them in opposite orders.
 
     Only the ids already applied come back (almost always none): returning every fresh id
     made a row object for each event of the batch."""
@@ -36,7 +35,7 @@ async def claim_new_events(
             RETURNING event_id
         )
         SELECT id FROM unnest($1::text[]) AS u(id)
-        EXCEPT ALL
+        EXCEPT
         SELECT event_id FROM claimed
         """,
         ids,

@@ -35,6 +35,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from kizashi.kit.settings import Settings
 
 PARTITIONS = 4
+# Far above any real run (minutes at worst): only a stuck run hits it.
+REPLICA_DEADLINE_S = 1800
 # Mixed types, product usage dominant, as a SaaS product's event stream is.
 TYPE_MIX = (
     ("product_usage", 0.62),
@@ -240,10 +242,12 @@ async def _serve_replica(plan: ReplicaPlan, first_batch_at, batches, stop) -> No
     tune_garbage_collector()  # as the scoring service does at start-up
 
     async def handler(records):
-        now = time.time()  # wall clock: replicas are separate processes
+        # Wall clock (replicas are separate processes), from when the records were handed
+        # over, before the consumer topped the batch up.
+        handed_over = consumer.status.first_records_at or time.time()
         with first_batch_at.get_lock():
-            if first_batch_at.value == 0 or now < first_batch_at.value:
-                first_batch_at.value = now
+            if first_batch_at.value == 0 or handed_over < first_batch_at.value:
+                first_batch_at.value = handed_over
         rejected = await handle_events(service, records)
         with batches.get_lock():
             batches.value += 1
@@ -260,8 +264,15 @@ async def _serve_replica(plan: ReplicaPlan, first_batch_at, batches, stop) -> No
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
     )
     task = asyncio.create_task(consumer.run())
+    stopped = asyncio.ensure_future(asyncio.get_running_loop().run_in_executor(None, stop.wait))
     try:
-        await asyncio.get_running_loop().run_in_executor(None, stop.wait)
+        # A consumer that fails (the service's runtime would restart it) ends the replica,
+        # which the parent notices, instead of leaving it alive and idle.
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            stop.set()  # frees the thread waiting on it, so this process can exit
+            task.result()
+            raise RuntimeError("the scoring consumer stopped on its own")
     finally:
         consumer.stop()
         with contextlib.suppress(Exception):
@@ -295,9 +306,12 @@ async def run_scoring(
     )
     await watcher.start()
     total = sum(ends.values())
+    deadline = time.monotonic() + REPLICA_DEADLINE_S
     try:
         last_report = time.monotonic()
         while True:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"scoring replicas did not finish within {REPLICA_DEADLINE_S} s")
             for process in processes:
                 if not process.is_alive():
                     raise RuntimeError(f"{process.name} exited with code {process.exitcode}")
