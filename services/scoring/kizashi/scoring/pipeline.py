@@ -65,17 +65,6 @@ def _watched_moved(before: dict | None, after: dict) -> bool:
     return False
 
 
-def _snapshot_json(snapshot: ScoreSnapshot | dict) -> dict:
-    if isinstance(snapshot, dict):
-        return {key: snapshot[key] for key in ("cs", "op", "segment", "priority")}
-    return {
-        "cs": snapshot.cs,
-        "op": snapshot.op,
-        "segment": snapshot.segment,
-        "priority": snapshot.priority,
-    }
-
-
 def rescore(
     stored: StoredAccount,
     events: Sequence[EventEnvelope],
@@ -122,8 +111,8 @@ def rescore(
         "account_id": stored.account_id,
         "computed_at": now,
         "config_version": config.version,
-        "before": None if before is None else _snapshot_json(before),
-        "after": _snapshot_json(after),
+        "before": None if before is None else {k: before[k] for k in ScoreSnapshot.model_fields},
+        "after": dict(after),
         "breakdown": orjson.Fragment(breakdown_json),
         "account": facts_json,
         "features": orjson.Fragment(features_json),

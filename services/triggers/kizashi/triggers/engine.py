@@ -415,11 +415,11 @@ def _from_epoch(seconds: float) -> datetime:
 def _aware_state(state: RuleState | None) -> RuleState:
     if state is None:
         return RuleState()
-    times = (state.last_fired_at, state.condition_since, state.cleared_since)
-    if all(moment is None or moment.tzinfo is not None for moment in times):
-        return state  # as read from PostgreSQL; states are replaced, never changed in place
     names = ("last_fired_at", "condition_since", "cleared_since")
-    return replace(state, **{k: _aware(v) for k in names if (v := getattr(state, k)) is not None})
+    naive = {k: _aware(v) for k in names if (v := getattr(state, k)) and v.tzinfo is None}
+    # As read from PostgreSQL, nothing to convert: the same state (states are replaced, never
+    # changed in place).
+    return replace(state, **naive) if naive else state
 
 
 def _aware(moment: datetime) -> datetime:

@@ -36,7 +36,7 @@ from kizashi.kit.settings import Settings
 
 PARTITIONS = 4
 # Far above any real run (minutes at worst): only a stuck run hits it.
-REPLICA_DEADLINE_S = 1800
+DEADLINE_S = 1800
 # Mixed types, product usage dominant, as a SaaS product's event stream is.
 TYPE_MIX = (
     ("product_usage", 0.62),
@@ -146,49 +146,48 @@ async def produce(
 
 
 @dataclass
-class Progress:
-    label: str
-    total: int
-    done: int = 0
-    first_at: float | None = None
-    last_at: float | None = None
+class Run:
+    """What a measured side records while it runs: when it was first handed records (wall
+    clock, so that other processes can write it) and how many batches it handled."""
+
+    first_batch_at: float = 0.0
     batches: int = 0
-
-    def begin(self) -> None:
-        """Records were handed over: the clock starts with the first batch."""
-        if self.first_at is None:
-            self.first_at = time.perf_counter()
-
-    def add(self, records: int) -> None:
-        """Records were committed."""
-        self.batches += 1
-        self.done += records
-        self.last_at = time.perf_counter()
-
-    def line(self) -> str:
-        if self.first_at is None:
-            return f"{self.label}: waiting for the first batch"
-        elapsed = max(time.perf_counter() - self.first_at, 1e-9)
-        return f"{self.label}: {self.done:,}/{self.total:,} events, {self.done / elapsed:,.0f}/s"
 
 
 async def until_committed(
-    consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int], progress: Progress
+    label: str,
+    watcher: AIOKafkaConsumer,
+    ends: dict[TopicPartition, int],
+    run: Callable[[], Run],
+    check: Callable[[], None] = lambda: None,
 ) -> tuple[float, int]:
-    """Wait until every partition's committed offset reached its end: (seconds, batches)."""
+    """Wait until the group's committed offset reached every partition's end, reporting
+    progress every 2 s: (seconds from the first batch handed over, batches). `check` runs
+    on every poll and raises when the measured side cannot finish."""
+    total = sum(ends.values())
+    deadline = time.monotonic() + DEADLINE_S
     last_report = time.monotonic()
-    while progress.done < progress.total:
-        await asyncio.sleep(0.05)
+    while True:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{label} did not finish within {DEADLINE_S} s")
+        check()
+        # One request for every partition (committed() takes one each): the watcher must
+        # not load the broker it measures.
+        committed = await watcher._coordinator.fetch_committed_offsets(list(ends))
+        done_at = time.time()
+        done = sum(
+            min(max(committed[tp].offset, 0), end) if tp in committed else 0
+            for tp, end in ends.items()
+        )
+        state = run()
+        if done >= total:
+            return done_at - state.first_batch_at, state.batches
         if time.monotonic() - last_report >= 2:
-            say(progress.line())
             last_report = time.monotonic()
-    for tp, end in ends.items():
-        while True:
-            if (await consumer.committed(tp) or 0) >= end:
-                break
-            await asyncio.sleep(0.01)
-    assert progress.first_at is not None
-    return time.perf_counter() - progress.first_at, progress.batches
+            started = state.first_batch_at
+            rate = done / max(done_at - started, 1e-9) if started else 0.0
+            say(f"{label}: {done:,}/{total:,} events committed, {rate:,.0f}/s")
+        await asyncio.sleep(0.05)
 
 
 class _BenchProducer:
@@ -305,32 +304,20 @@ async def run_scoring(
         bootstrap_servers=plan.bootstrap, group_id=plan.group, enable_auto_commit=False
     )
     await watcher.start()
-    total = sum(ends.values())
-    deadline = time.monotonic() + REPLICA_DEADLINE_S
+
+    def check() -> None:
+        for process in processes:
+            if not process.is_alive():
+                raise RuntimeError(f"{process.name} exited with code {process.exitcode}")
+
     try:
-        last_report = time.monotonic()
-        while True:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"scoring replicas did not finish within {REPLICA_DEADLINE_S} s")
-            for process in processes:
-                if not process.is_alive():
-                    raise RuntimeError(f"{process.name} exited with code {process.exitcode}")
-            # One request for every partition (committed() takes one each): the watcher must
-            # not load the broker it measures.
-            committed = await watcher._coordinator.fetch_committed_offsets(list(ends))
-            done_at = time.time()
-            done = sum(
-                min(max(committed[tp].offset, 0), end) if tp in committed else 0
-                for tp, end in ends.items()
-            )
-            if done >= total:
-                return done_at - first_batch_at.value, batches.value
-            if time.monotonic() - last_report >= 2:
-                last_report = time.monotonic()
-                started = first_batch_at.value
-                rate = done / max(time.time() - started, 1e-9) if started else 0.0
-                say(f"scoring ×{replicas}: {done:,}/{total:,} events committed, {rate:,.0f}/s")
-            await asyncio.sleep(0.05)
+        return await until_committed(
+            f"scoring ×{replicas}",
+            watcher,
+            ends,
+            lambda: Run(first_batch_at.value, batches.value),
+            check,
+        )
     finally:
         await watcher.stop()
         stop.set()
@@ -364,7 +351,7 @@ async def run_baseline(
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
     await consumer.start()
-    progress = Progress("baseline", sum(ends.values()))
+    run = Run()
     upsert = f"""
         INSERT INTO {table} (account_id, events)
         SELECT * FROM unnest($1::text[], $2::bigint[])
@@ -376,7 +363,7 @@ async def run_baseline(
             batches = await consumer.getmany(timeout_ms=200, max_records=settings.scoring_max_batch)
             if not batches:
                 continue
-            progress.begin()
+            run.first_batch_at = run.first_batch_at or time.time()
             counts = Counter(r.key for records in batches.values() for r in records)
             keys = sorted(counts)
             async with connection.transaction():
@@ -384,11 +371,11 @@ async def run_baseline(
                     upsert, [k.decode() for k in keys], [counts[k] for k in keys]
                 )
             await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
-            progress.add(sum(len(records) for records in batches.values()))
+            run.batches += 1
 
     task = asyncio.create_task(loop())
     try:
-        return await until_committed(consumer, ends, progress)
+        return await until_committed("baseline", consumer, ends, lambda: run)
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):

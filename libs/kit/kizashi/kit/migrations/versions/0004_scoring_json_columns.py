@@ -20,10 +20,13 @@ COLUMNS = (("accounts", "state"), ("scores", "breakdown"), ("scores", "features"
 
 
 def upgrade() -> None:
-    for table, column in COLUMNS:
-        op.execute(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE json USING {column}::json")
+    _retype("json")
 
 
 def downgrade() -> None:
+    _retype("jsonb")
+
+
+def _retype(kind: str) -> None:
     for table, column in COLUMNS:
-        op.execute(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE jsonb USING {column}::jsonb")
+        op.execute(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {kind} USING {column}::{kind}")

@@ -20,18 +20,17 @@ COLUMNS = ("latest", "cs_history")
 
 
 def upgrade() -> None:
-    for column in COLUMNS:
-        op.execute(
-            f"ALTER TABLE trigger_accounts ALTER COLUMN {column} DROP DEFAULT, "
-            f"ALTER COLUMN {column} TYPE json USING {column}::json"
-        )
-    op.execute("ALTER TABLE trigger_accounts ALTER COLUMN cs_history SET DEFAULT '[]'::json")
+    _retype("json")
 
 
 def downgrade() -> None:
+    _retype("jsonb")
+
+
+def _retype(kind: str) -> None:
     for column in COLUMNS:
         op.execute(
             f"ALTER TABLE trigger_accounts ALTER COLUMN {column} DROP DEFAULT, "
-            f"ALTER COLUMN {column} TYPE jsonb USING {column}::jsonb"
+            f"ALTER COLUMN {column} TYPE {kind} USING {column}::{kind}"
         )
-    op.execute("ALTER TABLE trigger_accounts ALTER COLUMN cs_history SET DEFAULT '[]'::jsonb")
+    op.execute(f"ALTER TABLE trigger_accounts ALTER COLUMN cs_history SET DEFAULT '[]'::{kind}")
