@@ -22,13 +22,13 @@ def tune_garbage_collector() -> None:
 
 @contextmanager
 def collection_paused() -> Iterator[None]:
-    """No cyclic collection during a stretch of CPU-bound work (scoring's decode of a batch,
-    each chunk of re-scores); the collector resumes afterwards.
+    """No cyclic collection during a stretch of batch work; the collector resumes afterwards.
 
-    Hold it around synchronous code only, never across an await: the collector is
-    process-wide, and other tasks keep allocating while one waits on the database. Cycles made
-    meanwhile are not lost, only collected later. Safe to nest or overlap: whoever paused it
-    from an enabled state enables it again.
+    Resume only once the stretch's objects are freed, or the first collection scans them all:
+    the scoring consumer holds it around a whole batch, awaits included, and the chunked
+    re-score (sweep, `kizashi rescore`) around each chunk. The collector is process-wide, so
+    other tasks' cycles made meanwhile wait for the resume; they are not lost. Safe to nest or
+    overlap: whoever paused it from an enabled state enables it again.
     """
     was_enabled = gc.isenabled()
     gc.disable()

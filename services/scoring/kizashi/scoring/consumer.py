@@ -37,8 +37,16 @@ def decode(records: list[ConsumerRecord]) -> tuple[list[EventEnvelope], Rejected
 
 
 async def handle_events(service: ScoringService, records: list[ConsumerRecord]) -> Rejected:
-    with collection_paused():  # around CPU work only, never across an await
-        events, rejected = decode(records)
+    # Paused for the whole batch, awaits included: resuming inside it made the collector scan
+    # every still-live event, state and outcome of the batch (8 % of the consumer's time).
+    # Here it resumes once `_apply` has returned and its objects are freed. Cycles other
+    # tasks make meanwhile are collected then, not lost.
+    with collection_paused():
+        return await _apply(service, records)
+
+
+async def _apply(service: ScoringService, records: list[ConsumerRecord]) -> Rejected:
+    events, rejected = decode(records)
     # The same id twice in one batch (a client retry) counts once.
     unique = list({event.event_id: event for event in events}.values())
     if not unique:

@@ -31,6 +31,7 @@ WATCHED_FEATURES = (
     "days_to_renewal",
 )
 MAX_EVENT_REFS = 20
+_SNAPSHOT_FIELDS = tuple(ScoreSnapshot.model_fields)
 
 
 @dataclass
@@ -111,8 +112,8 @@ def rescore(
         "account_id": stored.account_id,
         "computed_at": now,
         "config_version": config.version,
-        "before": None if before is None else {k: before[k] for k in ScoreSnapshot.model_fields},
-        "after": dict(after),
+        "before": None if before is None else {k: before[k] for k in _SNAPSHOT_FIELDS},
+        "after": dict(vars(after)),  # dict(model) iterates in Python: 3.4 µs against 0.1
         "breakdown": orjson.Fragment(breakdown_json),
         "account": facts_json,
         "features": orjson.Fragment(features_json),
