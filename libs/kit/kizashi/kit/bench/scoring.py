@@ -5,6 +5,9 @@ committed, next to a raw baseline measured in the same run on an identical strea
   service's own `BatchConsumer`, with the service's batch size and fetch wait.
 - baseline: a bare aiokafka consumer and one batched `unnest` upsert per batch into a scratch
   table, then an explicit commit: what any consumer of these topics pays, without scoring.
+- decode floor: the baseline plus scoring's own decode (each record validated against the
+  input-event contract), one process, no model. Not a goal: it shows how much of the ratio
+  the contract alone takes, whatever the model does.
 
 Both read the same generated stream (10k accounts, mixed types) from fresh topics, and the
 clock runs from the first record handed over to the last offset committed. With neither
@@ -335,7 +338,13 @@ async def run_baseline(
     ends: dict[TopicPartition, int],
     table: str,
     group: str,
+    *,
+    decode: bool = False,
 ) -> tuple[float, int]:
+    """The raw baseline, or with `decode` the decode floor (module docstring)."""
+    from kizashi.kit.collector import collection_paused
+    from kizashi.scoring.consumer import decode as decode_events
+
     connection = await _connect(url)
     await connection.execute(
         f"CREATE TABLE {table} (account_id text PRIMARY KEY, events bigint NOT NULL)"
@@ -364,6 +373,10 @@ async def run_baseline(
             if not batches:
                 continue
             run.first_batch_at = run.first_batch_at or time.time()
+            if decode:
+                with collection_paused():  # as the scoring consumer decodes
+                    for records in batches.values():
+                        decode_events(records)
             counts = Counter(r.key for records in batches.values() for r in records)
             keys = sorted(counts)
             async with connection.transaction():
@@ -375,7 +388,8 @@ async def run_baseline(
 
     task = asyncio.create_task(loop())
     try:
-        return await until_committed("baseline", consumer, ends, lambda: run)
+        label = "decode floor" if decode else "baseline"
+        return await until_committed(label, consumer, ends, lambda: run)
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -504,10 +518,23 @@ async def _bench(args: argparse.Namespace, settings: Settings, url: str, bootstr
             f"kizashi-bench-{run}-raw",
         )
         say(f"baseline: {args.events / baseline_s:,.0f} events/s")
+        say("decode floor (the baseline plus scoring's contract decode, one process) …")
+        floor_s, _ = await run_baseline(
+            settings,
+            url,
+            bootstrap,
+            list(raw_topics.values()),
+            raw_ends,
+            f"bench_raw_{run}_decode",
+            f"kizashi-bench-{run}-decode",
+            decode=True,
+        )
+        say(f"decode floor: {args.events / floor_s:,.0f} events/s")
     finally:
         await _forget_accounts(url, prefix)
     events_per_s = args.events / scoring_s
     baseline_per_s = args.events / baseline_s
+    floor_per_s = args.events / floor_s
     return {
         "benchmark": "scoring",
         "events": args.events,
@@ -522,6 +549,9 @@ async def _bench(args: argparse.Namespace, settings: Settings, url: str, bootstr
         "events_per_s": round(events_per_s),
         "baseline_events_per_s": round(baseline_per_s),
         "ratio": round(events_per_s / baseline_per_s, 3),
+        "decode_floor_s": round(floor_s, 3),
+        "decode_floor_events_per_s": round(floor_per_s),
+        "decode_floor_ratio": round(floor_per_s / baseline_per_s, 3),
     }
 
 
@@ -534,6 +564,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     rows = [
         (f"scoring ×{result['replicas']}", result["scoring_s"], result["events_per_s"]),
         ("raw baseline", result["baseline_s"], result["baseline_events_per_s"]),
+        ("decode floor", result["decode_floor_s"], result["decode_floor_events_per_s"]),
     ]
     print(f"{'':18} {'seconds':>9} {'events/s':>10}")
     for name, seconds, rate in rows:
@@ -542,6 +573,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         f"ratio {result['ratio']:.2f} (goal ≥ 0.5); {result['events']:,} events, "
         f"{result['accounts']:,} accounts; batches of ≤ {result['max_batch']:,}: "
         f"{result['scoring_batches']} scoring, {result['baseline_batches']} baseline"
+    )
+    print(
+        f"decode floor ratio {result['decode_floor_ratio']:.2f}: the contract decode alone, "
+        "one process, no model"
     )
     if args.json:
         print(orjson.dumps(result).decode())
