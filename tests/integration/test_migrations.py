@@ -42,11 +42,13 @@ async def test_upgrade_downgrade_upgrade(database_url) -> None:
         at_head = await _types(url)
         assert {at_head[column] for column in DOCUMENTS} == {"json"}
         assert at_head[("accounts", "facts")] == "jsonb"  # read with ->> by the accounts API
+        assert at_head[("scores", "published_cs")] == "double precision"  # 0006
 
         config = alembic_config(url)
         await asyncio.to_thread(command.downgrade, config, "0003_triggers_next_sweep")
         before = await _types(url)
         assert {before[column] for column in DOCUMENTS} == {"jsonb"}
+        assert ("scores", "published_cs") not in before
 
         await asyncio.to_thread(upgrade, url)
         assert await _types(url) == at_head

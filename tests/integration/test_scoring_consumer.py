@@ -3,6 +3,7 @@ change nothing, late events count at occurred_at, `scores.changed` only on meani
 and the silence sweep lowers CS with no new event while reading only the accounts due."""
 
 import asyncio
+import dataclasses
 import functools
 import math
 import uuid
@@ -12,12 +13,14 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
+from kizashi.contracts.events import input_event_adapter
 from kizashi.contracts.topics import EVENT_TOPICS
 from kizashi.kit.consumer import BatchConsumer
 from kizashi.kit.db import raw_transaction
 from kizashi.scoring import store
 from kizashi.scoring.consumer import handle_events
 from kizashi.scoring.features import MEAN_LIFE_7D_S
+from kizashi.scoring.pipeline import rescore
 from kizashi.scoring.sweep import sweep_once
 from tests.integration.scoring_support import (
     account_row,
@@ -309,3 +312,28 @@ async def test_claim_returns_exactly_the_ids_not_applied_before(service) -> None
         # A repeated id (callers dedupe, but the claim must not drop it) and one applied before.
         fresh = await store.claim_new_events(connection, [new, old, new], [account] * 3)
     assert fresh == {new}
+
+
+async def test_the_scores_last_published_are_stored_apart_from_the_computed_ones(service) -> None:
+    """The API shows the computed scores; the next re-score measures its move from the
+    published ones (tests/unit/test_scoring_pipeline.py shows why)."""
+    account = _account("published")
+    now = _now()
+    first = rescore(
+        store.StoredAccount(account, None, None),
+        [input_event_adapter.validate_python(usage(account, now))],
+        config=service.config,
+        now=now,
+    )
+    scored = dataclasses.replace(
+        first.scored, cs=40.0, op=31.0, published_cs=42.0, published_op=30.5
+    )
+    async with raw_transaction(service.engine) as connection:
+        await store.save(connection, [scored])
+    async with raw_transaction(service.engine) as connection:
+        stored = await store.lock_accounts(connection, [account])
+    before = stored[account].scores
+    assert before is not None
+    assert (before["cs"], before["op"], before["segment"]) == (42.0, 30.5, scored.segment)
+    row = await account_row(service, account)
+    assert (row["cs"], row["op"]) == (40.0, 31.0)

@@ -216,7 +216,7 @@ EXPECTED: dict[str, list[tuple[str, int]]] = {
     "seat-constrained": [("seat_pressure", 18)],
     "happy-renewal": [("renewal_window", 10)],
     "add-on-clicker": [("cross_sell_click", 16)],
-    "comeback": [("health_drop", -4), ("usage_drop", 0), ("inactivity", 3)],
+    "comeback": [("health_drop", -5), ("usage_drop", 0), ("inactivity", 3)],
     "noisy-browser": [("pricing_interest", 4)],
     "backfilled": [("inactivity", 5), ("usage_drop", 5), ("health_drop", 12)],
 }

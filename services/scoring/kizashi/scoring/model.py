@@ -320,7 +320,8 @@ def score(
 
 def meaningful_change(before: dict | None, after: ScoreSnapshot, config: ScoringConfig) -> bool:
     """Worth publishing: first score, a new segment or priority, or a move of min_points.
-    `before` is the stored scores row (cs, op, segment, priority)."""
+    `before` holds the scores last published (cs, op, segment, priority), so moves smaller
+    than min_points add up until they reach it."""
     if before is None:
         return True
     if before["segment"] != after.segment or before["priority"] != after.priority:

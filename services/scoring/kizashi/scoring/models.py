@@ -35,6 +35,11 @@ scores = Table(
     Column("op", Float, nullable=False),
     Column("segment", Text, nullable=False),
     Column("priority", Text, nullable=False),
+    # CS and OP as last published in scores.changed: `changes.min_points` counts from these,
+    # so small moves add up (migration 0006). Segment and priority need no copy: any change
+    # of theirs is published.
+    Column("published_cs", Float, nullable=True),
+    Column("published_op", Float, nullable=True),
     Column("breakdown", JSON, nullable=False),
     Column("features", JSON, nullable=False),
     Column("config_version", Text, nullable=False),

@@ -81,8 +81,12 @@ def rescore(
     facts = facts_model(facts_json)
     features = features_at(state, facts, now)
     result = score(features, facts, config, now)
-    before = stored.scores  # our own row: cs, op, segment, priority (and features)
+    # As last published: cs, op, segment, priority (and the features last computed).
+    before = stored.scores
     after = result.snapshot
+    moved = meaningful_change(before, after, config) or _watched_moved(
+        None if before is None else before["features"], features
+    )
     # Encoded once, for the row and for the message.
     breakdown_json = orjson.dumps(result.lines)
     features_json = orjson.dumps(features)
@@ -99,11 +103,10 @@ def rescore(
         config_version=config.version,
         computed_at=now,
         next_check_at=next_drift_check(state, now, config),
+        published_cs=after.cs if moved or before is None else before["cs"],
+        published_op=after.op if moved or before is None else before["op"],
         breakdown_json=breakdown_json,
         features_json=features_json,
-    )
-    moved = meaningful_change(before, after, config) or _watched_moved(
-        None if before is None else before["features"], features
     )
     if not moved:
         return Outcome(scored, None)

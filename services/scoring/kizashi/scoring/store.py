@@ -13,7 +13,24 @@ import orjson
 class StoredAccount:
     account_id: str
     state: dict | None
-    scores: dict | None  # cs, op, segment, priority, features
+    # What `scores.changed` last said (cs, op, segment, priority) and the features last
+    # computed; None before the first score.
+    scores: dict | None
+
+    @classmethod
+    def after(cls, scored: "ScoredAccount") -> "StoredAccount":
+        """What `save` stores for `scored`, as `lock_accounts` reads it back."""
+        return cls(
+            scored.account_id,
+            scored.state,
+            {
+                "cs": scored.published_cs,
+                "op": scored.published_op,
+                "segment": scored.segment,
+                "priority": scored.priority,
+                "features": scored.features,
+            },
+        )
 
 
 async def claim_new_events(
@@ -51,7 +68,8 @@ async def lock_accounts(
     rows = await connection.fetch(
         """
         SELECT a.account_id, a.state::text AS state,
-               s.cs, s.op, s.segment, s.priority, s.features::text AS features
+               coalesce(s.published_cs, s.cs) AS cs, coalesce(s.published_op, s.op) AS op,
+               s.segment, s.priority, s.features::text AS features
         FROM accounts a LEFT JOIN scores s USING (account_id)
         WHERE a.account_id = ANY($1::text[])
         ORDER BY a.account_id
@@ -92,6 +110,9 @@ class ScoredAccount:
     config_version: str
     computed_at: datetime
     next_check_at: datetime | None
+    # CS and OP as last published: these scores if they were, else the stored ones.
+    published_cs: float
+    published_op: float
     # The same breakdown and features already encoded, when the caller has them (the consumer
     # encodes each once for both the row and the scores.changed message).
     breakdown_json: bytes | None = None
@@ -108,9 +129,10 @@ async def save(connection: asyncpg.Connection, scored: Sequence[ScoredAccount]) 
         WITH rows AS (
             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::float8[],
                                  $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                                 $11::timestamptz[], $12::timestamptz[])
+                                 $11::timestamptz[], $12::timestamptz[], $13::float8[],
+                                 $14::float8[])
                 AS u(id, facts, state, cs, op, segment, priority, breakdown, features, version,
-                     computed_at, next_check_at)
+                     computed_at, next_check_at, published_cs, published_op)
         ), saved_accounts AS (
             INSERT INTO accounts (account_id, facts, state, updated_at)
             SELECT id, facts::jsonb, state::json, now() FROM rows
@@ -118,15 +140,17 @@ async def save(connection: asyncpg.Connection, scored: Sequence[ScoredAccount]) 
             SET facts = EXCLUDED.facts, state = EXCLUDED.state, updated_at = now()
         )
         INSERT INTO scores (account_id, cs, op, segment, priority, breakdown, features,
-                            config_version, computed_at, next_check_at)
+                            config_version, computed_at, next_check_at, published_cs,
+                            published_op)
         SELECT id, cs, op, segment, priority, breakdown::json, features::json,
-               version, computed_at, next_check_at
+               version, computed_at, next_check_at, published_cs, published_op
         FROM rows
         ON CONFLICT (account_id) DO UPDATE
         SET cs = EXCLUDED.cs, op = EXCLUDED.op, segment = EXCLUDED.segment,
             priority = EXCLUDED.priority, breakdown = EXCLUDED.breakdown,
             features = EXCLUDED.features, config_version = EXCLUDED.config_version,
-            computed_at = EXCLUDED.computed_at, next_check_at = EXCLUDED.next_check_at
+            computed_at = EXCLUDED.computed_at, next_check_at = EXCLUDED.next_check_at,
+            published_cs = EXCLUDED.published_cs, published_op = EXCLUDED.published_op
         """,
         [s.account_id for s in scored],
         [orjson.dumps(s.facts).decode() for s in scored],
@@ -140,6 +164,8 @@ async def save(connection: asyncpg.Connection, scored: Sequence[ScoredAccount]) 
         [s.config_version for s in scored],
         [s.computed_at for s in scored],
         [s.next_check_at for s in scored],
+        [s.published_cs for s in scored],
+        [s.published_op for s in scored],
     )
 
 

@@ -155,17 +155,7 @@ class Replay:
         stored = self._stored.get(account_id) or StoredAccount(account_id, None, None)
         outcome = rescore(stored, events, config=self.scoring, now=at, cause=cause)
         scored = outcome.scored
-        self._stored[account_id] = StoredAccount(
-            account_id,
-            scored.state,
-            {
-                "cs": scored.cs,
-                "op": scored.op,
-                "segment": scored.segment,
-                "priority": scored.priority,
-                "features": scored.features,
-            },
-        )
+        self._stored[account_id] = StoredAccount.after(scored)
         self._schedule(_SCORE, account_id, scored.next_check_at)
         change = published(outcome)
         if change is not None:
