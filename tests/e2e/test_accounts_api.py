@@ -3,6 +3,7 @@ keyset-paginated list, segment counts for a chart, and precise 4xx answers."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -175,6 +176,36 @@ async def test_keyset_pagination_visits_every_account_once_in_order(stack, accou
     assert sorted(mine) == sorted(accounts)
     whole = (await stack.get("scoring", "/v1/accounts", order=order, limit=500)).json()["items"]
     assert mine == [i["account_id"] for i in whole if i["account_id"] in accounts]
+
+
+async def test_a_cursor_continues_only_the_listing_it_came_from(stack, accounts) -> None:
+    first = (await stack.get("scoring", "/v1/accounts", order="-op", limit=2)).json()
+    cursor = first["next_cursor"]
+    assert cursor
+    same = await stack.get("scoring", "/v1/accounts", order="-op", limit=2, cursor=cursor)
+    assert same.status_code == 200
+    assert not {i["account_id"] for i in same.json()["items"]} & {
+        i["account_id"] for i in first["items"]
+    }
+    for other in ({"order": "cs"}, {"segment": "expand"}, {"priority": "high"}):
+        params = {"order": "-op", "limit": 2, "cursor": cursor, **other}
+        response = await stack.get("scoring", "/v1/accounts", **params)
+        assert response.status_code == 422, (other, response.text)
+        assert "cursor belongs to another order" in response.text
+
+
+async def test_an_account_id_with_a_slash_is_found(stack) -> None:
+    account = f"org/{uuid.uuid4().hex[:6]}/eu"
+    await stack.post_events([{"type": "account_update", "account_id": account, "name": "Slash"}])
+
+    async def scored() -> bool:
+        response = await stack.get("scoring", f"/v1/accounts/{quote(account, safe='')}")
+        return response.status_code == 200
+
+    await stack.wait_for(scored, within=60)
+    for path in (quote(account, safe=""), account):
+        body = (await stack.get("scoring", f"/v1/accounts/{path}")).json()
+        assert body["account_id"] == account and body["attributes"]["name"] == "Slash"
 
 
 async def test_filters_by_segment_and_priority(stack, accounts) -> None:

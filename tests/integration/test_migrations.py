@@ -5,9 +5,11 @@ import asyncio
 import uuid
 
 import asyncpg
+import orjson
 from alembic import command
 
 from kizashi.kit.migrate import alembic_config, upgrade
+from kizashi.scoring.queries import listing_sql
 from tests.support.infra import _create_database, _drop_database, _with_database
 
 DOCUMENTS = {
@@ -52,5 +54,47 @@ async def test_upgrade_downgrade_upgrade(database_url) -> None:
 
         await asyncio.to_thread(upgrade, url)
         assert await _types(url) == at_head
+    finally:
+        await _drop_database(database_url, database)
+
+
+SCORE_INDEXES = {"scores_cs", "scores_op"}
+
+
+def _nodes(plan: dict):
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+async def test_every_list_order_reads_an_index_without_sorting(database_url) -> None:
+    """The accounts list pages through an index in every order, unfiltered or by priority
+    only (migration 0007): no page sorts the whole scores table. A segment filter has its
+    own indexes since 0001."""
+    database = f"kizashi_listing_{uuid.uuid4().hex[:8]}"
+    await _create_database(database_url, database)
+    url = _with_database(database_url, database)
+    try:
+        await asyncio.to_thread(upgrade, url)
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute("SET enable_seqscan = off")
+            for order in ("cs", "-cs", "op", "-op"):
+                for segment, priority in ((None, None), (None, "high")):
+                    plan = await connection.fetchval(
+                        f"EXPLAIN (FORMAT JSON) {listing_sql(order)}",
+                        segment,
+                        priority,
+                        None,
+                        None,
+                        51,
+                    )
+                    nodes = list(_nodes(orjson.loads(plan)[0]["Plan"]))
+                    kinds = {node["Node Type"] for node in nodes}
+                    indexes = {node.get("Index Name") for node in nodes}
+                    assert "Sort" not in kinds, (order, segment, priority, plan)
+                    assert indexes & SCORE_INDEXES, (order, segment, priority, plan)
+        finally:
+            await connection.close()
     finally:
         await _drop_database(database_url, database)

@@ -62,7 +62,9 @@ def _engine(request: Request):
     return request.app.state.service.engine
 
 
-@router.get("/accounts/{account_id}", response_model=AccountView)
+# `:path`, because an account id may hold "/" (ingest accepts any 1–128 characters but NUL);
+# a client sends it percent-encoded or as is.
+@router.get("/accounts/{account_id:path}", response_model=AccountView)
 async def get_account(account_id: str, request: Request, _: ApiCaller) -> AccountView:
     row = await queries.get_account(_engine(request), account_id)
     if row is None:

@@ -49,6 +49,9 @@ scores = Table(
     Index("scores_next_check_at", "next_check_at"),
     Index("scores_segment_cs", "segment", "cs", "account_id"),
     Index("scores_segment_op", "segment", "op", "account_id"),
+    # The accounts list without a segment filter (migration 0007).
+    Index("scores_cs", "cs", "account_id"),
+    Index("scores_op", "op", "account_id"),
 )
 
 processed_events = Table(

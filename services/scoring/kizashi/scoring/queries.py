@@ -23,13 +23,17 @@ class BadCursor(ValueError):
     pass
 
 
-def encode_cursor(value: float, account_id: str) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps([value, account_id])).decode().rstrip("=")
+def encode_cursor(listing: list[str | None], value: float, account_id: str) -> str:
+    """The position after (value, account_id) in the listing `[order, segment, priority]`."""
+    data = orjson.dumps([*listing, value, account_id])
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[float, str]:
+def decode_cursor(cursor: str, listing: list[str | None]) -> tuple[float, str]:
+    """The position a cursor holds, if it was made for this very listing: a cursor of another
+    order or filter would silently skip or repeat accounts."""
     try:
-        value, account_id = orjson.loads(
+        *made_for, value, account_id = orjson.loads(
             base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         )
         value, account_id = float(value), str(account_id)
@@ -37,6 +41,11 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
         raise BadCursor("cursor is not one this API returned") from error
     if "\x00" in account_id or not math.isfinite(value):
         raise BadCursor("cursor is not one this API returned")
+    if made_for != listing:
+        raise BadCursor(
+            "cursor belongs to another order, segment or priority: "
+            "repeat that request's parameters, or start again without a cursor"
+        )
     return value, account_id
 
 
@@ -61,18 +70,11 @@ async def get_account(engine: AsyncEngine, account_id: str) -> dict | None:
     return out
 
 
-async def list_accounts(
-    engine: AsyncEngine,
-    *,
-    segment: str | None,
-    priority: str | None,
-    order: Order,
-    limit: int,
-    cursor: str | None,
-) -> tuple[list[dict], str | None]:
+def listing_sql(order: Order) -> str:
+    """One page of the accounts list; parameters: segment, priority, the cursor's value and
+    account id (all may be NULL), limit."""
     column, direction, comparison = _ORDER_SQL[order]
-    after = decode_cursor(cursor) if cursor else None
-    sql = f"""
+    return f"""
         SELECT s.account_id, a.facts->>'name' AS name, s.cs, s.op, s.segment, s.priority,
                s.computed_at
         FROM scores s JOIN accounts a USING (account_id)
@@ -82,9 +84,23 @@ async def list_accounts(
         ORDER BY s.{column} {direction}, s.account_id {direction}
         LIMIT $5
     """  # noqa: S608 - column and direction come from _ORDER_SQL, not from the request
+
+
+async def list_accounts(
+    engine: AsyncEngine,
+    *,
+    segment: str | None,
+    priority: str | None,
+    order: Order,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[dict], str | None]:
+    column = _ORDER_SQL[order][0]
+    listing = [order, segment, priority]
+    after = decode_cursor(cursor, listing) if cursor else None
     async with raw_transaction(engine) as connection:
         rows = await connection.fetch(
-            sql,
+            listing_sql(order),
             segment,
             priority,
             after[0] if after else None,
@@ -93,7 +109,9 @@ async def list_accounts(
         )
     items = [dict(row) for row in rows[:limit]]
     next_cursor = (
-        encode_cursor(items[-1][column], items[-1]["account_id"]) if len(rows) > limit else None
+        encode_cursor(listing, items[-1][column], items[-1]["account_id"])
+        if len(rows) > limit
+        else None
     )
     return items, next_cursor
 
