@@ -3,6 +3,9 @@ database and one broker for the whole run, a recording Slack webhook and SMTP se
 whole stack under `kizashi up` (fixture `stack`)."""
 
 import asyncio
+import functools
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -14,6 +17,20 @@ from tests.support.stack import start_stack
 from tests.support.webhook_server import RecordingWebhookServer
 
 warnings.filterwarnings("ignore", module="platformdirs")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A private base folder for this session's temporary files, unless one was given.
+
+    Run as root, the tests' embedded PostgreSQL runs as an unprivileged user (PostgreSQL
+    refuses root). Under pytest's shared /tmp/pytest-of-<user>, which every pytest session
+    that uses tmp_path makes private again (0700), a second session started meanwhile locked
+    the first one's server out of its own data folder, and it died at its next DROP DATABASE.
+    """
+    if config.option.basetemp is None:
+        folder = tempfile.mkdtemp(prefix="kizashi-pytest-")
+        config.option.basetemp = folder
+        config.add_cleanup(functools.partial(shutil.rmtree, folder, ignore_errors=True))
 
 
 @pytest.fixture(scope="session")
