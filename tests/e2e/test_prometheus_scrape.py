@@ -120,6 +120,17 @@ async def test_prometheus_sees_the_pipeline_move(stack, tmp_path):
             )
             assert {s["metric"]["status"] for s in routes} >= {"202"}
 
+            # Both sweeps run on the stack's 1 s interval (the silence and inactivity paths),
+            # each run succeeding: a sweep that failed every time would fire
+            # KizashiPeriodicTaskStale.
+            sweeps = await _query(client, 'kizashi_periodic_task_runs_total{task="sweep"} > 0')
+            ran = {(s["metric"]["service"], s["metric"]["outcome"]) for s in sweeps}
+            assert ran == {("scoring", "ok"), ("triggers", "ok")}, ran
+            fresh = await _query(
+                client, "time() - kizashi_periodic_task_last_success_timestamp_seconds < 60"
+            )
+            assert {s["metric"]["task"] for s in fresh} >= {"sweep", "segment-sizes"}
+
             rules = (await client.get("/api/v1/rules")).json()["data"]["groups"]
             loaded = {rule["name"]: rule["health"] for g in rules for rule in g["rules"]}
             assert "KizashiServiceDown" in loaded and set(loaded.values()) == {"ok"}, loaded

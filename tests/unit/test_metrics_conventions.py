@@ -19,6 +19,9 @@ UNIT_SUFFIXES = (
     "_signals",
 )
 FORBIDDEN_LABELS = {"account_id", "account", "user_id", "event_id", "signal_id", "delivery_id"}
+# Prometheus attaches these to every scraped series; a metric's own label of the same name
+# is renamed `exported_<name>` on scrape, and queries on it find nothing.
+TARGET_LABELS = {"job", "instance"}
 
 
 def _wrappers() -> list[MetricWrapperBase]:
@@ -52,6 +55,12 @@ def test_no_metric_is_labelled_by_an_id():
     for wrapper in _wrappers():
         labels = set(wrapper._labelnames)  # noqa: SLF001
         assert not labels & FORBIDDEN_LABELS, f"{wrapper._name} has {labels & FORBIDDEN_LABELS}"  # noqa: SLF001
+
+
+def test_no_metric_label_collides_with_a_target_label():
+    for wrapper in _wrappers():
+        labels = set(wrapper._labelnames)  # noqa: SLF001
+        assert not labels & TARGET_LABELS, f"{wrapper._name} has {labels & TARGET_LABELS}"  # noqa: SLF001
 
 
 def test_every_series_passes_promtool_check_metrics():

@@ -62,6 +62,16 @@ CONSUMER_RETRIES = Counter(
     "Batches retried after a transient failure (database or broker unavailable)",
     ["service", "reason"],
 )
+PERIODIC_TASK_RUNS = Counter(
+    "kizashi_periodic_task_runs_total",
+    "Runs of a periodic task (scoring's and triggers' sweeps, …), by outcome (ok, failed)",
+    ["service", "task", "outcome"],
+)
+PERIODIC_TASK_LAST_SUCCESS = Gauge(
+    "kizashi_periodic_task_last_success_timestamp_seconds",
+    "When a periodic task last finished without an error",
+    ["service", "task"],
+)
 DB_POOL_CONNECTIONS = Gauge(
     "kizashi_db_pool_connections",
     "Database pool connections by state (in use or idle)",

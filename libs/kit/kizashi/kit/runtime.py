@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kizashi.kit.consumer import BatchConsumer, BatchHandler
 from kizashi.kit.db import create_engine, database_ready, record_pool_metrics
 from kizashi.kit.kafka import Producer, ensure_topics
+from kizashi.kit.metrics import PERIODIC_TASK_LAST_SUCCESS, PERIODIC_TASK_RUNS
 from kizashi.kit.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,11 @@ class ServiceRuntime:
         )
 
     def every(self, interval_s: float, job: Callable[[], Awaitable[object]], *, name: str) -> None:
-        """Run a periodic job; a failure is logged and the job runs again next interval."""
+        """Run a periodic job; a failure is logged and counted, and the job runs again next
+        interval. Each run is counted, so a job that stopped (the silence sweep: no churn
+        signal without it) shows on /metrics and fires KizashiPeriodicTaskStale."""
+        runs = {o: PERIODIC_TASK_RUNS.labels(self.service, name, o) for o in ("ok", "failed")}
+        last_success = PERIODIC_TASK_LAST_SUCCESS.labels(self.service, name)
 
         async def loop() -> None:
             while True:
@@ -67,7 +72,11 @@ class ServiceRuntime:
                 try:
                     await job()
                 except Exception:
+                    runs["failed"].inc()
                     log.exception("periodic job %s failed", name)
+                else:
+                    runs["ok"].inc()
+                    last_success.set_to_current_time()
 
         self._tasks.append(asyncio.create_task(loop(), name=name))
 
