@@ -147,6 +147,12 @@ def test_errors_name_the_rule_and_the_key(tmp_path: Path, text: str, message: st
     assert str(exc.value).startswith(message)
 
 
+def test_a_key_given_twice_is_an_error_not_the_last_one_winning(tmp_path: Path):
+    text = "rules:\n  detractor:\n    enabled: true\n    enabled: false\n"
+    with pytest.raises(RulesConfigError, match="(?s)duplicate key 'enabled'.*line 4"):
+        load_rules(write(tmp_path, text))
+
+
 def test_durations_round_trip():
     assert parse_duration("7d") == timedelta(days=7)
     assert parse_duration("1w") == timedelta(days=7)

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
+from kizashi.kit.yamlconfig import parse_yaml_mapping
 from kizashi.scoring.config import ConfigError, load_scoring_config, parse_scoring_config
 
 DEFAULT_TEXT = (
@@ -106,8 +107,18 @@ def test_every_problem_is_reported_at_once() -> None:
         ("cs: [unclosed", "scoring.yaml: not valid YAML"),
         ("", "scoring.yaml: must be a mapping at the top level"),
         ("- a list", "scoring.yaml: must be a mapping at the top level"),
+        # YAML itself keeps the last of two equal keys: the second would silently win.
+        (
+            "changes:\n  min_points: 1\n  min_points: 5\n",
+            "(?s)scoring.yaml: not valid YAML: duplicate key 'min_points'.*line 3",
+        ),
     ],
 )
 def test_unreadable_files(tmp_path: Path, text: str, expected: str) -> None:
     with pytest.raises(ConfigError, match=expected):
         load_scoring_config(write(tmp_path, text))
+
+
+def test_yaml_merge_keys_may_be_overridden() -> None:
+    data = parse_yaml_mapping("base: &b {x: 1, y: 0}\nother:\n  <<: *b\n  y: 2\n", "x.yaml")
+    assert data["other"] == {"x": 1, "y": 2}

@@ -36,11 +36,35 @@ def read_config_text(
     return packaged.read_text(encoding="utf-8"), file_name
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load, except that a key given twice in one mapping is an error: plain YAML
+    keeps the last value, so a second `min_points:` further down would silently win."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[tuple[str, str]] = set()
+        for key_node, _ in node.value:
+            # Merge keys (`<<: *defaults`) may be overridden; only written keys count.
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            key = (key_node.tag, key_node.value)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(text: str) -> Any:
+    """Every config file's YAML reader: safe_load that refuses a key given twice."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def parse_yaml_mapping(
     text: str, source: str, *, error: type[ConfigFileError] = ConfigFileError
 ) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as problem:
         raise error(f"{source}: not valid YAML: {problem}") from problem
     if not isinstance(data, dict):

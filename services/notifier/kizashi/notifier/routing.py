@@ -28,6 +28,7 @@ from pydantic import (
 
 from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.signals import Signal
+from kizashi.kit.yamlconfig import load_yaml
 from kizashi.notifier.routing_file import (
     DEFAULTS_DIR,
     ROUTING_FILE,
@@ -224,7 +225,7 @@ def load_routing(
     if path is None or not path.is_file():
         path = DEFAULTS_DIR / ROUTING_FILE
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise RoutingConfigError(f"{path}: cannot read: {exc}") from exc
     env = dict(os.environ if environ is None else environ)

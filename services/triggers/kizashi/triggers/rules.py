@@ -25,6 +25,8 @@ from pydantic import (
     field_validator,
 )
 
+from kizashi.kit.yamlconfig import load_yaml
+
 DEFAULT_RULES_PATH = Path(__file__).parent / "defaults" / "rules.yaml"
 FILE_NAME = "rules.yaml"
 
@@ -352,7 +354,7 @@ def parse_rules(data: dict[str, Any], *, source: str = FILE_NAME) -> RuleBook:
 
 def _read(path: Path, source: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise RulesConfigError(f"{source}: cannot read {path}: {exc}") from None
     if data is None:
