@@ -122,3 +122,12 @@ def test_unreadable_files(tmp_path: Path, text: str, expected: str) -> None:
 def test_yaml_merge_keys_may_be_overridden() -> None:
     data = parse_yaml_mapping("base: &b {x: 1, y: 0}\nother:\n  <<: *b\n  y: 2\n", "x.yaml")
     assert data["other"] == {"x": 1, "y": 2}
+
+
+def test_plan_names_match_whatever_their_case() -> None:
+    text = DEFAULT_TEXT.replace("    pro: 0.5\n", "    ' Pro ': 0.5\n")
+    assert text != DEFAULT_TEXT
+    assert parse_scoring_config(text, "scoring.yaml").normalise.plans["pro"] == 0.5
+    twice = DEFAULT_TEXT.replace("    pro: 0.5\n", "    pro: 0.5\n    PRO: 0.1\n")
+    with pytest.raises(ConfigError, match="normalise.plans: 'PRO' names the same plan"):
+        parse_scoring_config(twice, "scoring.yaml")

@@ -130,6 +130,21 @@ class Normalise(_Strict):
     renewal_window_days: Ramp
     renewal_ramp_days: Positive
 
+    @field_validator("plans")
+    @classmethod
+    def _plans_by_normal_name(cls, plans: dict[str, float]) -> dict[str, float]:
+        """Keys as the score looks plans up (trimmed, lower-case), so `Pro:` matches "pro"
+        instead of never matching at all."""
+        normal: dict[str, float] = {}
+        for name, room in plans.items():
+            key = name.strip().lower()
+            if not key:
+                raise ValueError("a plan name must not be empty")
+            if key in normal:
+                raise ValueError(f"{name!r} names the same plan as another key ({key!r})")
+            normal[key] = room
+        return normal
+
 
 class Missing(_Strict):
     usage_trend: Unit
