@@ -194,3 +194,12 @@ def test_drift_checks_follow_decay_windows_and_the_renewal_calendar() -> None:
     assert next_drift_check(past, NOW, CONFIG) is None
     promoter = state_of(event("survey_response", NOW, survey_id="s", nps=10))
     assert next_drift_check(promoter, NOW, CONFIG) == NOW + timedelta(hours=6)
+
+
+def test_size_fit_shows_the_size_that_gave_its_points() -> None:
+    small_arr_many_people = scored(state_of(crm(arr=6_000.0, employees=1_500)))
+    line = component(small_arr_many_people, "size_fit")
+    assert line.raw == 1_500 and line.points > 0
+    assert line.explanation == "ARR 6,000, 1500 employees"
+    big_arr = component(scored(state_of(crm(arr=400_000.0, employees=20))), "size_fit")
+    assert big_arr.raw == 400_000

@@ -205,15 +205,18 @@ def _op_parts(f: Features, facts: AccountFacts, cfg: ScoringConfig, now: float) 
             f"7-day usage rate is {trend * 100:.0f}% of the 28-day baseline",
         )
     arr, employees = f["arr"], f["employees"]
-    sizes = [n.arr(arr) if arr is not None else None]
-    sizes.append(n.employees(employees) if employees is not None else None)
-    known = [size for size in sizes if size is not None]
-    if not known:
+    # (normalised, raw) of each size that is known; the better fit gives the points, and its
+    # raw value is the one shown with them.
+    sizes = [(n.arr(arr), arr)] if arr is not None else []
+    if employees is not None:
+        sizes.append((n.employees(employees), employees))
+    if not sizes:
         size: Part = (None, miss.size_fit, "ARR and headcount unknown, counted as neutral")
     else:
         said = [f"ARR {_num(arr)}" if arr is not None else "ARR unknown"]
         said.append(f"{employees:.0f} employees" if employees is not None else "headcount unknown")
-        size = (arr if arr is not None else employees, max(known), ", ".join(said))
+        norm, raw = max(sizes, key=lambda known: known[0])  # ARR on a tie
+        size = (raw, norm, ", ".join(said))
     plan = facts.plan
     plan_room = None if plan is None else n.plans.get(plan.strip().lower())
     if plan_room is None:
