@@ -401,3 +401,14 @@ def test_naive_times_are_taken_as_utc():
     naive = T0.replace(tzinfo=None)
     ev = Account().run(naive, scores=snap(cs=56), cs_history=[(naive - DAY, 74.0)])
     assert [f.rule for f in ev.firings] == ["health_drop"]
+
+
+def test_health_drop_counts_only_cs_inside_its_window():
+    """`before` is the last published CS, which may be older than the window: the history
+    (every published CS with its time) decides; `before` counts only without one."""
+    old_peak = snap(cs=96)  # published 40 days ago, outside the 14 days
+    recent = [(T0 - 5 * DAY, 74.0)]
+    quiet = Account().run(T0, scores=snap(cs=70), scores_before=old_peak, cs_history=recent)
+    assert "health_drop" not in [f.rule for f in quiet.firings]
+    fresh_memory = Account().run(T0, scores=snap(cs=70), scores_before=snap(cs=90))
+    assert [f.rule for f in fresh_memory.firings] == ["health_drop"]

@@ -351,7 +351,10 @@ def _read_health_drop(cfg: r.HealthDrop, ctx: _Ctx) -> _Reading:
     cs = ctx.scores.cs
     start = ctx.now - cfg.window
     points = [v for t, v in ctx.cs_history if start <= t <= ctx.now]
-    if ctx.before is not None:
+    # The history holds every published CS with its time, `before` among them. Without any
+    # (triggers' memory starts mid-stream), `before` is the one earlier CS known; when the
+    # history has points, `before` may be older than the window and must not count.
+    if ctx.before is not None and not ctx.cs_history:
         points.append(ctx.before.cs)
     peak = max([cs, *points])
     drop = peak - cs
