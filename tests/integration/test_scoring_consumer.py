@@ -337,3 +337,46 @@ async def test_the_scores_last_published_are_stored_apart_from_the_computed_ones
     assert (before["cs"], before["op"], before["segment"]) == (42.0, 30.5, scored.segment)
     row = await account_row(service, account)
     assert (row["cs"], row["op"]) == (40.0, 31.0)
+
+
+async def test_a_batch_that_waited_for_the_lock_reads_the_scores_committed_meanwhile(
+    service,
+) -> None:
+    """The sweep and the consumer on one account: the second to lock must measure its move
+    from what the first one published, not from the scores before it."""
+    account = _account("waited")
+    now = _now()
+    first = rescore(
+        store.StoredAccount(account, None, None),
+        [input_event_adapter.validate_python(usage(account, now))],
+        config=service.config,
+        now=now,
+    )
+    async with raw_transaction(service.engine) as connection:
+        await store.save(connection, [first.scored])
+    republished = dataclasses.replace(first.scored, cs=12.5, published_cs=12.5)
+
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def first_writer() -> None:
+        async with raw_transaction(service.engine) as connection:
+            await store.lock_accounts(connection, [account])
+            await store.save(connection, [republished])
+            holding.set()
+            await release.wait()
+
+    async def second_reader() -> dict | None:
+        await holding.wait()
+        async with raw_transaction(service.engine) as connection:
+            stored = await store.lock_accounts(connection, [account])  # waits for the first
+        return stored[account].scores
+
+    writer = asyncio.create_task(first_writer())
+    reader = asyncio.create_task(second_reader())
+    await holding.wait()
+    await asyncio.sleep(0.3)  # the reader is now waiting on the row lock
+    assert not reader.done()
+    release.set()
+    await writer
+    scores = await reader
+    assert scores is not None and scores["cs"] == 12.5

@@ -64,34 +64,44 @@ async def claim_new_events(
 async def lock_accounts(
     connection: asyncpg.Connection, account_ids: Iterable[str]
 ) -> dict[str, StoredAccount]:
+    """Lock the accounts' rows, then read their scores.
+
+    Two statements, because a statement that waited for a lock re-reads only the rows it
+    locked: a scores row joined in the same statement would be the version from before the
+    other transaction committed, and its stale published CS and OP would be saved back."""
     ids = sorted(set(account_ids))
-    rows = await connection.fetch(
+    locked = await connection.fetch(
         """
-        SELECT a.account_id, a.state::text AS state,
-               coalesce(s.published_cs, s.cs) AS cs, coalesce(s.published_op, s.op) AS op,
-               s.segment, s.priority, s.features::text AS features
-        FROM accounts a LEFT JOIN scores s USING (account_id)
-        WHERE a.account_id = ANY($1::text[])
-        ORDER BY a.account_id
-        FOR UPDATE OF a
+        SELECT account_id, state::text AS state FROM accounts
+        WHERE account_id = ANY($1::text[])
+        ORDER BY account_id
+        FOR UPDATE
         """,
         ids,
     )
+    scores = await connection.fetch(
+        """
+        SELECT account_id, coalesce(published_cs, cs) AS cs, coalesce(published_op, op) AS op,
+               segment, priority, features::text AS features
+        FROM scores WHERE account_id = ANY($1::text[])
+        """,
+        [row["account_id"] for row in locked],
+    )
+    published = {
+        row["account_id"]: {
+            "cs": row["cs"],
+            "op": row["op"],
+            "segment": row["segment"],
+            "priority": row["priority"],
+            "features": orjson.loads(row["features"]),
+        }
+        for row in scores
+    }
     found = {
         row["account_id"]: StoredAccount(
-            row["account_id"],
-            orjson.loads(row["state"]),
-            None
-            if row["cs"] is None
-            else {
-                "cs": row["cs"],
-                "op": row["op"],
-                "segment": row["segment"],
-                "priority": row["priority"],
-                "features": orjson.loads(row["features"]),
-            },
+            row["account_id"], orjson.loads(row["state"]), published.get(row["account_id"])
         )
-        for row in rows
+        for row in locked
     }
     return {i: found.get(i) or StoredAccount(i, None, None) for i in ids}
 
