@@ -206,6 +206,10 @@ async def test_an_account_id_with_a_slash_is_found(stack) -> None:
     for path in (quote(account, safe=""), account):
         body = (await stack.get("scoring", f"/v1/accounts/{path}")).json()
         assert body["account_id"] == account and body["attributes"]["name"] == "Slash"
+    # The list with a trailing slash is not an empty account id: it goes to the list.
+    slashed = await stack.get("scoring", "/v1/accounts/", order="cs", limit=2)
+    assert slashed.status_code == 307
+    assert slashed.headers["location"].endswith("/v1/accounts?order=cs&limit=2")
 
 
 async def test_filters_by_segment_and_priority(stack, accounts) -> None:

@@ -98,3 +98,27 @@ async def test_every_list_order_reads_an_index_without_sorting(database_url) -> 
             await connection.close()
     finally:
         await _drop_database(database_url, database)
+
+
+async def test_0007_rebuilds_an_index_an_interrupted_build_left_invalid(database_url) -> None:
+    database = f"kizashi_invalid_{uuid.uuid4().hex[:8]}"
+    await _create_database(database_url, database)
+    url = _with_database(database_url, database)
+    try:
+        await asyncio.to_thread(upgrade, url, "0006_scores_published")
+        connection = await asyncpg.connect(url)
+        try:
+            # What a concurrent build that was cancelled leaves behind.
+            await connection.execute("CREATE INDEX scores_op ON scores (op, account_id)")
+            await connection.execute(
+                "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'scores_op'::regclass"
+            )
+            await asyncio.to_thread(upgrade, url)
+            valid = await connection.fetchval(
+                "SELECT indisvalid FROM pg_index WHERE indexrelid = 'scores_op'::regclass"
+            )
+            assert valid is True
+        finally:
+            await connection.close()
+    finally:
+        await _drop_database(database_url, database)

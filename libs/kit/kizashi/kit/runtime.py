@@ -65,6 +65,7 @@ class ServiceRuntime:
         signal without it) shows on /metrics and fires KizashiPeriodicTaskStale."""
         runs = {o: PERIODIC_TASK_RUNS.labels(self.service, name, o) for o in ("ok", "failed")}
         last_success = PERIODIC_TASK_LAST_SUCCESS.labels(self.service, name)
+        last_success.set_to_current_time()  # from the start, not from 1970: no alert at boot
 
         async def loop() -> None:
             while True:

@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 
 from kizashi.contracts.scores import Priority, ScoreComponent, Segment
@@ -60,6 +61,13 @@ class SegmentChart(BaseModel):
 
 def _engine(request: Request):
     return request.app.state.service.engine
+
+
+@router.get("/accounts/", include_in_schema=False)
+async def accounts_with_a_slash(request: Request, _: ApiCaller) -> RedirectResponse:
+    """The list, asked for with a trailing slash (the id route below would take it as an
+    empty id)."""
+    return RedirectResponse(str(request.url.replace(path=request.url.path.rstrip("/"))))
 
 
 # `:path`, because an account id may hold "/" (ingest accepts any 1–128 characters but NUL);

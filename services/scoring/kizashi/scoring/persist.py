@@ -41,7 +41,9 @@ async def rescore_and_write(
     sending: list[asyncio.Task] = []
     try:
         for start in range(0, len(ids), CHUNK):
-            with collection_paused():  # CPU work only; the collector runs at the awaits
+            # CPU work only. The consumer pauses the collector for its whole batch already;
+            # the sweep and `kizashi rescore` let it run at the awaits.
+            with collection_paused():
                 config = service.config
                 chunk = [
                     rescore(stored[i], events.get(i, ()), config=config, now=now, cause=cause)

@@ -8,6 +8,7 @@ no index to read in order: every page sorted the whole table (68 ms at 100,000 a
 growing with it). Built concurrently, so a running stack keeps writing scores meanwhile.
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_scores_listing_indexes"
@@ -21,6 +22,16 @@ INDEXES = {"scores_cs": ["cs", "account_id"], "scores_op": ["op", "account_id"]}
 def upgrade() -> None:
     with op.get_context().autocommit_block():
         for name, columns in INDEXES.items():
+            # An interrupted concurrent build leaves an invalid index behind, which IF NOT
+            # EXISTS would keep for good: drop it and build again.
+            invalid = op.get_bind().scalar(
+                sa.text(
+                    "SELECT NOT indisvalid FROM pg_index WHERE indexrelid = to_regclass(:name)"
+                ),
+                {"name": name},
+            )
+            if invalid:
+                op.drop_index(name, "scores", postgresql_concurrently=True)
             op.create_index(
                 name, "scores", columns, postgresql_concurrently=True, if_not_exists=True
             )
