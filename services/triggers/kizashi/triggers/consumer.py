@@ -19,11 +19,12 @@ from kizashi.triggers.decide import AccountMemory, decide
 from kizashi.triggers.service import TriggersService
 
 
-def decode(records: list[ConsumerRecord]) -> tuple[list[ScoresChanged], Rejected]:
+def decode(records: list[ConsumerRecord]) -> tuple[list[tuple[ScoresChanged, bytes]], Rejected]:
+    """Each valid change with its JSON text, which becomes the account's `latest` as it is."""
     changes, rejected = [], []
     for record in records:
         try:
-            changes.append(ScoresChanged.model_validate_json(record.value))
+            changes.append((ScoresChanged.model_validate_json(record.value), record.value))
         except (ValidationError, ValueError) as error:
             rejected.append((record, PermanentRecordError(f"schema violation: {error}")))
     return changes, rejected
@@ -33,20 +34,22 @@ async def handle_changes(service: TriggersService, records: list[ConsumerRecord]
     changes, rejected = decode(records)
     if not changes:
         return rejected
-    by_account: dict[str, list[ScoresChanged]] = defaultdict(list)
-    for change in changes:
-        by_account[change.account_id].append(change)
+    by_account: dict[str, list[tuple[ScoresChanged, bytes]]] = defaultdict(list)
+    for change, text in changes:
+        by_account[change.account_id].append((change, text))
     async with raw_transaction(service.engine) as connection:
         rows = await store.lock_accounts(connection, by_account)
         states = await store.load_rule_states(connection, by_account)
         outcome = out.Outcome()
         for account_id, account_changes in by_account.items():
             memory = AccountMemory(**rows.get(account_id, {}), states=states.get(account_id, {}))
-            for change in account_changes:
+            for change, text in account_changes:
                 # Time is the change's own, so a replay decides exactly as the first pass did.
-                decision = decide(change, memory, service.rules, now=change.computed_at)
+                decision = decide(
+                    change, memory, service.rules, now=change.computed_at, message=text
+                )
                 outcome.add(account_id, decision)
             outcome.memories[account_id] = memory
-        await out.record(connection, service, outcome, max(c.computed_at for c in changes))
+        await out.record(connection, service, outcome, max(c.computed_at for c, _ in changes))
     out.count(outcome)
     return rejected

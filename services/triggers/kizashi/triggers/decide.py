@@ -4,6 +4,8 @@ today's firings). Pure: the consumer, the sweep and `kizashi backtest` share it.
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+import orjson
+
 from kizashi.contracts.scores import ScoresChanged
 from kizashi.contracts.signals import ChurnRiskSignal, OpportunitySignal, SignalBase
 from kizashi.triggers.engine import SWEEP_RULES, Evaluation, RuleState, evaluate, resolvable
@@ -62,11 +64,14 @@ def decide(
     now: datetime,
     only: set[str] | None = None,
     remember: bool = True,
+    message: bytes | None = None,
 ) -> Decision:
     """Evaluate the rules on one change and update `memory` in place.
 
     `remember=False` (the sweep) keeps the latest change and the CS history as they were:
-    a sweep re-reads the clock, it does not see new scores."""
+    a sweep re-reads the clock, it does not see new scores. `message`, the change's JSON text
+    when the caller has it (the consumer), is remembered as it is: parsing it is half the
+    cost of dumping the model again."""
     day = now.date()
     history = trim_history(memory.cs_history, now)
     evaluation = evaluate(
@@ -109,7 +114,9 @@ def decide(
     memory.states = {**memory.states, **evaluation.states}
     if remember:
         memory.cs_history = [*history, [now.timestamp(), change.after.cs]]
-        memory.latest = change.model_dump(mode="json")
+        memory.latest = (
+            orjson.loads(message) if message is not None else change.model_dump(mode="json")
+        )
     memory.schedule(rules, now)
     return Decision(signals=signals, evaluation=evaluation)
 
