@@ -77,9 +77,7 @@ class Scoring:
     def change(self, account: str, events: list[EventEnvelope], at: datetime) -> ConsumerRecord:
         stored = self.stored.get(account) or StoredAccount(account, None, None)
         outcome = rescore(stored, events, config=SCORING, now=at)
-        s = outcome.scored
-        scores = {"cs": s.cs, "op": s.op, "segment": s.segment, "priority": s.priority}
-        self.stored[account] = StoredAccount(account, s.state, {**scores, "features": s.features})
+        self.stored[account] = StoredAccount.after(outcome.scored)
         change = published(outcome)
         assert change is not None
         value = change.model_dump_json().encode()

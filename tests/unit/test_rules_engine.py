@@ -412,3 +412,24 @@ def test_health_drop_counts_only_cs_inside_its_window():
     assert "health_drop" not in [f.rule for f in quiet.firings]
     fresh_memory = Account().run(T0, scores=snap(cs=70), scores_before=snap(cs=90))
     assert [f.rule for f in fresh_memory.firings] == ["health_drop"]
+
+
+def test_only_rule_states_that_changed_are_written_back():
+    from kizashi.triggers.decide import AccountMemory
+    from kizashi.triggers.outcome import Outcome
+
+    kept, moved = RuleState(episode=2), RuleState(armed=False)
+    loaded = {"acc-1": {"detractor": kept, "usage_drop": moved}}
+    memory = AccountMemory(
+        states={
+            "detractor": RuleState(episode=2),  # equal, though another object
+            "usage_drop": moved.but(armed=True),
+            "inactivity": RuleState(),  # new
+        }
+    )
+    outcome = Outcome(memories={"acc-1": memory, "acc-2": AccountMemory()}, loaded_states=loaded)
+    assert outcome.changed_states() == {
+        "acc-1": {"usage_drop": RuleState(armed=True), "inactivity": RuleState()}
+    }
+    with pytest.raises(TypeError, match="no \\['armd'\\]"):
+        kept.but(armd=False)

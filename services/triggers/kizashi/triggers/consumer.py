@@ -40,7 +40,7 @@ async def handle_changes(service: TriggersService, records: list[ConsumerRecord]
     async with raw_transaction(service.engine) as connection:
         rows = await store.lock_accounts(connection, by_account)
         states = await store.load_rule_states(connection, by_account)
-        outcome = out.Outcome()
+        outcome = out.Outcome(loaded_states=states)
         for account_id, account_changes in by_account.items():
             memory = AccountMemory(**rows.get(account_id, {}), states=states.get(account_id, {}))
             for change, text in account_changes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -43,6 +43,19 @@ class RuleState:
     condition_since: datetime | None = None
     cleared_since: datetime | None = None
     last_value: float | None = None
+
+    def but(self, **changes: Any) -> RuleState:
+        """A copy with `changes`: states are replaced, never changed in place. Every rule
+        steps on every change, and dataclasses.replace re-reads the fields each time (4 µs,
+        against under 1 µs here)."""
+        if not _RULE_STATE_FIELDS.issuperset(changes):
+            raise TypeError(f"RuleState has no {sorted(changes.keys() - _RULE_STATE_FIELDS)}")
+        new = object.__new__(RuleState)
+        new.__dict__.update(self.__dict__, **changes)
+        return new
+
+
+_RULE_STATE_FIELDS = frozenset(RuleState.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
@@ -108,7 +121,7 @@ def evaluate(
         state = new_states[name]
         n = state.episode + 1
         episode = f"{name}:{_iso(reading.answered_at) if reading.answered_at else n}"
-        new_states[name] = replace(state, armed=False, episode=n, last_fired_at=now)
+        new_states[name] = state.but(armed=False, episode=n, last_fired_at=now)
         firings.append(
             Firing(
                 rule=name,
@@ -145,23 +158,23 @@ def _step(
 ) -> tuple[RuleState, bool]:
     """The rule's new state (before any firing) and whether it is ready to fire."""
     if reading.level == "unknown":
-        return replace(state), False
+        return state, False  # unchanged (states are never changed in place)
     if reading.level == "band":
-        return replace(state, last_value=reading.value), False
+        return state.but(last_value=reading.value), False
     if reading.level == "off":
         cleared = {"cleared_since": state.cleared_since or now, "last_value": reading.value}
-        return replace(state, armed=True, condition_since=None, **cleared), False
+        return state.but(armed=True, condition_since=None, **cleared), False
 
     armed, since = state.armed or reading.entered, state.condition_since or now
     if reading.answered_at is not None:
         since = state.condition_since
         if since is None or reading.answered_at > since:
             armed, since = True, reading.answered_at
-    new = replace(
-        state, armed=armed, condition_since=since, cleared_since=None, last_value=reading.value
+    new = state.but(
+        armed=armed, condition_since=since, cleared_since=None, last_value=reading.value
     )
     cooling = state.last_fired_at is not None and now - state.last_fired_at < cfg.cooldown
-    max_age: timedelta | None = getattr(cfg, "max_age", None)
+    max_age: timedelta | None = rule_option(cfg, "max_age")
     stale = bool(max_age and reading.answered_at and now - reading.answered_at > max_age)
     return new, armed and not cooling and not stale
 
@@ -177,7 +190,7 @@ def resolvable(states: dict[str, RuleState], rules: RuleBook, now: datetime) -> 
 
 
 def _cleared_long_enough(cfg: r.RuleConfig, state: RuleState, now: datetime) -> bool:
-    after = getattr(cfg, "auto_resolve_after", None)
+    after = rule_option(cfg, "auto_resolve_after")
     return (
         cfg.kind == "churn_risk"
         and after is not None
@@ -185,6 +198,13 @@ def _cleared_long_enough(cfg: r.RuleConfig, state: RuleState, now: datetime) -> 
         and state.cleared_since is not None
         and now - state.cleared_since >= after
     )
+
+
+def rule_option(cfg: r.RuleConfig, name: str) -> Any:
+    """A setting only some rules have, or None. A pydantic model keeps its fields in its
+    __dict__; getattr on a missing one goes through BaseModel.__getattr__ and an exception
+    (2.6 µs), for every rule on every change."""
+    return cfg.__dict__.get(name)
 
 
 def _priority(cfg: r.RuleConfig, scores: ScoreSnapshot) -> Literal["high", "medium", "low"]:
@@ -418,11 +438,15 @@ def _from_epoch(seconds: float) -> datetime:
 def _aware_state(state: RuleState | None) -> RuleState:
     if state is None:
         return RuleState()
-    names = ("last_fired_at", "condition_since", "cleared_since")
-    naive = {k: _aware(v) for k in names if (v := getattr(state, k)) and v.tzinfo is None}
+    times = {
+        "last_fired_at": state.last_fired_at,
+        "condition_since": state.condition_since,
+        "cleared_since": state.cleared_since,
+    }
+    naive = {k: _aware(v) for k, v in times.items() if v is not None and v.tzinfo is None}
     # As read from PostgreSQL, nothing to convert: the same state (states are replaced, never
     # changed in place).
-    return replace(state, **naive) if naive else state
+    return state.but(**naive) if naive else state
 
 
 def _aware(moment: datetime) -> datetime:

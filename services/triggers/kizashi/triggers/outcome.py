@@ -13,6 +13,7 @@ from kizashi.contracts.topics import SIGNAL_TOPICS
 from kizashi.kit.kafka import OutgoingRecord, encode
 from kizashi.triggers import store
 from kizashi.triggers.decide import AccountMemory, Decision
+from kizashi.triggers.engine import RuleState
 from kizashi.triggers.metrics import SIGNALS_FIRED, SIGNALS_RESOLVED, SIGNALS_SUPPRESSED
 from kizashi.triggers.rules import RULE_KINDS
 from kizashi.triggers.service import TriggersService
@@ -23,12 +24,24 @@ log = logging.getLogger(__name__)
 @dataclass
 class Outcome:
     memories: dict[str, AccountMemory] = field(default_factory=dict)
+    # The rule states as read at the start of the transaction: only those that changed are
+    # written back (most rules' states stay as they were on most changes).
+    loaded_states: dict[str, dict[str, RuleState]] = field(default_factory=dict)
     signals: list[SignalBase] = field(default_factory=list)
     cleared: list[tuple[str, str]] = field(default_factory=list)
     suppressed: list[str] = field(default_factory=list)
     # Filled by `record`.
     fresh: list[SignalBase] = field(default_factory=list)
     resolved: list[str] = field(default_factory=list)
+
+    def changed_states(self) -> dict[str, dict[str, RuleState]]:
+        changed = {}
+        for account_id, memory in self.memories.items():
+            loaded = self.loaded_states.get(account_id, {})
+            states = {r: s for r, s in memory.states.items() if loaded.get(r) != s}
+            if states:
+                changed[account_id] = states
+        return changed
 
     def add(self, account_id: str, decision: Decision) -> None:
         self.signals.extend(decision.signals)
@@ -41,7 +54,7 @@ async def record(
 ) -> Outcome:
     memories = outcome.memories
     await store.save_accounts(connection, {a: m.as_row() for a, m in memories.items()})
-    await store.save_rule_states(connection, {a: m.states for a, m in memories.items()})
+    await store.save_rule_states(connection, outcome.changed_states())
     new_ids = await store.insert_signals(connection, outcome.signals)
     outcome.fresh = [s for s in outcome.signals if s.signal_id in new_ids]
     outcome.resolved = await store.resolve_cleared(connection, outcome.cleared, now)

@@ -13,7 +13,7 @@ from typing import Any
 
 from kizashi.scoring.features import DAY_S, MEAN_LIFE_7D_S, MEAN_LIFE_28D_S
 from kizashi.triggers import rules as r
-from kizashi.triggers.engine import SWEEP_RULES, RuleState
+from kizashi.triggers.engine import SWEEP_RULES, RuleState, rule_option
 from kizashi.triggers.rules import RuleBook
 
 # In silence the 7-day rate falls against the 28-day baseline at this rate (per second).
@@ -70,7 +70,7 @@ def next_sweep_at(
     candidates: list[datetime] = []
     for name, cfg in rules.enabled():
         state = states.get(name) or RuleState()
-        after = getattr(cfg, "auto_resolve_after", None)
+        after = rule_option(cfg, "auto_resolve_after")
         if after is not None and state.last_fired_at and state.cleared_since:
             candidates.append(state.cleared_since + after)
         if name not in SWEEP_RULES:

@@ -31,7 +31,7 @@ async def sweep_batch(service: TriggersService, now: datetime) -> int:
             if not rows:
                 return 0, out.Outcome()
             states = await store.load_rule_states(connection, rows)
-            outcome = out.Outcome()
+            outcome = out.Outcome(loaded_states=states)
             for account_id, row in rows.items():
                 memory = AccountMemory(**row, states=states.get(account_id, {}))
                 outcome.add(account_id, sweep_decide(memory, service.rules, now=now))
