@@ -174,9 +174,10 @@ def run_demo(settings: Settings, *, wait_s: float = 60) -> int:
         _wait_for_history(client, urls["scoring"], token, len(history), wait_s)
         accepted = _post(client, urls["ingest"], key, news)
         print(f"  {accepted} events of today's news accepted (a survey, pricing visits)\n")
-        print(f"Waiting up to {wait_s:.0f} s for signals …")
+        print(f"Waiting up to {wait_s:.0f} s for signals and their deliveries …")
+        deadline = time.monotonic() + wait_s
         signals = _wait_for_signals(client, urls["triggers"], token, started, wait_s)
-        deliveries = _deliveries(client, urls["notifier"], token, signals)
+        deliveries = _wait_for_deliveries(client, urls["notifier"], token, signals, deadline)
         for account in STORIES:
             score = client.get(
                 f"{urls['scoring']}/v1/accounts/{account}",
@@ -248,6 +249,23 @@ def _wait_for_signals(
             settled = len(fresh)
         time.sleep(1.5)
     return signals
+
+
+def _wait_for_deliveries(
+    client: httpx.Client, url: str, token: str, signals: list[dict], deadline: float
+) -> list[dict]:
+    """Until every signal's deliveries are done (sent or failed), so that the output shows
+    where each alert went. The notifier paces each Slack webhook to about a message a second,
+    so the last of a burst of alerts can take several seconds."""
+    while True:
+        deliveries = _deliveries(client, url, token, signals)
+        delivered = {d["signal_id"] for d in deliveries}
+        done = all(s["signal_id"] in delivered for s in signals) and all(
+            d["status"] in ("sent", "failed") for d in deliveries
+        )
+        if done or time.monotonic() >= deadline:
+            return deliveries
+        time.sleep(0.5)
 
 
 def _deliveries(client: httpx.Client, url: str, token: str, signals: list[dict]) -> list[dict]:
