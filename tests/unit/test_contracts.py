@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
@@ -15,6 +16,7 @@ from kizashi.contracts import (
     signal_adapter,
 )
 from kizashi.contracts.schemas import SCHEMA_DIR, render_schemas
+from kizashi.contracts.text import NUL_MESSAGE, error_reason
 from kizashi.contracts.topics import ALL_TOPICS, EVENT_TOPICS, SCORES_CHANGED, SIGNAL_TOPICS
 
 
@@ -113,16 +115,43 @@ def test_invalid_events_are_refused_naming_the_field(raw, field):
     assert any(field in loc for loc in locations), locations
 
 
-def test_nul_characters_are_refused_inside_properties():
-    with pytest.raises(ValidationError):
-        input_event_adapter.validate_python(
-            {
-                "type": "product_usage",
-                "account_id": "a",
-                "action": "x",
-                "properties": {"k": ["fine", "bad\x00"]},
-            }
-        )
+@pytest.mark.parametrize(
+    ("extra", "where"),
+    [
+        ({"properties": {"k": ["fine", "bad\x00"]}}, "properties"),
+        ({"properties": {"a": {"b\x00": 1}}}, "properties"),
+        ({"user_id": "u\x00"}, "user_id"),
+        ({"feature": "f\x00"}, "feature"),
+    ],
+)
+def test_nul_characters_are_refused_anywhere_naming_the_place(extra, where):
+    raw = {"type": "product_usage", "account_id": "a", "action": "x", **extra}
+    # From Python (ingest) and from JSON text (what consumers decode): the same error.
+    for validate, value in (
+        (input_event_adapter.validate_python, raw),
+        (input_event_adapter.validate_json, orjson.dumps(raw)),
+    ):
+        with pytest.raises(ValidationError) as error:
+            validate(value)
+        (item,) = error.value.errors()
+        assert ".".join(map(str, item["loc"][1:])) == where
+        assert error_reason(item) == NUL_MESSAGE
+
+
+def test_properties_keep_every_kind_of_json_value():
+    properties = {"s": "x", "i": 3, "f": 2.5, "b": True, "n": None, "l": [1, "a"], "o": {"k": []}}
+    raw = {"type": "product_usage", "account_id": "a", "action": "x", "properties": properties}
+    event = input_event_adapter.validate_json(orjson.dumps(raw))
+    assert event.properties == properties
+    assert [type(v) for v in event.properties.values()] == [
+        str,
+        int,
+        float,
+        bool,
+        type(None),
+        list,
+        dict,
+    ]
 
 
 def test_account_update_facts_hold_only_what_it_sets():

@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kizashi.contracts.text import error_reason
 from kizashi.kit.logs import request_id_var
 from kizashi.kit.metrics import HTTP_DURATION, HTTP_REQUESTS
 
@@ -102,7 +103,7 @@ def validation_errors(error: RequestValidationError) -> list[dict]:
     return [
         {
             "field": ".".join(str(part) for part in item.get("loc", ()) if part != "body"),
-            "reason": item.get("msg", "invalid"),
+            "reason": error_reason(item),
         }
         for item in error.errors()
     ]

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from kizashi.contracts.events import input_event_adapter
+from kizashi.contracts.text import error_reason
 from kizashi.contracts.topics import EVENT_TOPICS
 from kizashi.ingest.limits import MAX_EVENT_BYTES, MAX_EVENTS_PER_BATCH, MAX_FUTURE_SKEW_S
 from kizashi.kit.kafka import OutgoingRecord
@@ -68,7 +69,7 @@ def _first_error(error: ValidationError) -> tuple[str, str]:
     loc = [str(part) for part in item.get("loc", ())]
     if len(loc) > 1 and loc[0] in EVENT_TOPICS:
         loc = loc[1:]
-    reason = item.get("msg", "invalid")
+    reason = error_reason(item)
     if item.get("type") == "union_tag_invalid":
         reason = f"unknown event type; expected one of {', '.join(EVENT_TOPICS)}"
         loc = ["type"]

@@ -21,6 +21,7 @@ import orjson
 from pydantic import ValidationError
 
 from kizashi.contracts.events import EventEnvelope, input_event_adapter
+from kizashi.contracts.text import error_reason
 from kizashi.kit.settings import Settings
 from kizashi.scoring.config import ConfigError, load_scoring_config
 from kizashi.triggers.replay import Replay, ReplayResult, processing_time
@@ -140,7 +141,7 @@ def parse_line(raw: bytes) -> tuple[EventEnvelope | None, str]:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "event"
         extra = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-        return None, f"{where}: {first['msg']}{extra}"
+        return None, f"{where}: {error_reason(first)}{extra}"
     if event.occurred_at is None and event.received_at is None:
         return None, "occurred_at: required in a history (when did it happen?)"
     return event, ""
