@@ -6,6 +6,7 @@ import sys
 import warnings
 
 from kizashi.kit.settings import SERVICE_PORTS, Settings
+from kizashi.kit.yamlconfig import ConfigFileError
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -128,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     try:
         return args.run(args, Settings())
+    except ConfigFileError as error:
+        # The message names the file, the key and the problem: a traceback would bury it.
+        print(f"kizashi: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

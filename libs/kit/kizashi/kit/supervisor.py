@@ -51,6 +51,13 @@ class Stack:
     def prepare(self) -> None:
         """Embedded servers, credentials and migrations: everything before the services."""
         settings = self.settings
+        if not (settings.slack_webhook_url or settings.smtp_url):
+            self.inbox = DevInbox(
+                settings.data_dir.resolve() / "inbox",
+                settings.dev_webhook_port,
+                settings.dev_smtp_port,
+            )
+        self.check_config_files()
         data_dir = settings.data_dir.resolve()
         env = dict(os.environ)
         env.update(ensure_credentials(settings))
@@ -76,14 +83,30 @@ class Stack:
         upgrade(env["KIZASHI_DATABASE_URL"])
         self.env = env
 
+    def check_config_files(self) -> None:
+        """Read every config file as its service will, before anything starts: a bad file stops
+        `kizashi up` with one line naming the file, the key and the problem, instead of four
+        services exiting and restarting in a loop. Raises ConfigFileError."""
+        from kizashi.ingest.segment_config import load_segment_mapping
+        from kizashi.notifier.routing import load_routing
+        from kizashi.scoring.config import load_scoring_config
+        from kizashi.triggers.rules import load_rules
+
+        settings, config_dir = self.settings, self.settings.config_dir
+        load_segment_mapping(config_dir)
+        load_scoring_config(config_dir)
+        load_rules(config_dir)
+        if self.inbox is not None:
+            slack_url, smtp_configured = self.inbox.slack_webhook_url, True
+        else:
+            slack = settings.slack_webhook_url
+            slack_url = slack.get_secret_value() if slack else None
+            smtp_configured = settings.smtp_url is not None
+        load_routing(config_dir, slack_webhook_url=slack_url, smtp_configured=smtp_configured)
+
     async def start_inbox(self) -> None:
-        if self.settings.slack_webhook_url or self.settings.smtp_url:
+        if self.inbox is None:
             return
-        self.inbox = DevInbox(
-            self.settings.data_dir.resolve() / "inbox",
-            self.settings.dev_webhook_port,
-            self.settings.dev_smtp_port,
-        )
         await self.inbox.start()
         self.env["KIZASHI_SLACK_WEBHOOK_URL"] = self.inbox.slack_webhook_url
         self.env["KIZASHI_SMTP_URL"] = self.inbox.smtp_url

@@ -17,6 +17,8 @@ from pydantic import (
     model_validator,
 )
 
+from kizashi.kit.yamlconfig import ConfigFileError
+
 ROUTING_FILE = "routing.yaml"
 DEFAULTS_DIR = Path(__file__).parent / "defaults"
 # This one variable is read through settings (which may come from a .env file), not os.environ.
@@ -25,7 +27,7 @@ _INTERVAL = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
-class RoutingConfigError(ValueError):
+class RoutingConfigError(ConfigFileError):
     """routing.yaml is unreadable or invalid; the message names the route and the key."""
 
 

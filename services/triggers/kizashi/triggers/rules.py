@@ -25,7 +25,7 @@ from pydantic import (
     field_validator,
 )
 
-from kizashi.kit.yamlconfig import load_yaml
+from kizashi.kit.yamlconfig import ConfigFileError, load_yaml
 
 DEFAULT_RULES_PATH = Path(__file__).parent / "defaults" / "rules.yaml"
 FILE_NAME = "rules.yaml"
@@ -34,7 +34,7 @@ _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION = re.compile(r"^(?:\d+[wdhms])+$")
 
 
-class RulesConfigError(ValueError):
+class RulesConfigError(ConfigFileError):
     """rules.yaml is unreadable or invalid; the message names the rule and the key."""
 
 
