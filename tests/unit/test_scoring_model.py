@@ -108,6 +108,9 @@ def test_breakdown_lines_add_up_to_the_scores() -> None:
         # Ten days back from noon, in 3-hour steps up to 21 h, touches 11 UTC days.
         "11 active days in the last 14, 11 in the last 28"
     )
+    assert component(result, "usage_health").explanation == (
+        "About 43 uses of the product in the last 7 days, against a target of 60 for 12 seats"
+    )
     assert component(result, "renewal_timing").raw == (date(2027, 2, 28) - NOW.date()).days
     assert component(result, "renewal_timing").points == pytest.approx(10.0)
 

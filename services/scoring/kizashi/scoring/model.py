@@ -130,7 +130,9 @@ def _cs_parts(f: Features, cfg: ScoringConfig, now: float) -> dict[str, Part]:
     if f["last_usage_at"] is None:
         usage_text = "No product usage recorded yet"
     else:
-        usage_text = f"About {_num(usage_7d)} usage in the last 7 days, against {target_text}"
+        usage_text = (
+            f"About {_num(usage_7d)} uses of the product in the last 7 days, against {target_text}"
+        )
     if trend is None:
         trend_part: Part = (None, miss.usage_trend, "No usage baseline yet, counted as neutral")
     else:
