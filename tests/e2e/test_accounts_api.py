@@ -91,14 +91,14 @@ async def test_one_account_with_breakdown_features_and_event_counts(stack, accou
     assert 0 <= body["cs"] <= 100 and 0 <= body["op"] <= 100
     assert body["segment"] in {"expand", "recover", "nurture", "at_risk"}
     assert body["priority"] in {"high", "medium", "low"}
-    assert body["config_version"] == "2026.1"
+    assert body["config_version"] == "2026.2"
     assert set(body["features"]) == set(FEATURE_NAMES)
     expected: dict[str, int] = {}
     for event in events:
         expected[event["type"]] = expected.get(event["type"], 0) + 1
     assert body["event_counts"] == expected
     lines = body["breakdown"]
-    assert len(lines) == 16 and all(set(line) == BREAKDOWN_KEYS for line in lines)
+    assert len(lines) == 17 and all(set(line) == BREAKDOWN_KEYS for line in lines)
     for index in ("cs", "op"):
         points = sum(line["points"] for line in lines if line["index"] == index)
         assert points == pytest.approx(body[index], abs=0.05)

@@ -182,6 +182,30 @@ def test_old_buckets_are_dropped_but_counters_keep_the_event() -> None:
     assert other.usage == pytest.approx(state.usage)
 
 
+def test_decision_makers_count_when_seen_in_any_event_within_28_days() -> None:
+    deciders = event("account_update", NOW - timedelta(days=90), decision_makers=["cfo", "cto"])
+    assert feats(state_of(usage(NOW, user_id="cfo")))["decision_makers_engaged_28d"] is None
+    assert feats(state_of(deciders))["decision_makers_engaged_28d"] == 0
+    seen = [
+        event("survey_response", NOW - timedelta(days=3), survey_id="s", nps=9, user_id="cfo"),
+        event("web_visit", NOW - timedelta(days=27), url="https://x.io/pricing", user_id="cto"),
+        event("email_engagement", NOW, action="open", campaign_id="c", user_id="someone"),
+    ]
+    assert feats(state_of(deciders, *seen))["decision_makers_engaged_28d"] == 2
+    # Seen once 29 days ago (usage) and once 40 days ago (email): no longer engaged.
+    stale = [
+        usage(NOW - timedelta(days=29), user_id="cfo"),
+        event(
+            "email_engagement",
+            NOW - timedelta(days=40),
+            action="open",
+            user_id="cto",
+            campaign_id="c",
+        ),
+    ]
+    assert feats(state_of(deciders, *stale))["decision_makers_engaged_28d"] == 0
+
+
 def test_json_round_trip_and_counts() -> None:
     state = state_of(
         usage(NOW, user_id="u", feature="f"),
@@ -238,19 +262,26 @@ _event = st.one_of(
         st.sampled_from([0.0, 1.0, 2.5]),
     ),
     st.builds(
-        lambda at, category: dict(
-            type="web_visit", at=at, url="https://x.io/a", page_category=category
+        lambda at, category, user: dict(
+            type="web_visit", at=at, url="https://x.io/a", page_category=category, user_id=user
         ),
         _offsets,
         st.sampled_from(["pricing", "product", "support", "docs"]),
+        st.sampled_from([None, "u3", "cfo"]),
     ),
     st.builds(
-        lambda at, action, tags: dict(
-            type="email_engagement", at=at, action=action, campaign_id="c", tags=tags
+        lambda at, action, tags, user: dict(
+            type="email_engagement",
+            at=at,
+            action=action,
+            campaign_id="c",
+            tags=tags,
+            user_id=user,
         ),
         _offsets,
         st.sampled_from(["open", "click"]),
         st.sampled_from([[], ["cross_sell"], ["upsell", "x"]]),
+        st.sampled_from([None, "cfo", "cto"]),
     ),
     st.builds(
         lambda at, nps, csat, intent: dict(
@@ -263,12 +294,18 @@ _event = st.one_of(
         st.one_of(st.none(), st.integers(0, 10)),
     ),
     st.builds(
-        lambda at, seats, arr: dict(
-            type="account_update", at=at, seats=seats, arr=arr, renewal_date="2027-02-15"
+        lambda at, seats, arr, deciders: dict(
+            type="account_update",
+            at=at,
+            seats=seats,
+            arr=arr,
+            renewal_date="2027-02-15",
+            decision_makers=deciders,
         ),
         st.integers(0, 5).map(lambda d: NOW - timedelta(days=d)),
         st.integers(1, 20),
         st.sampled_from([1000.0, 50_000.0, 900_000.0]),
+        st.sampled_from([None, ["cfo"], ["cfo", "cto", "u1"]]),
     ),
 )
 

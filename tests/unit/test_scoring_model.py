@@ -89,6 +89,24 @@ def test_stated_intent_and_buying_behaviour_raise_op() -> None:
     assert component(keen, "upsell_intent").explanation == "Stated upsell intent 9/10 on 2026-11-17"
 
 
+def test_an_engaged_decision_maker_raises_op_fit() -> None:
+    deciders = crm(decision_makers=["cfo", "cto"])
+    visit = event("web_visit", NOW - timedelta(days=2), url="https://x.io/blog", user_id="cfo")
+    engaged = component(scored(state_of(deciders, visit)), "decision_maker")
+    absent = component(scored(state_of(deciders)), "decision_maker")
+    unknown = component(scored(state_of(visit)), "decision_maker")
+    weight = CONFIG.op.weights.decision_maker
+    assert (engaged.points, unknown.points, absent.points) == (
+        pytest.approx(100 * weight / CONFIG.op.weights.total),
+        pytest.approx(100 * weight * CONFIG.missing.decision_maker / CONFIG.op.weights.total),
+        0,
+    )
+    assert engaged.explanation == "1 of 2 decision makers engaged in the last 28 days"
+    assert absent.explanation == "None of the 2 decision makers engaged in the last 28 days"
+    assert unknown.explanation == "No decision makers named in the CRM, counted as neutral"
+    assert engaged.raw == 1 and absent.raw == 0 and unknown.raw is None
+
+
 def test_breakdown_lines_add_up_to_the_scores() -> None:
     result = scored(
         state_of(

@@ -71,7 +71,12 @@ def test_calls_become_events_and_links_resolve_in_order():
             "type": "group",
             "userId": "u3",
             "groupId": "gamma",
-            "traits": {"name": "Gamma", "renewalDate": "2027-01-01", "tier": "gold"},
+            "traits": {
+                "name": "Gamma",
+                "renewalDate": "2027-01-01",
+                "tier": "gold",
+                "decisionMakers": ["u3", "u9"],
+            },
         },
         {
             "type": "track",
@@ -100,6 +105,7 @@ def test_calls_become_events_and_links_resolve_in_order():
     assert page["url"] == "https://x.io/pricing"
     assert group["type"] == "account_update" and group["account_id"] == "gamma"
     assert group["renewal_date"] == "2027-01-01" and group["attributes"] == {"tier": "gold"}
+    assert group["decision_makers"] == ["u3", "u9"]
     assert survey["type"] == "survey_response" and survey["nps"] == 4
     assert survey["survey_id"] == "nps"
     assert out.origins[3]["nps"] == "properties.score"

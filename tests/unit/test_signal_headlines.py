@@ -14,7 +14,7 @@ EXPECTED_SUBJECTS = {
     "health_drop": "Churn risk: Soylent — CS down 16 points in 14 days",
     "usage_drop": "Churn risk: Soylent — usage down to 49% of its baseline",
     "inactivity": "Churn risk: Soylent — no usage for 14 days",
-    "expansion_ready": "Opportunity: Tyrell — ready to expand (CS 66, OP 51)",
+    "expansion_ready": "Opportunity: Tyrell — ready to expand (CS 66, OP 50)",
     "pricing_interest": "Opportunity: Tyrell — 3 pricing visits in 7 days",
     "renewal_at_risk": "Churn risk: Hooli — renewal in 90 days with CS 38",
     "detractor": "Churn risk: Umbrella — NPS 2 (was 8)",

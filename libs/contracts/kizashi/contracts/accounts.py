@@ -19,6 +19,7 @@ class AccountFacts(BaseModel):
     owner_slack: str | None = None
     industry: str | None = None
     employees: int | None = None
+    decision_makers: list[str] | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
 
     @property

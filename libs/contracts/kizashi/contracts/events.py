@@ -121,6 +121,9 @@ class AccountUpdate(EventEnvelope):
     owner_slack: ShortText | None = None
     industry: ShortText | None = None
     employees: int | None = Field(default=None, ge=0, le=100_000_000)
+    # The user ids of the people who decide on a purchase (the CRM's decision-maker or
+    # economic-buyer contact roles); the OP index counts whether they engage.
+    decision_makers: list[Identifier] | None = Field(default=None, max_length=50)
     attributes: JsonObject | None = None
 
     @model_validator(mode="after")
@@ -145,6 +148,7 @@ ACCOUNT_FACT_FIELDS = frozenset(
         "owner_slack",
         "industry",
         "employees",
+        "decision_makers",
         "attributes",
     }
 )

@@ -43,6 +43,7 @@ def story_events(now: datetime) -> tuple[list[dict], list[dict]]:
             owner_slack="@alice",
             industry="Manufacturing",
             employees=800,
+            decision_makers=["acme-cfo"],
         ),
         _event(
             "account_update",
@@ -104,7 +105,7 @@ def story_events(now: datetime) -> tuple[list[dict], list[dict]]:
             "acme",
             now - timedelta(hours=hours),
             url="https://kizashi.example/pricing",
-            user_id="acme-u1",
+            user_id="acme-cfo",  # a decision maker: OP's fit counts that
         )
         for hours in (30, 20, 6, 2)
     ]

@@ -74,6 +74,7 @@ class OpWeights(_Weights):
     seat_pressure: Weight
     usage_growth: Weight
     size_fit: Weight
+    decision_maker: Weight
     plan_fit: Weight
     renewal_timing: Weight
 
@@ -156,6 +157,7 @@ class Missing(_Strict):
     seat_pressure: Unit
     usage_growth: Unit
     size_fit: Unit
+    decision_maker: Unit
     plan_fit: Unit
     renewal_timing: Unit
 

@@ -10,7 +10,8 @@ How each part of the state stays order-independent:
 |---|---|---|
 | `usage` | `[ref_ts, u7, u28]`: decayed sums at the latest usage time | rebase to max, add |
 | `days` | UTC day -> `[usage, pricing, product, support, cross_sell, opens]` | sum |
-| `user_days`, `feature_days` | key -> last UTC day seen (at most 2,000 / 200 keys) | max |
+| `user_days`, `feature_days` | key -> last UTC day seen in usage (at most 2,000 / 200 keys) | max |
+| `contact_days` | user -> last UTC day in an email, web or survey event (at most 2,000) | max |
 | `surveys` | answer -> newest two `[ts, event_id, value]` | top-2 by (ts, event_id) |
 | `crm` | field -> `[ts, event_id, value]` | last writer wins by (ts, event_id) |
 | `counts` | event type -> lifetime count | sum |
@@ -88,6 +89,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "arr",
     "employees",
     "support_visits_14d",
+    "decision_makers_engaged_28d",
 )
 
 
@@ -109,6 +111,7 @@ class AccountState:
     days: dict[int, list[int]] = field(default_factory=dict)
     user_days: dict[str, int] = field(default_factory=dict)
     feature_days: dict[str, int] = field(default_factory=dict)
+    contact_days: dict[str, int] = field(default_factory=dict)
     surveys: dict[str, list[list[Any]]] = field(default_factory=dict)
     crm: dict[str, list[Any]] = field(default_factory=dict)
 
@@ -125,6 +128,7 @@ class AccountState:
             days={int(day): bucket for day, bucket in data.get("days", {}).items()},
             user_days=data.get("user_days", {}),
             feature_days=data.get("feature_days", {}),
+            contact_days=data.get("contact_days", {}),
             surveys=data.get("surveys", {}),
             crm=data.get("crm", {}),
         )
@@ -138,6 +142,7 @@ class AccountState:
             "days": {str(day): bucket for day, bucket in self.days.items()},
             "user_days": self.user_days,
             "feature_days": self.feature_days,
+            "contact_days": self.contact_days,
             "surveys": self.surveys,
             "crm": self.crm,
         }
@@ -151,7 +156,12 @@ class AccountState:
         # path, and this runs for every event.
         if kind == "product_usage":
             self._apply_usage(event, ts)  # type: ignore[arg-type]
-        elif kind == "web_visit":
+            return
+        if event.user_id is not None and kind != "account_update":
+            day = utc_day(ts)
+            if self._retained(day):
+                _keep_latest(self.contact_days, event.user_id, day, MAX_USERS)
+        if kind == "web_visit":
             bucket = self._bucket(utc_day(ts))
             if bucket is not None:
                 category = event.page_category  # type: ignore[union-attr]
@@ -206,12 +216,18 @@ class AccountState:
         if event.feature is not None:
             _keep_latest(self.feature_days, event.feature, day, MAX_FEATURES)
 
-    def _bucket(self, day: int) -> list[int] | None:
-        """The day's bucket, or None when the day is already past retention."""
+    def _retained(self, day: int) -> bool:
+        """Advance the newest day (pruning what falls out of retention); False when `day` is
+        already past retention."""
         if self.max_day is None or day > self.max_day:
             self.max_day = day
             self._prune(day - RETENTION_DAYS)
-        elif day < self.max_day - RETENTION_DAYS:
+            return True
+        return day >= self.max_day - RETENTION_DAYS
+
+    def _bucket(self, day: int) -> list[int] | None:
+        """The day's bucket, or None when the day is already past retention."""
+        if not self._retained(day):
             return None
         bucket = self.days.get(day)
         if bucket is None:
@@ -222,7 +238,7 @@ class AccountState:
         # Pruning depends only on the newest day, which every order reaches in the end.
         for day in [day for day in self.days if day < floor]:
             del self.days[day]
-        for mapping in (self.user_days, self.feature_days):
+        for mapping in (self.user_days, self.feature_days, self.contact_days):
             for key in [key for key, day in mapping.items() if day < floor]:
                 del mapping[key]
 
@@ -335,6 +351,15 @@ def features_at(state: AccountState, facts: AccountFacts, now: datetime) -> dict
     users = sum(1 for day in state.user_days.values() if day >= since_28)
     distinct_features = sum(1 for day in state.feature_days.values() if day >= since_28)
 
+    decision_makers_engaged = None
+    if facts.decision_makers:
+        decision_makers_engaged = float(
+            sum(
+                1
+                for user in set(facts.decision_makers)
+                if max(state.user_days.get(user, -1), state.contact_days.get(user, -1)) >= since_28
+            )
+        )
     seats = facts.seats
     nps, nps_previous, nps_at = _answer(state, "nps")
     csat, csat_previous, csat_at = _answer(state, "csat")
@@ -375,4 +400,5 @@ def features_at(state: AccountState, facts: AccountFacts, now: datetime) -> dict
         "arr": facts.arr,
         "employees": None if facts.employees is None else float(facts.employees),
         "support_visits_14d": float(support),
+        "decision_makers_engaged_28d": decision_makers_engaged,
     }

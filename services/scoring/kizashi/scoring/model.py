@@ -30,7 +30,7 @@ SETTLED_USAGE = 0.5
 class BreakdownLine(dict):
     """One line of a breakdown: a `ScoreComponent` as JSON data, with attribute access.
 
-    A score has sixteen lines and the consumer makes thousands of scores a second, so lines are
+    A score has seventeen lines and the consumer makes thousands of scores a second, so lines are
     made as plain dicts (no per-line validation; orjson writes a dict several times faster than
     a dataclass) and wrapped in this view only when read; `as_component()` gives the contract
     model.
@@ -219,6 +219,25 @@ def _op_parts(f: Features, facts: AccountFacts, cfg: ScoringConfig, now: float) 
         said.append(f"{employees:.0f} employees" if employees is not None else "headcount unknown")
         norm, raw = max(sizes, key=lambda known: known[0])  # ARR on a tie
         size = (raw, norm, ", ".join(said))
+    engaged, named = f["decision_makers_engaged_28d"], len(set(facts.decision_makers or ()))
+    if engaged is None:
+        decision_maker: Part = (
+            None,
+            miss.decision_maker,
+            "No decision makers named in the CRM, counted as neutral",
+        )
+    elif engaged:
+        decision_maker = (
+            engaged,
+            1.0,
+            f"{engaged:.0f} of {_plural(named, 'decision maker')} engaged in the last 28 days",
+        )
+    else:
+        decision_maker = (
+            0.0,
+            0.0,
+            f"None of the {_plural(named, 'decision maker')} engaged in the last 28 days",
+        )
     plan = facts.plan
     plan_room = None if plan is None else n.plans.get(plan.strip().lower())
     if plan_room is None:
@@ -255,6 +274,7 @@ def _op_parts(f: Features, facts: AccountFacts, cfg: ScoringConfig, now: float) 
         "seat_pressure": pressure,
         "usage_growth": growth,
         "size_fit": size,
+        "decision_maker": decision_maker,
         "plan_fit": plan_part,
         "renewal_timing": timing,
     }
