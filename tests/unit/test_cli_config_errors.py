@@ -20,18 +20,23 @@ BROKEN = {
 }
 
 
-def _run(args: list[str], config_dir: Path, data_dir: Path) -> subprocess.CompletedProcess:
+def _run(
+    args: list[str], config_dir: Path, data_dir: Path, *, servers: bool = True
+) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KIZASHI_")}
     env.update(
         KIZASHI_CONFIG_DIR=str(config_dir),
         KIZASHI_DATA_DIR=str(data_dir),
         KIZASHI_API_TOKEN="t" * 32,
         KIZASHI_INGEST_KEYS="k" * 32,
-        # Nothing listens there: a service that got past its config would fail differently.
-        KIZASHI_DATABASE_URL=f"postgresql://127.0.0.1:{free_port()}/none",
-        KIZASHI_KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}",
         **{f"KIZASHI_{s}_PORT": str(free_port()) for s in BROKEN},
     )
+    if servers:
+        # Nothing listens there: a service that got past its config would fail differently.
+        env.update(
+            KIZASHI_DATABASE_URL=f"postgresql://127.0.0.1:{free_port()}/none",
+            KIZASHI_KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}",
+        )
     return subprocess.run(
         [sys.executable, "-m", "kizashi.kit.cli", *args],
         env=env,
@@ -54,11 +59,22 @@ def test_serve_stops_on_a_bad_file_with_one_line(service: str, tmp_path: Path) -
 
 
 def test_up_checks_every_file_before_starting_anything(tmp_path: Path) -> None:
-    file_name, text, said = BROKEN["triggers"]
+    # routing.yaml is the last file checked; nothing configured, so `up` would start an
+    # embedded PostgreSQL and broker in the data folder if it got past the check.
+    file_name, text, said = BROKEN["notifier"]
     (tmp_path / file_name).write_text(text, encoding="utf-8")
     data_dir = tmp_path / "data"
-    result = _run(["up"], tmp_path, data_dir)
+    result = _run(["up"], tmp_path, data_dir, servers=False)
     assert result.returncode == 2, result.stdout + result.stderr
-    assert result.stderr == f"kizashi: {file_name}: rules.{said}: unknown key\n"
+    assert len(result.stderr.splitlines()) == 1, result.stderr  # one message, no warnings
+    assert result.stderr.startswith(f"kizashi: {tmp_path / file_name}: ") and said in result.stderr
     assert "starting" not in result.stdout  # no embedded server, no service
     assert not data_dir.exists() or not any(data_dir.iterdir())
+
+
+def test_a_custom_rules_file_is_named_by_its_path(tmp_path: Path) -> None:
+    file_name, text, said = BROKEN["triggers"]
+    (tmp_path / file_name).write_text(text, encoding="utf-8")
+    result = _run(["up"], tmp_path, tmp_path / "data")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr == f"kizashi: {tmp_path / file_name}: rules.{said}: unknown key\n"

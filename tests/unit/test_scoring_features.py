@@ -284,14 +284,21 @@ _event = st.one_of(
         st.sampled_from([None, "cfo", "cto"]),
     ),
     st.builds(
-        lambda at, nps, csat, intent: dict(
-            type="survey_response", at=at, survey_id="s", nps=nps, csat=csat, upsell_intent=intent
+        lambda at, nps, csat, intent, user: dict(
+            type="survey_response",
+            at=at,
+            survey_id="s",
+            nps=nps,
+            csat=csat,
+            upsell_intent=intent,
+            user_id=user,
         ),
         # Coarse times so ties on occurred_at happen and the event id must break them.
         st.integers(0, 5).map(lambda d: NOW - timedelta(days=d)),
         st.integers(0, 10),
         st.one_of(st.none(), st.integers(1, 5)),
         st.one_of(st.none(), st.integers(0, 10)),
+        st.sampled_from([None, "cfo", "cto"]),
     ),
     st.builds(
         lambda at, seats, arr, deciders: dict(

@@ -101,8 +101,15 @@ def test_an_engaged_decision_maker_raises_op_fit() -> None:
         pytest.approx(100 * weight * CONFIG.missing.decision_maker / CONFIG.op.weights.total),
         0,
     )
-    assert engaged.explanation == "1 of 2 decision makers engaged in the last 28 days"
+    assert engaged.explanation == "1 of the 2 decision makers engaged in the last 28 days"
     assert absent.explanation == "None of the 2 decision makers engaged in the last 28 days"
+    alone = crm(decision_makers=["cfo"])
+    assert component(scored(state_of(alone, visit)), "decision_maker").explanation == (
+        "The decision maker engaged in the last 28 days"
+    )
+    assert component(scored(state_of(alone)), "decision_maker").explanation == (
+        "The decision maker did not engage in the last 28 days"
+    )
     assert unknown.explanation == "No decision makers named in the CRM, counted as neutral"
     assert engaged.raw == 1 and absent.raw == 0 and unknown.raw is None
 

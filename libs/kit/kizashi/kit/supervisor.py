@@ -4,6 +4,7 @@ services, each its own process, restarted when it dies and stopped cleanly on Ct
 import asyncio
 import contextlib
 import ctypes
+import logging
 import os
 import signal
 import sys
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 
 from kizashi.kit.devinbox import DevInbox
 from kizashi.kit.embedded import EmbeddedBroker, EmbeddedPostgres, port_open
@@ -88,21 +90,27 @@ class Stack:
         `kizashi up` with one line naming the file, the key and the problem, instead of four
         services exiting and restarting in a loop. Raises ConfigFileError."""
         from kizashi.ingest.segment_config import load_segment_mapping
-        from kizashi.notifier.routing import load_routing
+        from kizashi.notifier.routing import load_routing_for
         from kizashi.scoring.config import load_scoring_config
         from kizashi.triggers.rules import load_rules
 
-        settings, config_dir = self.settings, self.settings.config_dir
-        load_segment_mapping(config_dir)
-        load_scoring_config(config_dir)
-        load_rules(config_dir)
-        if self.inbox is not None:
-            slack_url, smtp_configured = self.inbox.slack_webhook_url, True
-        else:
-            slack = settings.slack_webhook_url
-            slack_url = slack.get_secret_value() if slack else None
-            smtp_configured = settings.smtp_url is not None
-        load_routing(config_dir, slack_webhook_url=slack_url, smtp_configured=smtp_configured)
+        settings = self.settings
+        if self.inbox is not None:  # the notifier will run with the stand-ins' addresses
+            settings = settings.model_copy(
+                update={
+                    "slack_webhook_url": SecretStr(self.inbox.slack_webhook_url),
+                    "smtp_url": SecretStr(self.inbox.smtp_url),
+                }
+            )
+        # The services log their own warnings (a receiver disabled, …) when they start.
+        logging.disable(logging.WARNING)
+        try:
+            load_segment_mapping(settings.config_dir)
+            load_scoring_config(settings.config_dir)
+            load_rules(settings.config_dir)
+            load_routing_for(settings)
+        finally:
+            logging.disable(logging.NOTSET)
 
     async def start_inbox(self) -> None:
         if self.inbox is None:

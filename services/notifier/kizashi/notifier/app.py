@@ -12,7 +12,7 @@ from kizashi.notifier import api
 from kizashi.notifier.consumer import handle_signals
 from kizashi.notifier.deliver import delivery_loop
 from kizashi.notifier.render import Renderer
-from kizashi.notifier.routing import load_routing
+from kizashi.notifier.routing import load_routing_for
 from kizashi.notifier.service import NotifierService
 from kizashi.notifier.transport import RetryPolicy, SmtpSender, WebhookSender
 
@@ -20,13 +20,8 @@ from kizashi.notifier.transport import RetryPolicy, SmtpSender, WebhookSender
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     smtp_url = settings.smtp_url.get_secret_value() if settings.smtp_url else None
-    slack_url = (
-        settings.slack_webhook_url.get_secret_value() if settings.slack_webhook_url else None
-    )
     # Validated before anything starts: a bad routing.yaml stops the service with its reason.
-    routing = load_routing(
-        settings.config_dir, slack_webhook_url=slack_url, smtp_configured=bool(smtp_url)
-    )
+    routing = load_routing_for(settings)
 
     async def setup(runtime: ServiceRuntime) -> NotifierService:
         service = NotifierService(

@@ -28,6 +28,7 @@ from pydantic import (
 
 from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.signals import Signal
+from kizashi.kit.settings import Settings
 from kizashi.kit.yamlconfig import load_yaml
 from kizashi.notifier.routing_file import (
     DEFAULTS_DIR,
@@ -211,6 +212,16 @@ class RoutingTree:
 
 
 # --- loading -------------------------------------------------------------------------------
+
+
+def load_routing_for(settings: Settings) -> RoutingTree:
+    """routing.yaml as the notifier runs it with these settings' Slack webhook and SMTP server."""
+    slack = settings.slack_webhook_url
+    return load_routing(
+        settings.config_dir,
+        slack_webhook_url=slack.get_secret_value() if slack else None,
+        smtp_configured=bool(settings.smtp_url and settings.smtp_url.get_secret_value()),
+    )
 
 
 def load_routing(

@@ -24,7 +24,7 @@ state; changing them needs a rebuild from the event log (docs/features.md fixes 
 | `usage_7d` | 7 days | 4.85 days | ≈ usage quantity in the last 7 days |
 | `usage_28d` | 28 days | 19.4 days | ≈ usage quantity in the last 28 days |
 
-Day buckets, user days and feature days older than 42 days before the newest event day are
+Day buckets, user, contact and feature days older than 42 days before the newest event day are
 dropped; every window read from them is at most 28 days, so nothing visible is lost.
 """
 

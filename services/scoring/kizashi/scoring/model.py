@@ -226,18 +226,14 @@ def _op_parts(f: Features, facts: AccountFacts, cfg: ScoringConfig, now: float) 
             miss.decision_maker,
             "No decision makers named in the CRM, counted as neutral",
         )
-    elif engaged:
-        decision_maker = (
-            engaged,
-            1.0,
-            f"{engaged:.0f} of {_plural(named, 'decision maker')} engaged in the last 28 days",
-        )
     else:
-        decision_maker = (
-            0.0,
-            0.0,
-            f"None of the {_plural(named, 'decision maker')} engaged in the last 28 days",
-        )
+        if named == 1:
+            who = "The decision maker" + (" engaged" if engaged else " did not engage")
+        elif engaged:
+            who = f"{engaged:.0f} of the {named} decision makers engaged"
+        else:
+            who = f"None of the {named} decision makers engaged"
+        decision_maker = (engaged, 1.0 if engaged else 0.0, f"{who} in the last 28 days")
     plan = facts.plan
     plan_room = None if plan is None else n.plans.get(plan.strip().lower())
     if plan_room is None:

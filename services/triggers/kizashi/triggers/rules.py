@@ -338,9 +338,11 @@ class RuleBook(BaseModel):
 def load_rules(config_dir: Path | None) -> RuleBook:
     """The packaged defaults, overlaid with `<config_dir>/rules.yaml` when that file exists."""
     data = _read(DEFAULT_RULES_PATH, "rules.yaml (packaged default)")
+    source = FILE_NAME
     if config_dir is not None and (path := Path(config_dir) / FILE_NAME).is_file():
-        data = _overlay(data, _read(path, FILE_NAME))
-    return parse_rules(data)
+        source = str(path)
+        data = _overlay(data, _read(path, source))
+    return parse_rules(data, source=source)
 
 
 def parse_rules(data: dict[str, Any], *, source: str = FILE_NAME) -> RuleBook:
