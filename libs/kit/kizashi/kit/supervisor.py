@@ -87,7 +87,7 @@ class Stack:
 
     def check_config_files(self) -> None:
         """Read every config file as its service will, before anything starts: a bad file stops
-        `kizashi up` with one line naming the file, the key and the problem, instead of four
+        `kizashi up` with one message naming the file, the key and the problem, instead of four
         services exiting and restarting in a loop. Raises ConfigFileError."""
         from kizashi.ingest.segment_config import load_segment_mapping
         from kizashi.notifier.routing import load_routing_for
