@@ -197,7 +197,7 @@ def test_file_in_config_dir_is_used(tmp_path: Path) -> None:
         (lambda c: c.replace("kind: churn_risk", "kind: churn"), None),
         (
             lambda c: c.replace("priority: high}", "priority: high, colour: red}"),
-            "route #0 ('vip churn'): match.colour: Extra inputs are not permitted",
+            "route #0 ('vip churn'): match.colour: unknown key",
         ),
         (
             lambda c: c.replace("[sales, owners, owner-mail]", "[sales, nobody]"),
@@ -221,13 +221,22 @@ def test_file_in_config_dir_is_used(tmp_path: Path) -> None:
         ),
         (
             lambda c: c.replace(f'webhook_url: "{HOOK}"', "webhook_url: ftp://x"),
-            "receiver #0 ('sales'): (whole entry): Value error, must be an http(s) URL",
+            "receiver #0 ('sales'): (whole entry): must be an http(s) URL",
         ),
         (
             lambda c: c.replace("name: owners\n", "name: sales\n"),
             "receiver #1 ('sales'): name: duplicate receiver name",
         ),
-        (lambda c: c.replace("default:\n  receivers: [owner-mail]\n", ""), "default: Field"),
+        (
+            lambda c: c.replace("default:\n  receivers: [owner-mail]\n", ""),
+            "default: required key is missing",
+        ),
+        (
+            lambda c: c.replace(
+                "default:\n  receivers: [owner-mail]\n", "default:\n  receivers: []\n"
+            ),
+            "route default: receivers: must hold at least 1 item",
+        ),
         (
             lambda c: c.replace("match: {segment: expand}", "match: {}").replace(
                 "    digest: {interval: 1d}\n",

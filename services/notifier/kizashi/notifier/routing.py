@@ -29,7 +29,7 @@ from pydantic import (
 from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.signals import Signal
 from kizashi.kit.settings import Settings
-from kizashi.kit.yamlconfig import load_yaml
+from kizashi.kit.yamlconfig import load_yaml, problem
 from kizashi.notifier.routing_file import (
     DEFAULTS_DIR,
     ROUTING_FILE,
@@ -372,8 +372,8 @@ def _describe_error(source: str, raw: dict[str, Any], exc: ValidationError) -> s
         keys = [str(p) for p in loc if not _is_union_tag(p)]
         key = ".".join(keys) or "(whole entry)"
         messages = found.setdefault(f"{where}: {key}", [])
-        if error["msg"] not in messages:
-            messages.append(error["msg"])
+        if (reason := problem(error)) not in messages:
+            messages.append(reason)
     return "; ".join(f"{where}: {' or '.join(msgs)}" for where, msgs in found.items())
 
 
