@@ -90,10 +90,13 @@ def problem(error: dict[str, Any]) -> str:
         return "must be a mapping"
     if kind == "list_type":
         return "must be a list"
-    if kind in ("too_short", "too_long") and ("min_length" in ctx or "max_length" in ctx):
-        bound = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
-        least = "at least" if kind == "too_short" else "at most"
-        return f"must hold {least} {bound} item" + ("" if bound == 1 else "s")
+    if kind in ("too_short", "too_long"):
+        side, bound = (
+            ("at least", ctx["min_length"])
+            if kind == "too_short"
+            else ("at most", ctx["max_length"])
+        )
+        return f"must hold {side} {bound} item" + ("" if bound == 1 else "s")
     if kind == "bool_type" or kind == "bool_parsing":
         return f"must be true or false, got {error['input']!r}"
     if kind == "literal_error":
