@@ -10,9 +10,10 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/kizashi
 WORKDIR /src
 # Dependencies first, from pyproject.toml alone: this layer is rebuilt only when it changes.
+# The runtime dependencies only: the embedded servers and dev tools are the `embedded` extra.
 COPY pyproject.toml ./
-COPY deploy/docker/requirements.py /tmp/requirements.py
-RUN python /tmp/requirements.py pyproject.toml > /tmp/requirements.txt \
+RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" \
+        > /tmp/requirements.txt \
     && /opt/kizashi/bin/pip install --requirement /tmp/requirements.txt
 # Then the code: one wheel holding every kizashi package (hatchling, see pyproject.toml).
 COPY libs ./libs

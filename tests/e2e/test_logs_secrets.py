@@ -7,7 +7,7 @@ import httpx
 import orjson
 import pytest
 
-from kizashi.kit.settings import Settings
+from kizashi.runtime.settings import Settings
 
 pytestmark = pytest.mark.e2e
 

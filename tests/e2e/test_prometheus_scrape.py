@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from kizashi.kit.demo import story_events
+from kizashi.tools.demo import story_events
 from tests.support.prometheus import DEPLOY, prometheus_server, promtool
 
 pytestmark = pytest.mark.e2e

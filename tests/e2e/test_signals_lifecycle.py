@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from kizashi.kit.settings import Settings
-from kizashi.kit.signing import sign_action
-from kizashi.kit.stack import credentials_file, read_env_file
+from kizashi.runtime.settings import Settings
+from kizashi.runtime.signing import sign_action
+from kizashi.tools.stack import credentials_file, read_env_file
 
 pytestmark = pytest.mark.e2e
 

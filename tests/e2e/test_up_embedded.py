@@ -13,8 +13,8 @@ import httpx
 import psutil
 import pytest
 
-from kizashi.kit.bench.harness import PORT_SETTINGS
-from kizashi.kit.embedded import free_port
+from kizashi.tools.bench.harness import PORT_SETTINGS
+from kizashi.tools.embedded import free_port
 from tests.support.stack import read_jsonl
 
 pytestmark = pytest.mark.e2e
@@ -50,7 +50,7 @@ def test_up_then_demo_shows_alerts_and_stops_cleanly(tmp_path: Path):
     env = _newcomer_env(data_dir)
     log = tmp_path / "up.log"
     up = subprocess.Popen(
-        [sys.executable, "-m", "kizashi.kit.cli", "up"],
+        [sys.executable, "-m", "kizashi.tools.cli", "up"],
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -58,7 +58,7 @@ def test_up_then_demo_shows_alerts_and_stops_cleanly(tmp_path: Path):
     try:
         _wait_ready(env, up, log)
         demo = subprocess.run(
-            [sys.executable, "-m", "kizashi.kit.cli", "demo", "--wait", "90"],
+            [sys.executable, "-m", "kizashi.tools.cli", "demo", "--wait", "90"],
             env=env,
             capture_output=True,
             text=True,

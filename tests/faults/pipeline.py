@@ -25,9 +25,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from kizashi.contracts.topics import DEAD_LETTER
-from kizashi.kit.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
-from kizashi.kit.migrate import upgrade
 from kizashi.notifier.consumer import delivery_id_for
+from kizashi.tools.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from kizashi.tools.migrate import upgrade
 from tests.support.stack import RunningStack, start_stack
 from tests.support.webhook_server import RecordingWebhookServer
 
@@ -247,7 +247,7 @@ async def wait_applied(faults: FaultStack, expected: Counter[str], within: float
 def consumer_log(faults: FaultStack) -> str:
     """The stack's log lines about consumers (a failure's first clue), not the noise."""
     lines = faults.stack.log_path.read_text(errors="replace").splitlines()
-    return "\n".join(line for line in lines if "kizashi.kit" in line or "restart" in line)
+    return "\n".join(line for line in lines if "kizashi.runtime" in line or "restart" in line)
 
 
 async def signals_of(database_url: str, accounts: list[str]) -> list[dict]:

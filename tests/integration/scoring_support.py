@@ -16,14 +16,14 @@ from aiokafka.structs import ConsumerRecord
 
 from kizashi.contracts.scores import ScoresChanged
 from kizashi.contracts.topics import EVENT_TOPICS, SCORES_CHANGED
-from kizashi.kit.db import create_engine, raw_transaction
-from kizashi.kit.embedded import EmbeddedBroker, free_port
-from kizashi.kit.kafka import Producer, ensure_topics
-from kizashi.kit.migrate import upgrade_async
-from kizashi.kit.runtime import ServiceRuntime
-from kizashi.kit.settings import Settings
+from kizashi.runtime.db import create_engine, raw_transaction
+from kizashi.runtime.kafka import Producer, ensure_topics
+from kizashi.runtime.lifecycle import ServiceRuntime
+from kizashi.runtime.settings import Settings
 from kizashi.scoring.config import ScoringConfig, load_scoring_config
-from kizashi.scoring.service import ScoringService
+from kizashi.scoring.state import ScoringState
+from kizashi.tools.embedded import EmbeddedBroker, free_port
+from kizashi.tools.migrate import upgrade_async
 from tests.support.infra import _create_database, _drop_database, _with_database
 
 _offsets = iter(range(10**9))
@@ -48,7 +48,7 @@ async def private_scoring(database_url: str, workdir: Path) -> AsyncIterator[dic
 @asynccontextmanager
 async def scoring_service(
     servers: dict, config: ScoringConfig | None = None
-) -> AsyncIterator[ScoringService]:
+) -> AsyncIterator[ScoringState]:
     settings = Settings(database_url=servers["url"], kafka_bootstrap_servers=servers["bootstrap"])
     runtime = ServiceRuntime(
         service="scoring", settings=settings, engine=create_engine(servers["url"])
@@ -56,7 +56,7 @@ async def scoring_service(
     runtime.producer = Producer(servers["bootstrap"], service="scoring")
     await runtime.producer.start()
     try:
-        yield ScoringService(runtime=runtime, config=config or load_scoring_config(None))
+        yield ScoringState(runtime=runtime, config=config or load_scoring_config(None))
     finally:
         await runtime.stop()
 
@@ -105,7 +105,7 @@ def records(events: list[dict]) -> list[ConsumerRecord]:
     return out
 
 
-async def account_row(service: ScoringService, account: str) -> dict | None:
+async def account_row(service: ScoringState, account: str) -> dict | None:
     async with raw_transaction(service.engine) as connection:
         row = await connection.fetchrow(
             """

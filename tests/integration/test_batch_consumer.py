@@ -5,8 +5,8 @@ import uuid
 
 from aiokafka import AIOKafkaProducer
 
-from kizashi.kit.consumer import BatchConsumer
-from kizashi.kit.kafka import Producer, ensure_topics
+from kizashi.runtime.consumer import BatchConsumer
+from kizashi.runtime.kafka import Producer, ensure_topics
 
 # Records this big make one fetch (4 MiB per partition) return about 40 of them, so only
 # topping the batch up can fill a batch of 100.

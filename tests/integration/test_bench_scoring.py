@@ -9,7 +9,7 @@ import sys
 import asyncpg
 import orjson
 
-from kizashi.kit.db import async_url
+from kizashi.runtime.db import async_url
 
 
 async def _leftovers(database_url: str) -> tuple[int, int]:
@@ -30,7 +30,7 @@ async def test_bench_scoring_reports_figures_and_cleans_up(database_url, bootstr
     env = {k: v for k, v in os.environ.items() if not k.startswith("KIZASHI_")}
     env["KIZASHI_DATABASE_URL"] = database_url
     env["KIZASHI_KAFKA_BOOTSTRAP_SERVERS"] = bootstrap_servers
-    command = [sys.executable, "-m", "kizashi.kit.cli", "bench", "scoring", "--json"]
+    command = [sys.executable, "-m", "kizashi.tools.cli", "bench", "scoring", "--json"]
     command += ["--events", "3000", "--accounts", "150", "--replicas", "2"]
     done = await asyncio.to_thread(
         subprocess.run, command, env=env, capture_output=True, text=True, timeout=240

@@ -21,7 +21,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from kizashi.contracts.topics import EVENT_TOPICS
-from kizashi.kit.embedded import EmbeddedBroker, free_port
+from kizashi.tools.embedded import EmbeddedBroker, free_port
 
 SEND_TIMEOUT_S = 2.0
 # The answer while the broker is away: the send time limit plus generous room for a busy box.
@@ -142,7 +142,7 @@ def ingest(workdir, broker, database_url):
     }
     log_path = workdir / f"outage-ingest-{port}.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "kizashi.kit.cli", "serve", "ingest"],
+        [sys.executable, "-m", "kizashi.tools.cli", "serve", "ingest"],
         env=env,
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,

@@ -8,8 +8,8 @@ import asyncpg
 import orjson
 from alembic import command
 
-from kizashi.kit.migrate import alembic_config, upgrade
 from kizashi.scoring.queries import listing_sql
+from kizashi.tools.migrate import alembic_config, upgrade
 from tests.support.infra import _create_database, _drop_database, _with_database
 
 DOCUMENTS = {

@@ -16,10 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from kizashi.kit.embedded import EmbeddedBroker, free_port
-from kizashi.kit.migrate import upgrade
 from kizashi.notifier.consumer import delivery_id_for
 from kizashi.notifier.digest import digest_id_for
+from kizashi.tools.embedded import EmbeddedBroker, free_port
+from kizashi.tools.migrate import upgrade
 from tests.support import infra
 from tests.support.notifier_stack import (
     DIGEST_INTERVAL_S,

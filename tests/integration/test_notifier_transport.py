@@ -11,12 +11,6 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from kizashi.contracts.signals import signal_adapter
-from kizashi.kit.signing import (
-    ExpiredActionToken,
-    InvalidActionToken,
-    sign_action,
-    verify_action,
-)
 from kizashi.notifier.render import RenderedEmail, render_email
 from kizashi.notifier.transport import (
     RetryPolicy,
@@ -27,6 +21,12 @@ from kizashi.notifier.transport import (
     backoff_delay,
     parse_retry_after,
     send_with_retries,
+)
+from kizashi.runtime.signing import (
+    ExpiredActionToken,
+    InvalidActionToken,
+    sign_action,
+    verify_action,
 )
 from tests.support.smtp_server import recording_smtp_server
 from tests.support.webhook_server import Reply, recording_webhook_server

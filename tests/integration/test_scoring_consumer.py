@@ -15,8 +15,8 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 
 from kizashi.contracts.events import input_event_adapter
 from kizashi.contracts.topics import EVENT_TOPICS
-from kizashi.kit.consumer import BatchConsumer
-from kizashi.kit.db import raw_transaction
+from kizashi.runtime.consumer import BatchConsumer
+from kizashi.runtime.db import raw_transaction
 from kizashi.scoring import store
 from kizashi.scoring.consumer import handle_events
 from kizashi.scoring.features import MEAN_LIFE_7D_S

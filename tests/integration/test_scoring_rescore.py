@@ -16,10 +16,10 @@ import pytest
 
 from kizashi.contracts.scores import ScoresChanged
 from kizashi.contracts.topics import SCORES_CHANGED
-from kizashi.kit.db import is_transient, raw_transaction, retry_transient
+from kizashi.runtime.db import is_transient, raw_transaction, retry_transient
 from kizashi.scoring.config import parse_scoring_config
 from kizashi.scoring.consumer import handle_events
-from kizashi.scoring.rescore import ProgressBar, rescore_all
+from kizashi.tools.rescore import ProgressBar, rescore_all
 from tests.integration.scoring_support import (
     account_row,
     changes_for,
@@ -156,7 +156,7 @@ async def test_the_rescore_command(servers, tmp_path) -> None:
         total = sum((await _versions(service)).values())
     result = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "kizashi.kit.cli", "rescore", "--batch", "7"],
+        [sys.executable, "-m", "kizashi.tools.cli", "rescore", "--batch", "7"],
         env=env,
         capture_output=True,
         text=True,
@@ -175,7 +175,7 @@ async def test_the_rescore_command(servers, tmp_path) -> None:
 
     bad = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "kizashi.kit.cli", "rescore", "--batch", "0"],
+        [sys.executable, "-m", "kizashi.tools.cli", "rescore", "--batch", "0"],
         env=env,
         capture_output=True,
         text=True,

@@ -21,16 +21,16 @@ from aiokafka.structs import ConsumerRecord
 
 from kizashi.contracts.events import EventEnvelope, input_event_adapter
 from kizashi.contracts.topics import SCORES_CHANGED, SIGNAL_TOPICS
-from kizashi.kit.migrate import upgrade
-from kizashi.kit.runtime import ServiceRuntime
-from kizashi.kit.settings import Settings
+from kizashi.runtime.lifecycle import ServiceRuntime
+from kizashi.runtime.settings import Settings
 from kizashi.scoring.config import load_scoring_config
 from kizashi.scoring.pipeline import rescore
 from kizashi.scoring.store import StoredAccount
+from kizashi.tools.migrate import upgrade
+from kizashi.tools.replay import published
 from kizashi.triggers.consumer import handle_changes
-from kizashi.triggers.replay import published
 from kizashi.triggers.rules import load_rules
-from kizashi.triggers.service import TriggersService
+from kizashi.triggers.state import TriggersState
 from kizashi.triggers.sweep import sweep_once
 from tests.support import infra
 
@@ -63,7 +63,7 @@ def own_broker(tmp_path_factory: pytest.TempPathFactory):
 async def triggers(own_database: str, own_broker: str):
     settings = Settings(database_url=own_database, kafka_bootstrap_servers=own_broker)
     runtime = await ServiceRuntime.start("triggers", settings)
-    yield TriggersService(runtime=runtime, rules=load_rules(None))
+    yield TriggersState(runtime=runtime, rules=load_rules(None))
     await runtime.stop()
 
 
@@ -156,7 +156,7 @@ async def published_signal_ids(bootstrap: str, topic: str) -> set[str]:
 
 
 async def test_silence_fires_inactivity_at_the_sweep_and_the_return_resolves_it(
-    triggers: TriggersService, own_database: str, own_broker: str
+    triggers: TriggersState, own_database: str, own_broker: str
 ) -> None:
     scoring = Scoring()
     now = datetime.now(UTC).replace(microsecond=0)
@@ -218,7 +218,7 @@ async def test_silence_fires_inactivity_at_the_sweep_and_the_return_resolves_it(
 
 
 async def test_the_sweep_skips_an_account_the_consumer_holds(
-    triggers: TriggersService, own_database: str
+    triggers: TriggersState, own_database: str
 ) -> None:
     scoring = Scoring()
     now = datetime.now(UTC).replace(microsecond=0)

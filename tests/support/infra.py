@@ -14,8 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from kizashi.kit.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
-from kizashi.kit.migrate import upgrade
+from kizashi.tools.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from kizashi.tools.migrate import upgrade
 
 
 def _with_database(url: str, database: str) -> str:

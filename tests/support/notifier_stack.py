@@ -22,7 +22,7 @@ from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.scores import ScoreSnapshot
 from kizashi.contracts.signals import ChurnRiskSignal, OpportunitySignal, SignalBase
 from kizashi.contracts.topics import DEAD_LETTER, SIGNAL_TOPICS
-from kizashi.kit.kafka import OutgoingRecord, Producer, encode
+from kizashi.runtime.kafka import OutgoingRecord, Producer, encode
 from tests.support.stack import RunningStack
 
 MAX_ATTEMPTS = 3

@@ -15,12 +15,12 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
-from kizashi.kit.embedded import free_port
+from kizashi.tools.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 METRICS_MODULES = (
-    "kizashi.kit.metrics",
+    "kizashi.runtime.metrics",
     "kizashi.ingest.metrics",
     "kizashi.scoring.metrics",
     "kizashi.triggers.metrics",

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import orjson
 
-from kizashi.kit.embedded import free_port
-from kizashi.kit.stack import read_stack
+from kizashi.tools.embedded import free_port
+from kizashi.tools.stack import read_stack
 
 SERVICES = ("ingest", "scoring", "triggers", "notifier")
 
@@ -113,7 +113,7 @@ def start_stack(
             env.pop(name, None)
     log_path = workdir / "stack.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "kizashi.kit.cli", "up"],
+        [sys.executable, "-m", "kizashi.tools.cli", "up"],
         env=env,
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,

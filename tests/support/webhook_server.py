@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kizashi.kit.tinyhttp import ConnectionServer, read_request
+from kizashi.tools.tinyhttp import ConnectionServer, read_request
 
 # What Slack answers with each status (its real body texts).
 SLACK_BODIES = {

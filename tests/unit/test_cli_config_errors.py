@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kizashi.kit.embedded import free_port
+from kizashi.tools.embedded import free_port
 
 # One broken file per service, each with the line its error must say.
 BROKEN = {
@@ -38,7 +38,7 @@ def _run(
             KIZASHI_KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}",
         )
     return subprocess.run(
-        [sys.executable, "-m", "kizashi.kit.cli", *args],
+        [sys.executable, "-m", "kizashi.tools.cli", *args],
         env=env,
         capture_output=True,
         text=True,

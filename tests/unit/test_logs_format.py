@@ -5,8 +5,8 @@ import logging
 
 import orjson
 
-from kizashi.kit.logs import JsonFormatter, request_id_var
-from kizashi.kit.settings import Settings
+from kizashi.runtime.logs import JsonFormatter, request_id_var
+from kizashi.runtime.settings import Settings
 
 
 def _format(message: str, *args, **extra) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from kizashi.kit.cli import main
+from kizashi.tools.cli import main
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "backtest-events.jsonl"
 

@@ -1,5 +1,5 @@
 """A synthetic month for a dozen account personas, replayed through the real scoring and rule
-code (kizashi.triggers.replay, as `kizashi backtest` does), with exactly the expected signals.
+code (kizashi.tools.replay, as `kizashi backtest` does), with exactly the expected signals.
 
 Each persona is a few weeks of history (from late January) and March 2026. Days below are
 counted from 1 March (day 0); negative days are February. Usage is on weekdays, a few events
@@ -16,7 +16,7 @@ import pytest
 
 from kizashi.contracts.events import EventEnvelope, input_event_adapter
 from kizashi.scoring.config import load_scoring_config
-from kizashi.triggers.replay import Replay, ReplayResult, processing_time
+from kizashi.tools.replay import Replay, ReplayResult, processing_time
 from kizashi.triggers.rules import load_rules
 
 MONTH = datetime(2026, 3, 1, tzinfo=UTC)

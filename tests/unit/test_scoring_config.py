@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kizashi.kit.yamlconfig import parse_yaml_mapping
+from kizashi.runtime.yamlconfig import parse_yaml_mapping
 from kizashi.scoring.config import ConfigError, load_scoring_config, parse_scoring_config
 
 DEFAULT_TEXT = (

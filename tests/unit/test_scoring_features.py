@@ -19,7 +19,7 @@ from kizashi.scoring.features import (
     event_counts,
     features_at,
 )
-from kizashi.scoring.model import score
+from kizashi.scoring.indices import score
 from tests.unit.scoring_events import CONFIG, NOW, event, state_of
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from kizashi.contracts.scores import ScoreSnapshot
 from kizashi.scoring.features import AccountState, features_at
-from kizashi.scoring.model import (
+from kizashi.scoring.indices import (
     ScoreResult,
     meaningful_change,
     next_drift_check,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from kizashi.notifier.render import Renderer
 from kizashi.scoring.config import load_scoring_config
-from kizashi.triggers.backtest import backtest, read_events
+from kizashi.tools.backtest import backtest, read_events
 from kizashi.triggers.rules import load_rules
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "backtest-events.jsonl"

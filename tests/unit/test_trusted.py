@@ -6,7 +6,7 @@ import pytest
 
 from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.scores import ScoreSnapshot
-from kizashi.kit.trusted import trusted
+from kizashi.runtime.trusted import trusted
 from kizashi.scoring.features import AccountState, facts_model
 
 

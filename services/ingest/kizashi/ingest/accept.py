@@ -11,7 +11,7 @@ from kizashi.contracts.events import input_event_adapter
 from kizashi.contracts.text import error_reason
 from kizashi.contracts.topics import EVENT_TOPICS
 from kizashi.ingest.limits import MAX_EVENT_BYTES, MAX_EVENTS_PER_BATCH, MAX_FUTURE_SKEW_S
-from kizashi.kit.kafka import OutgoingRecord
+from kizashi.runtime.kafka import OutgoingRecord
 
 SERVER_FIELDS = ("received_at", "source")
 

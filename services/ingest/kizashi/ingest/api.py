@@ -13,7 +13,7 @@ from kizashi.ingest.auth import require_ingest_key
 from kizashi.ingest.body import parse_json, read_limited
 from kizashi.ingest.limits import RETRY_AFTER_S
 from kizashi.ingest.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
-from kizashi.kit.kafka import BrokerUnavailable, RecordRejected
+from kizashi.runtime.kafka import BrokerUnavailable, RecordRejected
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["events"])

@@ -8,9 +8,9 @@ from fastapi import FastAPI
 from kizashi.ingest import api, segment_api
 from kizashi.ingest.identities import Identities
 from kizashi.ingest.segment_config import SegmentMapping, load_segment_mapping
-from kizashi.kit.app import create_service_app
-from kizashi.kit.runtime import ServiceRuntime, ServiceState
-from kizashi.kit.settings import Settings, get_settings
+from kizashi.runtime.app import create_service_app
+from kizashi.runtime.lifecycle import ServiceRuntime, ServiceState
+from kizashi.runtime.settings import Settings, get_settings
 
 
 @dataclass

@@ -5,8 +5,8 @@ import hmac
 from fastapi import Request
 
 from kizashi.ingest.metrics import EVENTS_REJECTED
-from kizashi.kit.auth import bearer_token, unauthorized
-from kizashi.kit.settings import Settings
+from kizashi.runtime.auth import bearer_token, unauthorized
+from kizashi.runtime.settings import Settings
 
 
 def source_for_secret(settings: Settings, secret: object) -> str | None:

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kizashi.kit.db import raw_transaction, retry_transient
+from kizashi.runtime.db import raw_transaction, retry_transient
 
 DEFAULT_CAPACITY = 100_000
 

@@ -30,10 +30,10 @@ from kizashi.ingest.body import parse_json, read_limited
 from kizashi.ingest.limits import MAX_EVENTS_PER_BATCH, RETRY_AFTER_S
 from kizashi.ingest.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
 from kizashi.ingest.segment import translate, users_to_look_up
-from kizashi.kit.auth import bearer_token
-from kizashi.kit.db import is_transient
-from kizashi.kit.http import ERROR_CODES
-from kizashi.kit.kafka import BrokerUnavailable, RecordRejected
+from kizashi.runtime.auth import bearer_token
+from kizashi.runtime.db import is_transient
+from kizashi.runtime.http import ERROR_CODES
+from kizashi.runtime.kafka import BrokerUnavailable, RecordRejected
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["segment"])

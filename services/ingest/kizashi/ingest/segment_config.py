@@ -14,7 +14,7 @@ from pydantic import (
 )
 
 from kizashi.contracts.events import ACCOUNT_FACT_FIELDS, EVENT_MODELS
-from kizashi.kit.yamlconfig import (
+from kizashi.runtime.yamlconfig import (
     ConfigFileError,
     parse_yaml_mapping,
     read_config_text,

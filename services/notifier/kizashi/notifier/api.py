@@ -7,10 +7,10 @@ import orjson
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel
 
-from kizashi.kit.auth import ApiCaller
-from kizashi.kit.db import raw_transaction
 from kizashi.notifier.deliver import send_once
 from kizashi.notifier.samples import sample_signal
+from kizashi.runtime.auth import ApiCaller
+from kizashi.runtime.db import raw_transaction
 
 router = APIRouter(prefix="/v1", tags=["deliveries"])
 

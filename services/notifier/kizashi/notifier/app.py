@@ -5,16 +5,16 @@ import functools
 from fastapi import FastAPI
 
 from kizashi.contracts.topics import SIGNAL_TOPICS
-from kizashi.kit.app import create_service_app
-from kizashi.kit.runtime import ServiceRuntime
-from kizashi.kit.settings import Settings, get_settings
 from kizashi.notifier import api
 from kizashi.notifier.consumer import handle_signals
 from kizashi.notifier.deliver import delivery_loop
 from kizashi.notifier.render import Renderer
 from kizashi.notifier.routing import load_routing_for
-from kizashi.notifier.service import NotifierService
+from kizashi.notifier.state import NotifierState
 from kizashi.notifier.transport import RetryPolicy, SmtpSender, WebhookSender
+from kizashi.runtime.app import create_service_app
+from kizashi.runtime.lifecycle import ServiceRuntime
+from kizashi.runtime.settings import Settings, get_settings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -23,8 +23,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Validated before anything starts: a bad routing.yaml stops the service with its reason.
     routing = load_routing_for(settings)
 
-    async def setup(runtime: ServiceRuntime) -> NotifierService:
-        service = NotifierService(
+    async def setup(runtime: ServiceRuntime) -> NotifierState:
+        service = NotifierState(
             runtime=runtime,
             routing=routing,
             renderer=Renderer(settings.config_dir),

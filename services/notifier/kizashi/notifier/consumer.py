@@ -12,10 +12,10 @@ from pydantic import ValidationError
 
 from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.signals import signal_adapter
-from kizashi.kit.consumer import PermanentRecordError, Rejected
-from kizashi.kit.db import raw_transaction
 from kizashi.notifier import store
-from kizashi.notifier.service import NotifierService
+from kizashi.notifier.state import NotifierState
+from kizashi.runtime.consumer import PermanentRecordError, Rejected
+from kizashi.runtime.db import raw_transaction
 
 DELIVERY_NAMESPACE = uuid.UUID("5f1d3c3e-9b7a-4c61-8d0e-6a2b7f4e9c10")
 
@@ -43,7 +43,7 @@ def digest_slot(
     return f"{receiver}|{owner}|{end:.0f}", datetime.fromtimestamp(end, UTC)
 
 
-async def handle_signals(service: NotifierService, records: list[ConsumerRecord]) -> Rejected:
+async def handle_signals(service: NotifierState, records: list[ConsumerRecord]) -> Rejected:
     rejected: Rejected = []
     intents = []
     now = datetime.now(UTC)

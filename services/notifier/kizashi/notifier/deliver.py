@@ -16,8 +16,6 @@ from datetime import UTC, datetime, timedelta
 from kizashi.contracts.deadletter import DeadLetter
 from kizashi.contracts.signals import SignalBase, signal_adapter
 from kizashi.contracts.topics import DEAD_LETTER, SIGNAL_TOPICS
-from kizashi.kit.db import raw_transaction
-from kizashi.kit.kafka import OutgoingRecord, encode
 from kizashi.notifier import store
 from kizashi.notifier.digest import digest_id_for, send_digest
 from kizashi.notifier.links import action_links
@@ -30,8 +28,10 @@ from kizashi.notifier.metrics import (
     END_TO_END_LATENCY,
 )
 from kizashi.notifier.routing import EmailReceiver, SlackReceiver
-from kizashi.notifier.service import NotifierService
+from kizashi.notifier.state import NotifierState
 from kizashi.notifier.transport import SendResult
+from kizashi.runtime.db import raw_transaction
+from kizashi.runtime.kafka import OutgoingRecord, encode
 
 log = logging.getLogger(__name__)
 # One pass claims this many single deliveries and as many digests. Sends to one webhook are
@@ -42,7 +42,7 @@ _rng = random.Random()
 
 
 async def send_once(
-    service: NotifierService, receiver_name: str, signal: SignalBase, delivery_id: str
+    service: NotifierState, receiver_name: str, signal: SignalBase, delivery_id: str
 ) -> SendResult:
     receiver = service.routing.receivers.get(receiver_name)
     if receiver is None or not receiver.enabled:
@@ -73,7 +73,7 @@ async def send_once(
     return SendResult("failed", f"unknown receiver type for {receiver_name!r}")
 
 
-async def _deliver(service: NotifierService, claimed: dict) -> None:
+async def _deliver(service: NotifierState, claimed: dict) -> None:
     delivery_id = claimed["delivery_id"]
     signal = signal_adapter.validate_python(claimed["payload"])
     try:
@@ -84,7 +84,7 @@ async def _deliver(service: NotifierService, claimed: dict) -> None:
     await _record(service, [claimed], [signal], result)
 
 
-async def _deliver_digest(service: NotifierService, digest_key: str, claimed: list[dict]) -> None:
+async def _deliver_digest(service: NotifierState, digest_key: str, claimed: list[dict]) -> None:
     signals = [signal_adapter.validate_python(c["payload"]) for c in claimed]
     try:
         result = await send_digest(
@@ -100,7 +100,7 @@ async def _deliver_digest(service: NotifierService, digest_key: str, claimed: li
 
 
 async def _record(
-    service: NotifierService, claimed: list[dict], signals: list[SignalBase], result: SendResult
+    service: NotifierState, claimed: list[dict], signals: list[SignalBase], result: SendResult
 ) -> str:
     """Record one send's result on every delivery it carried (one, or a digest's), after it."""
     now = datetime.now(UTC)
@@ -148,7 +148,7 @@ async def _record(
 
 
 async def _dead_letter(
-    service: NotifierService,
+    service: NotifierState,
     claimed: list[dict],
     signals: list[SignalBase],
     attempts: int,
@@ -178,7 +178,7 @@ async def _dead_letter(
         log.warning("could not dead-letter %d failed deliveries", len(records), exc_info=True)
 
 
-async def deliver_due(service: NotifierService) -> int:
+async def deliver_due(service: NotifierState) -> int:
     """One pass: claim what is due (single deliveries and whole digests), send, record."""
     claim = {
         "now": datetime.now(UTC),
@@ -213,7 +213,7 @@ async def deliver_due(service: NotifierService) -> int:
     return len(claimed_ids)
 
 
-async def delivery_loop(service: NotifierService, poll_s: float = 1.0) -> None:
+async def delivery_loop(service: NotifierState, poll_s: float = 1.0) -> None:
     while True:
         try:
             while await deliver_due(service):

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from kizashi.contracts.signals import SignalBase
 from kizashi.notifier.links import action_links
 from kizashi.notifier.routing import EmailReceiver, SlackReceiver
-from kizashi.notifier.service import NotifierService
+from kizashi.notifier.state import NotifierState
 from kizashi.notifier.transport import SendResult
 
 DIGEST_NAMESPACE = uuid.UUID("0b6f7a52-3c1d-4e8a-9f27-5d4c8e1a2b90")
@@ -31,7 +31,7 @@ def digest_title(signals: Sequence[SignalBase]) -> str:
 
 
 async def send_digest(
-    service: NotifierService, receiver_name: str, signals: Sequence[SignalBase], digest_id: str
+    service: NotifierState, receiver_name: str, signals: Sequence[SignalBase], digest_id: str
 ) -> SendResult:
     """One message for all `signals` (same receiver, same owner)."""
     receiver = service.routing.receivers.get(receiver_name)

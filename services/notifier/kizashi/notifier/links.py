@@ -3,13 +3,13 @@
 from datetime import UTC, datetime, timedelta
 
 from kizashi.contracts.signals import SignalBase
-from kizashi.kit.signing import sign_action
-from kizashi.notifier.service import NotifierService
+from kizashi.notifier.state import NotifierState
+from kizashi.runtime.signing import sign_action
 
 ACTION_LINK_TTL = timedelta(days=14)
 
 
-def action_links(service: NotifierService, signal: SignalBase) -> tuple[str, str]:
+def action_links(service: NotifierState, signal: SignalBase) -> tuple[str, str]:
     expires = datetime.now(UTC) + ACTION_LINK_TTL
     base = service.public_url.rstrip("/")
     return tuple(  # type: ignore[return-value]

@@ -28,8 +28,6 @@ from pydantic import (
 
 from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.signals import Signal
-from kizashi.kit.settings import Settings
-from kizashi.kit.yamlconfig import load_yaml, problem
 from kizashi.notifier.routing_file import (
     DEFAULTS_DIR,
     ROUTING_FILE,
@@ -43,6 +41,8 @@ from kizashi.notifier.routing_file import (
     _check_url,
 )
 from kizashi.notifier.transport import redact_url
+from kizashi.runtime.settings import Settings
+from kizashi.runtime.yamlconfig import load_yaml, problem
 
 logger = logging.getLogger(__name__)
 

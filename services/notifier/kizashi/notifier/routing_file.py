@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from kizashi.kit.yamlconfig import ConfigFileError
+from kizashi.runtime.yamlconfig import ConfigFileError
 
 ROUTING_FILE = "routing.yaml"
 DEFAULTS_DIR = Path(__file__).parent / "defaults"

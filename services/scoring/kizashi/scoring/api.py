@@ -8,7 +8,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 
 from kizashi.contracts.scores import Priority, ScoreComponent, Segment
-from kizashi.kit.auth import ApiCaller
+from kizashi.runtime.auth import ApiCaller
 from kizashi.scoring import queries
 from kizashi.scoring.features import AccountState, event_counts
 

@@ -5,15 +5,15 @@ import functools
 from fastapi import FastAPI
 
 from kizashi.contracts.topics import EVENT_TOPICS
-from kizashi.kit.app import create_service_app
-from kizashi.kit.collector import tune_garbage_collector
-from kizashi.kit.runtime import ServiceRuntime
-from kizashi.kit.settings import Settings, get_settings
+from kizashi.runtime.app import create_service_app
+from kizashi.runtime.collector import tune_garbage_collector
+from kizashi.runtime.lifecycle import ServiceRuntime
+from kizashi.runtime.settings import Settings, get_settings
 from kizashi.scoring import api
 from kizashi.scoring.config import load_scoring_config
 from kizashi.scoring.consumer import handle_events
 from kizashi.scoring.segment_sizes import refresh_segment_sizes
-from kizashi.scoring.service import ScoringService
+from kizashi.scoring.state import ScoringState
 from kizashi.scoring.sweep import sweep_once
 
 
@@ -22,8 +22,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Validated before anything starts: a bad scoring.yaml stops the service with its reason.
     config = load_scoring_config(settings.config_dir)
 
-    async def setup(runtime: ServiceRuntime) -> ScoringService:
-        service = ScoringService(runtime=runtime, config=config)
+    async def setup(runtime: ServiceRuntime) -> ScoringState:
+        service = ScoringState(runtime=runtime, config=config)
         tune_garbage_collector()
         runtime.consume(
             list(EVENT_TOPICS.values()),

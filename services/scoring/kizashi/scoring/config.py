@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kizashi.contracts.scores import Priority
-from kizashi.kit.yamlconfig import (
+from kizashi.runtime.yamlconfig import (
     ConfigFileError,
     parse_yaml_mapping,
     read_config_text,

@@ -14,13 +14,13 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from kizashi.contracts.events import EventEnvelope, input_event_adapter
-from kizashi.kit.collector import collection_paused
-from kizashi.kit.consumer import PermanentRecordError, Rejected
-from kizashi.kit.db import raw_transaction
+from kizashi.runtime.collector import collection_paused
+from kizashi.runtime.consumer import PermanentRecordError, Rejected
+from kizashi.runtime.db import raw_transaction
 from kizashi.scoring import store
 from kizashi.scoring.metrics import EVENTS_APPLIED, EVENTS_DUPLICATE, record_outcomes
 from kizashi.scoring.persist import rescore_and_write
-from kizashi.scoring.service import ScoringService
+from kizashi.scoring.state import ScoringState
 
 
 def decode(records: list[ConsumerRecord]) -> tuple[list[EventEnvelope], Rejected]:
@@ -36,7 +36,7 @@ def decode(records: list[ConsumerRecord]) -> tuple[list[EventEnvelope], Rejected
     return events, rejected
 
 
-async def handle_events(service: ScoringService, records: list[ConsumerRecord]) -> Rejected:
+async def handle_events(service: ScoringState, records: list[ConsumerRecord]) -> Rejected:
     # Paused for the whole batch, awaits included: resuming inside it made the collector scan
     # every still-live event, state and outcome of the batch (8 % of the consumer's time).
     # Here it resumes once `_apply` has returned and its objects are freed. Cycles other
@@ -45,7 +45,7 @@ async def handle_events(service: ScoringService, records: list[ConsumerRecord]) 
         return await _apply(service, records)
 
 
-async def _apply(service: ScoringService, records: list[ConsumerRecord]) -> Rejected:
+async def _apply(service: ScoringState, records: list[ConsumerRecord]) -> Rejected:
     events, rejected = decode(records)
     # The same id twice in one batch (a client retry) counts once.
     unique = list({event.event_id: event for event in events}.values())

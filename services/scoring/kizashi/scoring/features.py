@@ -39,7 +39,7 @@ from kizashi.contracts.events import (
     ProductUsage,
     occurred,
 )
-from kizashi.kit.trusted import trusted
+from kizashi.runtime.trusted import trusted
 
 DAY_S = 86_400.0
 MEAN_LIFE_7D_S = 7 * DAY_S

@@ -14,18 +14,18 @@ import asyncpg
 
 from kizashi.contracts.events import EventEnvelope
 from kizashi.contracts.topics import SCORES_CHANGED
-from kizashi.kit.collector import collection_paused
-from kizashi.kit.kafka import OutgoingRecord
+from kizashi.runtime.collector import collection_paused
+from kizashi.runtime.kafka import OutgoingRecord
 from kizashi.scoring import store
 from kizashi.scoring.pipeline import Outcome, rescore
-from kizashi.scoring.service import ScoringService
+from kizashi.scoring.state import ScoringState
 from kizashi.scoring.store import StoredAccount
 
 CHUNK = 1000
 
 
 async def rescore_and_write(
-    service: ScoringService,
+    service: ScoringState,
     connection: asyncpg.Connection,
     stored: Mapping[str, StoredAccount],
     events: Mapping[str, Sequence[EventEnvelope]],

@@ -8,7 +8,7 @@ from typing import Literal
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kizashi.kit.db import raw_transaction
+from kizashi.runtime.db import raw_transaction
 
 Order = Literal["cs", "-cs", "op", "-op"]
 _ORDER_SQL = {

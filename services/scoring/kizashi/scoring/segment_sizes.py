@@ -6,14 +6,14 @@ needs them every few seconds at most. Segments with no account report 0, not a s
 from typing import get_args
 
 from kizashi.contracts.scores import Segment
-from kizashi.kit.db import raw_transaction
+from kizashi.runtime.db import raw_transaction
 from kizashi.scoring.metrics import SEGMENT_ACCOUNTS
-from kizashi.scoring.service import ScoringService
+from kizashi.scoring.state import ScoringState
 
 SEGMENTS: tuple[str, ...] = get_args(Segment)
 
 
-async def refresh_segment_sizes(service: ScoringService) -> dict[str, int]:
+async def refresh_segment_sizes(service: ScoringState) -> dict[str, int]:
     async with raw_transaction(service.engine) as connection:
         rows = await connection.fetch("SELECT segment, count(*) AS accounts FROM scores GROUP BY 1")
     sizes = dict.fromkeys(SEGMENTS, 0) | {row["segment"]: row["accounts"] for row in rows}

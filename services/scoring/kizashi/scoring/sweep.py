@@ -7,11 +7,11 @@ recompute everything after a config change.
 
 from datetime import UTC, datetime
 
-from kizashi.kit.db import raw_transaction, retry_transient
+from kizashi.runtime.db import raw_transaction, retry_transient
 from kizashi.scoring import store
 from kizashi.scoring.metrics import record_outcomes
 from kizashi.scoring.persist import rescore_and_write
-from kizashi.scoring.service import ScoringService
+from kizashi.scoring.state import ScoringState
 
 SWEEP_BATCH = 500
 # Bounds one sweep's work; whatever is left is due again at the next interval.
@@ -19,7 +19,7 @@ MAX_SWEEP_BATCHES = 40
 
 
 async def rescore_accounts(
-    service: ScoringService, account_ids: list[str], *, cause: str, now: datetime
+    service: ScoringState, account_ids: list[str], *, cause: str, now: datetime
 ) -> int:
     async def attempt() -> int:
         async with raw_transaction(service.engine) as connection:
@@ -32,7 +32,7 @@ async def rescore_accounts(
     return await retry_transient(attempt)
 
 
-async def sweep_once(service: ScoringService, now: datetime | None = None) -> int:
+async def sweep_once(service: ScoringState, now: datetime | None = None) -> int:
     """Re-score every account that is due, a batch at a time; returns how many."""
     now = now or datetime.now(UTC)
     total = 0

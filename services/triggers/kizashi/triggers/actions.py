@@ -1,5 +1,5 @@
 """Acknowledge / snooze from an alert, with no API token: the link carries a signed, expiring
-token (kizashi.kit.signing). GET only shows a confirmation page, because mail scanners open
+token (kizashi.runtime.signing). GET only shows a confirmation page, because mail scanners open
 links before people do; the action happens on POST from that page."""
 
 from datetime import UTC, datetime, timedelta
@@ -8,8 +8,8 @@ from html import escape
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from kizashi.kit.db import raw_transaction
-from kizashi.kit.signing import ExpiredActionToken, InvalidActionToken, verify_action
+from kizashi.runtime.db import raw_transaction
+from kizashi.runtime.signing import ExpiredActionToken, InvalidActionToken, verify_action
 from kizashi.triggers.lifecycle import InvalidTransition, NotFound, apply_action
 
 router = APIRouter(prefix="/v1/actions", tags=["alert links"])

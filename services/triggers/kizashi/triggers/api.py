@@ -9,8 +9,8 @@ from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from kizashi.contracts.signals import SignalKind
 from kizashi.contracts.text import ShortText
-from kizashi.kit.auth import ApiCaller
-from kizashi.kit.db import raw_transaction
+from kizashi.runtime.auth import ApiCaller
+from kizashi.runtime.db import raw_transaction
 from kizashi.triggers.lifecycle import InvalidTransition, NotFound, apply_action
 
 router = APIRouter(prefix="/v1", tags=["signals"])

@@ -5,13 +5,13 @@ import functools
 from fastapi import FastAPI
 
 from kizashi.contracts.topics import SCORES_CHANGED
-from kizashi.kit.app import create_service_app
-from kizashi.kit.runtime import ServiceRuntime
-from kizashi.kit.settings import Settings, get_settings
+from kizashi.runtime.app import create_service_app
+from kizashi.runtime.lifecycle import ServiceRuntime
+from kizashi.runtime.settings import Settings, get_settings
 from kizashi.triggers import actions, api
 from kizashi.triggers.consumer import handle_changes
 from kizashi.triggers.rules import load_rules
-from kizashi.triggers.service import TriggersService
+from kizashi.triggers.state import TriggersState
 from kizashi.triggers.sweep import sweep_once
 
 
@@ -20,8 +20,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Validated before anything starts: a bad rules.yaml stops the service with its reason.
     rules = load_rules(settings.config_dir)
 
-    async def setup(runtime: ServiceRuntime) -> TriggersService:
-        service = TriggersService(runtime=runtime, rules=rules)
+    async def setup(runtime: ServiceRuntime) -> TriggersState:
+        service = TriggersState(runtime=runtime, rules=rules)
         runtime.consume([SCORES_CHANGED], functools.partial(handle_changes, service))
         runtime.every(
             settings.sweep_interval_s, functools.partial(sweep_once, service), name="sweep"

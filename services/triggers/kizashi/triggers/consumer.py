@@ -11,12 +11,12 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from kizashi.contracts.scores import ScoresChanged
-from kizashi.kit.consumer import PermanentRecordError, Rejected
-from kizashi.kit.db import raw_transaction
+from kizashi.runtime.consumer import PermanentRecordError, Rejected
+from kizashi.runtime.db import raw_transaction
 from kizashi.triggers import outcome as out
 from kizashi.triggers import store
 from kizashi.triggers.decide import AccountMemory, decide
-from kizashi.triggers.service import TriggersService
+from kizashi.triggers.state import TriggersState
 
 
 def decode(records: list[ConsumerRecord]) -> tuple[list[tuple[ScoresChanged, bytes]], Rejected]:
@@ -30,7 +30,7 @@ def decode(records: list[ConsumerRecord]) -> tuple[list[tuple[ScoresChanged, byt
     return changes, rejected
 
 
-async def handle_changes(service: TriggersService, records: list[ConsumerRecord]) -> Rejected:
+async def handle_changes(service: TriggersState, records: list[ConsumerRecord]) -> Rejected:
     changes, rejected = decode(records)
     if not changes:
         return rejected

@@ -10,13 +10,13 @@ import asyncpg
 
 from kizashi.contracts.signals import SignalBase
 from kizashi.contracts.topics import SIGNAL_TOPICS
-from kizashi.kit.kafka import OutgoingRecord, encode
+from kizashi.runtime.kafka import OutgoingRecord, encode
 from kizashi.triggers import store
 from kizashi.triggers.decide import AccountMemory, Decision
 from kizashi.triggers.engine import RuleState
 from kizashi.triggers.metrics import SIGNALS_FIRED, SIGNALS_RESOLVED, SIGNALS_SUPPRESSED
 from kizashi.triggers.rules import RULE_KINDS
-from kizashi.triggers.service import TriggersService
+from kizashi.triggers.state import TriggersState
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class Outcome:
 
 
 async def record(
-    connection: asyncpg.Connection, service: TriggersService, outcome: Outcome, now
+    connection: asyncpg.Connection, service: TriggersState, outcome: Outcome, now
 ) -> Outcome:
     memories = outcome.memories
     await store.save_accounts(connection, {a: m.as_row() for a, m in memories.items()})

@@ -25,7 +25,7 @@ from pydantic import (
     field_validator,
 )
 
-from kizashi.kit.yamlconfig import ConfigFileError, load_yaml
+from kizashi.runtime.yamlconfig import ConfigFileError, load_yaml
 
 DEFAULT_RULES_PATH = Path(__file__).parent / "defaults" / "rules.yaml"
 FILE_NAME = "rules.yaml"

@@ -9,20 +9,20 @@ accounts that can fire, not the idle ones.
 
 from datetime import UTC, datetime
 
-from kizashi.kit.db import raw_transaction, retry_transient
+from kizashi.runtime.db import raw_transaction, retry_transient
 from kizashi.triggers import outcome as out
 from kizashi.triggers import store
 from kizashi.triggers.decide import AccountMemory, sweep_decide
 from kizashi.triggers.lifecycle import reopen_due_snoozes
 from kizashi.triggers.metrics import SWEPT_ACCOUNTS
-from kizashi.triggers.service import TriggersService
+from kizashi.triggers.state import TriggersState
 
 SWEEP_BATCH = 500
 # Bounds one sweep's work; whatever is left is due again at the next interval.
 MAX_SWEEP_BATCHES = 40
 
 
-async def sweep_batch(service: TriggersService, now: datetime) -> int:
+async def sweep_batch(service: TriggersState, now: datetime) -> int:
     """One batch of due accounts, in one transaction; returns how many were swept."""
 
     async def attempt() -> tuple[int, out.Outcome]:
@@ -45,7 +45,7 @@ async def sweep_batch(service: TriggersService, now: datetime) -> int:
     return swept
 
 
-async def sweep_once(service: TriggersService, now: datetime | None = None) -> int:
+async def sweep_once(service: TriggersState, now: datetime | None = None) -> int:
     """Re-open the snoozes whose time is up, then sweep every due account; returns how many."""
     now = now or datetime.now(UTC)
     async with raw_transaction(service.engine) as connection:

@@ -1,0 +1,50 @@
+"""Building a service's FastAPI app: the lifespan that starts and stops its runtime, the
+routers, and the operational routes every service has."""
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from kizashi.runtime.http import install_common_routes
+from kizashi.runtime.lifecycle import ServiceRuntime, ServiceState
+from kizashi.runtime.logs import configure_logging
+from kizashi.runtime.settings import Settings
+
+Setup = Callable[[ServiceRuntime], Awaitable[ServiceState]]
+
+
+def create_service_app(
+    *,
+    service: str,
+    settings: Settings,
+    routers: Sequence[APIRouter],
+    setup: Setup,
+    database: bool = True,
+) -> FastAPI:
+    """`setup` builds the service's typed state and starts its consumers and periodic jobs."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(service, settings.log_level)
+        runtime = await ServiceRuntime.start(service, settings, database=database)
+        try:
+            app.state.service = await setup(runtime)
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=f"Kizashi {service}", version="1", lifespan=lifespan)
+    app.state.settings = settings
+    for router in routers:
+        app.include_router(router)
+
+    async def readiness() -> dict[str, bool]:
+        return await app.state.service.runtime.readiness()
+
+    async def liveness() -> dict[str, bool]:
+        state = getattr(app.state, "service", None)
+        return state.runtime.liveness() if state is not None else {}
+
+    install_common_routes(app, service=service, readiness=readiness, liveness=liveness)
+    return app

@@ -1,0 +1,25 @@
+"""`kizashi bench ingest|scoring|e2e [--json]`: each figure comes with a baseline measured in
+the same run on the same machine, and the ratio between them."""
+
+import argparse
+import importlib
+
+from kizashi.runtime.settings import Settings
+
+BENCHMARKS = {
+    "ingest": "kizashi.tools.bench.ingest",
+    "scoring": "kizashi.tools.bench.scoring",
+    "e2e": "kizashi.tools.bench.e2e",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    which = parser.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    for name, module_name in BENCHMARKS.items():
+        sub = which.add_parser(name)
+        sub.add_argument("--json", action="store_true", help="end with one JSON line")
+        importlib.import_module(module_name).add_arguments(sub)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    return importlib.import_module(BENCHMARKS[args.benchmark]).run(args, settings)

@@ -1,0 +1,281 @@
+"""`kizashi demo`: a few accounts with distinct stories, sent to a running stack, and the
+alerts they produce."""
+
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+import httpx
+
+from kizashi.runtime.settings import Settings
+from kizashi.tools.stack import client_credentials, read_stack
+
+STORIES = {
+    "acme": "Acme Corp: busy and happy; today it says it wants more and reads the pricing page",
+    "globex": "Globex: went quiet three weeks ago; today it answered NPS 2",
+    "initech": "Initech: a steady team using 48 of its 50 seats",
+}
+
+
+def _event(kind: str, account: str, at: datetime, **fields) -> dict:
+    return {
+        "type": kind,
+        "account_id": account,
+        "event_id": uuid.uuid4().hex,
+        "occurred_at": at.isoformat(),
+        **fields,
+    }
+
+
+def story_events(now: datetime) -> tuple[list[dict], list[dict]]:
+    """(the accounts' history, then today's news). The history (CRM facts and four weeks of
+    usage) is what a team would backfill; the news is what should reach a rep today."""
+    history = [
+        _event(
+            "account_update",
+            "acme",
+            now - timedelta(days=60),
+            name="Acme Corp",
+            plan="Growth",
+            arr=48_000,
+            seats=60,
+            owner_email="alice@acme-rep.example",
+            owner_slack="@alice",
+            industry="Manufacturing",
+            employees=800,
+            decision_makers=["acme-cfo"],
+        ),
+        _event(
+            "account_update",
+            "globex",
+            now - timedelta(days=60),
+            name="Globex",
+            plan="Starter",
+            arr=12_000,
+            seats=20,
+            owner_email="bob@acme-rep.example",
+            owner_slack="@bob",
+        ),
+        _event(
+            "account_update",
+            "initech",
+            now - timedelta(days=60),
+            name="Initech",
+            plan="Team",
+            arr=30_000,
+            seats=50,
+            renewal_date=date(now.year + 1, 6, 30).isoformat(),
+            owner_email="carol@acme-rep.example",
+        ),
+    ]
+    features = ["reports", "dashboards", "alerts", "exports", "api", "sso"]
+    for day in range(1, 29):
+        at = now - timedelta(days=day, hours=2)
+        for user in range(12 if day < 14 else 8):
+            history.append(
+                _event(
+                    "product_usage",
+                    "acme",
+                    at,
+                    user_id=f"acme-u{user}",
+                    action="feature_used",
+                    feature=features[(day + user) % 6],
+                )
+            )
+        if day >= 21:  # Globex was active a month ago, then stopped.
+            for user in range(6):
+                history.append(
+                    _event("product_usage", "globex", at, user_id=f"globex-u{user}", action="login")
+                )
+        for user in range(48):
+            if (day + user) % 2 == 0:
+                history.append(
+                    _event(
+                        "product_usage",
+                        "initech",
+                        at,
+                        user_id=f"initech-u{user}",
+                        action="feature_used",
+                        feature=features[user % 4],
+                    )
+                )
+    news = [
+        _event(
+            "web_visit",
+            "acme",
+            now - timedelta(hours=hours),
+            url="https://kizashi.example/pricing",
+            user_id="acme-cfo",  # a decision maker: OP's fit counts that
+        )
+        for hours in (30, 20, 6, 2)
+    ]
+    news.append(
+        _event(
+            "survey_response",
+            "acme",
+            now - timedelta(minutes=20),
+            survey_id="q4-nps",
+            nps=9,
+            upsell_intent=9,
+            comment="We need the analytics add-on.",
+        )
+    )
+    news.append(
+        _event(
+            "survey_response",
+            "globex",
+            now - timedelta(minutes=10),
+            survey_id="q4-nps",
+            nps=2,
+            comment="Nobody here uses it anymore.",
+        )
+    )
+    return history, news
+
+
+def _post(client: httpx.Client, url: str, key: str, events: list[dict]) -> int:
+    accepted = 0
+    for start in range(0, len(events), 500):
+        response = client.post(
+            f"{url}/v1/events",
+            json={"events": events[start : start + 500]},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        if response.status_code != 202:
+            raise SystemExit(f"ingest answered {response.status_code}: {response.text}")
+        accepted += response.json()["accepted"]
+    return accepted
+
+
+def run_demo(settings: Settings, *, wait_s: float = 60) -> int:
+    stack = read_stack(settings.data_dir) or {}
+    urls = {
+        name: stack.get("services", {}).get(name, {}).get("url")
+        or f"http://{settings.host}:{settings.port_of(name)}"
+        for name in ("ingest", "scoring", "triggers", "notifier")
+    }
+    key, token = client_credentials(settings)
+    if not key or not token:
+        raise SystemExit(
+            "no ingest key or API token: set KIZASHI_INGEST_KEYS and KIZASHI_API_TOKEN"
+        )
+    started = datetime.now(UTC)
+    history, news = story_events(started)
+    print("Sending three account stories to", urls["ingest"])
+    for account, story in STORIES.items():
+        print(f"  - {account}: {story}")
+    with httpx.Client(timeout=30) as client:
+        try:
+            accepted = _post(client, urls["ingest"], key, history)
+        except httpx.ConnectError:
+            raise SystemExit(
+                f"nothing answers at {urls['ingest']}: is `kizashi up` running?"
+            ) from None
+        print(f"  {accepted} events of history accepted (four weeks of usage, CRM facts)")
+        _wait_for_history(client, urls["scoring"], token, len(history), wait_s)
+        accepted = _post(client, urls["ingest"], key, news)
+        print(f"  {accepted} events of today's news accepted (a survey, pricing visits)\n")
+        print(f"Waiting up to {wait_s:.0f} s for signals and their deliveries …")
+        deadline = time.monotonic() + wait_s
+        signals = _wait_for_signals(client, urls["triggers"], token, started, wait_s)
+        deliveries = _wait_for_deliveries(client, urls["notifier"], token, signals, deadline)
+        for account in STORIES:
+            score = client.get(
+                f"{urls['scoring']}/v1/accounts/{account}",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            if score.status_code == 200:
+                body = score.json()
+                print(
+                    f"  {account:<8} CS {body['cs']:5.1f}  OP {body['op']:5.1f}  "
+                    f"segment {body['segment']:<8} priority {body['priority']}"
+                )
+    print()
+    for signal in signals:
+        sent = [d for d in deliveries if d["signal_id"] == signal["signal_id"]]
+        channels = ", ".join(f"{d['channel']} {d['status']}" for d in sent) or "delivering…"
+        print(f"  [{signal['kind']}] {signal['account_id']} · {signal['rule']} ({channels})")
+        for reason in signal["reasons"]:
+            print(f"      - {reason}")
+    kinds = {s["kind"] for s in signals}
+    print()
+    if {"opportunity", "churn_risk"} <= kinds:
+        print("Both kinds of alert arrived. Look at:")
+    else:
+        print("Not every alert has arrived yet (re-running within a rule's cooldown adds none).")
+    inbox = stack.get("inbox")
+    if inbox:
+        print(f"  - the Slack messages: {inbox['slack']}\n  - the emails: {inbox['email']}")
+    print(f"  - signals: GET {urls['triggers']}/v1/signals  (Authorization: Bearer <API token>)")
+    print(f"  - an account: GET {urls['scoring']}/v1/accounts/acme")
+    return 0 if {"opportunity", "churn_risk"} <= kinds else 1
+
+
+def _wait_for_history(
+    client: httpx.Client, url: str, token: str, expected: int, wait_s: float
+) -> None:
+    """The news should land on scored accounts, as it would on a live system."""
+    deadline = time.monotonic() + wait_s
+    headers = {"Authorization": f"Bearer {token}"}
+    while time.monotonic() < deadline:
+        applied = 0
+        for account in STORIES:
+            response = client.get(f"{url}/v1/accounts/{account}", headers=headers)
+            if response.status_code == 200:
+                applied += sum(response.json()["event_counts"].values())
+        if applied >= expected:
+            return
+        time.sleep(0.5)
+
+
+def _wait_for_signals(
+    client: httpx.Client, url: str, token: str, since: datetime, wait_s: float
+) -> list[dict]:
+    deadline = time.monotonic() + wait_s
+    headers = {"Authorization": f"Bearer {token}"}
+    signals: list[dict] = []
+    settled = -1
+    while time.monotonic() < deadline:
+        signals = [
+            s
+            for account in STORIES
+            for s in client.get(
+                f"{url}/v1/signals", params={"account_id": account}, headers=headers
+            ).json()
+        ]
+        fresh = [s for s in signals if datetime.fromisoformat(s["fired_at"]) >= since]
+        if {"opportunity", "churn_risk"} <= {s["kind"] for s in fresh}:
+            if len(fresh) == settled:  # nothing new for a moment: the story has played out
+                return fresh
+            settled = len(fresh)
+        time.sleep(1.5)
+    return signals
+
+
+def _wait_for_deliveries(
+    client: httpx.Client, url: str, token: str, signals: list[dict], deadline: float
+) -> list[dict]:
+    """Until every signal's deliveries are done (sent or failed), so that the output shows
+    where each alert went. The notifier paces each Slack webhook to about a message a second,
+    so the last of a burst of alerts can take several seconds."""
+    while True:
+        deliveries = _deliveries(client, url, token, signals)
+        delivered = {d["signal_id"] for d in deliveries}
+        done = all(s["signal_id"] in delivered for s in signals) and all(
+            d["status"] in ("sent", "failed") for d in deliveries
+        )
+        if done or time.monotonic() >= deadline:
+            return deliveries
+        time.sleep(0.5)
+
+
+def _deliveries(client: httpx.Client, url: str, token: str, signals: list[dict]) -> list[dict]:
+    headers = {"Authorization": f"Bearer {token}"}
+    found: list[dict] = []
+    for signal in signals:
+        response = client.get(
+            f"{url}/v1/deliveries", params={"signal_id": signal["signal_id"]}, headers=headers
+        )
+        if response.status_code == 200:
+            found.extend(response.json())
+    return found

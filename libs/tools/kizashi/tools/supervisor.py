@@ -1,0 +1,281 @@
+"""`kizashi up`: the embedded servers (when not configured), migrations, then the four
+services, each its own process, restarted when it dies and stopped cleanly on Ctrl-C/SIGTERM."""
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from pydantic import SecretStr
+
+from kizashi.runtime.settings import Settings
+from kizashi.tools.devinbox import DevInbox
+from kizashi.tools.embedded import EmbeddedBroker, EmbeddedPostgres, port_open
+from kizashi.tools.migrate import upgrade
+from kizashi.tools.stack import SERVICES, ensure_credentials, write_stack
+
+MAX_RESTART_DELAY_S = 30.0
+
+
+def _die_with_parent() -> None:
+    """Linux: a service process ends when `kizashi up` ends, even on SIGKILL."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    process: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    say: callable = print
+    postgres: EmbeddedPostgres | None = None
+    broker: EmbeddedBroker | None = None
+    inbox: DevInbox | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def prepare(self) -> None:
+        """Embedded servers, credentials and migrations: everything before the services."""
+        settings = self.settings
+        if not (settings.slack_webhook_url or settings.smtp_url):
+            self.inbox = DevInbox(
+                settings.data_dir.resolve() / "inbox",
+                settings.dev_webhook_port,
+                settings.dev_smtp_port,
+            )
+        self.check_config_files()
+        data_dir = settings.data_dir.resolve()
+        env = dict(os.environ)
+        env.update(ensure_credentials(settings))
+        env["KIZASHI_DATA_DIR"] = str(data_dir)
+        if not settings.database_url:
+            self.postgres = EmbeddedPostgres(
+                data_dir, _free_or_fail(settings.embedded_postgres_port, "PostgreSQL")
+            )
+            self.say(f"starting embedded PostgreSQL (data in {self.postgres.pgdata}) …")
+            self.postgres.start()
+            env["KIZASHI_DATABASE_URL"] = self.postgres.url
+        if not settings.kafka_bootstrap_servers:
+            self.broker = EmbeddedBroker(
+                data_dir, _free_or_fail(settings.embedded_broker_port, "broker")
+            )
+            self.say(
+                "starting embedded Kafka-compatible broker (Tansu, memory storage: its log does "
+                "not survive a restart) …"
+            )
+            self.broker.start()
+            env["KIZASHI_KAFKA_BOOTSTRAP_SERVERS"] = self.broker.bootstrap_servers
+        self.say("running database migrations …")
+        upgrade(env["KIZASHI_DATABASE_URL"])
+        self.env = env
+
+    def check_config_files(self) -> None:
+        """Read every config file as its service will, before anything starts: a bad file stops
+        `kizashi up` with one message naming the file, the key and the problem, instead of four
+        services exiting and restarting in a loop. Raises ConfigFileError."""
+        from kizashi.ingest.segment_config import load_segment_mapping
+        from kizashi.notifier.routing import load_routing_for
+        from kizashi.scoring.config import load_scoring_config
+        from kizashi.triggers.rules import load_rules
+
+        settings = self.settings
+        if self.inbox is not None:  # the notifier will run with the stand-ins' addresses
+            settings = settings.model_copy(
+                update={
+                    "slack_webhook_url": SecretStr(self.inbox.slack_webhook_url),
+                    "smtp_url": SecretStr(self.inbox.smtp_url),
+                }
+            )
+        # The services log their own warnings (a receiver disabled, …) when they start.
+        logging.disable(logging.WARNING)
+        try:
+            load_segment_mapping(settings.config_dir)
+            load_scoring_config(settings.config_dir)
+            load_rules(settings.config_dir)
+            load_routing_for(settings)
+        finally:
+            logging.disable(logging.NOTSET)
+
+    async def start_inbox(self) -> None:
+        if self.inbox is None:
+            return
+        await self.inbox.start()
+        self.env["KIZASHI_SLACK_WEBHOOK_URL"] = self.inbox.slack_webhook_url
+        self.env["KIZASHI_SMTP_URL"] = self.inbox.smtp_url
+
+    async def spawn(self, service: ServiceProcess) -> None:
+        service.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "kizashi.tools.cli",
+            "serve",
+            service.name,
+            env=self.env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        service.started_at = time.monotonic()
+        self.write_state()
+
+    async def watch(self, service: ServiceProcess) -> None:
+        delay = 1.0
+        while not self.stopping.is_set():
+            await self.spawn(service)
+            assert service.process is not None
+            code = await service.process.wait()
+            if self.stopping.is_set():
+                return
+            if time.monotonic() - service.started_at > 60:
+                delay = 1.0
+            service.restarts += 1
+            self.say(f"{service.name} exited with code {code}; restarting in {delay:.0f} s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), delay)
+            delay = min(delay * 2, MAX_RESTART_DELAY_S)
+
+    async def watch_health(self, interval_s: float = 10, strikes: int = 3) -> None:
+        """A process that answers /healthz 503 (a consumer stuck with records waiting) a few
+        times in a row is restarted, as an orchestrator's liveness probe would."""
+        failures = dict.fromkeys(self.services, 0)
+        async with httpx.AsyncClient(timeout=5) as client:
+            while not self.stopping.is_set():
+                await asyncio.sleep(interval_s)
+                for name, service in self.services.items():
+                    try:
+                        response = await client.get(
+                            f"http://{self.settings.host}:{service.port}/healthz"
+                        )
+                        failures[name] = failures[name] + 1 if response.status_code == 503 else 0
+                    except httpx.TimeoutException:
+                        failures[name] += 1  # a blocked event loop answers nothing at all
+                    except httpx.HTTPError:
+                        failures[name] = 0  # starting or restarting: watch() handles exits
+                    if failures[name] >= strikes and service.process is not None:
+                        self.say(f"{name} is not making progress; restarting it")
+                        service.process.terminate()
+                        failures[name] = 0
+
+    def write_state(self) -> None:
+        host = self.settings.host
+        write_stack(
+            self.settings.data_dir,
+            {
+                "pid": os.getpid(),
+                "embedded_database": self.postgres is not None,
+                "embedded_broker": self.broker is not None,
+                "services": {
+                    name: {
+                        "url": f"http://{host}:{s.port}",
+                        "pid": s.process.pid if s.process else None,
+                        "restarts": s.restarts,
+                    }
+                    for name, s in self.services.items()
+                },
+                "inbox": None
+                if self.inbox is None
+                else {"slack": str(self.inbox.slack_file), "email": str(self.inbox.email_file)},
+            },
+        )
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stopping.set)
+        await self.start_inbox()
+        self.services = {
+            name: ServiceProcess(name, self.settings.port_of(name)) for name in SERVICES
+        }
+        watchers = [asyncio.create_task(self.watch(s)) for s in self.services.values()]
+        watchers.append(asyncio.create_task(self.watch_health()))
+        # Ctrl-C works while the services are still starting, not only once they are ready.
+        announce = asyncio.create_task(self._announce())
+        await self.stopping.wait()
+        announce.cancel()
+        self.say("\nstopping …")
+        await self._stop_services()
+        for watcher in watchers:
+            watcher.cancel()
+        if self.inbox is not None:
+            await self.inbox.stop()
+        return 0
+
+    async def _announce(self) -> None:
+        host = self.settings.host
+        ready = await _wait_ready({n: f"http://{host}:{s.port}" for n, s in self.services.items()})
+        self.say("")
+        for name, service in self.services.items():
+            state = "ready" if ready.get(name) else "starting"
+            self.say(f"  {name:<9} http://{host}:{service.port}  ({state}; docs at /docs)")
+        creds = self.settings.data_dir.resolve() / "credentials.env"
+        self.say(f"\n  keys and API token: {creds}")
+        if self.inbox is not None:
+            self.say(
+                f"  alerts: no Slack or SMTP configured, so they are printed here and kept in "
+                f"{self.inbox.directory}"
+            )
+        self.say("\nKizashi is up. Try `kizashi demo` in another terminal; Ctrl-C stops it all.")
+
+    async def _stop_services(self) -> None:
+        processes = [s.process for s in self.services.values() if s.process]
+        for process in processes:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                await asyncio.wait_for(process.wait(), 15)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+    def shutdown_servers(self) -> None:
+        if self.broker is not None:
+            self.broker.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+
+
+async def _wait_ready(urls: dict[str, str], timeout_s: float = 90) -> dict[str, bool]:
+    ready = dict.fromkeys(urls, False)
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=2) as client:
+        while not all(ready.values()) and time.monotonic() < deadline:
+            for name, url in urls.items():
+                if not ready[name]:
+                    with contextlib.suppress(httpx.HTTPError):
+                        ready[name] = (await client.get(f"{url}/readyz")).status_code == 200
+            await asyncio.sleep(0.5)
+    return ready
+
+
+def _free_or_fail(port: int, what: str) -> int:
+    if port_open(port):
+        raise SystemExit(
+            f"port {port} for the embedded {what} is taken: is another `kizashi up` running?"
+        )
+    return port
+
+
+def up(settings: Settings) -> int:
+    stack = Stack(settings)
+    try:
+        stack.prepare()
+        return asyncio.run(stack.run())
+    finally:
+        stack.shutdown_servers()
+        Path(settings.data_dir / "stack.json").unlink(missing_ok=True)

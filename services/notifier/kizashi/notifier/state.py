@@ -1,0 +1,25 @@
+"""The typed state the notifier app holds while it runs."""
+
+import asyncio
+from dataclasses import dataclass, field
+
+from kizashi.notifier.render import Renderer
+from kizashi.notifier.routing import RoutingTree
+from kizashi.notifier.transport import RetryPolicy, SmtpSender, WebhookSender
+from kizashi.runtime.lifecycle import ServiceState
+
+
+@dataclass
+class NotifierState(ServiceState):
+    routing: RoutingTree
+    renderer: Renderer
+    webhooks: WebhookSender
+    smtp: SmtpSender | None
+    retry: RetryPolicy
+    action_secret: str
+    public_url: str
+    lease_s: float = 120.0
+    # Set when new deliveries are recorded, so the worker sends at once instead of polling.
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # Deliveries this process is sending now: never reclaimed as abandoned by this process.
+    in_flight: set[str] = field(default_factory=set)

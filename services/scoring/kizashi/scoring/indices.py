@@ -1,0 +1,431 @@
+"""CS and OP indices, segment and priority, each score with a breakdown a rep can read.
+
+Pure functions of the features (see features.py) and scoring.yaml; no I/O.
+"""
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from kizashi.contracts.accounts import AccountFacts
+from kizashi.contracts.scores import Index, Priority, ScoreComponent, ScoreSnapshot, Segment
+from kizashi.runtime.trusted import trusted
+from kizashi.scoring.config import ScoringConfig
+from kizashi.scoring.features import (
+    DAY_S,
+    MEAN_LIFE_7D_S,
+    MEAN_LIFE_28D_S,
+    SURVEY_ANSWERS,
+    AccountState,
+    utc_day,
+)
+
+Features = dict[str, float | None]
+# (raw value, normalised 0..1, sentence)
+Part = tuple[float | None, float, str]
+# Below this a decayed usage counter is worth under a point of any index with default weights.
+SETTLED_USAGE = 0.5
+
+
+class BreakdownLine(dict):
+    """One line of a breakdown: a `ScoreComponent` as JSON data, with attribute access.
+
+    A score has seventeen lines and the consumer makes thousands of scores a second, so lines are
+    made as plain dicts (no per-line validation; orjson writes a dict several times faster than
+    a dataclass) and wrapped in this view only when read; `as_component()` gives the contract
+    model.
+    """
+
+    __slots__ = ()
+
+    index = property(lambda self: self["index"])
+    component = property(lambda self: self["component"])
+    raw = property(lambda self: self["raw"])
+    weight = property(lambda self: self["weight"])
+    points = property(lambda self: self["points"])
+    explanation = property(lambda self: self["explanation"])
+
+    def as_component(self) -> ScoreComponent:
+        return ScoreComponent.model_validate(dict(self))
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreResult:
+    snapshot: ScoreSnapshot
+    # The breakdown as plain JSON-ready dicts (what is stored and published).
+    lines: list[dict]
+
+    @property
+    def breakdown(self) -> list[BreakdownLine]:
+        """The same lines, with attribute access (line.component, line.points, …)."""
+        return [BreakdownLine(line) for line in self.lines]
+
+
+def _num(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 10 or value == int(value) else f"{value:.1f}"
+
+
+def _day(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).date().isoformat()
+
+
+def _capped(value: float, target: float) -> float:
+    return min(1.0, max(0.0, value / target))
+
+
+def _aged(value: float, neutral: float, at: float | None, now: float, half_life_d: float) -> float:
+    """Pull an answer's normalised value back towards neutral as it ages."""
+    if at is None:
+        return value
+    age_d = max(0.0, now - at) / DAY_S
+    return neutral + (value - neutral) * 0.5 ** (age_d / half_life_d)
+
+
+def survey_norm(answer: str, value: float) -> float:
+    """A survey answer on 0..1: NPS and intents are 0–10, CSAT is 1–5."""
+    return (value - 1) / 4 if answer == "csat" else value / 10
+
+
+def _answer_text(answer: str, value: float) -> str:
+    if answer == "nps":
+        band = "promoter" if value >= 9 else "passive" if value >= 7 else "detractor"
+        return f"NPS {value:.0f} ({band})"
+    if answer == "csat":
+        return f"CSAT {value:.0f}/5"
+    if answer == "upsell_intent":
+        return f"Stated upsell intent {value:.0f}/10"
+    return f"Referral intent {value:.0f}/10"
+
+
+_NO_ANSWER = {
+    "nps": "No NPS answer yet, counted as neutral",
+    "csat": "No CSAT answer yet, counted as neutral",
+    "upsell_intent": "No upsell-intent answer yet, counted as neutral",
+    "referral_intent": "No referral-intent answer yet, counted as neutral",
+}
+
+
+def _survey(f: Features, answer: str, neutral: float, cfg: ScoringConfig, now: float) -> Part:
+    value, at = f[answer], f[f"{answer}_at"]
+    if value is None:
+        return None, neutral, _NO_ANSWER[answer]
+    norm = _aged(survey_norm(answer, value), neutral, at, now, cfg.surveys.half_life_days)
+    when = f" on {_day(at)}" if at is not None else ""
+    return value, norm, f"{_answer_text(answer, value)}{when}"
+
+
+def _plural(count: float, noun: str) -> str:
+    return f"{count:.0f} {noun}" + ("" if round(count) == 1 else "s")
+
+
+def _cs_parts(f: Features, cfg: ScoringConfig, now: float) -> dict[str, Part]:
+    n, miss = cfg.normalise, cfg.missing
+    usage_7d, seats, trend = f["usage_7d"] or 0.0, f["seats"], f["usage_trend"]
+    if seats:
+        target = n.usage_target_per_seat_7d * seats
+        target_text = f"a target of {_num(target)} for {seats:.0f} seats"
+    else:
+        target = n.usage_target_7d
+        target_text = f"a target of {_num(target)} (seats unknown)"
+    if f["last_usage_at"] is None:
+        usage_text = "No product usage recorded yet"
+    else:
+        usage_text = (
+            f"About {_num(usage_7d)} uses of the product in the last 7 days, against {target_text}"
+        )
+    if trend is None:
+        trend_part: Part = (None, miss.usage_trend, "No usage baseline yet, counted as neutral")
+    else:
+        trend_part = (
+            trend,
+            n.usage_trend(trend),
+            f"7-day usage rate is {trend * 100:.0f}% of the 28-day baseline",
+        )
+    active_14, active_28 = f["active_days_14d"] or 0.0, f["active_days_28d"] or 0.0
+    breadth = f["distinct_features_28d"] or 0.0
+    users, utilisation = f["active_users_28d"] or 0.0, f["seat_utilisation"]
+    if utilisation is None:
+        adoption: Part = (None, miss.seat_adoption, "Seats bought unknown, counted as neutral")
+    else:
+        adoption = (
+            utilisation,
+            _capped(utilisation, n.seat_adoption_target),
+            f"{users:.0f} of {seats:.0f} seats active in the last 28 days "
+            f"({utilisation * 100:.0f}%, target {n.seat_adoption_target * 100:.0f}%)",
+        )
+    return {
+        "usage_health": (usage_7d, _capped(usage_7d, target), usage_text),
+        "usage_trend": trend_part,
+        "active_days": (
+            active_14,
+            _capped(active_14, n.active_days_target_14d),
+            f"{_plural(active_14, 'active day')} in the last 14, {active_28:.0f} in the last 28",
+        ),
+        "feature_breadth": (
+            breadth,
+            _capped(breadth, n.features_target_28d),
+            f"{_plural(breadth, 'distinct feature')} used in the last 28 days "
+            f"(target {_num(n.features_target_28d)})",
+        ),
+        "seat_adoption": adoption,
+        "nps": _survey(f, "nps", miss.nps, cfg, now),
+        "csat": _survey(f, "csat", miss.csat, cfg, now),
+    }
+
+
+def _renewal_timing(days: float, cfg: ScoringConfig) -> float:
+    window, ramp = cfg.normalise.renewal_window_days, cfg.normalise.renewal_ramp_days
+    if days < 0:
+        return 0.0
+    if days < window.low:
+        return max(0.0, 1 - (window.low - days) / ramp)
+    if days > window.high:
+        return max(0.0, 1 - (days - window.high) / ramp)
+    return 1.0
+
+
+def _op_parts(f: Features, facts: AccountFacts, cfg: ScoringConfig, now: float) -> dict[str, Part]:
+    n, miss = cfg.normalise, cfg.missing
+    pricing, high_value = f["pricing_visits_7d"] or 0.0, f["high_value_visits_7d"] or 0.0
+    clicks = f["cross_sell_clicks_14d"] or 0.0
+    utilisation, trend, seats = f["seat_utilisation"], f["usage_trend"], f["seats"]
+    if utilisation is None:
+        pressure: Part = (None, miss.seat_pressure, "Seats bought unknown, counted as neutral")
+    else:
+        pressure = (
+            utilisation,
+            n.seat_pressure(utilisation),
+            f"{f['active_users_28d'] or 0:.0f} of {seats:.0f} seats in use "
+            f"({utilisation * 100:.0f}%)",
+        )
+    if trend is None:
+        growth: Part = (None, miss.usage_growth, "No usage baseline yet, counted as neutral")
+    else:
+        growth = (
+            trend,
+            n.usage_growth(trend),
+            f"7-day usage rate is {trend * 100:.0f}% of the 28-day baseline",
+        )
+    arr, employees = f["arr"], f["employees"]
+    # (normalised, raw) of each size that is known; the better fit gives the points, and its
+    # raw value is the one shown with them.
+    sizes = [(n.arr(arr), arr)] if arr is not None else []
+    if employees is not None:
+        sizes.append((n.employees(employees), employees))
+    if not sizes:
+        size: Part = (None, miss.size_fit, "ARR and headcount unknown, counted as neutral")
+    else:
+        said = [f"ARR {_num(arr)}" if arr is not None else "ARR unknown"]
+        said.append(f"{employees:.0f} employees" if employees is not None else "headcount unknown")
+        norm, raw = max(sizes, key=lambda known: known[0])  # ARR on a tie
+        size = (raw, norm, ", ".join(said))
+    engaged, named = f["decision_makers_engaged_28d"], len(set(facts.decision_makers or ()))
+    if engaged is None:
+        decision_maker: Part = (
+            None,
+            miss.decision_maker,
+            "No decision makers named in the CRM, counted as neutral",
+        )
+    else:
+        if named == 1:
+            who = "The decision maker" + (" engaged" if engaged else " did not engage")
+        elif engaged:
+            who = f"{engaged:.0f} of the {named} decision makers engaged"
+        else:
+            who = f"None of the {named} decision makers engaged"
+        decision_maker = (engaged, 1.0 if engaged else 0.0, f"{who} in the last 28 days")
+    plan = facts.plan
+    plan_room = None if plan is None else n.plans.get(plan.strip().lower())
+    if plan_room is None:
+        why = "unknown" if plan is None else f"'{plan}' is not in the plan table"
+        plan_part: Part = (None, miss.plan_fit, f"Plan {why}, counted as neutral")
+    else:
+        plan_part = (plan_room, plan_room, f"On the '{plan}' plan ({plan_room * 100:.0f}% room)")
+    days = f["days_to_renewal"]
+    window = n.renewal_window_days
+    if days is None:
+        timing: Part = (None, miss.renewal_timing, "Renewal date unknown, counted as neutral")
+    else:
+        timing = (
+            days,
+            _renewal_timing(days, cfg),
+            f"Renewal in {days:.0f} days (on {facts.renewal_date}); "
+            f"{window.low:.0f}–{window.high:.0f} days out is the time to offer",
+        )
+    return {
+        "upsell_intent": _survey(f, "upsell_intent", miss.upsell_intent, cfg, now),
+        "referral_intent": _survey(f, "referral_intent", miss.referral_intent, cfg, now),
+        "pricing_interest": (
+            high_value,
+            _capped(high_value, n.high_value_visits_target_7d),
+            f"{_plural(pricing, 'pricing visit')} and "
+            f"{_plural(high_value - pricing, 'product-page visit')} in the last 7 days",
+        ),
+        "cross_sell": (
+            clicks,
+            _capped(clicks, n.cross_sell_clicks_target_14d),
+            f"{_plural(clicks, 'click')} on cross-sell, upsell or new-product links "
+            "in the last 14 days",
+        ),
+        "seat_pressure": pressure,
+        "usage_growth": growth,
+        "size_fit": size,
+        "decision_maker": decision_maker,
+        "plan_fit": plan_part,
+        "renewal_timing": timing,
+    }
+
+
+def _index(
+    index: Index, parts: dict[str, Part], weights: dict[str, float], out: list[dict]
+) -> float:
+    scale = 100.0 / sum(weights.values())
+    score = 0.0
+    for name, (raw, norm, sentence) in parts.items():
+        weight = weights[name]
+        points = scale * weight * norm
+        score += points
+        out.append(
+            {
+                "index": index,
+                "component": name,
+                "raw": None if raw is None else round(float(raw), 4),
+                "weight": weight,
+                "points": round(points, 2),
+                "explanation": sentence,
+            }
+        )
+    return round(min(100.0, max(0.0, score)), 2)
+
+
+def segment_of(cs: float, op: float, config: ScoringConfig) -> Segment:
+    cs_high, op_high = cs >= config.segments.cs_high, op >= config.segments.op_high
+    if cs_high:
+        return "expand" if op_high else "nurture"
+    return "recover" if op_high else "at_risk"
+
+
+def priority_of(features: Features, cs: float, op: float, config: ScoringConfig) -> Priority:
+    for rule in config.priority.rules:
+        for name, cond in rule.when.items():
+            value = cs if name == "cs" else op if name == "op" else features.get(name)
+            if not cond.holds(value):
+                break
+        else:
+            return rule.priority
+    return config.priority.default
+
+
+def score(
+    features: Features, facts: AccountFacts, config: ScoringConfig, now: datetime
+) -> ScoreResult:
+    """CS, OP, segment and priority, with one breakdown line per component."""
+    t = now.timestamp()
+    lines: list[dict] = []
+    cs = _index("cs", _cs_parts(features, config, t), config.cs.weights.by_name, lines)
+    op_parts = _op_parts(features, facts, config, t)
+    op = _index("op", op_parts, config.op.weights.by_name, lines)
+    # Valid by construction (indices clamped to 0–100, segment and priority from the validated
+    # config): skip validation, which runs for every account of every batch.
+    snapshot = trusted(
+        ScoreSnapshot,
+        {
+            "cs": cs,
+            "op": op,
+            "segment": segment_of(cs, op, config),
+            "priority": priority_of(features, cs, op, config),
+        },
+    )
+    return ScoreResult(snapshot=snapshot, lines=lines)
+
+
+def meaningful_change(before: dict | None, after: ScoreSnapshot, config: ScoringConfig) -> bool:
+    """Worth publishing: first score, a new segment or priority, or a move of min_points.
+    `before` holds the scores last published (cs, op, segment, priority), so moves smaller
+    than min_points add up until they reach it."""
+    if before is None:
+        return True
+    if before["segment"] != after.segment or before["priority"] != after.priority:
+        return True
+    threshold = config.changes.min_points
+    return abs(after.cs - before["cs"]) >= threshold or abs(after.op - before["op"]) >= threshold
+
+
+def _midnight(day: int) -> float:
+    return day * DAY_S
+
+
+def _usage_settled(state: AccountState, t: float, config: ScoringConfig) -> bool:
+    """True when usage decay can no longer move a score: counters negligible, trend bottomed."""
+    if not state.usage:
+        return True
+    ref, u7, u28 = state.usage
+    dt = max(0.0, t - ref)
+    u7 *= math.exp(-dt / MEAN_LIFE_7D_S)
+    u28 *= math.exp(-dt / MEAN_LIFE_28D_S)
+    if u7 >= SETTLED_USAGE or u28 >= SETTLED_USAGE:
+        return False
+    # In silence the trend only falls, so once it is under both ramps it stays at 0 points.
+    trend = 4.0 * u7 / u28 if u28 > 0 else 0.0
+    normalise = config.normalise
+    return trend <= normalise.usage_trend.low and trend <= normalise.usage_growth.low
+
+
+def _surveys_settled(state: AccountState, t: float, config: ScoringConfig) -> bool:
+    """True when every answer's remaining pull from ageing is worth < half a meaningful move."""
+    cs, op = config.cs.weights, config.op.weights
+    full_points = {
+        "nps": 100.0 * cs.nps / cs.total,
+        "csat": 100.0 * cs.csat / cs.total,
+        "upsell_intent": 100.0 * op.upsell_intent / op.total,
+        "referral_intent": 100.0 * op.referral_intent / op.total,
+    }
+    for answer in SURVEY_ANSWERS:
+        entries = state.surveys.get(answer)
+        if not entries:
+            continue
+        at, _, value = entries[0]
+        norm = survey_norm(answer, value)
+        spread = abs(norm - getattr(config.missing, answer))
+        points = full_points[answer]
+        age_d = max(0.0, t - at) / DAY_S
+        remaining = points * spread * 0.5 ** (age_d / config.surveys.half_life_days)
+        if remaining >= config.changes.min_points / 2:
+            return False
+    return True
+
+
+def next_drift_check(state: AccountState, now: datetime, config: ScoringConfig) -> datetime | None:
+    """When time alone can next have moved this account's scores; None if it never will.
+
+    Three clocks move scores without events: decay (usage counters, survey ageing), the edges
+    of the day windows (UTC midnight, while any counted day is within 28 days) and the renewal
+    calendar (daily, while the renewal is within the timing ramps).
+    """
+    t = now.timestamp()
+    today = utc_day(t)
+    candidates: list[float] = []
+    if not _usage_settled(state, t, config) or not _surveys_settled(state, t, config):
+        candidates.append(t + config.sweep.recheck_hours * 3600.0)
+    if state.max_day is not None and state.max_day >= today - 27:
+        candidates.append(_midnight(today + 1))
+    renewal = state.renewal_date()
+    if renewal is not None:
+        candidates.extend(_renewal_checks(renewal, today, config))
+    if not candidates:
+        return None
+    return datetime.fromtimestamp(max(min(candidates), t), UTC)
+
+
+def _renewal_checks(renewal: date, today: int, config: ScoringConfig) -> list[float]:
+    window, ramp = config.normalise.renewal_window_days, config.normalise.renewal_ramp_days
+    renewal_day = utc_day(
+        datetime(renewal.year, renewal.month, renewal.day, tzinfo=UTC).timestamp()
+    )
+    days_left = renewal_day - today
+    first_moving = renewal_day - math.ceil(window.high + ramp)
+    if days_left > window.high + ramp:
+        return [_midnight(first_moving)]
+    if days_left >= max(0.0, window.low - ramp):
+        return [_midnight(today + 1)]
+    return []
