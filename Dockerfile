@@ -16,6 +16,8 @@ RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))
         > /tmp/requirements.txt \
     && /opt/kizashi/bin/pip install --requirement /tmp/requirements.txt
 # Then the code: one wheel holding every kizashi package (hatchling, see pyproject.toml).
+# LICENSE goes into the wheel's metadata (license-files in pyproject.toml).
+COPY LICENSE ./
 COPY libs ./libs
 COPY services ./services
 RUN /opt/kizashi/bin/pip install --no-deps . \
