@@ -8,7 +8,7 @@ import asyncpg
 import orjson
 from alembic import command
 
-from kizashi.scoring.queries import listing_sql
+from kizashi.scoring.repository import listing_sql
 from kizashi.tools.migrate import alembic_config, upgrade
 from tests.support.infra import _create_database, _drop_database, _with_database
 

@@ -17,7 +17,7 @@ from kizashi.contracts.events import input_event_adapter
 from kizashi.contracts.topics import EVENT_TOPICS
 from kizashi.runtime.consumer import BatchConsumer
 from kizashi.runtime.db import raw_transaction
-from kizashi.scoring import store
+from kizashi.scoring import repository
 from kizashi.scoring.consumer import handle_events
 from kizashi.scoring.features import MEAN_LIFE_7D_S
 from kizashi.scoring.pipeline import rescore
@@ -252,7 +252,7 @@ async def test_the_silence_sweep_lowers_cs_and_reads_only_due_accounts(service, 
                 later,
             )
         )
-        claimed = await store.due_for_check(connection, later, 10_000)
+        claimed = await repository.due_for_check(conn=connection, now=later, limit=10_000)
     assert "scores_next_check_at" in plan
     assert total >= 301 and due < 50
     assert busy in claimed and not set(idle) & set(claimed)
@@ -307,10 +307,15 @@ async def test_claim_returns_exactly_the_ids_not_applied_before(service) -> None
     account = _account("claim")
     old, new = f"{account}-old", f"{account}-new"
     async with raw_transaction(service.engine) as connection:
-        assert await store.claim_new_events(connection, [old], [account]) == {old}
+        claimed = await repository.claim_new_events(
+            conn=connection, event_ids=[old], account_ids=[account]
+        )
+        assert claimed == {old}
     async with raw_transaction(service.engine) as connection:
         # A repeated id (callers dedupe, but the claim must not drop it) and one applied before.
-        fresh = await store.claim_new_events(connection, [new, old, new], [account] * 3)
+        fresh = await repository.claim_new_events(
+            conn=connection, event_ids=[new, old, new], account_ids=[account] * 3
+        )
     assert fresh == {new}
 
 
@@ -320,7 +325,7 @@ async def test_the_scores_last_published_are_stored_apart_from_the_computed_ones
     account = _account("published")
     now = _now()
     first = rescore(
-        store.StoredAccount(account, None, None),
+        repository.StoredAccount(account, None, None),
         [input_event_adapter.validate_python(usage(account, now))],
         config=service.config,
         now=now,
@@ -329,9 +334,9 @@ async def test_the_scores_last_published_are_stored_apart_from_the_computed_ones
         first.scored, cs=40.0, op=31.0, published_cs=42.0, published_op=30.5
     )
     async with raw_transaction(service.engine) as connection:
-        await store.save(connection, [scored])
+        await repository.save(conn=connection, scored=[scored])
     async with raw_transaction(service.engine) as connection:
-        stored = await store.lock_accounts(connection, [account])
+        stored = await repository.lock_accounts(conn=connection, account_ids=[account])
     before = stored[account].scores
     assert before is not None
     assert (before["cs"], before["op"], before["segment"]) == (42.0, 30.5, scored.segment)
@@ -347,28 +352,29 @@ async def test_a_batch_that_waited_for_the_lock_reads_the_scores_committed_meanw
     account = _account("waited")
     now = _now()
     first = rescore(
-        store.StoredAccount(account, None, None),
+        repository.StoredAccount(account, None, None),
         [input_event_adapter.validate_python(usage(account, now))],
         config=service.config,
         now=now,
     )
     async with raw_transaction(service.engine) as connection:
-        await store.save(connection, [first.scored])
+        await repository.save(conn=connection, scored=[first.scored])
     republished = dataclasses.replace(first.scored, cs=12.5, published_cs=12.5)
 
     holding, release = asyncio.Event(), asyncio.Event()
 
     async def first_writer() -> None:
         async with raw_transaction(service.engine) as connection:
-            await store.lock_accounts(connection, [account])
-            await store.save(connection, [republished])
+            await repository.lock_accounts(conn=connection, account_ids=[account])
+            await repository.save(conn=connection, scored=[republished])
             holding.set()
             await release.wait()
 
     async def second_reader() -> dict | None:
         await holding.wait()
         async with raw_transaction(service.engine) as connection:
-            stored = await store.lock_accounts(connection, [account])  # waits for the first
+            # waits for the first
+            stored = await repository.lock_accounts(conn=connection, account_ids=[account])
         return stored[account].scores
 
     writer = asyncio.create_task(first_writer())

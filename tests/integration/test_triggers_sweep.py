@@ -25,7 +25,7 @@ from kizashi.runtime.lifecycle import ServiceRuntime
 from kizashi.runtime.settings import Settings
 from kizashi.scoring.config import load_scoring_config
 from kizashi.scoring.pipeline import rescore
-from kizashi.scoring.store import StoredAccount
+from kizashi.scoring.repository import StoredAccount
 from kizashi.tools.migrate import upgrade
 from kizashi.tools.replay import published
 from kizashi.triggers.consumer import handle_changes

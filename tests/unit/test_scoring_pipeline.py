@@ -4,7 +4,7 @@ last published, so a slow slide reaches the triggers instead of never being publ
 from datetime import timedelta
 
 from kizashi.scoring.pipeline import rescore
-from kizashi.scoring.store import StoredAccount
+from kizashi.scoring.repository import StoredAccount
 from tests.unit.scoring_events import CONFIG, NOW, event
 
 START = NOW - timedelta(days=14)

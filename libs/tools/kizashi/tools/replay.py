@@ -30,7 +30,7 @@ from kizashi.contracts.scores import ScoresChanged
 from kizashi.contracts.signals import SignalBase
 from kizashi.scoring.config import ScoringConfig
 from kizashi.scoring.pipeline import rescore
-from kizashi.scoring.store import StoredAccount
+from kizashi.scoring.repository import StoredAccount
 from kizashi.triggers.decide import AccountMemory, Decision, decide, sweep_decide
 from kizashi.triggers.rules import RuleBook
 

@@ -19,6 +19,7 @@ from kizashi.runtime.db import create_engine, raw_transaction
 from kizashi.runtime.kafka import Producer
 from kizashi.runtime.lifecycle import ServiceRuntime
 from kizashi.runtime.settings import Settings
+from kizashi.scoring import repository
 from kizashi.scoring.config import load_scoring_config
 from kizashi.scoring.state import ScoringState
 from kizashi.scoring.sweep import rescore_accounts
@@ -68,20 +69,12 @@ class ProgressBar:
 
 async def next_account_ids(service: ScoringState, after: str, limit: int) -> list[str]:
     async with raw_transaction(service.engine) as connection:
-        rows = await connection.fetch(
-            """
-            SELECT account_id FROM accounts WHERE account_id > $1
-            ORDER BY account_id LIMIT $2
-            """,
-            after,
-            limit,
-        )
-    return [row["account_id"] for row in rows]
+        return await repository.account_ids_after(conn=connection, after=after, limit=limit)
 
 
 async def count_accounts(service: ScoringState) -> int:
     async with raw_transaction(service.engine) as connection:
-        return await connection.fetchval("SELECT count(*) FROM accounts")
+        return await repository.count_accounts(conn=connection)
 
 
 async def rescore_all(

@@ -8,9 +8,11 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 
 from kizashi.contracts.scores import Priority, ScoreComponent, Segment
-from kizashi.runtime.auth import ApiCaller
-from kizashi.scoring import queries
+from kizashi.runtime.db import raw_transaction
+from kizashi.scoring import repository
+from kizashi.scoring.deps import ApiCaller, EngineDep
 from kizashi.scoring.features import AccountState, event_counts
+from kizashi.scoring.paging import BadCursor, decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/v1", tags=["accounts"])
 
@@ -59,10 +61,6 @@ class SegmentChart(BaseModel):
     totals: dict[str, int]
 
 
-def _engine(request: Request):
-    return request.app.state.service.engine
-
-
 @router.get("/accounts/", include_in_schema=False)
 async def accounts_with_a_slash(request: Request, _: ApiCaller) -> RedirectResponse:
     """The list, asked for with a trailing slash (the id route below would take it as an
@@ -73,8 +71,9 @@ async def accounts_with_a_slash(request: Request, _: ApiCaller) -> RedirectRespo
 # `:path`, because an account id may hold "/" (ingest accepts any 1–128 characters but NUL);
 # a client sends it percent-encoded or as is.
 @router.get("/accounts/{account_id:path}", response_model=AccountView)
-async def get_account(account_id: str, request: Request, _: ApiCaller) -> AccountView:
-    row = await queries.get_account(_engine(request), account_id)
+async def get_account(account_id: str, engine: EngineDep, _: ApiCaller) -> AccountView:
+    async with raw_transaction(engine) as connection:
+        row = await repository.get_account(conn=connection, account_id=account_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no account {account_id!r}")
     return AccountView(
@@ -96,31 +95,44 @@ async def get_account(account_id: str, request: Request, _: ApiCaller) -> Accoun
 
 @router.get("/accounts", response_model=AccountPage)
 async def list_accounts(
-    request: Request,
+    engine: EngineDep,
     _: ApiCaller,
     segment: Segment | None = None,
     priority: Priority | None = None,
-    order: Annotated[queries.Order, Query(description="cs, -cs, op or -op")] = "-op",
+    order: Annotated[repository.Order, Query(description="cs, -cs, op or -op")] = "-op",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> AccountPage:
+    listing = [order, segment, priority]
     try:
-        items, next_cursor = await queries.list_accounts(
-            _engine(request),
+        after = decode_cursor(cursor, listing) if cursor else None
+    except BadCursor as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from error
+    async with raw_transaction(engine) as connection:
+        # One more than a page: whether it comes back says if there is a next page.
+        rows = await repository.list_accounts(
+            conn=connection,
             segment=segment,
             priority=priority,
             order=order,
-            limit=limit,
-            cursor=cursor,
+            after=after,
+            limit=limit + 1,
         )
-    except queries.BadCursor as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from error
+    items = rows[:limit]
+    column = repository.ORDER_SQL[order][0]
+    next_cursor = (
+        encode_cursor(listing, items[-1][column], items[-1]["account_id"])
+        if len(rows) > limit
+        else None
+    )
     return AccountPage(items=[AccountSummary(**item) for item in items], next_cursor=next_cursor)
 
 
 @router.get("/segments", response_model=SegmentChart)
-async def segments(request: Request, _: ApiCaller) -> SegmentChart:
-    counts = [SegmentCount(**row) for row in await queries.segment_counts(_engine(request))]
+async def segments(engine: EngineDep, _: ApiCaller) -> SegmentChart:
+    async with raw_transaction(engine) as connection:
+        rows = await repository.segment_counts(conn=connection)
+    counts = [SegmentCount(**row) for row in rows]
     totals: dict[str, int] = {s: 0 for s in ("expand", "recover", "nurture", "at_risk")}
     for count in counts:
         totals[count.segment] += count.accounts

@@ -17,7 +17,7 @@ from kizashi.contracts.events import EventEnvelope, input_event_adapter
 from kizashi.runtime.collector import collection_paused
 from kizashi.runtime.consumer import PermanentRecordError, Rejected
 from kizashi.runtime.db import raw_transaction
-from kizashi.scoring import store
+from kizashi.scoring import repository
 from kizashi.scoring.metrics import EVENTS_APPLIED, EVENTS_DUPLICATE, record_outcomes
 from kizashi.scoring.persist import rescore_and_write
 from kizashi.scoring.state import ScoringState
@@ -53,8 +53,10 @@ async def _apply(service: ScoringState, records: list[ConsumerRecord]) -> Reject
         return rejected
     now = datetime.now(UTC)
     async with raw_transaction(service.engine) as connection:
-        fresh = await store.claim_new_events(
-            connection, [e.event_id for e in unique], [e.account_id for e in unique]
+        fresh = await repository.claim_new_events(
+            conn=connection,
+            event_ids=[e.event_id for e in unique],
+            account_ids=[e.account_id for e in unique],
         )
         EVENTS_DUPLICATE.inc(len(events) - len(fresh))
         by_account: dict[str, list[EventEnvelope]] = defaultdict(list)
@@ -63,7 +65,7 @@ async def _apply(service: ScoringState, records: list[ConsumerRecord]) -> Reject
                 by_account[event.account_id].append(event)
         if not by_account:
             return rejected
-        stored = await store.lock_accounts(connection, by_account)
+        stored = await repository.lock_accounts(conn=connection, account_ids=by_account)
         outcomes = await rescore_and_write(
             service, connection, stored, by_account, cause="events", now=now
         )

@@ -16,10 +16,10 @@ from kizashi.contracts.events import EventEnvelope
 from kizashi.contracts.topics import SCORES_CHANGED
 from kizashi.runtime.collector import collection_paused
 from kizashi.runtime.kafka import OutgoingRecord
-from kizashi.scoring import store
+from kizashi.scoring import repository
 from kizashi.scoring.pipeline import Outcome, rescore
+from kizashi.scoring.repository import StoredAccount
 from kizashi.scoring.state import ScoringState
-from kizashi.scoring.store import StoredAccount
 
 CHUNK = 1000
 
@@ -51,7 +51,8 @@ async def rescore_and_write(
                 ]
             if saving is not None:
                 await saving  # one statement at a time on a connection
-            saving = asyncio.create_task(store.save(connection, [o.scored for o in chunk]))
+            scored = [o.scored for o in chunk]
+            saving = asyncio.create_task(repository.save(conn=connection, scored=scored))
             messages = [
                 OutgoingRecord(SCORES_CHANGED, o.scored.account_id, o.encoded())
                 for o in chunk

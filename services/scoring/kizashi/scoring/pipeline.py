@@ -13,7 +13,7 @@ from kizashi.contracts.scores import ScoresChanged, ScoreSnapshot
 from kizashi.scoring.config import ScoringConfig
 from kizashi.scoring.features import AccountState, facts_model, features_at
 from kizashi.scoring.indices import meaningful_change, next_drift_check, score
-from kizashi.scoring.store import ScoredAccount, StoredAccount
+from kizashi.scoring.repository import ScoredAccount, StoredAccount
 
 # Features whose every movement a rule may care about, even when the scores barely move.
 WATCHED_FEATURES = (

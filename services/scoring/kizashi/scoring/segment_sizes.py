@@ -7,6 +7,7 @@ from typing import get_args
 
 from kizashi.contracts.scores import Segment
 from kizashi.runtime.db import raw_transaction
+from kizashi.scoring import repository
 from kizashi.scoring.metrics import SEGMENT_ACCOUNTS
 from kizashi.scoring.state import ScoringState
 
@@ -15,8 +16,8 @@ SEGMENTS: tuple[str, ...] = get_args(Segment)
 
 async def refresh_segment_sizes(service: ScoringState) -> dict[str, int]:
     async with raw_transaction(service.engine) as connection:
-        rows = await connection.fetch("SELECT segment, count(*) AS accounts FROM scores GROUP BY 1")
-    sizes = dict.fromkeys(SEGMENTS, 0) | {row["segment"]: row["accounts"] for row in rows}
+        counted = await repository.segment_sizes(conn=connection)
+    sizes = dict.fromkeys(SEGMENTS, 0) | counted
     for segment, accounts in sizes.items():
         SEGMENT_ACCOUNTS.labels(segment).set(accounts)
     return sizes

@@ -8,7 +8,7 @@ recompute everything after a config change.
 from datetime import UTC, datetime
 
 from kizashi.runtime.db import raw_transaction, retry_transient
-from kizashi.scoring import store
+from kizashi.scoring import repository
 from kizashi.scoring.metrics import record_outcomes
 from kizashi.scoring.persist import rescore_and_write
 from kizashi.scoring.state import ScoringState
@@ -23,7 +23,7 @@ async def rescore_accounts(
 ) -> int:
     async def attempt() -> int:
         async with raw_transaction(service.engine) as connection:
-            stored = await store.lock_accounts(connection, account_ids)
+            stored = await repository.lock_accounts(conn=connection, account_ids=account_ids)
             known = {i: s for i, s in stored.items() if s.state is not None}
             outcomes = await rescore_and_write(service, connection, known, {}, cause=cause, now=now)
         record_outcomes(outcomes, cause)
@@ -38,7 +38,7 @@ async def sweep_once(service: ScoringState, now: datetime | None = None) -> int:
     total = 0
     for _ in range(MAX_SWEEP_BATCHES):
         async with raw_transaction(service.engine) as connection:
-            due = await store.due_for_check(connection, now, SWEEP_BATCH)
+            due = await repository.due_for_check(conn=connection, now=now, limit=SWEEP_BATCH)
         if due:
             total += await rescore_accounts(service, due, cause="sweep", now=now)
         if len(due) < SWEEP_BATCH:

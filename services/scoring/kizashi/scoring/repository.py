@@ -1,9 +1,14 @@
-"""Set-based reads and writes of the scoring tables: one statement per batch, never one per
-event. Keys are sorted before locking so that concurrent batches cannot deadlock."""
+"""Every SQL statement of the scoring service (accounts, scores, processed_events), as
+keyword-only functions on a connection the caller holds in a transaction (`raw_transaction`).
+
+Writes are set-based: one statement per batch, never one per event (arrays through `unnest`).
+Keys are sorted before locking so that concurrent batches cannot deadlock. Every value is a
+bound parameter; the only SQL text chosen at run time (ORDER BY) comes from a fixed table."""
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 import asyncpg
 import orjson
@@ -34,7 +39,7 @@ class StoredAccount:
 
 
 async def claim_new_events(
-    connection: asyncpg.Connection, event_ids: Sequence[str], account_ids: Sequence[str]
+    *, conn: asyncpg.Connection, event_ids: Sequence[str], account_ids: Sequence[str]
 ) -> set[str]:
     """Record event ids as applied; return the ones that were not applied before. Sorted, so
     that two partitions claiming the same ids cannot lock them in opposite orders.
@@ -43,7 +48,7 @@ async def claim_new_events(
     made a row object for each event of the batch."""
     pairs = sorted(zip(event_ids, account_ids, strict=True))
     ids = [event_id for event_id, _ in pairs]
-    rows = await connection.fetch(
+    rows = await conn.fetch(
         """
         WITH claimed AS (
             INSERT INTO processed_events (event_id, account_id)
@@ -62,7 +67,7 @@ async def claim_new_events(
 
 
 async def lock_accounts(
-    connection: asyncpg.Connection, account_ids: Iterable[str]
+    *, conn: asyncpg.Connection, account_ids: Iterable[str]
 ) -> dict[str, StoredAccount]:
     """Lock the accounts' rows, then read their scores.
 
@@ -70,7 +75,7 @@ async def lock_accounts(
     locked: a scores row joined in the same statement would be the version from before the
     other transaction committed, and its stale published CS and OP would be saved back."""
     ids = sorted(set(account_ids))
-    locked = await connection.fetch(
+    locked = await conn.fetch(
         """
         SELECT account_id, state::text AS state FROM accounts
         WHERE account_id = ANY($1::text[])
@@ -79,7 +84,7 @@ async def lock_accounts(
         """,
         ids,
     )
-    scores = await connection.fetch(
+    scores = await conn.fetch(
         """
         SELECT account_id, coalesce(published_cs, cs) AS cs, coalesce(published_op, op) AS op,
                segment, priority, features::text AS features
@@ -129,12 +134,12 @@ class ScoredAccount:
     features_json: bytes | None = None
 
 
-async def save(connection: asyncpg.Connection, scored: Sequence[ScoredAccount]) -> None:
+async def save(*, conn: asyncpg.Connection, scored: Sequence[ScoredAccount]) -> None:
     """Upsert accounts and scores in one statement (one round trip per batch)."""
     if not scored:
         return
     scored = sorted(scored, key=lambda s: s.account_id)
-    await connection.execute(
+    await conn.execute(
         """
         WITH rows AS (
             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::float8[],
@@ -179,9 +184,9 @@ async def save(connection: asyncpg.Connection, scored: Sequence[ScoredAccount]) 
     )
 
 
-async def due_for_check(connection: asyncpg.Connection, now: datetime, limit: int) -> list[str]:
+async def due_for_check(*, conn: asyncpg.Connection, now: datetime, limit: int) -> list[str]:
     """Accounts whose scores time alone may have moved; idle, settled accounts are not read."""
-    rows = await connection.fetch(
+    rows = await conn.fetch(
         """
         SELECT account_id FROM scores
         WHERE next_check_at <= $1
@@ -189,6 +194,114 @@ async def due_for_check(connection: asyncpg.Connection, now: datetime, limit: in
         LIMIT $2
         """,
         now,
+        limit,
+    )
+    return [row["account_id"] for row in rows]
+
+
+# -- The accounts API ----------------------------------------------------------------------
+
+Order = Literal["cs", "-cs", "op", "-op"]
+# order → (column, direction, the comparison that continues after a cursor)
+ORDER_SQL = {
+    "cs": ("cs", "ASC", ">"),
+    "-cs": ("cs", "DESC", "<"),
+    "op": ("op", "ASC", ">"),
+    "-op": ("op", "DESC", "<"),
+}
+
+
+async def get_account(*, conn: asyncpg.Connection, account_id: str) -> dict | None:
+    """One account with its scores (None before its first score), JSON columns decoded."""
+    row = await conn.fetchrow(
+        """
+        SELECT a.account_id, a.facts::text AS facts, a.state::text AS state,
+               a.created_at, a.updated_at, s.cs, s.op, s.segment, s.priority,
+               s.breakdown::text AS breakdown, s.features::text AS features,
+               s.config_version, s.computed_at
+        FROM accounts a LEFT JOIN scores s USING (account_id)
+        WHERE a.account_id = $1
+        """,
+        account_id,
+    )
+    if row is None:
+        return None
+    out = dict(row)
+    for column in ("facts", "state", "breakdown", "features"):
+        out[column] = orjson.loads(out[column]) if out[column] is not None else None
+    return out
+
+
+def listing_sql(order: Order) -> str:
+    """One page of the accounts list; parameters: segment, priority, the cursor's value and
+    account id (all may be NULL), limit."""
+    column, direction, comparison = ORDER_SQL[order]
+    return f"""
+        SELECT s.account_id, a.facts->>'name' AS name, s.cs, s.op, s.segment, s.priority,
+               s.computed_at
+        FROM scores s JOIN accounts a USING (account_id)
+        WHERE ($1::text IS NULL OR s.segment = $1)
+          AND ($2::text IS NULL OR s.priority = $2)
+          AND ($3::float8 IS NULL OR (s.{column}, s.account_id) {comparison} ($3, $4::text))
+        ORDER BY s.{column} {direction}, s.account_id {direction}
+        LIMIT $5
+    """  # noqa: S608 - column and direction come from ORDER_SQL, not from the request
+
+
+async def list_accounts(
+    *,
+    conn: asyncpg.Connection,
+    segment: str | None,
+    priority: str | None,
+    order: Order,
+    after: tuple[float, str] | None,
+    limit: int,
+) -> list[dict]:
+    """Up to `limit` scored accounts in `order`, those after the position `after` (keyset)."""
+    rows = await conn.fetch(
+        listing_sql(order),
+        segment,
+        priority,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
+    )
+    return [dict(row) for row in rows]
+
+
+async def segment_counts(*, conn: asyncpg.Connection) -> list[dict]:
+    """Accounts per (segment, priority)."""
+    rows = await conn.fetch(
+        """
+        SELECT segment, priority, count(*) AS accounts
+        FROM scores GROUP BY segment, priority ORDER BY segment, priority
+        """
+    )
+    return [dict(row) for row in rows]
+
+
+async def segment_sizes(*, conn: asyncpg.Connection) -> dict[str, int]:
+    """Accounts per segment, for the gauge (segments with no account are absent)."""
+    rows = await conn.fetch("SELECT segment, count(*) AS accounts FROM scores GROUP BY 1")
+    return {row["segment"]: row["accounts"] for row in rows}
+
+
+# -- `kizashi rescore` ---------------------------------------------------------------------
+
+
+async def count_accounts(*, conn: asyncpg.Connection) -> int:
+    return await conn.fetchval("SELECT count(*) FROM accounts")
+
+
+async def account_ids_after(*, conn: asyncpg.Connection, after: str, limit: int) -> list[str]:
+    """The next `limit` account ids after `after`, by keyset (no OFFSET: a walk over every
+    account stays linear)."""
+    rows = await conn.fetch(
+        """
+        SELECT account_id FROM accounts WHERE account_id > $1
+        ORDER BY account_id LIMIT $2
+        """,
+        after,
         limit,
     )
     return [row["account_id"] for row in rows]
