@@ -1,15 +1,25 @@
 """The Alembic history runs forwards and backwards on a real PostgreSQL: the documents that
-scoring and triggers rewrite on every batch are json at head, jsonb before 0004."""
+scoring and triggers rewrite on every batch are json at head, jsonb before 0004. At head the
+schema is the one the services' models declare."""
 
 import asyncio
+import re
 import uuid
 
 import asyncpg
 import orjson
 from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
 
+from kizashi.ingest.models import metadata as ingest_metadata
+from kizashi.notifier.models import metadata as notifier_metadata
+from kizashi.runtime.db import create_engine
+from kizashi.scoring.models import metadata as scoring_metadata
 from kizashi.scoring.repository import listing_sql
 from kizashi.tools.migrate import alembic_config, upgrade
+from kizashi.triggers.models import metadata as triggers_metadata
 from tests.support.infra import _create_database, _drop_database, _with_database
 
 DOCUMENTS = {
@@ -122,3 +132,64 @@ async def test_0007_rebuilds_an_index_an_interrupted_build_left_invalid(database
             await connection.close()
     finally:
         await _drop_database(database_url, database)
+
+
+# Each service's tables, as migrations/env.py hands them to Alembic (its target_metadata).
+MODELS = [ingest_metadata, scoring_metadata, triggers_metadata, notifier_metadata]
+
+
+def _default(sql: str | None) -> str | None:
+    """A server default as plain text: `'{}'::jsonb` → `{}`, `'0'` → `0`, `now()` → `now`."""
+    return None if sql is None else re.sub(r"::[\w ]+(\[\])?", "", sql).strip("()' ")
+
+
+def _server_default_differences(connection) -> list:
+    # Alembic's own server default check asks the server `SELECT a = b`, and json (the type
+    # of several defaulted columns) has no `=`; so they are compared here, as text.
+    inspector = inspect(connection)
+    differences = []
+    for metadata in MODELS:
+        for table in metadata.tables.values():
+            reflected = {c["name"]: c for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.identity is not None or column.name not in reflected:
+                    continue  # compare_metadata reports these
+                default = column.server_default
+                if default is None:
+                    ours = None
+                elif isinstance(default.arg, str):
+                    ours = default.arg
+                else:
+                    ours = str(default.arg.compile(dialect=connection.dialect))
+                theirs = reflected[column.name]["default"]
+                if _default(ours) != _default(theirs):
+                    differences.append(("server_default", table.name, column.name, theirs, ours))
+    return differences
+
+
+def _compare(connection) -> list:
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "compare_server_default": False}
+    )
+    differences = compare_metadata(context, MODELS)
+    return differences + _server_default_differences(connection)
+
+
+async def test_the_migrated_schema_matches_the_models(database_url) -> None:
+    """Alembic's autogenerate finds nothing to write: the tables, columns, types, nullability,
+    server defaults, indexes and keys the services' models declare are what the migrations
+    create, and the migrations create nothing the models leave out."""
+    database = f"kizashi_drift_{uuid.uuid4().hex[:8]}"
+    await _create_database(database_url, database)
+    url = _with_database(database_url, database)
+    try:
+        await asyncio.to_thread(upgrade, url)
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as connection:
+                differences = await connection.run_sync(_compare)
+        finally:
+            await engine.dispose()
+    finally:
+        await _drop_database(database_url, database)
+    assert differences == []
