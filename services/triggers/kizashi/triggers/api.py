@@ -4,13 +4,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kizashi.contracts.signals import SignalKind
 from kizashi.contracts.text import ShortText
-from kizashi.runtime.auth import ApiCaller
 from kizashi.runtime.db import raw_transaction
+from kizashi.triggers import repository
+from kizashi.triggers.deps import ApiCaller, EngineDep, StateDep
 from kizashi.triggers.lifecycle import InvalidTransition, NotFound, apply_action
 
 router = APIRouter(prefix="/v1", tags=["signals"])
@@ -85,13 +87,9 @@ def _view(row: Any) -> SignalView:
     )
 
 
-_COLUMNS = """signal_id, account_id, kind, rule, priority, status, snoozed_until, fired_at,
-              status_changed_at, status_changed_by, payload::text AS payload"""
-
-
 @router.get("/signals", response_model=list[SignalView])
 async def list_signals(
-    request: Request,
+    engine: EngineDep,
     _: ApiCaller,
     status_: Annotated[SignalStatus | None, Query(alias="status")] = None,
     kind: SignalKind | None = None,
@@ -99,37 +97,23 @@ async def list_signals(
     rule: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[SignalView]:
-    async with raw_transaction(request.app.state.service.engine) as connection:
-        rows = await connection.fetch(
-            f"""
-            SELECT {_COLUMNS} FROM signals
-            WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR kind = $2)
-              AND ($3::text IS NULL OR account_id = $3) AND ($4::text IS NULL OR rule = $4)
-            ORDER BY fired_at DESC, signal_id LIMIT $5
-            """,  # noqa: S608 - _COLUMNS is a constant
-            status_,
-            kind,
-            account_id,
-            rule,
-            limit,
+    async with raw_transaction(engine) as connection:
+        rows = await repository.list_signals(
+            conn=connection,
+            status=status_,
+            kind=kind,
+            account_id=account_id,
+            rule=rule,
+            limit=limit,
         )
     return [_view(row) for row in rows]
 
 
 @router.get("/signals/{signal_id}", response_model=SignalView)
-async def get_signal(signal_id: str, request: Request, _: ApiCaller) -> SignalView:
-    async with raw_transaction(request.app.state.service.engine) as connection:
-        row = await connection.fetchrow(
-            f"SELECT {_COLUMNS} FROM signals WHERE signal_id = $1",  # noqa: S608
-            signal_id,
-        )
-        actions = await connection.fetch(
-            """
-            SELECT action, actor, at, detail::text AS detail FROM signal_actions
-            WHERE signal_id = $1 ORDER BY id
-            """,
-            signal_id,
-        )
+async def get_signal(signal_id: str, engine: EngineDep, _: ApiCaller) -> SignalView:
+    async with raw_transaction(engine) as connection:
+        row = await repository.get_signal(conn=connection, signal_id=signal_id)
+        actions = await repository.signal_actions(conn=connection, signal_id=signal_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no signal {signal_id!r}")
     view = _view(row)
@@ -146,10 +130,10 @@ async def get_signal(signal_id: str, request: Request, _: ApiCaller) -> SignalVi
 
 
 async def act(
-    request: Request, signal_id: str, action: str, actor: str, until: datetime | None = None
+    engine: AsyncEngine, signal_id: str, action: str, actor: str, until: datetime | None = None
 ) -> dict:
     try:
-        async with raw_transaction(request.app.state.service.engine) as connection:
+        async with raw_transaction(engine) as connection:
             return await apply_action(
                 connection,
                 signal_id=signal_id,
@@ -166,27 +150,27 @@ async def act(
 
 @router.post("/signals/{signal_id}/ack")
 async def acknowledge(
-    signal_id: str, request: Request, caller: ApiCaller, body: ActionBody | None = None
+    signal_id: str, engine: EngineDep, caller: ApiCaller, body: ActionBody | None = None
 ) -> dict:
-    return await act(request, signal_id, "ack", (body and body.by) or caller)
+    return await act(engine, signal_id, "ack", (body and body.by) or caller)
 
 
 @router.post("/signals/{signal_id}/snooze")
-async def snooze(signal_id: str, body: SnoozeBody, request: Request, caller: ApiCaller) -> dict:
+async def snooze(signal_id: str, body: SnoozeBody, engine: EngineDep, caller: ApiCaller) -> dict:
     try:
         until = body.deadline(datetime.now(UTC))
     except ValueError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from error
-    return await act(request, signal_id, "snooze", body.by or caller, until)
+    return await act(engine, signal_id, "snooze", body.by or caller, until)
 
 
 @router.post("/signals/{signal_id}/resolve")
 async def resolve(
-    signal_id: str, request: Request, caller: ApiCaller, body: ActionBody | None = None
+    signal_id: str, engine: EngineDep, caller: ApiCaller, body: ActionBody | None = None
 ) -> dict:
-    return await act(request, signal_id, "resolve", (body and body.by) or caller)
+    return await act(engine, signal_id, "resolve", (body and body.by) or caller)
 
 
 @router.get("/rules")
-async def rules_in_force(request: Request, _: ApiCaller) -> Any:
-    return request.app.state.service.rules.describe()
+async def rules_in_force(state: StateDep, _: ApiCaller) -> Any:
+    return state.rules.describe()

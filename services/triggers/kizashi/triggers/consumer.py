@@ -14,7 +14,7 @@ from kizashi.contracts.scores import ScoresChanged
 from kizashi.runtime.consumer import PermanentRecordError, Rejected
 from kizashi.runtime.db import raw_transaction
 from kizashi.triggers import outcome as out
-from kizashi.triggers import store
+from kizashi.triggers import repository
 from kizashi.triggers.decide import AccountMemory, decide
 from kizashi.triggers.state import TriggersState
 
@@ -38,8 +38,8 @@ async def handle_changes(service: TriggersState, records: list[ConsumerRecord]) 
     for change, text in changes:
         by_account[change.account_id].append((change, text))
     async with raw_transaction(service.engine) as connection:
-        rows = await store.lock_accounts(connection, by_account)
-        states = await store.load_rule_states(connection, by_account)
+        rows = await repository.lock_accounts(conn=connection, account_ids=by_account)
+        states = await repository.load_rule_states(conn=connection, account_ids=by_account)
         outcome = out.Outcome(loaded_states=states)
         for account_id, account_changes in by_account.items():
             memory = AccountMemory(**rows.get(account_id, {}), states=states.get(account_id, {}))

@@ -2,7 +2,7 @@
 today's firings). Pure: the consumer, the sweep and `kizashi backtest` share it."""
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, date, datetime
 
 import orjson
 
@@ -11,7 +11,6 @@ from kizashi.contracts.signals import ChurnRiskSignal, OpportunitySignal, Signal
 from kizashi.triggers.engine import SWEEP_RULES, Evaluation, RuleState, evaluate, resolvable
 from kizashi.triggers.rules import RuleBook
 from kizashi.triggers.schedule import features_now, next_sweep_at
-from kizashi.triggers.store import parse_history, today_count, trim_history
 
 SIGNAL_MODELS: dict[str, type[SignalBase]] = {
     "opportunity": OpportunitySignal,
@@ -140,3 +139,21 @@ def sweep_decide(memory: AccountMemory, rules: RuleBook, *, now: datetime) -> De
     decision = decide(change, memory, rules, now=now, only=set(SWEEP_RULES), remember=False)
     cleared = resolvable(memory.states, rules, now)
     return replace(decision, evaluation=replace(decision.evaluation, cleared=cleared))
+
+
+# The account memory's CS history and daily firing count, as trigger_accounts stores them.
+
+
+def today_count(account: dict | None, day: date) -> int:
+    if account is None or account["fired_day"] != day:
+        return 0
+    return account["fired_today"]
+
+
+def trim_history(history: list, now: datetime, keep_days: int = 30) -> list:
+    horizon = now.timestamp() - keep_days * 86400
+    return [point for point in history if point[0] >= horizon]
+
+
+def parse_history(history: list) -> list[tuple[datetime, float]]:
+    return [(datetime.fromtimestamp(t, UTC), cs) for t, cs in history]

@@ -4,7 +4,7 @@ from datetime import datetime
 
 import asyncpg
 
-from kizashi.triggers import store
+from kizashi.triggers import repository
 from kizashi.triggers.metrics import SIGNAL_ACTIONS
 
 # action → (statuses it may start from, status it leads to)
@@ -33,43 +33,38 @@ async def apply_action(
     until: datetime | None = None,
 ) -> dict:
     allowed_from, target = TRANSITIONS[action]
-    current = await connection.fetchrow(
-        "SELECT status FROM signals WHERE signal_id = $1 FOR UPDATE", signal_id
-    )
+    current = await repository.lock_signal_status(conn=connection, signal_id=signal_id)
     if current is None:
         raise NotFound(signal_id)
-    if current["status"] not in allowed_from:
-        raise InvalidTransition(f"cannot {action} a signal that is {current['status']}")
-    row = await connection.fetchrow(
-        """
-        UPDATE signals SET status = $2, snoozed_until = $3, status_changed_at = $4,
-               status_changed_by = $5
-        WHERE signal_id = $1
-        RETURNING signal_id, status, snoozed_until, status_changed_at, status_changed_by
-        """,
-        signal_id,
-        target,
-        until if action == "snooze" else None,
-        now,
-        actor,
+    if current not in allowed_from:
+        raise InvalidTransition(f"cannot {action} a signal that is {current}")
+    row = await repository.set_signal_status(
+        conn=connection,
+        signal_id=signal_id,
+        status=target,
+        snoozed_until=until if action == "snooze" else None,
+        now=now,
+        actor=actor,
     )
-    detail = {"until": until.isoformat()} if until else None
-    await store.record_actions(connection, [signal_id], target, actor, detail)
+    await repository.record_actions(
+        conn=connection,
+        signal_ids=[signal_id],
+        action=target,
+        actor=actor,
+        detail={"until": until.isoformat()} if until else None,
+    )
     SIGNAL_ACTIONS.labels(action).inc()
-    return dict(row)
+    return row
 
 
 async def reopen_due_snoozes(connection: asyncpg.Connection, now: datetime) -> list[str]:
-    rows = await connection.fetch(
-        """
-        UPDATE signals SET status = 'open', snoozed_until = NULL, status_changed_at = $1,
-               status_changed_by = 'kizashi:snooze-ended'
-        WHERE status = 'snoozed' AND snoozed_until <= $1
-        RETURNING signal_id
-        """,
-        now,
+    ids = await repository.reopen_due_snoozes(conn=connection, now=now)
+    await repository.record_actions(
+        conn=connection,
+        signal_ids=ids,
+        action="reopened",
+        actor="kizashi:snooze-ended",
+        detail=None,
     )
-    ids = [row["signal_id"] for row in rows]
-    await store.record_actions(connection, ids, "reopened", "kizashi:snooze-ended", None)
     SIGNAL_ACTIONS.labels("reopen").inc(len(ids))
     return ids

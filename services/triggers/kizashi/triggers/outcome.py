@@ -11,7 +11,7 @@ import asyncpg
 from kizashi.contracts.signals import SignalBase
 from kizashi.contracts.topics import SIGNAL_TOPICS
 from kizashi.runtime.kafka import OutgoingRecord, encode
-from kizashi.triggers import store
+from kizashi.triggers import repository
 from kizashi.triggers.decide import AccountMemory, Decision
 from kizashi.triggers.engine import RuleState
 from kizashi.triggers.metrics import SIGNALS_FIRED, SIGNALS_RESOLVED, SIGNALS_SUPPRESSED
@@ -53,11 +53,14 @@ async def record(
     connection: asyncpg.Connection, service: TriggersState, outcome: Outcome, now
 ) -> Outcome:
     memories = outcome.memories
-    await store.save_accounts(connection, {a: m.as_row() for a, m in memories.items()})
-    await store.save_rule_states(connection, outcome.changed_states())
-    new_ids = await store.insert_signals(connection, outcome.signals)
+    accounts = {a: m.as_row() for a, m in memories.items()}
+    await repository.save_accounts(conn=connection, accounts=accounts)
+    await repository.save_rule_states(conn=connection, states=outcome.changed_states())
+    new_ids = await repository.insert_signals(conn=connection, signals=outcome.signals)
     outcome.fresh = [s for s in outcome.signals if s.signal_id in new_ids]
-    outcome.resolved = await store.resolve_cleared(connection, outcome.cleared, now)
+    outcome.resolved = await repository.resolve_cleared(
+        conn=connection, cleared=outcome.cleared, now=now
+    )
     await service.producer.send_all(
         [OutgoingRecord(SIGNAL_TOPICS[s.kind], s.account_id, encode(s)) for s in outcome.fresh]
     )

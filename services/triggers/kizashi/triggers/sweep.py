@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from kizashi.runtime.db import raw_transaction, retry_transient
 from kizashi.triggers import outcome as out
-from kizashi.triggers import store
+from kizashi.triggers import repository
 from kizashi.triggers.decide import AccountMemory, sweep_decide
 from kizashi.triggers.lifecycle import reopen_due_snoozes
 from kizashi.triggers.metrics import SWEPT_ACCOUNTS
@@ -27,10 +27,10 @@ async def sweep_batch(service: TriggersState, now: datetime) -> int:
 
     async def attempt() -> tuple[int, out.Outcome]:
         async with raw_transaction(service.engine) as connection:
-            rows = await store.lock_due_accounts(connection, now, SWEEP_BATCH)
+            rows = await repository.lock_due_accounts(conn=connection, now=now, limit=SWEEP_BATCH)
             if not rows:
                 return 0, out.Outcome()
-            states = await store.load_rule_states(connection, rows)
+            states = await repository.load_rule_states(conn=connection, account_ids=rows)
             outcome = out.Outcome(loaded_states=states)
             for account_id, row in rows.items():
                 memory = AccountMemory(**row, states=states.get(account_id, {}))

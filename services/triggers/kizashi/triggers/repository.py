@@ -1,7 +1,13 @@
-"""Set-based reads and writes of the triggers tables (one statement per batch)."""
+"""Every SQL statement of the triggers service (trigger_accounts, rule_states, signals,
+signal_actions), as keyword-only functions on a connection the caller holds in a transaction
+(`raw_transaction`).
+
+The consumer's and the sweep's writes are set-based: one statement per batch through `unnest`,
+keys sorted so that concurrent batches lock rows in one order. Every value is a bound
+parameter; the column lists spliced into the text are constants."""
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime
+from datetime import datetime
 
 import asyncpg
 import orjson
@@ -29,11 +35,11 @@ def _memory_rows(rows: Iterable[asyncpg.Record]) -> dict[str, dict]:
     }
 
 
-async def lock_accounts(connection: asyncpg.Connection, account_ids: Iterable[str]) -> dict:
+async def lock_accounts(*, conn: asyncpg.Connection, account_ids: Iterable[str]) -> dict:
     """The consumer's accounts, locked, without `latest`: the consumer replaces it with the
     change it decides on and never reads the old one (a few kB per account to ship and parse;
     the sweep, which does read it, uses `lock_due_accounts`)."""
-    rows = await connection.fetch(
+    rows = await conn.fetch(
         f"""
         SELECT {_MEMORY_COLUMNS}
         FROM trigger_accounts WHERE account_id = ANY($1::text[])
@@ -44,10 +50,10 @@ async def lock_accounts(connection: asyncpg.Connection, account_ids: Iterable[st
     return _memory_rows(rows)
 
 
-async def lock_due_accounts(connection: asyncpg.Connection, now: datetime, limit: int) -> dict:
+async def lock_due_accounts(*, conn: asyncpg.Connection, now: datetime, limit: int) -> dict:
     """Up to `limit` accounts whose sweep time has come, locked. Rows the consumer holds are
     skipped (it is evaluating them anyway), so the sweep never waits on it nor deadlocks."""
-    rows = await connection.fetch(
+    rows = await conn.fetch(
         f"""
         SELECT {_ACCOUNT_COLUMNS}
         FROM trigger_accounts WHERE next_sweep_at <= $1
@@ -61,9 +67,9 @@ async def lock_due_accounts(connection: asyncpg.Connection, now: datetime, limit
 
 
 async def load_rule_states(
-    connection: asyncpg.Connection, account_ids: Iterable[str]
+    *, conn: asyncpg.Connection, account_ids: Iterable[str]
 ) -> dict[str, dict[str, RuleState]]:
-    rows = await connection.fetch(
+    rows = await conn.fetch(
         """
         SELECT account_id, rule, armed, episode, last_fired_at, condition_since,
                cleared_since, last_value
@@ -79,11 +85,11 @@ async def load_rule_states(
     return states
 
 
-async def save_accounts(connection: asyncpg.Connection, accounts: dict[str, dict]) -> None:
+async def save_accounts(*, conn: asyncpg.Connection, accounts: dict[str, dict]) -> None:
     ids = sorted(accounts)
     if not ids:
         return
-    await connection.execute(
+    await conn.execute(
         """
         INSERT INTO trigger_accounts (account_id, latest, cs_history, fired_day, fired_today,
                                       next_sweep_at, updated_at)
@@ -106,7 +112,7 @@ async def save_accounts(connection: asyncpg.Connection, accounts: dict[str, dict
 
 
 async def save_rule_states(
-    connection: asyncpg.Connection, states: dict[str, dict[str, RuleState]]
+    *, conn: asyncpg.Connection, states: dict[str, dict[str, RuleState]]
 ) -> None:
     rows = [
         (account_id, rule, state)
@@ -115,7 +121,7 @@ async def save_rule_states(
     ]
     if not rows:
         return
-    await connection.execute(
+    await conn.execute(
         """
         INSERT INTO rule_states (account_id, rule, armed, episode, last_fired_at,
                                  condition_since, cleared_since, last_value)
@@ -139,11 +145,11 @@ async def save_rule_states(
     )
 
 
-async def insert_signals(connection: asyncpg.Connection, signals: Sequence) -> set[str]:
+async def insert_signals(*, conn: asyncpg.Connection, signals: Sequence) -> set[str]:
     """Insert new signals; a replayed one (same deterministic id) is left as it is."""
     if not signals:
         return set()
-    rows = await connection.fetch(
+    rows = await conn.fetch(
         """
         INSERT INTO signals (signal_id, account_id, kind, rule, priority, episode, fired_at,
                              payload)
@@ -167,12 +173,12 @@ async def insert_signals(connection: asyncpg.Connection, signals: Sequence) -> s
 
 
 async def resolve_cleared(
-    connection: asyncpg.Connection, cleared: Sequence[tuple[str, str]], now: datetime
+    *, conn: asyncpg.Connection, cleared: Sequence[tuple[str, str]], now: datetime
 ) -> list[str]:
     """Churn-risk signals whose condition has been clear long enough resolve themselves."""
     if not cleared:
         return []
-    rows = await connection.fetch(
+    rows = await conn.fetch(
         """
         UPDATE signals s SET status = 'resolved', status_changed_at = $3,
                status_changed_by = 'kizashi:auto-resolve'
@@ -187,12 +193,15 @@ async def resolve_cleared(
         ACTIVE_STATUSES,
     )
     ids = [row["signal_id"] for row in rows]
-    await record_actions(connection, ids, "resolved", "kizashi:auto-resolve", None)
+    await record_actions(
+        conn=conn, signal_ids=ids, action="resolved", actor="kizashi:auto-resolve", detail=None
+    )
     return ids
 
 
 async def record_actions(
-    connection: asyncpg.Connection,
+    *,
+    conn: asyncpg.Connection,
     signal_ids: Sequence[str],
     action: str,
     actor: str,
@@ -200,7 +209,7 @@ async def record_actions(
 ) -> None:
     if not signal_ids:
         return
-    await connection.execute(
+    await conn.execute(
         """
         INSERT INTO signal_actions (signal_id, action, actor, detail)
         SELECT id, $2, $3, $4::jsonb FROM unnest($1::text[]) AS u(id)
@@ -212,16 +221,99 @@ async def record_actions(
     )
 
 
-def today_count(account: dict | None, day: date) -> int:
-    if account is None or account["fired_day"] != day:
-        return 0
-    return account["fired_today"]
+# -- Signal lifecycle (kizashi.triggers.lifecycle) ------------------------------------------
 
 
-def trim_history(history: list, now: datetime, keep_days: int = 30) -> list:
-    horizon = now.timestamp() - keep_days * 86400
-    return [point for point in history if point[0] >= horizon]
+async def lock_signal_status(*, conn: asyncpg.Connection, signal_id: str) -> str | None:
+    """The signal's status, its row locked until the transaction ends; None if there is none."""
+    return await conn.fetchval(
+        "SELECT status FROM signals WHERE signal_id = $1 FOR UPDATE", signal_id
+    )
 
 
-def parse_history(history: list) -> list[tuple[datetime, float]]:
-    return [(datetime.fromtimestamp(t, UTC), cs) for t, cs in history]
+async def set_signal_status(
+    *,
+    conn: asyncpg.Connection,
+    signal_id: str,
+    status: str,
+    snoozed_until: datetime | None,
+    now: datetime,
+    actor: str,
+) -> dict:
+    row = await conn.fetchrow(
+        """
+        UPDATE signals SET status = $2, snoozed_until = $3, status_changed_at = $4,
+               status_changed_by = $5
+        WHERE signal_id = $1
+        RETURNING signal_id, status, snoozed_until, status_changed_at, status_changed_by
+        """,
+        signal_id,
+        status,
+        snoozed_until,
+        now,
+        actor,
+    )
+    return dict(row)
+
+
+async def reopen_due_snoozes(*, conn: asyncpg.Connection, now: datetime) -> list[str]:
+    """Snoozed signals whose time is up go back to open; returns their ids."""
+    rows = await conn.fetch(
+        """
+        UPDATE signals SET status = 'open', snoozed_until = NULL, status_changed_at = $1,
+               status_changed_by = 'kizashi:snooze-ended'
+        WHERE status = 'snoozed' AND snoozed_until <= $1
+        RETURNING signal_id
+        """,
+        now,
+    )
+    return [row["signal_id"] for row in rows]
+
+
+# -- The signals API -------------------------------------------------------------------------
+
+_SIGNAL_COLUMNS = """signal_id, account_id, kind, rule, priority, status, snoozed_until,
+                     fired_at, status_changed_at, status_changed_by, payload::text AS payload"""
+
+
+async def list_signals(
+    *,
+    conn: asyncpg.Connection,
+    status: str | None,
+    kind: str | None,
+    account_id: str | None,
+    rule: str | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """The newest signals first; each filter that is None matches everything."""
+    return await conn.fetch(
+        f"""
+        SELECT {_SIGNAL_COLUMNS} FROM signals
+        WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR kind = $2)
+          AND ($3::text IS NULL OR account_id = $3) AND ($4::text IS NULL OR rule = $4)
+        ORDER BY fired_at DESC, signal_id LIMIT $5
+        """,  # noqa: S608 - _SIGNAL_COLUMNS is a constant
+        status,
+        kind,
+        account_id,
+        rule,
+        limit,
+    )
+
+
+async def get_signal(*, conn: asyncpg.Connection, signal_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {_SIGNAL_COLUMNS} FROM signals WHERE signal_id = $1",  # noqa: S608
+        signal_id,
+    )
+
+
+async def signal_actions(*, conn: asyncpg.Connection, signal_id: str) -> list[asyncpg.Record]:
+    """The signal's recorded lifecycle steps, oldest first (`detail` as JSON text)."""
+    return await conn.fetch(
+        """
+        SELECT action, actor, at, detail::text AS detail FROM signal_actions
+        WHERE signal_id = $1 ORDER BY id
+        """,
+        signal_id,
+    )
