@@ -1,8 +1,9 @@
 """Sending one message: Slack incoming webhooks over HTTP, email over SMTP (DESIGN §7).
 
 A send never raises for delivery problems: it returns a `SendResult` that says whether the
-message went out, may go out on a later attempt (and when), or never will. Retrying is the
-caller's loop, paced by `RetryPolicy`, so that attempts can be recorded between tries.
+message went out, may go out on a later attempt (and when), or never will. A send is one
+attempt: the delivery worker (kizashi.notifier.deliver) records it and, when the result is
+retryable, schedules the next one as `RetryPolicy.next_delay` says.
 Webhook URLs and SMTP passwords are secrets: they never appear in results, reprs or logs.
 """
 
@@ -14,7 +15,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -122,28 +123,6 @@ class RetryPolicy:
             # The receiver said when; jitter would only make us early or needlessly late.
             return max(result.retry_after, 0.0)
         return backoff_delay(attempt, base=self.base, cap=self.cap, rng=rng)
-
-
-async def send_with_retries(
-    attempt_once: Callable[[], Awaitable[SendResult]],
-    policy: RetryPolicy,
-    *,
-    rng: random.Random | None = None,
-    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-    on_attempt: Callable[[int, SendResult], Awaitable[Any]] | None = None,
-) -> tuple[SendResult, int]:
-    """Try until ok, a permanent failure or `max_attempts`; returns the last result and count."""
-    rng = rng or random.Random()
-    attempt = 0
-    while True:
-        attempt += 1
-        result = await attempt_once()
-        if on_attempt is not None:
-            await on_attempt(attempt, result)
-        delay = policy.next_delay(attempt, result, rng)
-        if delay is None:
-            return result, attempt
-        await sleep(delay)
 
 
 # --- Slack webhooks --------------------------------------------------------------------------
