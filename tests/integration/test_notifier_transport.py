@@ -14,14 +14,13 @@ import pytest
 from kizashi.contracts.signals import signal_adapter
 from kizashi.notifier.render import RenderedEmail, render_email
 from kizashi.notifier.transport import (
-    RetryPolicy,
     SendResult,
     SmtpConfig,
     SmtpSender,
     WebhookSender,
-    backoff_delay,
     parse_retry_after,
 )
+from kizashi.runtime.retry import RetryPolicy
 from kizashi.runtime.signing import (
     ExpiredActionToken,
     InvalidActionToken,
@@ -248,10 +247,10 @@ def test_backoff_is_exponential_with_full_jitter() -> None:
     rng = random.Random(7)
     for attempt in range(1, 12):
         ceiling = min(60.0, 0.5 * 2 ** (attempt - 1))
-        delays = [backoff_delay(attempt, base=0.5, cap=60.0, rng=rng) for _ in range(200)]
+        delays = [RetryPolicy(base=0.5, cap=60.0).backoff(attempt, rng) for _ in range(200)]
         assert all(0 <= d <= ceiling for d in delays)
         assert max(delays) > ceiling * 0.8  # full jitter spans the whole range
-    assert backoff_delay(10_000, base=1, cap=5, rng=rng) <= 5
+    assert RetryPolicy(base=1, cap=5).backoff(10_000, rng) <= 5
     policy = RetryPolicy(max_attempts=3, base=1, cap=10)
     assert policy.next_delay(1, SendResult("retry", retry_after=7.0), rng) == 7.0
     assert policy.next_delay(3, SendResult("retry"), rng) is None
