@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.signals import signal_adapter
-from kizashi.notifier import store
+from kizashi.notifier import repository
 from kizashi.notifier.state import NotifierState
 from kizashi.runtime.consumer import PermanentRecordError, Rejected
 from kizashi.runtime.db import raw_transaction
@@ -59,7 +59,7 @@ async def handle_signals(service: NotifierState, records: list[ConsumerRecord]) 
                 owner = digest_owner(signal.account)
                 digest_key, not_before = digest_slot(match.receiver.name, owner, match.digest, now)
             intents.append(
-                store.Intent(
+                repository.Intent(
                     delivery_id=delivery_id_for(signal.signal_id, match.receiver.name),
                     signal_id=signal.signal_id,
                     receiver=match.receiver.name,
@@ -71,6 +71,6 @@ async def handle_signals(service: NotifierState, records: list[ConsumerRecord]) 
             )
     if intents:
         async with raw_transaction(service.engine) as connection:
-            await store.record_intents(connection, intents)
+            await repository.record_intents(conn=connection, intents=intents)
         service.wake.set()
     return rejected

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from kizashi.contracts.deadletter import DeadLetter
 from kizashi.contracts.signals import SignalBase, signal_adapter
 from kizashi.contracts.topics import DEAD_LETTER, SIGNAL_TOPICS
-from kizashi.notifier import store
+from kizashi.notifier import repository
 from kizashi.notifier.digest import digest_id_for, send_digest
 from kizashi.notifier.links import action_links
 from kizashi.notifier.metrics import (
@@ -108,8 +108,8 @@ async def _record(
     delay = service.retry.next_delay(attempt, result, _rng)
     outcome = "sent" if result.ok else "retry" if delay is not None else "failed"
     async with raw_transaction(service.engine) as connection:
-        await store.record_attempts(
-            connection,
+        await repository.record_attempts(
+            conn=connection,
             delivery_ids=[c["delivery_id"] for c in claimed],
             attempt=attempt,
             outcome=outcome,
@@ -187,8 +187,8 @@ async def deliver_due(service: NotifierState) -> int:
         "limit": CLAIM_BATCH,
     }
     async with raw_transaction(service.engine) as connection:
-        single = await store.claim_due(connection, **claim)
-        digests = await store.claim_digests(connection, **claim)
+        single = await repository.claim_due(conn=connection, **claim)
+        digests = await repository.claim_digests(conn=connection, **claim)
     claimed_ids = [c["delivery_id"] for c in single]
     claimed_ids += [c["delivery_id"] for rows in digests.values() for c in rows]
     if not claimed_ids:

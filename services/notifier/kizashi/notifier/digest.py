@@ -2,8 +2,8 @@
 
 The consumer records each signal's delivery with a `digest_key` naming its digest and the
 window's end as `next_attempt_at`; the worker claims every delivery of a key at once (see
-`store.claim_digests`), sends one message built by `Renderer.digest`, and records the one result
-on all of them, so a digest's deliveries end sent or failed together."""
+`repository.claim_digests`), sends one message built by `Renderer.digest`, and records the
+one result on all of them, so a digest's deliveries end sent or failed together."""
 
 import uuid
 from collections.abc import Sequence

@@ -11,7 +11,7 @@ import math
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from kizashi.contracts.decay import DAY_S, MEAN_LIFE_7D_S, MEAN_LIFE_28D_S
+from kizashi.scoring.features import DAY_S, MEAN_LIFE_7D_S, MEAN_LIFE_28D_S
 from kizashi.triggers import rules as r
 from kizashi.triggers.engine import SWEEP_RULES, RuleState, rule_option
 from kizashi.triggers.rules import RuleBook

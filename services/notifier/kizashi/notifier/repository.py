@@ -1,4 +1,9 @@
-"""Set-based reads and writes of the notifier tables."""
+"""Every SQL statement of the notifier service (deliveries, delivery_attempts), as
+keyword-only functions on a connection the caller holds in a transaction (`raw_transaction`).
+
+Writes are set-based (arrays through `unnest`, ids sorted so that concurrent writers lock rows
+in one order); claims use FOR UPDATE SKIP LOCKED so that replicas never wait on each other.
+Every value is a bound parameter; the SQL fragments spliced into the text are constants."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,10 +25,10 @@ class Intent:
     not_before: datetime | None = None
 
 
-async def record_intents(connection: asyncpg.Connection, intents: Sequence[Intent]) -> None:
+async def record_intents(*, conn: asyncpg.Connection, intents: Sequence[Intent]) -> None:
     """A replayed signal finds its deliveries already recorded and adds nothing."""
     intents = sorted(intents, key=lambda i: i.delivery_id)
-    await connection.execute(
+    await conn.execute(
         """
         INSERT INTO deliveries (delivery_id, signal_id, receiver, channel, status, payload,
                                 digest_key, next_attempt_at)
@@ -59,8 +64,8 @@ def _rows(rows: Sequence[asyncpg.Record]) -> list[dict]:
 
 
 async def claim_due(
-    connection: asyncpg.Connection,
     *,
+    conn: asyncpg.Connection,
     now: datetime,
     lease_s: float,
     in_flight: Sequence[str],
@@ -68,7 +73,7 @@ async def claim_due(
 ) -> list[dict]:
     """Mark due single deliveries as being sent (the intent, recorded before the send). A
     delivery left `sending` by a process that died is claimed again once its lease has run out."""
-    rows = await connection.fetch(
+    rows = await conn.fetch(
         f"""
         UPDATE deliveries d SET status = 'sending', attempts = attempts + 1, updated_at = $1
         WHERE delivery_id IN (
@@ -89,8 +94,8 @@ async def claim_due(
 
 
 async def claim_digests(
-    connection: asyncpg.Connection,
     *,
+    conn: asyncpg.Connection,
     now: datetime,
     lease_s: float,
     in_flight: Sequence[str],
@@ -101,7 +106,7 @@ async def claim_digests(
     A key is due when all its pending rows are (they share the window's end, and a retry moves
     them together). Two workers may pick the same key; the UPDATE re-checks each row under its
     lock, so the second finds them `sending` and claims nothing."""
-    keys = await connection.fetch(
+    keys = await conn.fetch(
         f"""
         SELECT digest_key FROM deliveries
         WHERE digest_key IS NOT NULL AND (status = 'pending' OR {ABANDONED})
@@ -117,7 +122,7 @@ async def claim_digests(
     )
     if not keys:
         return {}
-    rows = await connection.fetch(
+    rows = await conn.fetch(
         f"""
         UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = $1
         WHERE digest_key = ANY($4::text[]) AND (status = 'pending' OR {ABANDONED})
@@ -135,8 +140,8 @@ async def claim_digests(
 
 
 async def record_attempts(
-    connection: asyncpg.Connection,
     *,
+    conn: asyncpg.Connection,
     delivery_ids: Sequence[str],
     attempt: int,
     outcome: str,
@@ -148,7 +153,7 @@ async def record_attempts(
     """One attempt's result for one delivery, or for every delivery a digest carried."""
     status = {"sent": "sent", "retry": "pending", "failed": "failed"}[outcome]
     ids = sorted(delivery_ids)
-    await connection.execute(
+    await conn.execute(
         """
         UPDATE deliveries SET status = $2, next_attempt_at = $3, last_error = $4,
                sent_at = CASE WHEN $2 = 'sent' THEN $5 ELSE sent_at END, updated_at = $5,
@@ -162,7 +167,7 @@ async def record_attempts(
         now,
         attempt,
     )
-    await connection.execute(
+    await conn.execute(
         """
         INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, status_code, error)
         SELECT id, $2, $3, $4, $5, $6 FROM unnest($1::text[]) AS u(id)
@@ -174,3 +179,70 @@ async def record_attempts(
         status_code,
         error,
     )
+
+
+# -- The deliveries API ----------------------------------------------------------------------
+
+
+async def list_deliveries(
+    *,
+    conn: asyncpg.Connection,
+    signal_id: str | None,
+    status: str | None,
+    channel: str | None,
+    limit: int,
+) -> list[dict]:
+    """The newest deliveries first, each with its attempts (oldest first) as `attempt_log`;
+    each filter that is None matches everything."""
+    rows = await conn.fetch(
+        """
+        SELECT d.delivery_id, d.signal_id, d.receiver, d.channel, d.status, d.attempts,
+               d.next_attempt_at, d.last_error, d.created_at, d.sent_at,
+               d.digest_key,
+               COALESCE((SELECT json_agg(json_build_object(
+                            'attempt', a.attempt, 'at', a.at, 'outcome', a.outcome,
+                            'status_code', a.status_code, 'error', a.error)
+                         ORDER BY a.at, a.id)
+                         FROM delivery_attempts a WHERE a.delivery_id = d.delivery_id),
+                        '[]')::text AS attempt_log
+        FROM deliveries d
+        WHERE ($1::text IS NULL OR d.signal_id = $1) AND ($2::text IS NULL OR d.status = $2)
+          AND ($3::text IS NULL OR d.channel = $3)
+        ORDER BY d.created_at DESC, d.delivery_id LIMIT $4
+        """,
+        signal_id,
+        status,
+        channel,
+        limit,
+    )
+    return [{**dict(row), "attempt_log": orjson.loads(row["attempt_log"])} for row in rows]
+
+
+async def retry_failed(*, conn: asyncpg.Connection, delivery_id: str, now: datetime) -> dict | None:
+    """Make a failed delivery pending again, with every failed delivery of its digest (they
+    failed together and are retried together, as one message). None if it is not failed."""
+    row = await conn.fetchrow(
+        """
+        WITH target AS (
+            SELECT delivery_id, digest_key FROM deliveries
+            WHERE delivery_id = $1 AND status = 'failed'
+        ), retried AS (
+            UPDATE deliveries d SET status = 'pending', next_attempt_at = $2, attempts = 0,
+                   updated_at = $2
+            FROM target t
+            WHERE d.status = 'failed'
+              AND (d.delivery_id = t.delivery_id OR d.digest_key = t.digest_key)
+            RETURNING d.delivery_id
+        )
+        SELECT $1::text AS delivery_id, 'pending' AS status,
+               (SELECT count(*) FROM retried)::int AS deliveries
+        FROM target
+        """,
+        delivery_id,
+        now,
+    )
+    return None if row is None else dict(row)
+
+
+async def delivery_status(*, conn: asyncpg.Connection, delivery_id: str) -> str | None:
+    return await conn.fetchval("SELECT status FROM deliveries WHERE delivery_id = $1", delivery_id)
