@@ -120,8 +120,8 @@ def test_services_wait_for_kafka_and_the_migrations(name):
 
 
 def test_config_mount_holds_config_the_services_accept():
-    from kizashi.ingest.segment_config import load_segment_mapping
-    from kizashi.notifier.routing import load_routing
+    from kizashi.ingest.segment_config import load_segment_config
+    from kizashi.notifier.routing import load_routing_config
     from kizashi.scoring.config import load_scoring_config
     from kizashi.triggers.rules import load_rules
 
@@ -134,8 +134,8 @@ def test_config_mount_holds_config_the_services_accept():
         assert (config / file).is_file(), file
     load_scoring_config(config)
     load_rules(config)
-    load_segment_mapping(config)
-    load_routing(config, slack_webhook_url=None, smtp_configured=True)
+    load_segment_config(config)
+    load_routing_config(config, slack_webhook_url=None, smtp_configured=True)
 
 
 def test_monitoring_mounts_point_at_deploy():

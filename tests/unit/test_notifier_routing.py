@@ -16,7 +16,7 @@ from kizashi.notifier.routing import (
     RoutingConfigError,
     SlackReceiver,
     build_tree,
-    load_routing,
+    load_routing_config,
 )
 
 HOOK = "https://hooks.slack.com/services/T000/B000/SECRETSECRET"
@@ -160,22 +160,22 @@ def test_describe_redacts_webhook_urls() -> None:
 
 
 def test_no_file_uses_packaged_default(tmp_path: Path) -> None:
-    both = load_routing(tmp_path, slack_webhook_url=HOOK, smtp_configured=True)
+    both = load_routing_config(tmp_path, slack_webhook_url=HOOK, smtp_configured=True)
     signal = make_signal()
     [slack, email] = both.match(signal)
     assert isinstance(slack, SlackReceiver) and slack.name == "slack"
     assert slack.webhook_for(signal.account) == HOOK
     assert isinstance(email, EmailReceiver) and email.name == "email" and email.to_account_owner
     assert names(
-        load_routing(None, slack_webhook_url=None, smtp_configured=True).match(signal)
+        load_routing_config(None, slack_webhook_url=None, smtp_configured=True).match(signal)
     ) == ["email"]
-    nothing = load_routing(None, slack_webhook_url=None, smtp_configured=False, environ={})
+    nothing = load_routing_config(None, slack_webhook_url=None, smtp_configured=False, environ={})
     assert nothing.match(signal) == []
 
 
 def test_setting_overrides_process_environment(tmp_path: Path) -> None:
     # The settings value wins, and an unset setting is not rescued by a stray env var.
-    tree = load_routing(
+    tree = load_routing_config(
         None,
         slack_webhook_url=None,
         smtp_configured=False,
@@ -186,7 +186,7 @@ def test_setting_overrides_process_environment(tmp_path: Path) -> None:
 
 def test_file_in_config_dir_is_used(tmp_path: Path) -> None:
     (tmp_path / "routing.yaml").write_text(CONFIG, encoding="utf-8")
-    tree = load_routing(tmp_path, slack_webhook_url=None, smtp_configured=True, environ={})
+    tree = load_routing_config(tmp_path, slack_webhook_url=None, smtp_configured=True, environ={})
     assert tree.source.endswith("routing.yaml") and str(tmp_path) in tree.source
     assert [r.name for r in tree.routes] == ["vip churn", "example.com owners", "expansion digest"]
 
@@ -259,6 +259,6 @@ def test_validation_errors_name_route_and_key(patch: Any, expected: str | None) 
 def test_unreadable_yaml_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "routing.yaml").write_text("receivers: [unclosed", encoding="utf-8")
     with pytest.raises(RoutingConfigError, match="cannot read"):
-        load_routing(tmp_path, slack_webhook_url=None, smtp_configured=False)
+        load_routing_config(tmp_path, slack_webhook_url=None, smtp_configured=False)
     with pytest.raises(RoutingConfigError, match="must be a mapping"):
         build_tree(["x"], source="r.yaml", environ={}, smtp_configured=False)

@@ -5,11 +5,11 @@ import pytest
 from kizashi.ingest.segment import translate, users_to_look_up
 from kizashi.ingest.segment_config import (
     SegmentConfigError,
-    load_segment_mapping,
-    parse_segment_mapping,
+    load_segment_config,
+    parse_segment_config,
 )
 
-MAPPING = load_segment_mapping(None)
+MAPPING = load_segment_config(None)
 
 
 @pytest.mark.parametrize(
@@ -26,7 +26,7 @@ MAPPING = load_segment_mapping(None)
 )
 def test_errors_name_the_key(text, says):
     with pytest.raises(SegmentConfigError, match=says):
-        parse_segment_mapping(text)
+        parse_segment_config(text)
 
 
 def test_an_override_in_the_config_dir_wins(tmp_path):
@@ -35,7 +35,7 @@ def test_an_override_in_the_config_dir_wins(tmp_path):
         "page: {type: web_visit, fields: {url: [properties.url]}}\n"
         "track: {default: {type: product_usage, fields: {action: [event]}}}\n"
     )
-    mapping = load_segment_mapping(tmp_path)
+    mapping = load_segment_config(tmp_path)
     known: dict[str, str] = {}
     out = translate(
         [

@@ -89,8 +89,8 @@ class Stack:
         """Read every config file as its service will, before anything starts: a bad file stops
         `kizashi up` with one message naming the file, the key and the problem, instead of four
         services exiting and restarting in a loop. Raises ConfigFileError."""
-        from kizashi.ingest.segment_config import load_segment_mapping
-        from kizashi.notifier.routing import load_routing_for
+        from kizashi.ingest.segment_config import load_segment_config
+        from kizashi.notifier.routing import load_routing_config_for
         from kizashi.scoring.config import load_scoring_config
         from kizashi.triggers.rules import load_rules
 
@@ -105,10 +105,10 @@ class Stack:
         # The services log their own warnings (a receiver disabled, …) when they start.
         logging.disable(logging.WARNING)
         try:
-            load_segment_mapping(settings.config_dir)
+            load_segment_config(settings.config_dir)
             load_scoring_config(settings.config_dir)
             load_rules(settings.config_dir)
-            load_routing_for(settings)
+            load_routing_config_for(settings)
         finally:
             logging.disable(logging.NOTSET)
 

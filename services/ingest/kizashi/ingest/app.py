@@ -7,7 +7,7 @@ from fastapi import FastAPI
 
 from kizashi.ingest import api, segment_api
 from kizashi.ingest.identities import Identities
-from kizashi.ingest.segment_config import SegmentMapping, load_segment_mapping
+from kizashi.ingest.segment_config import SegmentMapping, load_segment_config
 from kizashi.runtime.app import create_service_app
 from kizashi.runtime.lifecycle import ServiceRuntime, ServiceState
 from kizashi.runtime.settings import Settings, get_settings
@@ -22,7 +22,7 @@ class IngestState(ServiceState):
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     # Read before serving: a broken mapping file stops the start with the key it names.
-    mapping = load_segment_mapping(settings.config_dir)
+    mapping = load_segment_config(settings.config_dir)
 
     async def setup(runtime: ServiceRuntime) -> ServiceState:
         assert runtime.engine is not None

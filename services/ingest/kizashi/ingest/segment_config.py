@@ -14,12 +14,7 @@ from pydantic import (
 )
 
 from kizashi.contracts.events import ACCOUNT_FACT_FIELDS, EVENT_MODELS
-from kizashi.runtime.yamlconfig import (
-    ConfigFileError,
-    parse_yaml_mapping,
-    read_config_text,
-    validate,
-)
+from kizashi.runtime.yamlconfig import ConfigFile, ConfigFileError
 
 FILE_NAME = "segment.yaml"
 PATH_ROOTS = (
@@ -131,14 +126,16 @@ class SegmentMapping(_Strict):
     track: TrackMapping
 
 
-def parse_segment_mapping(text: str, source: str = FILE_NAME) -> SegmentMapping:
-    data = parse_yaml_mapping(text, source, error=SegmentConfigError)
-    return validate(SegmentMapping, data, source, error=SegmentConfigError)
+SEGMENT_FILE = ConfigFile(
+    name=FILE_NAME, package="kizashi.ingest", model=SegmentMapping, error=SegmentConfigError
+)
 
 
-def load_segment_mapping(config_dir: Path | None) -> SegmentMapping:
+def parse_segment_config(text: str, source: str = FILE_NAME) -> SegmentMapping:
+    """Parse and validate the text of a segment.yaml; `source` prefixes every error."""
+    return SEGMENT_FILE.parse(text, source)
+
+
+def load_segment_config(config_dir: Path | None) -> SegmentMapping:
     """`<config_dir>/segment.yaml` when it exists, else the packaged default."""
-    text, source = read_config_text(
-        FILE_NAME, config_dir, "kizashi.ingest", error=SegmentConfigError
-    )
-    return parse_segment_mapping(text, source)
+    return SEGMENT_FILE.load(config_dir)

@@ -9,7 +9,7 @@ from kizashi.notifier import api
 from kizashi.notifier.consumer import handle_signals
 from kizashi.notifier.deliver import delivery_loop
 from kizashi.notifier.render import Renderer
-from kizashi.notifier.routing import load_routing_for
+from kizashi.notifier.routing import load_routing_config_for
 from kizashi.notifier.state import NotifierState
 from kizashi.notifier.transport import RetryPolicy, SmtpSender, WebhookSender
 from kizashi.runtime.app import create_service_app
@@ -21,7 +21,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     smtp_url = settings.smtp_url.get_secret_value() if settings.smtp_url else None
     # Validated before anything starts: a bad routing.yaml stops the service with its reason.
-    routing = load_routing_for(settings)
+    routing = load_routing_config_for(settings)
 
     async def setup(runtime: ServiceRuntime) -> NotifierState:
         service = NotifierState(

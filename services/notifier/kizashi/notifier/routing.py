@@ -21,28 +21,20 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import (
-    ValidationError,
-)
-
 from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.signals import Signal
-from kizashi.notifier.routing_file import (
-    DEFAULTS_DIR,
+from kizashi.notifier.routing_config import (
     ROUTING_FILE,
     SLACK_WEBHOOK_ENV,
     DefaultRouteConfig,
     EmailReceiverConfig,
     RouteConfig,
     RoutingConfigError,
-    RoutingFile,
     SlackReceiverConfig,
     _check_url,
 )
 from kizashi.notifier.transport import redact_url
 from kizashi.runtime.settings import Settings
-from kizashi.runtime.yamlconfig import load_yaml, problem
 
 logger = logging.getLogger(__name__)
 
@@ -214,17 +206,17 @@ class RoutingTree:
 # --- loading -------------------------------------------------------------------------------
 
 
-def load_routing_for(settings: Settings) -> RoutingTree:
+def load_routing_config_for(settings: Settings) -> RoutingTree:
     """routing.yaml as the notifier runs it with these settings' Slack webhook and SMTP server."""
     slack = settings.slack_webhook_url
-    return load_routing(
+    return load_routing_config(
         settings.config_dir,
         slack_webhook_url=slack.get_secret_value() if slack else None,
         smtp_configured=bool(settings.smtp_url and settings.smtp_url.get_secret_value()),
     )
 
 
-def load_routing(
+def load_routing_config(
     config_dir: Path | None,
     *,
     slack_webhook_url: str | None,
@@ -232,13 +224,9 @@ def load_routing(
     environ: Mapping[str, str] | None = None,
 ) -> RoutingTree:
     """Read `<config_dir>/routing.yaml`, or the packaged default when there is none."""
-    path = config_dir / ROUTING_FILE if config_dir is not None else None
-    if path is None or not path.is_file():
-        path = DEFAULTS_DIR / ROUTING_FILE
-    try:
-        raw = load_yaml(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise RoutingConfigError(f"{path}: cannot read: {exc}") from exc
+    # Named by its full path even when packaged: GET /v1/routes shows where the routes are from.
+    path = ROUTING_FILE.path_in(config_dir) or ROUTING_FILE.default_path()
+    raw = ROUTING_FILE.read_mapping(path, str(path))
     env = dict(os.environ if environ is None else environ)
     if slack_webhook_url:
         env[SLACK_WEBHOOK_ENV] = slack_webhook_url
@@ -252,10 +240,7 @@ def build_tree(
 ) -> RoutingTree:
     if not isinstance(raw, dict):
         raise RoutingConfigError(f"{source}: must be a mapping with receivers, routes, default")
-    try:
-        parsed = RoutingFile.model_validate(raw)
-    except ValidationError as exc:
-        raise RoutingConfigError(_describe_error(source, raw, exc)) from exc
+    parsed = ROUTING_FILE.validate(raw, source)
 
     receivers: dict[str, Receiver] = {}
     for index, config in enumerate(parsed.receivers):
@@ -351,31 +336,3 @@ def _matcher(where: str, key: str, value: str | list[str]) -> Matcher:
         else:
             exact.add(item)
     return Matcher(frozenset(exact), tuple(patterns), tuple(values))
-
-
-def _describe_error(source: str, raw: dict[str, Any], exc: ValidationError) -> str:
-    found: dict[str, list[str]] = {}
-    for error in exc.errors():
-        loc = list(error["loc"])
-        where = source
-        if len(loc) >= 2 and loc[0] in ("routes", "receivers") and isinstance(loc[1], int):
-            section, index = loc[0], loc[1]
-            items = raw.get(section)
-            item = items[index] if isinstance(items, list) and index < len(items) else None
-            name = item.get("name") if isinstance(item, dict) else None
-            name = name or (f"route-{index}" if section == "routes" else "?")
-            where = f"{source}: {section[:-1]} #{index} ({name!r})"
-            loc = loc[2:]
-        elif len(loc) > 1 and loc[0] == "default":
-            where, loc = f"{source}: route default", loc[1:]
-        # Unions add their branch tags ("slack", "str", "list[str]") to the path; not keys.
-        keys = [str(p) for p in loc if not _is_union_tag(p)]
-        key = ".".join(keys) or "(whole entry)"
-        messages = found.setdefault(f"{where}: {key}", [])
-        if (reason := problem(error)) not in messages:
-            messages.append(reason)
-    return "; ".join(f"{where}: {' or '.join(msgs)}" for where, msgs in found.items())
-
-
-def _is_union_tag(part: Any) -> bool:
-    return isinstance(part, str) and (part in ("slack", "email", "str") or "[" in part)

@@ -13,12 +13,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kizashi.contracts.scores import Priority
-from kizashi.runtime.yamlconfig import (
-    ConfigFileError,
-    parse_yaml_mapping,
-    read_config_text,
-    validate,
-)
+from kizashi.runtime.yamlconfig import ConfigFile, ConfigFileError
 from kizashi.scoring.features import FEATURE_NAMES
 
 FILE_NAME = "scoring.yaml"
@@ -228,13 +223,16 @@ class ScoringConfig(_Strict):
     sweep: Sweep
 
 
+SCORING_FILE = ConfigFile(
+    name=FILE_NAME, package="kizashi.scoring", model=ScoringConfig, error=ConfigError
+)
+
+
 def parse_scoring_config(text: str, source: str = FILE_NAME) -> ScoringConfig:
     """Parse and validate the text of a scoring.yaml; `source` prefixes every error."""
-    data = parse_yaml_mapping(text, source, error=ConfigError)
-    return validate(ScoringConfig, data, source, error=ConfigError)
+    return SCORING_FILE.parse(text, source)
 
 
 def load_scoring_config(config_dir: Path | None) -> ScoringConfig:
     """`<config_dir>/scoring.yaml` when it exists, else the packaged default."""
-    text, source = read_config_text(FILE_NAME, config_dir, "kizashi.scoring", error=ConfigError)
-    return parse_scoring_config(text, source)
+    return SCORING_FILE.load(config_dir)

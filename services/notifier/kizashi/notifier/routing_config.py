@@ -1,12 +1,12 @@
 """The shape of `routing.yaml`: pydantic models that validate the file as written, before
-kizashi.notifier.routing turns it into the tree it routes with."""
+kizashi.notifier.routing turns it into the tree it routes with, and the file's entry in the
+shared config loader (kizashi.runtime.yamlconfig)."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
-from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -17,10 +17,8 @@ from pydantic import (
     model_validator,
 )
 
-from kizashi.runtime.yamlconfig import ConfigFileError
+from kizashi.runtime.yamlconfig import ConfigFile, ConfigFileError, Keys
 
-ROUTING_FILE = "routing.yaml"
-DEFAULTS_DIR = Path(__file__).parent / "defaults"
 # This one variable is read through settings (which may come from a .env file), not os.environ.
 SLACK_WEBHOOK_ENV = "KIZASHI_SLACK_WEBHOOK_URL"
 _INTERVAL = re.compile(r"^(\d+)([smhd])$")
@@ -123,3 +121,35 @@ class RoutingFile(_Strict):
     receivers: list[ReceiverConfig] = Field(default_factory=list)
     routes: list[RouteConfig] = Field(default_factory=list)
     default: DefaultRouteConfig
+
+
+# --- the file ------------------------------------------------------------------------------
+
+
+def _where(keys: Keys, raw: Any) -> str:
+    """An error's place as a person finds it in the file: routes and receivers are lists, so
+    they are named by position and name ("route #2 ('vip')"), not by bare index."""
+    if len(keys) >= 2 and keys[0] in ("routes", "receivers") and isinstance(keys[1], int):
+        section, index = str(keys[0]), keys[1]
+        items = raw.get(section) if isinstance(raw, dict) else None
+        item = items[index] if isinstance(items, list) and index < len(items) else None
+        name = item.get("name") if isinstance(item, dict) else None
+        name = name or (f"route-{index}" if section == "routes" else "?")
+        key = ".".join(str(p) for p in keys[2:]) or "(whole entry)"
+        return f"{section[:-1]} #{index} ({name!r}): {key}"
+    if len(keys) > 1 and keys[0] == "default":
+        return f"route default: {'.'.join(str(p) for p in keys[1:])}"
+    return ".".join(str(p) for p in keys)
+
+
+ROUTING_FILE = ConfigFile(
+    name="routing.yaml",
+    package="kizashi.notifier",
+    model=RoutingFile,
+    error=RoutingConfigError,
+    # test_notifier_routing pins "cannot read" for a file that is not YAML.
+    phrases={"not_yaml": "cannot read: {detail}"},
+    # The receiver union's discriminator values appear in error locations.
+    union_tags=frozenset({"slack", "email"}),
+    name_of=_where,
+)
