@@ -29,7 +29,7 @@ from kizashi.scoring.repository import StoredAccount
 from kizashi.tools.migrate import upgrade
 from kizashi.tools.replay import published
 from kizashi.triggers.consumer import handle_changes
-from kizashi.triggers.rules import load_rules
+from kizashi.triggers.rules import load_rules_config
 from kizashi.triggers.state import TriggersState
 from kizashi.triggers.sweep import sweep_once
 from tests.support import infra
@@ -63,7 +63,7 @@ def own_broker(tmp_path_factory: pytest.TempPathFactory):
 async def triggers(own_database: str, own_broker: str):
     settings = Settings(database_url=own_database, kafka_bootstrap_servers=own_broker)
     runtime = await ServiceRuntime.start("triggers", settings)
-    yield TriggersState(runtime=runtime, rules=load_rules(None))
+    yield TriggersState(runtime=runtime, rules=load_rules_config(None))
     await runtime.stop()
 
 

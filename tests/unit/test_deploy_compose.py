@@ -123,7 +123,7 @@ def test_config_mount_holds_config_the_services_accept():
     from kizashi.ingest.segment_config import load_segment_config
     from kizashi.notifier.routing import load_routing_config
     from kizashi.scoring.config import load_scoring_config
-    from kizashi.triggers.rules import load_rules
+    from kizashi.triggers.rules import load_rules_config
 
     for name in APP_SERVICES:
         config_dir = _env(name)["KIZASHI_CONFIG_DIR"]
@@ -133,7 +133,7 @@ def test_config_mount_holds_config_the_services_accept():
     for file in ("scoring.yaml", "rules.yaml", "routing.yaml", "segment.yaml"):
         assert (config / file).is_file(), file
     load_scoring_config(config)
-    load_rules(config)
+    load_rules_config(config)
     load_segment_config(config)
     load_routing_config(config, slack_webhook_url=None, smtp_configured=True)
 

@@ -12,7 +12,7 @@ from kizashi.triggers.rules import (
     RULE_NAMES,
     RulesConfigError,
     format_duration,
-    load_rules,
+    load_rules_config,
     parse_duration,
 )
 
@@ -37,7 +37,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_packaged_catalogue_is_complete():
-    book = load_rules(None)
+    book = load_rules_config(None)
     assert {name: rule.kind for name, rule in book.items()} == CATALOGUE
     assert RULE_NAMES == tuple(CATALOGUE)
     assert book.daily_cap_per_account == 3
@@ -52,7 +52,7 @@ def test_packaged_catalogue_is_complete():
 
 
 def test_describe_is_json_able():
-    described = load_rules(None).describe()
+    described = load_rules_config(None).describe()
     json.dumps(described)
     assert [d["name"] for d in described] == list(CATALOGUE)
     seat = next(d for d in described if d["name"] == "seat_pressure")
@@ -65,11 +65,11 @@ def test_describe_is_json_able():
 
 
 def test_missing_file_means_defaults(tmp_path: Path):
-    assert load_rules(tmp_path) == load_rules(None)
+    assert load_rules_config(tmp_path) == load_rules_config(None)
 
 
 def test_file_overlays_the_defaults_key_by_key(tmp_path: Path):
-    book = load_rules(
+    book = load_rules_config(
         write(
             tmp_path,
             "daily_cap_per_account: null\n"
@@ -143,7 +143,7 @@ def test_file_overlays_the_defaults_key_by_key(tmp_path: Path):
 )
 def test_errors_name_the_rule_and_the_key(tmp_path: Path, text: str, message: str):
     with pytest.raises(RulesConfigError) as exc:
-        load_rules(write(tmp_path, text))
+        load_rules_config(write(tmp_path, text))
     # A custom file is named by its path.
     assert str(exc.value).startswith(f"{tmp_path}/{message}")
 
@@ -151,7 +151,7 @@ def test_errors_name_the_rule_and_the_key(tmp_path: Path, text: str, message: st
 def test_a_key_given_twice_is_an_error_not_the_last_one_winning(tmp_path: Path):
     text = "rules:\n  detractor:\n    enabled: true\n    enabled: false\n"
     with pytest.raises(RulesConfigError, match="(?s)duplicate key 'enabled'.*line 4"):
-        load_rules(write(tmp_path, text))
+        load_rules_config(write(tmp_path, text))
 
 
 def test_durations_round_trip():

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from kizashi.contracts.scores import ScoreSnapshot
-from kizashi.triggers.engine import SWEEP_RULES, Evaluation, RuleState, evaluate
-from kizashi.triggers.rules import RuleBook, load_rules, parse_rules
+from kizashi.triggers.engine import Evaluation, RuleState, evaluate
+from kizashi.triggers.rules import SWEEP_RULES, RuleBook, load_rules_config, parse_rules_config
 
 T0 = datetime(2026, 6, 12, 9, 30, tzinfo=UTC)
 DAY = timedelta(days=1)
-BOOK = load_rules(None)
+BOOK = load_rules_config(None)
 
 
 def snap(cs: float = 50, op: float = 50, segment: str = "nurture", priority: str = "medium"):
@@ -23,11 +23,12 @@ def snap(cs: float = 50, op: float = 50, segment: str = "nurture", priority: str
 
 
 def book_with(**rules: dict[str, Any]) -> RuleBook:
-    from kizashi.triggers.rules import DEFAULT_RULES_PATH, _overlay, _read
+    from kizashi.runtime.yamlconfig import overlay
+    from kizashi.triggers.rules import read_default_rules
 
-    data = _read(DEFAULT_RULES_PATH, "rules.yaml")
+    data = read_default_rules()
     cap = rules.pop("daily_cap_per_account", data["daily_cap_per_account"])
-    return parse_rules(_overlay(data, {"daily_cap_per_account": cap, "rules": rules}))
+    return parse_rules_config(overlay(data, {"daily_cap_per_account": cap, "rules": rules}))
 
 
 @dataclass

@@ -17,7 +17,7 @@ import pytest
 from kizashi.contracts.events import EventEnvelope, input_event_adapter
 from kizashi.scoring.config import load_scoring_config
 from kizashi.tools.replay import Replay, ReplayResult, processing_time
-from kizashi.triggers.rules import load_rules
+from kizashi.triggers.rules import load_rules_config
 
 MONTH = datetime(2026, 3, 1, tzinfo=UTC)
 END = MONTH + timedelta(days=31)
@@ -223,7 +223,7 @@ EXPECTED: dict[str, list[tuple[str, int]]] = {
 
 
 def replay(events: list[EventEnvelope], **options) -> ReplayResult:
-    engine = Replay(scoring=load_scoring_config(None), rules=load_rules(None), **options)
+    engine = Replay(scoring=load_scoring_config(None), rules=load_rules_config(None), **options)
     return engine.run(sorted(events, key=processing_time), until=END)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from kizashi.notifier.render import Renderer
 from kizashi.scoring.config import load_scoring_config
 from kizashi.tools.backtest import backtest, read_events
-from kizashi.triggers.rules import load_rules
+from kizashi.triggers.rules import load_rules_config
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "backtest-events.jsonl"
 
@@ -27,7 +27,9 @@ EXPECTED_SUBJECTS = {
 
 def test_each_rule_gives_a_subject_with_its_key_figure():
     result = backtest(
-        read_events(EXAMPLE).events, rules=load_rules(None), scoring=load_scoring_config(None)
+        read_events(EXAMPLE).events,
+        rules=load_rules_config(None),
+        scoring=load_scoring_config(None),
     )
     renderer = Renderer()
     first_by_rule = {}

@@ -25,7 +25,7 @@ from kizashi.contracts.text import error_reason
 from kizashi.runtime.settings import Settings
 from kizashi.scoring.config import ConfigError, load_scoring_config
 from kizashi.tools.replay import Replay, ReplayResult, processing_time
-from kizashi.triggers.rules import RuleBook, RulesConfigError, load_rules
+from kizashi.triggers.rules import RuleBook, RulesConfigError, load_rules_config
 
 # Below this many events the run is over before a bar is worth drawing.
 PROGRESS_FROM_EVENTS = 5_000
@@ -95,14 +95,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _rules(path: Path | None, settings: Settings) -> RuleBook:
     if path is None:
-        return load_rules(settings.config_dir)
+        return load_rules_config(settings.config_dir)
     if path.is_file():
         if path.name != "rules.yaml":
             raise RulesConfigError(f"{path}: the rules file must be named rules.yaml")
         path = path.parent
     if not (path / "rules.yaml").is_file():
         raise RulesConfigError(f"{path}: no rules.yaml in this folder")
-    return load_rules(path)
+    return load_rules_config(path)
 
 
 def read_events(path: Path, progress: Progress | None = None) -> LoadedEvents:

@@ -92,7 +92,7 @@ class Stack:
         from kizashi.ingest.segment_config import load_segment_config
         from kizashi.notifier.routing import load_routing_config_for
         from kizashi.scoring.config import load_scoring_config
-        from kizashi.triggers.rules import load_rules
+        from kizashi.triggers.rules import load_rules_config
 
         settings = self.settings
         if self.inbox is not None:  # the notifier will run with the stand-ins' addresses
@@ -107,7 +107,7 @@ class Stack:
         try:
             load_segment_config(settings.config_dir)
             load_scoring_config(settings.config_dir)
-            load_rules(settings.config_dir)
+            load_rules_config(settings.config_dir)
             load_routing_config_for(settings)
         finally:
             logging.disable(logging.NOTSET)

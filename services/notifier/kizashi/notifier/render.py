@@ -18,6 +18,7 @@ from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from kizashi.contracts.rules import RULE_WORDS
 from kizashi.contracts.scores import ScoreSnapshot
 from kizashi.contracts.signals import Signal
 
@@ -32,20 +33,6 @@ SUBJECT_MAX = 200
 KIND_LABELS = {"opportunity": "Opportunity", "churn_risk": "Churn risk"}
 KIND_EMOJI = {"opportunity": ":chart_with_upwards_trend:", "churn_risk": ":warning:"}
 PRIORITY_ORDER = {"high": 0, "medium": 1, "low": 2}
-# DESIGN §6's default rules, in a rep's words; unknown rules fall back to their id in words.
-RULE_WORDS = {
-    "expansion_ready": "ready to expand",
-    "upsell_intent": "upsell intent",
-    "pricing_interest": "pricing interest",
-    "cross_sell_click": "cross-sell clicks",
-    "seat_pressure": "seat pressure",
-    "renewal_window": "renewal window",
-    "usage_drop": "usage drop",
-    "inactivity": "inactivity",
-    "detractor": "detractor",
-    "health_drop": "health drop",
-    "renewal_at_risk": "renewal at risk",
-}
 # The first number in a reason, with its scale ("9/10", "92%") and a leading acronym ("NPS 2").
 _FIGURE = re.compile(r"(?:\b[A-Z]{2,6}\s*[:=]?\s*)?-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+|\s*%)?")
 _SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{6,}$")

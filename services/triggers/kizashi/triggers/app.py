@@ -10,7 +10,7 @@ from kizashi.runtime.lifecycle import ServiceRuntime
 from kizashi.runtime.settings import Settings, get_settings
 from kizashi.triggers import actions, api
 from kizashi.triggers.consumer import handle_changes
-from kizashi.triggers.rules import load_rules
+from kizashi.triggers.rules import load_rules_config
 from kizashi.triggers.state import TriggersState
 from kizashi.triggers.sweep import sweep_once
 
@@ -18,7 +18,7 @@ from kizashi.triggers.sweep import sweep_once
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     # Validated before anything starts: a bad rules.yaml stops the service with its reason.
-    rules = load_rules(settings.config_dir)
+    rules = load_rules_config(settings.config_dir)
 
     async def setup(runtime: ServiceRuntime) -> TriggersState:
         service = TriggersState(runtime=runtime, rules=rules)

@@ -8,8 +8,8 @@ import orjson
 
 from kizashi.contracts.scores import ScoresChanged
 from kizashi.contracts.signals import ChurnRiskSignal, OpportunitySignal, SignalBase
-from kizashi.triggers.engine import SWEEP_RULES, Evaluation, RuleState, evaluate, resolvable
-from kizashi.triggers.rules import RuleBook
+from kizashi.triggers.engine import Evaluation, RuleState, evaluate, resolvable
+from kizashi.triggers.rules import SWEEP_RULES, RuleBook
 from kizashi.triggers.schedule import features_now, next_sweep_at
 
 SIGNAL_MODELS: dict[str, type[SignalBase]] = {

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from kizashi.contracts.rules import RULE_KINDS
 from kizashi.contracts.signals import SignalBase
 from kizashi.contracts.topics import SIGNAL_TOPICS
 from kizashi.runtime.kafka import OutgoingRecord, encode
@@ -15,7 +16,6 @@ from kizashi.triggers import repository
 from kizashi.triggers.decide import AccountMemory, Decision
 from kizashi.triggers.engine import RuleState
 from kizashi.triggers.metrics import SIGNALS_FIRED, SIGNALS_RESOLVED, SIGNALS_SUPPRESSED
-from kizashi.triggers.rules import RULE_KINDS
 from kizashi.triggers.state import TriggersState
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The periodic sweep of the time-driven rules (engine.SWEEP_RULES: silence, the renewal
+"""The periodic sweep of the time-driven rules (rules.SWEEP_RULES: silence, the renewal
 calendar, the decay side of usage_drop) and of auto-resolution.
 
 No rule waits for an event to notice that nothing happened: each account carries

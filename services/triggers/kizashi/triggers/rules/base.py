@@ -1,0 +1,241 @@
+"""What every rule is made of: the config bases (common keys, kinds, hysteresis), durations,
+the reading a rule makes of an account, and the number formatting its reasons use.
+
+A rule module (one per rule, named after it) subclasses `_Opportunity` or `_ChurnRisk` and
+fills in `read` (features and scores -> a `Reading`), `headline` and, when the clock alone can
+move its condition, `SWEPT = True` and `sweep_edges`. The engine and the sweep only ever call
+these through the base interface.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    field_validator,
+)
+
+from kizashi.contracts.scores import ScoreSnapshot
+
+_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_DURATION = re.compile(r"^(?:\d+[wdhms])+$")
+# A threshold is crossed strictly after the exact instant; sweep a moment later.
+PAST_EDGE = timedelta(seconds=1)
+HIGH_CS_SEGMENTS = ("expand", "nurture")
+
+Level = Literal["on", "off", "band", "unknown"]
+
+
+# --------------------------------------------------------------------------- durations
+
+
+def parse_duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    text = str(value).strip().lower().replace(" ", "") if isinstance(value, str) else None
+    if not text or not _DURATION.match(text):
+        raise ValueError("must be a duration like '7d', '12h', '30m' or '1d12h'")
+    seconds = sum(int(n) * _UNITS[u] for n, u in re.findall(r"(\d+)([wdhms])", text))
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    if seconds == 0:
+        return "0s"
+    parts = []
+    for unit in ("d", "h", "m", "s"):
+        n, seconds = divmod(seconds, _UNITS[unit])
+        if n:
+            parts.append(f"{n}{unit}")
+    return "".join(parts)
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
+RulePriority = Literal["high", "medium", "low", "account"]
+
+
+def _cs_level(value: Any) -> Any:
+    if value == "segment" or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return value
+    raise ValueError("must be a number (0-100) or 'segment'")
+
+
+# A CS level, or "segment" to read high/low from the account's segment instead.
+CsLevel = Annotated[float | Literal["segment"], BeforeValidator(_cs_level)]
+
+
+# --------------------------------------------------------------------------- readings
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a rule made of the account: its level, the value behind it and the reasons."""
+
+    level: Level
+    value: float | None = None
+    reasons: tuple[str, ...] = ()
+    # Survey rules: the answer that makes the condition true (a newer one = a new episode).
+    answered_at: datetime | None = None
+    # expansion_ready: crossed into the condition since the previous scores (forces re-arm).
+    entered: bool = False
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a rule may read about one account at one moment."""
+
+    features: dict[str, float | None]
+    scores: ScoreSnapshot
+    before: ScoreSnapshot | None
+    cs_history: list[tuple[datetime, float]]
+    now: datetime
+
+    def f(self, name: str) -> float | None:
+        value = self.features.get(name)
+        return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class SweepContext:
+    """What a clock-driven rule needs to say when its condition can next change."""
+
+    features: dict[str, float | None]  # already moved to `now` (schedule.features_now)
+    renewal: date | None
+    now: datetime
+
+
+# --------------------------------------------------------------------------- config bases
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # The periodic sweep evaluates this rule: its condition moves with the clock alone.
+    SWEPT: ClassVar[bool] = False
+
+    enabled: bool
+    cooldown: Duration
+    priority: RulePriority
+    suggested_play: str = Field(min_length=1)
+
+    def condition(self) -> str:
+        raise NotImplementedError
+
+    def rearm(self) -> str | None:
+        return None
+
+    def read(self, ctx: Context) -> Reading:
+        """The rule's level for this account now; called for every rule on every change."""
+        raise NotImplementedError
+
+    def headline(self, reading: Reading, ctx: Context) -> str:
+        """A few words with the key figure, for an email subject or a Slack header."""
+        raise NotImplementedError
+
+    def sweep_edges(self, at: SweepContext) -> list[datetime]:
+        """For SWEPT rules: the moments the clock alone can move the condition."""
+        return []
+
+
+# For annotations: any rule's config.
+RuleConfig = _Rule
+
+
+class _Opportunity(_Rule):
+    kind: Literal["opportunity"]
+
+
+class _ChurnRisk(_Rule):
+    kind: Literal["churn_risk"]
+    auto_resolve_after: Duration | None
+
+
+class _Hysteresis(BaseModel):
+    """`threshold` fires, `rearm_at` re-arms; RISING says which side of it is the alarm."""
+
+    RISING: ClassVar[bool] = True
+    METRIC: ClassVar[str] = ""
+
+    threshold: float
+    rearm_at: float
+
+    @field_validator("rearm_at")
+    @classmethod
+    def _rearm_on_the_quiet_side(cls, value: float, info: ValidationInfo) -> float:
+        threshold = info.data.get("threshold")
+        if threshold is None:
+            return value
+        if cls.RISING and value > threshold:
+            raise ValueError(f"must be at most threshold ({threshold:g})")
+        if not cls.RISING and value < threshold:
+            raise ValueError(f"must be at least threshold ({threshold:g})")
+        return value
+
+    def condition(self) -> str:
+        return f"{self.METRIC} {'>=' if self.RISING else '<'} {self.threshold:g}"
+
+    def rearm(self) -> str | None:
+        return f"{self.METRIC} {'<' if self.RISING else '>='} {self.rearm_at:g}"
+
+    def level(self, value: float | None) -> Level:
+        if value is None:
+            return "unknown"
+        if self.RISING:
+            return "on" if value >= self.threshold else "off" if value < self.rearm_at else "band"
+        return "on" if value < self.threshold else "off" if value >= self.rearm_at else "band"
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def n(value: float | None, digits: int = 2) -> str:
+    """A number as a rep reads it: 3, 0.45, 74 (no trailing zeros)."""
+    if value is None:
+        return "?"
+    if digits == 0 or float(value).is_integer():
+        return str(round(value))
+    return f"{value:.{digits}f}".rstrip("0").rstrip(".")
+
+
+def whole(value: float | None) -> str:
+    """A headline's figure: rounded to a whole number."""
+    return "?" if value is None else f"{value:.0f}"
+
+
+def renewal_text(days: float, now: datetime) -> str:
+    return f"Renewal in {int(days)} days (on {now + timedelta(days=days):%Y-%m-%d})"
+
+
+def from_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def window_edges(low: float, high: float, at: SweepContext) -> list[datetime]:
+    """The next UTC midnight at which days_to_renewal enters or leaves [low, high]."""
+    if at.renewal is None:
+        return []
+    days = (at.renewal - at.now.astimezone(UTC).date()).days
+    if days > high:
+        return [midnight(at.renewal - timedelta(days=math.floor(high)))]
+    if days >= low:
+        return [midnight(at.renewal - timedelta(days=math.ceil(low) - 1))]
+    return []
