@@ -2,17 +2,18 @@
 
 import logging
 from collections import Counter
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from kizashi.ingest.accept import BatchShapeError, accept, events_of
-from kizashi.ingest.auth import require_ingest_key
 from kizashi.ingest.body import parse_json, read_limited
+from kizashi.ingest.deps import IngestSource, StateDep
 from kizashi.ingest.limits import RETRY_AFTER_S
 from kizashi.ingest.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
+from kizashi.ingest.state import IngestState
 from kizashi.runtime.kafka import BrokerUnavailable, RecordRejected
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def publish(request: Request, raw_events: list[Any], source: str) -> JSONResponse:
+async def publish(state: IngestState, raw_events: list[Any], source: str) -> JSONResponse:
     """Validate, send and answer: 202 only once Kafka acknowledged every accepted event."""
     result = accept(raw_events, source=source)
     for rejection in result.rejected:
@@ -60,7 +61,7 @@ async def publish(request: Request, raw_events: list[Any], source: str) -> JSONR
     if not result.records:
         return JSONResponse(body, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
     try:
-        await request.app.state.service.producer.send_all(result.records)
+        await state.producer.send_all(result.records)
     except (BrokerUnavailable, RecordRejected) as error:
         log.warning("answered 503 for %d events: %s", len(result.records), error)
         EVENTS_REJECTED.labels("broker_unavailable").inc(len(result.records))
@@ -99,9 +100,7 @@ def reason_label(reason: str) -> str:
         }
     },
 )
-async def post_events(
-    request: Request, source: Annotated[str, Depends(require_ingest_key)]
-) -> JSONResponse:
+async def post_events(request: Request, source: IngestSource, state: StateDep) -> JSONResponse:
     payload = parse_json(await read_limited(request))
     try:
         raw_events = events_of(payload)
@@ -112,4 +111,4 @@ async def post_events(
             else status.HTTP_400_BAD_REQUEST
         )
         raise HTTPException(code, detail=str(error)) from error
-    return await publish(request, raw_events, source)
+    return await publish(state, raw_events, source)

@@ -1,22 +1,15 @@
 """The ingest service's FastAPI app. Kafka is where events go; PostgreSQL only remembers which
 account a tracked user belongs to (Segment identify/group links)."""
 
-from dataclasses import dataclass
-
 from fastapi import FastAPI
 
 from kizashi.ingest import api, segment_api
 from kizashi.ingest.identities import Identities
-from kizashi.ingest.segment_config import SegmentMapping, load_segment_config
+from kizashi.ingest.segment_config import load_segment_config
+from kizashi.ingest.state import IngestState
 from kizashi.runtime.app import create_service_app
 from kizashi.runtime.lifecycle import ServiceRuntime, ServiceState
 from kizashi.runtime.settings import Settings, get_settings
-
-
-@dataclass
-class IngestState(ServiceState):
-    identities: Identities
-    segment_mapping: SegmentMapping
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

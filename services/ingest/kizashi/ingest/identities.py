@@ -1,5 +1,6 @@
 """Which account a tracked user belongs to: links from Segment `identify`/`group` calls, kept in
-PostgreSQL (ingest's own table) with a bounded in-memory LRU in front.
+PostgreSQL (ingest's own table, kizashi.ingest.repository) with a bounded in-memory LRU in
+front.
 
 Lookups are set-based: one query per request for all the users the cache does not know.
 """
@@ -9,6 +10,7 @@ from collections.abc import Iterable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kizashi.ingest import repository
 from kizashi.runtime.db import raw_transaction, retry_transient
 
 DEFAULT_CAPACITY = 100_000
@@ -54,17 +56,13 @@ class Identities:
                 found[user_id] = account
         if missing:
 
-            async def query() -> list:
+            async def query() -> dict[str, str]:
                 async with raw_transaction(self.engine) as connection:
-                    return await connection.fetch(
-                        "SELECT user_id, account_id FROM ingest_user_accounts "
-                        "WHERE user_id = ANY($1::text[])",
-                        missing,
-                    )
+                    return await repository.accounts_of_users(conn=connection, user_ids=missing)
 
-            for row in await retry_transient(query):
-                found[row["user_id"]] = row["account_id"]
-                self.cache.put(row["user_id"], row["account_id"])
+            for user_id, account_id in (await retry_transient(query)).items():
+                found[user_id] = account_id
+                self.cache.put(user_id, account_id)
         return found
 
     async def remember(self, links: dict[str, str]) -> None:
@@ -72,21 +70,10 @@ class Identities:
         changed = {u: a for u, a in links.items() if self.cache.get(u) != a}
         if not changed:
             return
-        # Sorted keys: concurrent requests lock rows in one order, so they cannot deadlock.
-        users = sorted(changed)
-        accounts = [changed[u] for u in users]
 
         async def upsert() -> None:
             async with raw_transaction(self.engine) as connection:
-                await connection.execute(
-                    "INSERT INTO ingest_user_accounts (user_id, account_id) "
-                    "SELECT * FROM unnest($1::text[], $2::text[]) "
-                    "ON CONFLICT (user_id) DO UPDATE SET account_id = EXCLUDED.account_id, "
-                    "updated_at = now() "
-                    "WHERE ingest_user_accounts.account_id IS DISTINCT FROM EXCLUDED.account_id",
-                    users,
-                    accounts,
-                )
+                await repository.save_user_accounts(conn=connection, links=changed)
 
         await retry_transient(upsert)
         for user_id, account_id in changed.items():

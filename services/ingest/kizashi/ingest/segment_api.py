@@ -27,13 +27,16 @@ from kizashi.ingest.accept import Rejection, accept
 from kizashi.ingest.api import RejectedEvent, reason_label
 from kizashi.ingest.auth import source_for_secret
 from kizashi.ingest.body import parse_json, read_limited
+from kizashi.ingest.deps import SettingsDep, StateDep
 from kizashi.ingest.limits import MAX_EVENTS_PER_BATCH, RETRY_AFTER_S
 from kizashi.ingest.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
 from kizashi.ingest.segment import translate, users_to_look_up
+from kizashi.ingest.state import IngestState
 from kizashi.runtime.auth import bearer_token
 from kizashi.runtime.db import is_transient
 from kizashi.runtime.http import ERROR_CODES
 from kizashi.runtime.kafka import BrokerUnavailable, RecordRejected
+from kizashi.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["segment"])
@@ -84,8 +87,9 @@ def _header_key(request: Request) -> str | None:
     return bearer_token(request)
 
 
-async def _handle(request: Request, forced: str | None) -> JSONResponse:
-    settings = request.app.state.settings
+async def _handle(
+    request: Request, forced: str | None, state: IngestState, settings: Settings
+) -> JSONResponse:
     header_key = _header_key(request)
     if header_key is not None and source_for_secret(settings, header_key) is None:
         EVENTS_REJECTED.labels("unauthorized").inc()
@@ -113,17 +117,16 @@ async def _handle(request: Request, forced: str | None) -> JSONResponse:
             batch_context = payload["context"]
     else:
         messages = [payload]
-    return await _publish(request, messages, forced, batch_context, source)
+    return await _publish(state, messages, forced, batch_context, source)
 
 
 async def _publish(
-    request: Request,
+    state: IngestState,
     messages: list[Any],
     forced: str | None,
     batch_context: dict[str, Any] | None,
     source: str,
 ) -> JSONResponse:
-    state = request.app.state.service
     mapping = state.segment_mapping
     try:
         known = await state.identities.lookup(users_to_look_up(messages, mapping, forced))
@@ -189,8 +192,8 @@ def _route(path: str, forced: str | None, summary: str) -> None:
         openapi_extra=BODY,
         name=f"segment_{forced or 'batch'}",
     )
-    async def handler(request: Request) -> JSONResponse:
-        return await _handle(request, forced)
+    async def handler(request: Request, state: StateDep, settings: SettingsDep) -> JSONResponse:
+        return await _handle(request, forced, state, settings)
 
 
 _route("/batch", None, 'Segment batch: {"batch": [calls], "writeKey"?} (≤ 1000 calls, ≤ 1 MiB)')
