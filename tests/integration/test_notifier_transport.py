@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -13,15 +14,13 @@ import pytest
 from kizashi.contracts.signals import signal_adapter
 from kizashi.notifier.render import RenderedEmail, render_email
 from kizashi.notifier.transport import (
-    RetryPolicy,
     SendResult,
     SmtpConfig,
     SmtpSender,
     WebhookSender,
-    backoff_delay,
     parse_retry_after,
-    send_with_retries,
 )
+from kizashi.runtime.retry import RetryPolicy
 from kizashi.runtime.signing import (
     ExpiredActionToken,
     InvalidActionToken,
@@ -33,6 +32,23 @@ from tests.support.webhook_server import Reply, recording_webhook_server
 
 SECTION = {"type": "section", "text": {"type": "mrkdwn", "text": "hi"}}
 PAYLOAD = {"text": "Opportunity: Acme", "blocks": [SECTION]}
+
+
+async def _deliver(
+    send: Callable[[], Awaitable[SendResult]],
+    policy: RetryPolicy,
+    rng: random.Random | None = None,
+) -> list[SendResult]:
+    """What the delivery worker does with each attempt's result (kizashi.notifier.deliver):
+    ask the policy for the next attempt's delay, or stop. The worker keeps the delay as the
+    row's next_attempt_at; here it is slept."""
+    results = []
+    while True:
+        results.append(await send())
+        delay = policy.next_delay(len(results), results[-1], rng or random.Random())
+        if delay is None:
+            return results
+        await asyncio.sleep(delay)
 
 
 async def test_webhook_ok_records_the_json_body() -> None:
@@ -70,10 +86,11 @@ async def test_webhook_429_is_retried_after_retry_after() -> None:
         first = await sender.send(url, PAYLOAD)
         assert first.retryable and first.status == 429 and first.retry_after == 1.0
         assert "rate_limited" in first.reason
-        result, attempts = await send_with_retries(
-            lambda: sender.send(url, PAYLOAD), RetryPolicy(max_attempts=3, base=0.01, cap=0.05)
-        )
-        assert result.ok and attempts == 1
+        # The worker schedules the next attempt when the receiver said, not by backoff.
+        policy = RetryPolicy(max_attempts=3, base=0.01, cap=0.05)
+        assert policy.next_delay(1, first, random.Random()) == 1.0
+        [result] = await _deliver(lambda: sender.send(url, PAYLOAD), policy)
+        assert result.ok
         # The 429 also paused the webhook's bucket: that send waited out the Retry-After.
         assert hooks.requests[1].at - hooks.requests[0].at >= 0.9
 
@@ -89,24 +106,17 @@ async def test_long_retry_after_is_not_waited_for_in_memory() -> None:
         assert second.retryable and second.retry_after is not None and second.retry_after > 100
 
 
-async def test_send_with_retries_honours_retry_after_then_succeeds() -> None:
+async def test_retry_after_is_honoured_then_backoff_then_sent() -> None:
     async with recording_webhook_server() as hooks, WebhookSender(rate=100, burst=5) as sender:
         hooks.respond_with("/hook", [Reply(429, headers={"Retry-After": "1"}), 500])
         url = hooks.url("/hook")
-        seen: list[SendResult] = []
-
-        async def record(attempt: int, result: SendResult) -> None:
-            seen.append(result)
-
         started = time.monotonic()
-        result, attempts = await send_with_retries(
+        results = await _deliver(
             lambda: sender.send(url, PAYLOAD),
             RetryPolicy(max_attempts=5, base=0.05, cap=0.1),
             rng=random.Random(1),
-            on_attempt=record,
         )
-        assert result.ok and attempts == 3
-        assert [r.status for r in seen] == [429, 500, 200]
+        assert [r.status for r in results] == [429, 500, 200] and results[-1].ok
         assert time.monotonic() - started >= 0.95
         assert hooks.requests[1].at - hooks.requests[0].at >= 0.95
 
@@ -114,11 +124,12 @@ async def test_send_with_retries_honours_retry_after_then_succeeds() -> None:
 async def test_webhook_500_is_retryable_until_attempts_run_out() -> None:
     async with recording_webhook_server() as hooks, WebhookSender(rate=100, burst=5) as sender:
         hooks.respond_with("/hook", [500, 500, 503])
-        result, attempts = await send_with_retries(
+        results = await _deliver(
             lambda: sender.send(hooks.url("/hook"), PAYLOAD),
             RetryPolicy(max_attempts=3, base=0.01, cap=0.02),
         )
-        assert result.retryable and attempts == 3 and result.status == 503
+        result = results[-1]
+        assert result.retryable and len(results) == 3 and result.status == 503
         assert result.reason == "HTTP 503: service_unavailable"
         assert len(hooks.requests) == 3
 
@@ -130,10 +141,10 @@ async def test_webhook_500_is_retryable_until_attempts_run_out() -> None:
 async def test_webhook_4xx_is_permanent_with_slacks_reason(status: int, body: str) -> None:
     async with recording_webhook_server() as hooks, WebhookSender(rate=100, burst=5) as sender:
         hooks.respond_with("/hook", [status])
-        result, attempts = await send_with_retries(
+        [result] = await _deliver(
             lambda: sender.send(hooks.url("/hook"), PAYLOAD), RetryPolicy(max_attempts=5)
         )
-        assert result.permanent and attempts == 1
+        assert result.permanent
         assert result.status == status and result.reason == f"HTTP {status}: {body}"
 
 
@@ -236,10 +247,10 @@ def test_backoff_is_exponential_with_full_jitter() -> None:
     rng = random.Random(7)
     for attempt in range(1, 12):
         ceiling = min(60.0, 0.5 * 2 ** (attempt - 1))
-        delays = [backoff_delay(attempt, base=0.5, cap=60.0, rng=rng) for _ in range(200)]
+        delays = [RetryPolicy(base=0.5, cap=60.0).backoff(attempt, rng) for _ in range(200)]
         assert all(0 <= d <= ceiling for d in delays)
         assert max(delays) > ceiling * 0.8  # full jitter spans the whole range
-    assert backoff_delay(10_000, base=1, cap=5, rng=rng) <= 5
+    assert RetryPolicy(base=1, cap=5).backoff(10_000, rng) <= 5
     policy = RetryPolicy(max_attempts=3, base=1, cap=10)
     assert policy.next_delay(1, SendResult("retry", retry_after=7.0), rng) == 7.0
     assert policy.next_delay(3, SendResult("retry"), rng) is None

@@ -13,13 +13,13 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
+from kizashi.contracts.decay import MEAN_LIFE_7D_S
 from kizashi.contracts.events import input_event_adapter
 from kizashi.contracts.topics import EVENT_TOPICS
 from kizashi.runtime.consumer import BatchConsumer
 from kizashi.runtime.db import raw_transaction
 from kizashi.scoring import repository
 from kizashi.scoring.consumer import handle_events
-from kizashi.scoring.features import MEAN_LIFE_7D_S
 from kizashi.scoring.pipeline import rescore
 from kizashi.scoring.sweep import sweep_once
 from tests.integration.scoring_support import (

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
@@ -12,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from kizashi.runtime.metrics import DB_POOL_CONNECTIONS, DB_POOL_MAX_CONNECTIONS
+from kizashi.runtime.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,19 +57,20 @@ def is_transient(error: BaseException) -> bool:
 async def retry_transient(
     operation: Callable[[], Awaitable[T]], *, attempts: int = 5, first_delay: float = 0.05
 ) -> T:
-    """Run a transaction again on deadlock or serialization failure (DESIGN §3)."""
-    delay = first_delay
-    for attempt in range(1, attempts + 1):
-        try:
-            return await operation()
-        except (DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
-            if attempt == attempts or not is_transient(error):
-                raise
-            cause = getattr(error, "orig", None) or error
-            log.warning("transient database error, retrying: %s", type(cause).__name__)
-            await asyncio.sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")
+    """Run a transaction again on deadlock or serialization failure (DESIGN §3): the shared
+    RetryPolicy, waiting first_delay, then twice as long each time (no jitter, no cap)."""
+    policy = RetryPolicy(max_attempts=attempts, base=first_delay, cap=math.inf, jitter=False)
+    return await policy.run(operation, retry_if=_retryable, on_retry=_log_retry)
+
+
+def _retryable(error: BaseException) -> bool:
+    transaction_error = (DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+    return isinstance(error, transaction_error) and is_transient(error)
+
+
+def _log_retry(attempt: int, error: BaseException, delay: float) -> None:
+    cause = getattr(error, "orig", None) or error
+    log.warning("transient database error, retrying: %s", type(cause).__name__)
 
 
 async def database_ready(engine: AsyncEngine) -> bool:

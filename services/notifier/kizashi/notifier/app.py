@@ -11,9 +11,10 @@ from kizashi.notifier.deliver import delivery_loop
 from kizashi.notifier.render import Renderer
 from kizashi.notifier.routing import load_routing_config_for
 from kizashi.notifier.state import NotifierState
-from kizashi.notifier.transport import RetryPolicy, SmtpSender, WebhookSender
+from kizashi.notifier.transport import SmtpSender, WebhookSender
 from kizashi.runtime.app import create_service_app
 from kizashi.runtime.lifecycle import ServiceRuntime
+from kizashi.runtime.retry import RetryPolicy
 from kizashi.runtime.settings import Settings, get_settings
 
 

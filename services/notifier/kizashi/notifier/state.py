@@ -5,8 +5,9 @@ from dataclasses import dataclass, field
 
 from kizashi.notifier.render import Renderer
 from kizashi.notifier.routing import RoutingTree
-from kizashi.notifier.transport import RetryPolicy, SmtpSender, WebhookSender
+from kizashi.notifier.transport import SmtpSender, WebhookSender
 from kizashi.runtime.lifecycle import ServiceState
+from kizashi.runtime.retry import RetryPolicy
 
 
 @dataclass

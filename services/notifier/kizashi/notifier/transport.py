@@ -1,8 +1,9 @@
 """Sending one message: Slack incoming webhooks over HTTP, email over SMTP (DESIGN §7).
 
 A send never raises for delivery problems: it returns a `SendResult` that says whether the
-message went out, may go out on a later attempt (and when), or never will. Retrying is the
-caller's loop, paced by `RetryPolicy`, so that attempts can be recorded between tries.
+message went out, may go out on a later attempt (and when), or never will. A send is one
+attempt: the delivery worker (kizashi.notifier.deliver) records it and, when the result is
+retryable, schedules the next one through the shared kizashi.runtime.retry.RetryPolicy.
 Webhook URLs and SMTP passwords are secrets: they never appear in results, reprs or logs.
 """
 
@@ -12,9 +13,8 @@ import asyncio
 import email.utils
 import json
 import logging
-import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -94,56 +94,6 @@ if not any(isinstance(f, _RedactHttpxUrls) for f in logging.getLogger("httpx").f
 def _clip(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= REASON_MAX else text[: REASON_MAX - 1] + "…"
-
-
-# --- retry pacing ----------------------------------------------------------------------------
-
-
-def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:
-    """Exponential backoff with full jitter: uniform in [0, min(cap, base·2^(attempt-1))].
-
-    `attempt` counts from 1 (the delay after the first failed attempt).
-    """
-    ceiling = min(cap, base * (2 ** min(max(attempt - 1, 0), 62)))
-    return rng.uniform(0, ceiling)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 6
-    base: float = 1.0
-    cap: float = 300.0
-
-    def next_delay(self, attempt: int, result: SendResult, rng: random.Random) -> float | None:
-        """Seconds to wait before attempt `attempt + 1`, or None to give up."""
-        if not result.retryable or attempt >= self.max_attempts:
-            return None
-        if result.retry_after is not None:
-            # The receiver said when; jitter would only make us early or needlessly late.
-            return max(result.retry_after, 0.0)
-        return backoff_delay(attempt, base=self.base, cap=self.cap, rng=rng)
-
-
-async def send_with_retries(
-    attempt_once: Callable[[], Awaitable[SendResult]],
-    policy: RetryPolicy,
-    *,
-    rng: random.Random | None = None,
-    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-    on_attempt: Callable[[int, SendResult], Awaitable[Any]] | None = None,
-) -> tuple[SendResult, int]:
-    """Try until ok, a permanent failure or `max_attempts`; returns the last result and count."""
-    rng = rng or random.Random()
-    attempt = 0
-    while True:
-        attempt += 1
-        result = await attempt_once()
-        if on_attempt is not None:
-            await on_attempt(attempt, result)
-        delay = policy.next_delay(attempt, result, rng)
-        if delay is None:
-            return result, attempt
-        await sleep(delay)
 
 
 # --- Slack webhooks --------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from kizashi.contracts.accounts import AccountFacts
+from kizashi.contracts.decay import DAY_S, MEAN_LIFE_7D_S, MEAN_LIFE_28D_S
 from kizashi.contracts.events import (
     InputEvent,
     ProductUsage,
@@ -41,9 +42,6 @@ from kizashi.contracts.events import (
 )
 from kizashi.runtime.trusted import trusted
 
-DAY_S = 86_400.0
-MEAN_LIFE_7D_S = 7 * DAY_S
-MEAN_LIFE_28D_S = 28 * DAY_S
 RETENTION_DAYS = 42
 # Bounds keep the json row small for huge accounts; past them the most recent keys are kept,
 # so `active_users_28d` saturates at MAX_USERS rather than growing the state without end.

@@ -8,13 +8,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from kizashi.contracts.accounts import AccountFacts
+from kizashi.contracts.decay import DAY_S, MEAN_LIFE_7D_S, MEAN_LIFE_28D_S
 from kizashi.contracts.scores import Index, Priority, ScoreComponent, ScoreSnapshot, Segment
 from kizashi.runtime.trusted import trusted
 from kizashi.scoring.config import ScoringConfig
 from kizashi.scoring.features import (
-    DAY_S,
-    MEAN_LIFE_7D_S,
-    MEAN_LIFE_28D_S,
     SURVEY_ANSWERS,
     AccountState,
     utc_day,
