@@ -7,7 +7,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -21,12 +21,6 @@ from kizashi.notifier.transport import (
     parse_retry_after,
 )
 from kizashi.runtime.retry import RetryPolicy
-from kizashi.runtime.signing import (
-    ExpiredActionToken,
-    InvalidActionToken,
-    sign_action,
-    verify_action,
-)
 from tests.support.smtp_server import recording_smtp_server
 from tests.support.webhook_server import Reply, recording_webhook_server
 
@@ -262,22 +256,6 @@ def test_retry_after_parsing() -> None:
     assert parse_retry_after("3") == 3.0
     assert parse_retry_after("Wed, 01 Jan 2025 12:00:30 GMT", now=now) == 30.0
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
-
-
-def test_action_tokens() -> None:
-    now = datetime(2025, 1, 1, tzinfo=UTC)
-    token = sign_action("sig-1", "snooze", now + timedelta(days=7), "s3cret")
-    assert token.isascii() and all(c.isalnum() or c in "-_." for c in token)
-    assert verify_action(token, "s3cret", now) == ("sig-1", "snooze")
-    with pytest.raises(ExpiredActionToken):
-        verify_action(token, "s3cret", now + timedelta(days=8))
-    with pytest.raises(InvalidActionToken):
-        verify_action(token, "other", now)
-    version, body, mac = token.split(".")
-    forged = sign_action("sig-2", "snooze", now + timedelta(days=7), "s3cret").split(".")[1]
-    for bad in (f"{version}.{forged}.{mac}", "garbage", f"v2.{body}.{mac}", f"{version}.{body}.!!"):
-        with pytest.raises(InvalidActionToken):
-            verify_action(bad, "s3cret", now)
 
 
 def _rendered_email() -> RenderedEmail:

@@ -12,8 +12,8 @@ from kizashi.tools.cli import build_parser
 from tests.support.prometheus import DEPLOY
 
 K8S = DEPLOY / "k8s"
-SECRET_KEYS = {"database-url", "ingest-keys", "api-token", "action-secret", "slack-webhook-url",
-               "smtp-url"}  # fmt: skip
+SECRET_KEYS = {"database-url", "ingest-keys", "api-token", "action-secret",
+               "action-secret-previous", "slack-webhook-url", "smtp-url"}  # fmt: skip
 
 
 def _docs(name: str) -> list[dict]:

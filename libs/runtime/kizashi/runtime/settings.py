@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     email_from: str = "kizashi@localhost"
     # Signs the ack/snooze links in alerts; defaults to a value derived from the API token.
     action_secret: SecretStr | None = None
+    # Secrets that signed links before a rollover, comma-separated: still accepted, never used
+    # to sign. Remove one once the links it signed have expired (14 days).
+    action_secret_previous: SecretStr | None = None
     # Where the services' own APIs are reachable by a rep's browser (for ack/snooze links).
     public_url: str = "http://127.0.0.1:8003"
 
@@ -89,6 +92,13 @@ class Settings(BaseSettings):
             seed = b"kizashi-actions:" + self.api_token.get_secret_value().encode()
             return hashlib.sha256(seed).hexdigest()
         raise RuntimeError("set KIZASHI_ACTION_SECRET (or KIZASHI_API_TOKEN) to sign alert links")
+
+    def verifying_secrets(self) -> list[str]:
+        """The keys an ack/snooze link may be signed with: the current one, then the previous."""
+        previous = (
+            self.action_secret_previous.get_secret_value() if self.action_secret_previous else ""
+        )
+        return [self.signing_secret(), *filter(None, (s.strip() for s in previous.split(",")))]
 
     def port_of(self, service: str) -> int:
         return getattr(self, f"{service}_port")

@@ -1,52 +1,60 @@
 """Signed, expiring tokens for the Acknowledge / Snooze links in alerts.
 
 A link in a Slack message or an email is clicked by whoever can see it, without our bearer
-token, so the link itself carries the authority: `v1.<payload>.<mac>`, both URL-safe base64
-without padding, the MAC being HMAC-SHA256 over "v1." + payload. The payload names the
-signal, the action and the expiry, so a token cannot be replayed for another signal or
-action, nor after it expires.
+token, so the link itself carries the authority: an itsdangerous URL-safe token,
+`<payload>.<signature>`, the payload naming the signal, the action and the expiry (so a token
+cannot be replayed for another signal or action, nor after it expires), the signature an
+HMAC-SHA256 under a key derived from the secret and this purpose's salt.
+
+Keys rotate: a token is signed with the current secret and accepted under the current one or
+any previous one still configured (KIZASHI_ACTION_SECRET_PREVIOUS), so links sent before a
+rollover keep working until the old secret is removed.
+
+itsdangerous decodes base64 leniently (characters outside the alphabet are dropped, the
+unused low bits of the last character ignored), so a signature is also refused unless it is
+exactly the canonical encoding of the bytes it decodes to: one token, one spelling.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import hmac
-import json
+import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
-VERSION = "v1"
+from itsdangerous import BadData, URLSafeSerializer
+from itsdangerous.encoding import base64_decode, base64_encode
+
+# Keys derived for these links sign nothing else, and vice versa.
+SALT = "kizashi.alert-action"
+# `<payload>.<signature>`, URL-safe base64 without padding (a compressed payload starts with ".").
+_TOKEN = re.compile(r"\.?[A-Za-z0-9_-]+\.([A-Za-z0-9_-]+)")
+
+Secret = str | bytes
 
 
 class InvalidActionToken(ValueError):
-    """Malformed, tampered with, or signed with another secret."""
+    """Malformed, tampered with, or signed with a secret that is not (or no longer) ours."""
 
 
 class ExpiredActionToken(InvalidActionToken):
     pass
 
 
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str) -> bytes:
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidActionToken("malformed token") from exc
-
-
-def _key(secret: str | bytes) -> bytes:
+def _key(secret: Secret) -> bytes:
     key = secret.encode() if isinstance(secret, str) else secret
     if not key:
         raise ValueError("the signing secret must not be empty")
     return key
 
 
-def _mac(secret: str | bytes, signed: str) -> bytes:
-    return hmac.new(_key(secret), signed.encode("ascii"), hashlib.sha256).digest()
+def _serializer(secrets: Sequence[Secret]) -> URLSafeSerializer:
+    """`secrets[0]` signs; every one of them verifies."""
+    if not secrets:
+        raise ValueError("at least one signing secret is required")
+    # itsdangerous signs with the last key of its list and verifies with each.
+    keys = [_key(secret) for secret in reversed(secrets)]
+    return URLSafeSerializer(keys, salt=SALT, signer_kwargs={"digest_method": hashlib.sha256})
 
 
 def _timestamp(moment: datetime) -> int:
@@ -55,36 +63,43 @@ def _timestamp(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-def sign_action(signal_id: str, action: str, expires_at: datetime, secret: str | bytes) -> str:
+def sign_action(signal_id: str, action: str, expires_at: datetime, secret: Secret) -> str:
     if not signal_id or not action:
         raise ValueError("signal_id and action are required")
-    payload = json.dumps(
-        {"s": signal_id, "a": action, "e": _timestamp(expires_at)},
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    body = _b64encode(payload.encode())
-    signed = f"{VERSION}.{body}"
-    return f"{signed}.{_b64encode(_mac(secret, signed))}"
+    payload = {"s": signal_id, "a": action, "e": _timestamp(expires_at)}
+    return _serializer([secret]).dumps(payload)
 
 
-def verify_action(token: str, secret: str | bytes, now: datetime | None = None) -> tuple[str, str]:
-    """(signal_id, action) of a genuine, unexpired token; raises InvalidActionToken otherwise."""
-    parts = token.split(".")
-    if len(parts) != 3 or parts[0] != VERSION:
-        raise InvalidActionToken("malformed token")
-    signed = f"{parts[0]}.{parts[1]}"
-    if not hmac.compare_digest(_b64decode(parts[2]), _mac(secret, signed)):
-        raise InvalidActionToken("bad signature")
+def _canonical(signature: str) -> bool:
     try:
-        payload = json.loads(_b64decode(parts[1]))
+        return base64_encode(base64_decode(signature)).decode("ascii") == signature
+    except BadData:
+        return False
+
+
+def verify_action(
+    token: str, secrets: Secret | Sequence[Secret], now: datetime | None = None
+) -> tuple[str, str]:
+    """(signal_id, action) of a genuine, unexpired token signed with one of `secrets` (the
+    current secret, then any previous ones); raises InvalidActionToken otherwise."""
+    if isinstance(secrets, str | bytes):
+        secrets = [secrets]
+    match = _TOKEN.fullmatch(token)
+    if match is None or not _canonical(match[1]):
+        raise InvalidActionToken("malformed token")
+    try:
+        payload = _serializer(secrets).loads(token)
+    except BadData as exc:
+        raise InvalidActionToken("bad signature") from exc
+    try:
         signal_id, action, expires = payload["s"], payload["a"], payload["e"]
-    except (ValueError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError) as exc:
         raise InvalidActionToken("malformed payload") from exc
     if (
         not isinstance(signal_id, str)
         or not isinstance(action, str)
         or not isinstance(expires, int)
+        or isinstance(expires, bool)
     ):
         raise InvalidActionToken("malformed payload")
     if _timestamp(now or datetime.now(UTC)) >= expires:

@@ -28,9 +28,9 @@ def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
 
 
 def _verify(request: Request, token: str) -> tuple[str, str] | HTMLResponse:
-    secret = request.app.state.settings.signing_secret()
+    secrets = request.app.state.settings.verifying_secrets()
     try:
-        return verify_action(token, secret, datetime.now(UTC))
+        return verify_action(token, secrets, datetime.now(UTC))
     except ExpiredActionToken:
         return _page("This link has expired", "<p>Open the signal in Kizashi instead.</p>", 410)
     except InvalidActionToken:
