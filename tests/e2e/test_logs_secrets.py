@@ -7,7 +7,7 @@ import httpx
 import orjson
 import pytest
 
-from kizashi.runtime.settings import Settings
+from kizashi.runtime.settings import ActionLinkSettings
 
 pytestmark = pytest.mark.e2e
 
@@ -81,7 +81,7 @@ async def test_logs_are_json_with_trace_ids_and_no_secrets(stack, webhook, smtp)
     assert all(line["delivery_id"] for line in sent)
 
     text = stack.log_path.read_text(errors="replace")
-    derived = Settings(api_token=stack.api_token).signing_secret()
+    derived = ActionLinkSettings(api_token=stack.api_token).signing_secret()
     webhook_url = webhook.url("/slack")
     for name, secret in {
         "ingest key": stack.ingest_key,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from kizashi.runtime.settings import Settings
+from kizashi.runtime.settings import ActionLinkSettings
 from kizashi.runtime.signing import sign_action
 from kizashi.tools.stack import credentials_file, read_env_file
 
@@ -166,7 +166,7 @@ async def test_signed_links_confirm_on_get_and_act_on_post(stack) -> None:
     sid = signal["signal_id"]
     # `kizashi up` generates the action secret once and keeps it with its credentials.
     stored = read_env_file(credentials_file(stack.data_dir)).get("KIZASHI_ACTION_SECRET")
-    secret = stored or Settings(api_token=stack.api_token).signing_secret()
+    secret = stored or ActionLinkSettings(api_token=stack.api_token).signing_secret()
     expires = datetime.now(UTC) + timedelta(days=7)
     base = f"{stack.urls['triggers']}/v1/actions"
     async with httpx.AsyncClient(timeout=15) as browser:

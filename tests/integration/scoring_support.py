@@ -19,8 +19,8 @@ from kizashi.contracts.topics import EVENT_TOPICS, SCORES_CHANGED
 from kizashi.runtime.db import create_engine, raw_transaction
 from kizashi.runtime.kafka import Producer, ensure_topics
 from kizashi.runtime.lifecycle import ServiceRuntime
-from kizashi.runtime.settings import Settings
 from kizashi.scoring.config import ScoringConfig, load_scoring_config
+from kizashi.scoring.settings import ScoringSettings
 from kizashi.scoring.state import ScoringState
 from kizashi.tools.embedded import EmbeddedBroker, free_port
 from kizashi.tools.migrate import upgrade_async
@@ -49,7 +49,9 @@ async def private_scoring(database_url: str, workdir: Path) -> AsyncIterator[dic
 async def scoring_service(
     servers: dict, config: ScoringConfig | None = None
 ) -> AsyncIterator[ScoringState]:
-    settings = Settings(database_url=servers["url"], kafka_bootstrap_servers=servers["bootstrap"])
+    settings = ScoringSettings(
+        database_url=servers["url"], kafka_bootstrap_servers=servers["bootstrap"]
+    )
     runtime = ServiceRuntime(
         service="scoring", settings=settings, engine=create_engine(servers["url"])
     )

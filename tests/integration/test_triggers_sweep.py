@@ -22,7 +22,6 @@ from aiokafka.structs import ConsumerRecord
 from kizashi.contracts.events import EventEnvelope, input_event_adapter
 from kizashi.contracts.topics import SCORES_CHANGED, SIGNAL_TOPICS
 from kizashi.runtime.lifecycle import ServiceRuntime
-from kizashi.runtime.settings import Settings
 from kizashi.scoring.config import load_scoring_config
 from kizashi.scoring.pipeline import rescore
 from kizashi.scoring.repository import StoredAccount
@@ -30,6 +29,7 @@ from kizashi.tools.migrate import upgrade
 from kizashi.tools.replay import published
 from kizashi.triggers.consumer import handle_changes
 from kizashi.triggers.rules import load_rules_config
+from kizashi.triggers.settings import TriggersSettings
 from kizashi.triggers.state import TriggersState
 from kizashi.triggers.sweep import sweep_once
 from tests.support import infra
@@ -61,7 +61,7 @@ def own_broker(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 async def triggers(own_database: str, own_broker: str):
-    settings = Settings(database_url=own_database, kafka_bootstrap_servers=own_broker)
+    settings = TriggersSettings(database_url=own_database, kafka_bootstrap_servers=own_broker)
     runtime = await ServiceRuntime.start("triggers", settings)
     yield TriggersState(runtime=runtime, rules=load_rules_config(None))
     await runtime.stop()

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kizashi.runtime.settings import SERVICE_PORTS, Settings
+from kizashi.runtime.settings import SERVICE_PORTS
 from kizashi.tools.cli import build_parser
 from tests.support.prometheus import DEPLOY, ROOT
+from tests.support.settings import read_by, read_by_any_service
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -85,10 +86,12 @@ def test_database_url_matches_postgres():
 
 @pytest.mark.parametrize("name", [*APP_SERVICES, "migrate"])
 def test_environment_names_are_settings(name):
-    fields = set(Settings.model_fields)
+    # The four services share one environment block (x-kizashi-service), so each carries the
+    # variables the others read too; `migrate` has its own and reads only the shared settings.
+    known = read_by("migrate") if name == "migrate" else read_by_any_service()
     for variable in _env(name):
         assert variable.startswith("KIZASHI_"), variable
-        assert variable.removeprefix("KIZASHI_").lower() in fields, f"{name}: {variable}"
+        assert variable in known, f"{name}: {variable}"
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)

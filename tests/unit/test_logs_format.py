@@ -6,7 +6,7 @@ import logging
 import orjson
 
 from kizashi.runtime.logs import JsonFormatter, request_id_var
-from kizashi.runtime.settings import Settings
+from kizashi.tools.settings import ToolSettings
 
 
 def _format(message: str, *args, **extra) -> dict:
@@ -28,7 +28,7 @@ def test_a_line_carries_service_request_and_trace_ids():
 
 
 def test_settings_logged_by_mistake_keep_their_secrets():
-    settings = Settings(
+    settings = ToolSettings(
         ingest_keys="web:ingest-secret-1",
         api_token="api-secret-2",
         slack_webhook_url="https://hooks.slack.com/services/T0/B0/hook-secret-3",

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kizashi.runtime.settings import Settings
+from kizashi.runtime.settings import ActionLinkSettings
 from kizashi.runtime.signing import (
     ExpiredActionToken,
     InvalidActionToken,
@@ -51,10 +51,10 @@ def test_an_old_secret_keeps_verifying_during_a_rollover() -> None:
 
 
 def test_settings_sign_with_the_current_secret_and_verify_with_previous_ones() -> None:
-    settings = Settings(action_secret="new", action_secret_previous=" old , older,")
+    settings = ActionLinkSettings(action_secret="new", action_secret_previous=" old , older,")
     assert settings.signing_secret() == "new"
     assert settings.verifying_secrets() == ["new", "old", "older"]
-    assert Settings(action_secret="new").verifying_secrets() == ["new"]
+    assert ActionLinkSettings(action_secret="new").verifying_secrets() == ["new"]
     token = sign_action("sig-1", "ack", EXPIRES, "older")
     assert verify_action(token, settings.verifying_secrets(), NOW) == ("sig-1", "ack")
 

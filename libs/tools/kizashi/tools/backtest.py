@@ -22,9 +22,9 @@ from pydantic import ValidationError
 
 from kizashi.contracts.events import EventEnvelope, input_event_adapter
 from kizashi.contracts.text import error_reason
-from kizashi.runtime.settings import Settings
 from kizashi.scoring.config import ConfigError, load_scoring_config
 from kizashi.tools.replay import Replay, ReplayResult, processing_time
+from kizashi.tools.settings import ToolSettings
 from kizashi.triggers.rules import RuleBook, RulesConfigError, load_rules_config
 
 # Below this many events the run is over before a bar is worth drawing.
@@ -62,7 +62,7 @@ class LoadedEvents:
     lines: int = 0
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: ToolSettings) -> int:
     try:
         rules = _rules(args.rules, settings)
         scoring = load_scoring_config(settings.config_dir)
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if loaded.events or not loaded.lines else 1
 
 
-def _rules(path: Path | None, settings: Settings) -> RuleBook:
+def _rules(path: Path | None, settings: ToolSettings) -> RuleBook:
     if path is None:
         return load_rules_config(settings.config_dir)
     if path.is_file():

@@ -5,11 +5,12 @@ import importlib
 import sys
 import warnings
 
-from kizashi.runtime.settings import SERVICE_PORTS, Settings
+from kizashi.runtime.settings import SERVICE_PORTS
 from kizashi.runtime.yamlconfig import ConfigFileError
+from kizashi.tools.settings import ToolSettings
 
 
-def _serve(args: argparse.Namespace, settings: Settings) -> int:
+def _serve(args: argparse.Namespace, settings: ToolSettings) -> int:
     import uvicorn
 
     from kizashi.runtime.logs import configure_logging
@@ -30,13 +31,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _up(_: argparse.Namespace, settings: Settings) -> int:
+def _up(_: argparse.Namespace, settings: ToolSettings) -> int:
     from kizashi.tools.supervisor import up
 
     return up(settings)
 
 
-def _migrate(_: argparse.Namespace, settings: Settings) -> int:
+def _migrate(_: argparse.Namespace, settings: ToolSettings) -> int:
     from kizashi.tools.migrate import upgrade
 
     upgrade(settings.require_database_url())
@@ -44,7 +45,7 @@ def _migrate(_: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _schemas(args: argparse.Namespace, _: Settings) -> int:
+def _schemas(args: argparse.Namespace, _: ToolSettings) -> int:
     from kizashi.contracts.schemas import SCHEMA_DIR, render_schemas, write_schemas
 
     if args.write:
@@ -61,7 +62,7 @@ def _schemas(args: argparse.Namespace, _: Settings) -> int:
     return 1 if stale else 0
 
 
-def _demo(args: argparse.Namespace, settings: Settings) -> int:
+def _demo(args: argparse.Namespace, settings: ToolSettings) -> int:
     from kizashi.tools.demo import run_demo
 
     return run_demo(settings, wait_s=args.wait)
@@ -78,7 +79,7 @@ PLUGGED_COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def _plugged(module_name: str):
-    def run(args: argparse.Namespace, settings: Settings) -> int:
+    def run(args: argparse.Namespace, settings: ToolSettings) -> int:
         return importlib.import_module(module_name).run(args, settings)
 
     return run
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", module="platformdirs")
     args = build_parser(argv).parse_args(argv)
     try:
-        return args.run(args, Settings())
+        return args.run(args, ToolSettings())
     except ConfigFileError as error:
         # The message names the file, the key and the problem: a traceback would bury it.
         print(f"kizashi: {error}", file=sys.stderr)

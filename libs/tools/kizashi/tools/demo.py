@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import httpx
 
-from kizashi.runtime.settings import Settings
+from kizashi.tools.settings import ToolSettings
 from kizashi.tools.stack import client_credentials, read_stack
 
 STORIES = {
@@ -147,7 +147,7 @@ def _post(client: httpx.Client, url: str, key: str, events: list[dict]) -> int:
     return accepted
 
 
-def run_demo(settings: Settings, *, wait_s: float = 60) -> int:
+def run_demo(settings: ToolSettings, *, wait_s: float = 60) -> int:
     stack = read_stack(settings.data_dir) or {}
     urls = {
         name: stack.get("services", {}).get(name, {}).get("url")

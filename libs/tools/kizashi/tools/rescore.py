@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 from kizashi.runtime.db import create_engine, raw_transaction
 from kizashi.runtime.kafka import Producer
 from kizashi.runtime.lifecycle import ServiceRuntime
-from kizashi.runtime.settings import Settings
 from kizashi.scoring import repository
 from kizashi.scoring.config import load_scoring_config
 from kizashi.scoring.state import ScoringState
 from kizashi.scoring.sweep import rescore_accounts
+from kizashi.tools.settings import ToolSettings
 from kizashi.tools.stack import read_stack
 
 DEFAULT_BATCH = 500
@@ -95,7 +95,7 @@ async def rescore_all(
     return total
 
 
-def _servers(settings: Settings) -> tuple[str, str]:
+def _servers(settings: ToolSettings) -> tuple[str, str]:
     """The configured servers, or those of the embedded stack `kizashi up` runs."""
     stack = read_stack(settings.data_dir) or {}
     url = settings.database_url
@@ -112,7 +112,7 @@ def _servers(settings: Settings) -> tuple[str, str]:
     return url, bootstrap
 
 
-async def _run(settings: Settings, batch: int) -> int:
+async def _run(settings: ToolSettings, batch: int) -> int:
     url, bootstrap = _servers(settings)
     config = load_scoring_config(settings.config_dir)
     runtime = ServiceRuntime(service="scoring", settings=settings, engine=create_engine(url))
@@ -132,7 +132,7 @@ async def _run(settings: Settings, batch: int) -> int:
     return 0
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: ToolSettings) -> int:
     if not 1 <= args.batch <= 10_000:
         raise SystemExit("kizashi rescore: --batch must be between 1 and 10000")
     return asyncio.run(_run(settings, args.batch))

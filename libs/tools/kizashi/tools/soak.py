@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 import httpx
 import orjson
 
-from kizashi.runtime.settings import Settings
 from kizashi.tools.bench.harness import (
     AlertReceiver,
     LoadGenerator,
@@ -34,6 +33,7 @@ from kizashi.tools.bench.harness import (
     progress,
     start_embedded_stack,
 )
+from kizashi.tools.settings import ToolSettings
 
 SERVICES = ("ingest", "scoring", "triggers", "notifier")
 # The embedded servers are shown but not judged: Tansu on memory storage keeps the whole log in
@@ -135,7 +135,7 @@ def judge(samples: list[Sample]) -> Verdict:
     return verdict
 
 
-async def _soak(args: argparse.Namespace, settings: Settings) -> tuple[list[Sample], Verdict]:
+async def _soak(args: argparse.Namespace, settings: ToolSettings) -> tuple[list[Sample], Verdict]:
     receiver = AlertReceiver(args.receiver_port)
     await receiver.start()
     stack: StackHandle = (
@@ -191,7 +191,7 @@ async def _soak(args: argparse.Namespace, settings: Settings) -> tuple[list[Samp
     return samples, judge(samples)
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: ToolSettings) -> int:
     samples, verdict = asyncio.run(_soak(args, settings))
     for line in verdict.lines():
         print(line)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import orjson
 
-from kizashi.runtime.settings import SERVICE_PORTS, Settings
+from kizashi.runtime.settings import SERVICE_PORTS
+from kizashi.tools.settings import ToolSettings
 
 SERVICES = tuple(SERVICE_PORTS)
 
@@ -45,7 +46,7 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def ensure_credentials(settings: Settings) -> dict[str, str]:
+def ensure_credentials(settings: ToolSettings) -> dict[str, str]:
     """Keys for the embedded default: taken from the environment when set, else generated
     once and kept in a 0600 file so that `kizashi demo` can use them too."""
     path = credentials_file(settings.data_dir)
@@ -72,7 +73,7 @@ def ensure_credentials(settings: Settings) -> dict[str, str]:
     return wanted
 
 
-def client_credentials(settings: Settings) -> tuple[str, str]:
+def client_credentials(settings: ToolSettings) -> tuple[str, str]:
     """(ingest key, API token) for a client of a running stack: environment first, then the
     file `kizashi up` wrote."""
     stored = read_env_file(credentials_file(settings.data_dir))

@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
-from kizashi.runtime.settings import Settings
 from kizashi.tools.devinbox import DevInbox
 from kizashi.tools.embedded import EmbeddedBroker, EmbeddedPostgres, port_open
 from kizashi.tools.migrate import upgrade
+from kizashi.tools.settings import ToolSettings
 from kizashi.tools.stack import SERVICES, ensure_credentials, write_stack
 
 MAX_RESTART_DELAY_S = 30.0
@@ -41,7 +41,7 @@ class ServiceProcess:
 
 @dataclass
 class Stack:
-    settings: Settings
+    settings: ToolSettings
     say: callable = print
     postgres: EmbeddedPostgres | None = None
     broker: EmbeddedBroker | None = None
@@ -271,7 +271,7 @@ def _free_or_fail(port: int, what: str) -> int:
     return port
 
 
-def up(settings: Settings) -> int:
+def up(settings: ToolSettings) -> int:
     stack = Stack(settings)
     try:
         stack.prepare()

@@ -6,13 +6,13 @@ from fastapi import FastAPI
 from kizashi.ingest import api, segment_api
 from kizashi.ingest.identities import Identities
 from kizashi.ingest.segment_config import load_segment_config
+from kizashi.ingest.settings import IngestSettings, get_settings
 from kizashi.ingest.state import IngestState
 from kizashi.runtime.app import create_service_app
 from kizashi.runtime.lifecycle import ServiceRuntime, ServiceState
-from kizashi.runtime.settings import Settings, get_settings
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: IngestSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     # Read before serving: a broken mapping file stops the start with the key it names.
     mapping = load_segment_config(settings.config_dir)

@@ -3,10 +3,10 @@
 
 import hmac
 
-from kizashi.runtime.settings import Settings
+from kizashi.ingest.settings import IngestSettings
 
 
-def source_for_secret(settings: Settings, secret: object) -> str | None:
+def source_for_secret(settings: IngestSettings, secret: object) -> str | None:
     if not isinstance(secret, str) or not secret:
         return None
     for known, name in settings.ingest_key_names().items():

@@ -7,9 +7,9 @@ from fastapi import Depends, Request
 
 from kizashi.ingest.auth import source_for_secret
 from kizashi.ingest.metrics import EVENTS_REJECTED
+from kizashi.ingest.settings import IngestSettings
 from kizashi.ingest.state import IngestState
 from kizashi.runtime.auth import bearer_token, unauthorized
-from kizashi.runtime.settings import Settings
 
 __all__ = ["IngestSource", "SettingsDep", "StateDep"]
 
@@ -19,12 +19,12 @@ def get_state(request: Request) -> IngestState:
     return request.app.state.service
 
 
-def get_settings(request: Request) -> Settings:
+def get_settings(request: Request) -> IngestSettings:
     return request.app.state.settings
 
 
 StateDep = Annotated[IngestState, Depends(get_state)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[IngestSettings, Depends(get_settings)]
 
 
 def require_ingest_key(request: Request, settings: SettingsDep) -> str:

@@ -31,12 +31,12 @@ from kizashi.ingest.deps import SettingsDep, StateDep
 from kizashi.ingest.limits import MAX_EVENTS_PER_BATCH, RETRY_AFTER_S
 from kizashi.ingest.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
 from kizashi.ingest.segment import translate, users_to_look_up
+from kizashi.ingest.settings import IngestSettings
 from kizashi.ingest.state import IngestState
 from kizashi.runtime.auth import bearer_token
 from kizashi.runtime.db import is_transient
 from kizashi.runtime.http import ERROR_CODES
 from kizashi.runtime.kafka import BrokerUnavailable, RecordRejected
-from kizashi.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["segment"])
@@ -88,7 +88,7 @@ def _header_key(request: Request) -> str | None:
 
 
 async def _handle(
-    request: Request, forced: str | None, state: IngestState, settings: Settings
+    request: Request, forced: str | None, state: IngestState, settings: IngestSettings
 ) -> JSONResponse:
     header_key = _header_key(request)
     if header_key is not None and source_for_secret(settings, header_key) is None:

@@ -10,15 +10,15 @@ from kizashi.notifier.consumer import handle_signals
 from kizashi.notifier.deliver import delivery_loop
 from kizashi.notifier.render import Renderer
 from kizashi.notifier.routing import load_routing_config_for
+from kizashi.notifier.settings import NotifierSettings, get_settings
 from kizashi.notifier.state import NotifierState
 from kizashi.notifier.transport import SmtpSender, WebhookSender
 from kizashi.runtime.app import create_service_app
 from kizashi.runtime.lifecycle import ServiceRuntime
 from kizashi.runtime.retry import RetryPolicy
-from kizashi.runtime.settings import Settings, get_settings
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     smtp_url = settings.smtp_url.get_secret_value() if settings.smtp_url else None
     # Validated before anything starts: a bad routing.yaml stops the service with its reason.

@@ -33,8 +33,8 @@ from kizashi.notifier.routing_config import (
     SlackReceiverConfig,
     _check_url,
 )
+from kizashi.notifier.settings import NotifierSettings
 from kizashi.notifier.transport import redact_url
-from kizashi.runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ class RoutingTree:
 # --- loading -------------------------------------------------------------------------------
 
 
-def load_routing_config_for(settings: Settings) -> RoutingTree:
+def load_routing_config_for(settings: NotifierSettings) -> RoutingTree:
     """routing.yaml as the notifier runs it with these settings' Slack webhook and SMTP server."""
     slack = settings.slack_webhook_url
     return load_routing_config(

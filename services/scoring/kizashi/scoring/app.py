@@ -8,16 +8,16 @@ from kizashi.contracts.topics import EVENT_TOPICS
 from kizashi.runtime.app import create_service_app
 from kizashi.runtime.collector import tune_garbage_collector
 from kizashi.runtime.lifecycle import ServiceRuntime
-from kizashi.runtime.settings import Settings, get_settings
 from kizashi.scoring import api
 from kizashi.scoring.config import load_scoring_config
 from kizashi.scoring.consumer import handle_events
 from kizashi.scoring.segment_sizes import refresh_segment_sizes
+from kizashi.scoring.settings import ScoringSettings, get_settings
 from kizashi.scoring.state import ScoringState
 from kizashi.scoring.sweep import sweep_once
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: ScoringSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     # Validated before anything starts: a bad scoring.yaml stops the service with its reason.
     config = load_scoring_config(settings.config_dir)

@@ -7,15 +7,15 @@ from fastapi import FastAPI
 from kizashi.contracts.topics import SCORES_CHANGED
 from kizashi.runtime.app import create_service_app
 from kizashi.runtime.lifecycle import ServiceRuntime
-from kizashi.runtime.settings import Settings, get_settings
 from kizashi.triggers import actions, api
 from kizashi.triggers.consumer import handle_changes
 from kizashi.triggers.rules import load_rules_config
+from kizashi.triggers.settings import TriggersSettings, get_settings
 from kizashi.triggers.state import TriggersState
 from kizashi.triggers.sweep import sweep_once
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: TriggersSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     # Validated before anything starts: a bad rules.yaml stops the service with its reason.
     rules = load_rules_config(settings.config_dir)

@@ -7,9 +7,10 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kizashi.runtime.auth import ApiCaller
+from kizashi.triggers.settings import TriggersSettings
 from kizashi.triggers.state import TriggersState
 
-__all__ = ["ApiCaller", "EngineDep", "StateDep"]
+__all__ = ["ApiCaller", "EngineDep", "SettingsDep", "StateDep"]
 
 
 def get_state(request: Request) -> TriggersState:
@@ -17,7 +18,12 @@ def get_state(request: Request) -> TriggersState:
     return request.app.state.service
 
 
+def get_settings(request: Request) -> TriggersSettings:
+    return request.app.state.settings
+
+
 StateDep = Annotated[TriggersState, Depends(get_state)]
+SettingsDep = Annotated[TriggersSettings, Depends(get_settings)]
 
 
 def get_engine(state: StateDep) -> AsyncEngine:

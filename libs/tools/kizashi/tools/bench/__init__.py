@@ -4,7 +4,7 @@ the same run on the same machine, and the ratio between them."""
 import argparse
 import importlib
 
-from kizashi.runtime.settings import Settings
+from kizashi.tools.settings import ToolSettings
 
 BENCHMARKS = {
     "ingest": "kizashi.tools.bench.ingest",
@@ -21,5 +21,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         importlib.import_module(module_name).add_arguments(sub)
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: ToolSettings) -> int:
     return importlib.import_module(BENCHMARKS[args.benchmark]).run(args, settings)

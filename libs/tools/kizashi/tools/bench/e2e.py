@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 import httpx
 import orjson
 
-from kizashi.runtime.settings import Settings
 from kizashi.tools.bench.harness import (
     AlertReceiver,
     LoadGenerator,
@@ -39,6 +38,7 @@ from kizashi.tools.bench.harness import (
     progress,
     start_embedded_stack,
 )
+from kizashi.tools.settings import ToolSettings
 
 GOAL_P99_MS = 500.0
 GOAL_RATE = 1000.0
@@ -249,7 +249,7 @@ def _mean(points: list[tuple[float, float]]) -> tuple[float, float]:
     )
 
 
-async def _run(args: argparse.Namespace, settings: Settings) -> dict:
+async def _run(args: argparse.Namespace, settings: ToolSettings) -> dict:
     receiver = AlertReceiver(args.receiver_port)
     await receiver.start()
     stack = (
@@ -319,7 +319,7 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: ToolSettings) -> int:
     result = asyncio.run(_run(args, settings))
     if getattr(args, "json", False):
         print(orjson.dumps(result).decode())

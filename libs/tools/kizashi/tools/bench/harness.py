@@ -27,9 +27,9 @@ import orjson
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
-from kizashi.runtime.settings import Settings
 from kizashi.tools.bench.receiver import ALERT_OWNERS, AlertReceiver, routing_yaml
 from kizashi.tools.embedded import free_port
+from kizashi.tools.settings import ToolSettings
 from kizashi.tools.stack import SERVICES, client_credentials, read_stack
 
 PORT_SETTINGS = (
@@ -169,12 +169,12 @@ async def start_embedded_stack(
     except BaseException:
         stack.stop()
         raise
-    key, token = client_credentials(Settings(data_dir=stack.data_dir))
+    key, token = client_credentials(ToolSettings(data_dir=stack.data_dir))
     stack.ingest_key, stack.api_token = key, token
     return stack
 
 
-def attach_running_stack(data_dir: Path, settings: Settings) -> StackHandle:
+def attach_running_stack(data_dir: Path, settings: ToolSettings) -> StackHandle:
     """A stack already running under `kizashi up`, found through its data folder."""
     state = read_stack(data_dir)
     if not state:

@@ -28,8 +28,8 @@ import httpx
 import orjson
 
 from kizashi.contracts.topics import EVENT_TOPICS
-from kizashi.runtime.settings import Settings
 from kizashi.tools.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from kizashi.tools.settings import ToolSettings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -176,7 +176,7 @@ def _stop(process: subprocess.Popen) -> None:
         process.kill()
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: ToolSettings) -> int:
     from kizashi.tools.migrate import upgrade
 
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print

@@ -35,7 +35,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from kizashi.runtime.settings import Settings
+from kizashi.tools.settings import ToolSettings
 
 PARTITIONS = 4
 # Far above any real run (minutes at worst): only a stuck run hits it.
@@ -232,7 +232,7 @@ async def _serve_replica(plan: ReplicaPlan, first_batch_at, batches, stop) -> No
     from kizashi.scoring.consumer import handle_events
     from kizashi.scoring.state import ScoringState
 
-    settings = Settings()
+    settings = ToolSettings()
     producer = Producer(
         plan.bootstrap, service="scoring", send_timeout_s=settings.kafka_send_timeout_s
     )
@@ -331,7 +331,7 @@ async def run_scoring(
 
 
 async def run_baseline(
-    settings: Settings,
+    settings: ToolSettings,
     url: str,
     bootstrap: str,
     topics: list[str],
@@ -403,7 +403,7 @@ async def run_baseline(
 
 
 @contextlib.contextmanager
-def servers(settings: Settings):
+def servers(settings: ToolSettings):
     """(database URL, bootstrap servers, embedded?) — embedded ones in a temporary folder."""
     if settings.database_url and settings.kafka_bootstrap_servers:
         yield settings.database_url, settings.kafka_bootstrap_servers, False
@@ -470,7 +470,9 @@ async def _forget_accounts(url: str, prefix: str) -> None:
         await connection.close()
 
 
-async def _bench(args: argparse.Namespace, settings: Settings, url: str, bootstrap: str) -> dict:
+async def _bench(
+    args: argparse.Namespace, settings: ToolSettings, url: str, bootstrap: str
+) -> dict:
     from kizashi.contracts.topics import EVENT_TOPICS
     from kizashi.runtime.kafka import ensure_topics
 
@@ -555,7 +557,7 @@ async def _bench(args: argparse.Namespace, settings: Settings, url: str, bootstr
     }
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: ToolSettings) -> int:
     if args.events < 1 or args.accounts < 1 or args.replicas < 1:
         raise SystemExit("--events, --accounts and --replicas must be ≥ 1")
     with servers(settings) as (url, bootstrap, embedded):

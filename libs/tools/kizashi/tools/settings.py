@@ -1,0 +1,16 @@
+"""The CLI's settings: every service's (the tools start, check and drive all four) plus what
+only the dev tools read: the embedded servers' ports and the dev inbox's."""
+
+from kizashi.ingest.settings import IngestSettings
+from kizashi.notifier.settings import NotifierSettings
+from kizashi.scoring.settings import ScoringSettings
+from kizashi.triggers.settings import TriggersSettings
+
+
+class ToolSettings(IngestSettings, ScoringSettings, TriggersSettings, NotifierSettings):
+    # The embedded default's own servers (`kizashi up` with no database or broker configured).
+    embedded_postgres_port: int = 54329
+    embedded_broker_port: int = 19092
+    # Local stand-ins for Slack and SMTP when neither is configured (see kizashi.tools.devinbox).
+    dev_webhook_port: int = 8025
+    dev_smtp_port: int = 1025

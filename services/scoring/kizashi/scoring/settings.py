@@ -1,0 +1,18 @@
+"""The scoring service's settings: the shared ones, the sweep interval and its batch size."""
+
+from functools import lru_cache
+
+from pydantic import Field
+
+from kizashi.runtime.settings import SweepSettings
+
+
+class ScoringSettings(SweepSettings):
+    # Scoring re-scores each account once per batch, so under backlog a bigger batch means
+    # fewer re-scorings per event; a batch is only this big when that many records wait.
+    scoring_max_batch: int = Field(default=50_000, ge=1, le=200_000)
+
+
+@lru_cache
+def get_settings() -> ScoringSettings:
+    return ScoringSettings()

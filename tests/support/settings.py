@@ -1,0 +1,31 @@
+"""Which KIZASHI_* variables each process reads: one settings class per service (all derived
+from the shared kizashi.runtime.settings.Settings), the shared class alone for `migrate`."""
+
+from pydantic_settings import BaseSettings
+
+from kizashi.ingest.settings import IngestSettings
+from kizashi.notifier.settings import NotifierSettings
+from kizashi.runtime.settings import Settings
+from kizashi.scoring.settings import ScoringSettings
+from kizashi.triggers.settings import TriggersSettings
+
+SERVICE_SETTINGS: dict[str, type[BaseSettings]] = {
+    "ingest": IngestSettings,
+    "scoring": ScoringSettings,
+    "triggers": TriggersSettings,
+    "notifier": NotifierSettings,
+    "migrate": Settings,
+}
+
+
+def variable_names(*classes: type[BaseSettings]) -> set[str]:
+    """The environment variables these classes read, as `KIZASHI_<FIELD>`."""
+    return {f"KIZASHI_{name.upper()}" for cls in classes for name in cls.model_fields}
+
+
+def read_by(process: str) -> set[str]:
+    return variable_names(SERVICE_SETTINGS[process])
+
+
+def read_by_any_service() -> set[str]:
+    return variable_names(*SERVICE_SETTINGS.values())
