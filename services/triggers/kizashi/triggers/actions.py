@@ -5,12 +5,14 @@ links before people do; the action happens on POST from that page."""
 from datetime import UTC, datetime, timedelta
 from html import escape
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from kizashi.runtime.db import raw_transaction
 from kizashi.runtime.signing import ExpiredActionToken, InvalidActionToken, verify_action
+from kizashi.triggers.deps import EngineDep, SettingsDep
 from kizashi.triggers.lifecycle import InvalidTransition, NotFound, apply_action
+from kizashi.triggers.settings import TriggersSettings
 
 router = APIRouter(prefix="/v1/actions", tags=["alert links"])
 
@@ -27,8 +29,8 @@ def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
     )
 
 
-def _verify(request: Request, token: str) -> tuple[str, str] | HTMLResponse:
-    secrets = request.app.state.settings.verifying_secrets()
+def _verify(settings: TriggersSettings, token: str) -> tuple[str, str] | HTMLResponse:
+    secrets = settings.verifying_secrets()
     try:
         return verify_action(token, secrets, datetime.now(UTC))
     except ExpiredActionToken:
@@ -38,8 +40,8 @@ def _verify(request: Request, token: str) -> tuple[str, str] | HTMLResponse:
 
 
 @router.get("/{token}", response_class=HTMLResponse)
-async def confirm(token: str, request: Request) -> HTMLResponse:
-    verified = _verify(request, token)
+async def confirm(token: str, settings: SettingsDep) -> HTMLResponse:
+    verified = _verify(settings, token)
     if isinstance(verified, HTMLResponse):
         return verified
     signal_id, action = verified
@@ -52,8 +54,8 @@ async def confirm(token: str, request: Request) -> HTMLResponse:
 
 
 @router.post("/{token}", response_class=HTMLResponse)
-async def perform(token: str, request: Request) -> HTMLResponse:
-    verified = _verify(request, token)
+async def perform(token: str, settings: SettingsDep, engine: EngineDep) -> HTMLResponse:
+    verified = _verify(settings, token)
     if isinstance(verified, HTMLResponse):
         return verified
     signal_id, action = verified
@@ -61,7 +63,7 @@ async def perform(token: str, request: Request) -> HTMLResponse:
         return _page("This link is not valid", "<p>Unknown action.</p>", 400)
     now = datetime.now(UTC)
     try:
-        async with raw_transaction(request.app.state.service.engine) as connection:
+        async with raw_transaction(engine) as connection:
             row = await apply_action(
                 connection,
                 signal_id=signal_id,
