@@ -341,7 +341,7 @@ async def assert_one_alert_each(
 
 async def dead_letters(bootstrap: str, idle_s: float = 1.5) -> set[tuple[str, str, int, int]]:
     """Every dead letter on the topic, read from the beginning: (service, origin topic,
-    partition, offset). End offsets are wrong on Tansu (DESIGN §3), so read until quiet."""
+    partition, offset). End offsets are wrong on Tansu (architecture §6.3), so read until quiet."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:

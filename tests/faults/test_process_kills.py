@@ -1,6 +1,6 @@
 """A service SIGKILLed in the middle of a stream, restarted by `kizashi up`'s supervisor.
 
-Offsets are committed only after the database transaction (DESIGN §4), so the killed
+Offsets are committed only after the database transaction (architecture §5.2), so the killed
 process's uncommitted batches replay on restart; event ids and deterministic signal and
 delivery ids make the replay harmless."""
 

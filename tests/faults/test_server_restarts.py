@@ -1,8 +1,8 @@
 """The broker, then PostgreSQL, restarted in the middle of a stream; the services ride it out
 without being restarted themselves.
 
-The embedded broker (Tansu on memory storage) loses its whole log when it restarts (DESIGN
-§3; a real Kafka keeps it). So for the broker case what can be promised is: while it is away
+The embedded broker (Tansu on memory storage) loses its whole log when it restarts (architecture
+§5.10; a real Kafka keeps it). So for the broker case what can be promised is: while it is away
 ingest answers 503, never 2xx; every event accepted after it came back is applied exactly
 once and alerts exactly once; events accepted before are applied at most once (those still
 in flight at the stop die with the broker's memory). PostgreSQL keeps its data across a

@@ -1,4 +1,5 @@
-"""The message contracts: field names and rules of DESIGN §8, and schemas that cannot drift."""
+"""The message contracts: field names and rules of architecture §3.2, and schemas that cannot
+drift."""
 
 from datetime import UTC, datetime
 

@@ -1,4 +1,4 @@
-"""Every metric the code defines follows Prometheus naming (DESIGN §9) and passes
+"""Every metric the code defines follows Prometheus naming (architecture §9) and passes
 `promtool check metrics`, with every labelled series present."""
 
 import re

@@ -1,4 +1,4 @@
-"""Input events (DESIGN §8): the envelope every event carries, and the five typed bodies."""
+"""Input events (architecture §3.2): the envelope every event carries, and the five typed bodies."""
 
 import uuid
 from datetime import date, datetime

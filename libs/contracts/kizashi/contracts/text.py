@@ -1,4 +1,4 @@
-"""String types that PostgreSQL can store: text and jsonb reject U+0000 (DESIGN §3).
+"""String types that PostgreSQL can store: text and jsonb reject U+0000 (architecture §5.11).
 
 A string's NUL check is a `pattern`, so pydantic-core makes it in Rust while it parses: as
 Python after-validators it was five Python calls per event, in the decode that scoring pays

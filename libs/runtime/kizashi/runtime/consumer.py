@@ -1,5 +1,5 @@
-"""The batch consumer loop (DESIGN §3/§4): records are handled a batch at a time, offsets
-are committed explicitly per partition only after the handler's database transaction
+"""The batch consumer loop (architecture §5.2, §5.5, §6.3): records are handled a batch at a
+time, offsets are committed explicitly per partition only after the handler's database transaction
 committed, records that cannot be processed go to the dead-letter topic, and transient
 failures (the database or broker away) retry the same batch instead of skipping it.
 """
@@ -148,7 +148,7 @@ class BatchConsumer:
         CONSUMER_LAST_PROGRESS.labels(self.service).set(time.time())
 
     def _record_lag(self) -> None:
-        # end_offsets() is wrong on Tansu (DESIGN §3); highwater() after a fetch is right.
+        # end_offsets() is wrong on Tansu (architecture §6.3); highwater() after a fetch is right.
         for tp in self._consumer.assignment():
             highwater = self._consumer.highwater(tp)
             if highwater is None:

@@ -18,7 +18,8 @@ from kizashi.runtime.retry import RetryPolicy
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# SQLSTATEs worth retrying: serialization failure, deadlock (DESIGN §3), connection exceptions.
+# SQLSTATEs worth retrying: serialization failure, deadlock (architecture §5.9), connection
+# exceptions.
 RETRYABLE_SQLSTATES = {"40001", "40P01", "08000", "08003", "08006", "57P01", "57P02", "57P03"}
 
 
@@ -57,7 +58,7 @@ def is_transient(error: BaseException) -> bool:
 async def retry_transient(
     operation: Callable[[], Awaitable[T]], *, attempts: int = 5, first_delay: float = 0.05
 ) -> T:
-    """Run a transaction again on deadlock or serialization failure (DESIGN §3): the shared
+    """Run a transaction again on deadlock or serialization failure (architecture §5.9): the shared
     RetryPolicy, waiting first_delay, then twice as long each time (no jitter, no cap)."""
     policy = RetryPolicy(max_attempts=attempts, base=first_delay, cap=math.inf, jitter=False)
     return await policy.run(operation, retry_if=_retryable, on_retry=_log_retry)

@@ -73,7 +73,7 @@ class RequestMetricsMiddleware:
 
 
 class RejectNulMiddleware:
-    """PostgreSQL text rejects U+0000 (DESIGN §3): a NUL in a path or query parameter would
+    """PostgreSQL text rejects U+0000 (architecture §5.11): a NUL in a path or query parameter would
     reach a query and fail there as a 500. Refuse it up front with a precise 400."""
 
     def __init__(self, app: ASGIApp) -> None:

@@ -74,7 +74,7 @@ class RecordRejected(Exception):
 class Producer:
     """acks=all; every send is awaited with a time limit, so success means acknowledged.
 
-    The idempotent producer fails on Tansu (DESIGN §3); duplicates are handled by event ids.
+    The idempotent producer fails on Tansu (architecture §6.3); duplicates are handled by event ids.
     """
 
     def __init__(self, bootstrap_servers: str, *, service: str, send_timeout_s: float = 10.0):

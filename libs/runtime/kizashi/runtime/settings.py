@@ -28,7 +28,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="KIZASHI_", extra="ignore")
 
-    # Unset means embedded (DESIGN §3): `kizashi up` starts both and hands the URLs down.
+    # Unset means embedded (architecture §6.1): `kizashi up` starts both and hands the URLs down.
     database_url: str | None = None
     kafka_bootstrap_servers: str | None = None
 

@@ -1,5 +1,5 @@
-"""The embedded default (DESIGN §3): a real PostgreSQL server and a real Kafka-protocol broker
-(Tansu), both from pip wheels, kept under the data folder.
+"""The embedded default (architecture §6.1): a real PostgreSQL server and a real Kafka-protocol
+broker (Tansu), both from pip wheels, kept under the data folder.
 
 The broker runs on memory storage: its in-flight log does not survive a restart. PostgreSQL
 data does.

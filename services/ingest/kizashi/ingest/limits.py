@@ -1,4 +1,4 @@
-"""Hard limits on what one request may carry (DESIGN §8)."""
+"""Hard limits on what one request may carry (architecture §2.1, §5.11)."""
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_EVENTS_PER_BATCH = 1000

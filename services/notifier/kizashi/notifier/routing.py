@@ -1,4 +1,4 @@
-"""Which receivers hear about a signal: `routing.yaml` (DESIGN §7).
+"""Which receivers hear about a signal: `routing.yaml` (architecture §2.4).
 
 The file has `receivers` (slack / email), ordered `routes` and a `default` route, which is
 taken only when no route matched; `defaults/routing.yaml` documents every key. A matcher is a

@@ -1,4 +1,4 @@
-"""Sending one message: Slack incoming webhooks over HTTP, email over SMTP (DESIGN §7).
+"""Sending one message: Slack incoming webhooks over HTTP, email over SMTP (architecture §5.7).
 
 A send never raises for delivery problems: it returns a `SendResult` that says whether the
 message went out, may go out on a later attempt (and when), or never will. A send is one

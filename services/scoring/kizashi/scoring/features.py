@@ -1,6 +1,6 @@
 """Per-account scoring state, built from input events in any order, and its named features.
 
-The state is a commutative summary (DESIGN §4): applying the same events in any order or
+The state is a commutative summary (architecture §5.4): applying the same events in any order or
 batching gives the same state, up to float rounding. Event-id dedup happens upstream, so
 `apply` never sees an event twice.
 
