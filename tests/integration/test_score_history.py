@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import orjson
 import pytest
 
 from kizashi.runtime.db import raw_transaction
@@ -242,3 +243,28 @@ async def test_pruning_deletes_points_past_the_retention_in_chunks(service, monk
     left = await _history(service, account)
     assert [round((now - p["at"]) / timedelta(days=1)) for p in left] == [399, 10]
     assert await prune_history(service, now) == 0
+
+
+def _nodes(plan: dict):
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+async def test_positions_take_one_key_probe_per_account_and_sort_nothing(service) -> None:
+    """The map's trails read every account's position as of a past time: the plan walks the
+    scores' key in account order and probes score_history's key once per account."""
+    async with raw_transaction(service.engine) as connection:
+        await connection.execute("SET LOCAL enable_seqscan = off")
+        plan = await connection.fetchval(
+            f"EXPLAIN (FORMAT JSON) {repository.POSITIONS_SQL}",
+            datetime.now(UTC),
+            None,
+            5_001,
+        )
+    plan = plan if isinstance(plan, list) else orjson.loads(plan)
+    nodes = list(_nodes(plan[0]["Plan"]))
+    kinds = {node["Node Type"] for node in nodes}
+    assert "Sort" not in kinds and "Seq Scan" not in kinds, plan
+    probes = [n for n in nodes if n.get("Relation Name") == "score_history"]
+    assert probes and all(n.get("Index Name") == "score_history_pkey" for n in probes), plan

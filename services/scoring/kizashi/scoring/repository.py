@@ -349,16 +349,8 @@ async def score_history(
     return [dict(row) for row in reversed(rows)]
 
 
-async def positions_at(
-    *, conn: asyncpg.Connection, as_of: datetime, after: str | None, limit: int
-) -> list[dict]:
-    """Each scored account's last point at or before `as_of` (accounts with none are left
-    out), by account id after `after`, at most `limit`. One statement: the scores' key walks
-    the accounts in order, and each takes one probe of score_history's key (a LATERAL
-    LIMIT 1), so the cost follows the accounts read, not the history kept; a DISTINCT ON
-    would read every point older than `as_of`."""
-    rows = await conn.fetch(
-        """
+# Parameters: as of, the account id to continue after (or NULL), limit.
+POSITIONS_SQL = """
         SELECT s.account_id, h.at, h.cs, h.op, h.segment, h.priority
         FROM scores s
         CROSS JOIN LATERAL (
@@ -369,7 +361,19 @@ async def positions_at(
         WHERE $2::text IS NULL OR s.account_id > $2
         ORDER BY s.account_id
         LIMIT $3
-        """,
+        """
+
+
+async def positions_at(
+    *, conn: asyncpg.Connection, as_of: datetime, after: str | None, limit: int
+) -> list[dict]:
+    """Each scored account's last point at or before `as_of` (accounts with none are left
+    out), by account id after `after`, at most `limit`. One statement: the scores' key walks
+    the accounts in order, and each takes one probe of score_history's key (a LATERAL
+    LIMIT 1), so the cost follows the accounts read, not the history kept; a DISTINCT ON
+    would read every point older than `as_of`."""
+    rows = await conn.fetch(
+        POSITIONS_SQL,
         as_of,
         after,
         limit,
