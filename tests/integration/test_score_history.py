@@ -210,6 +210,7 @@ async def test_the_history_api_answers_clear_4xx(service, api) -> None:
         "no offset": {"since": "2026-01-01T00:00:00"},
         "not a time": {"until": "yesterday"},
         "limit 0": {"limit": "0"},
+        "before year 1": {"since": "0001-01-01T00:00:00+05:00"},
     }
     for case, params in cases.items():
         response = await api.get(url, params=params)
@@ -219,6 +220,8 @@ async def test_the_history_api_answers_clear_4xx(service, api) -> None:
     # "+" unencoded in a query string arrives as a space, and still means "+".
     ok = await api.get(f"{url}?since=2020-01-01T09:00:00+09:00")
     assert ok.status_code == 200 and len(ok.json()["points"]) == 1
+    early = await api.get(url, params={"until": "0001-01-02T00:00:00Z"})
+    assert early.status_code == 200 and early.json()["points"] == []
     both = await api.get("/v1/positions", params={"as_of": "2026-01-01T00:00:00Z", "days_ago": 7})
     assert both.status_code == 422
     # The account itself is still served by the accounts route.

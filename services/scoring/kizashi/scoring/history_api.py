@@ -59,15 +59,23 @@ def parse_time(name: str, value: str | None) -> datetime | None:
     text = _SPACE_FOR_PLUS.sub(r"+\1", value.strip())
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        parsed = parsed.astimezone(UTC) if parsed.tzinfo is not None else None
+    except (ValueError, OverflowError):  # OverflowError: year 1 with a positive offset
         parsed = None
-    if parsed is None or parsed.tzinfo is None:
+    if parsed is None:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail=f"{name}: not an ISO-8601 time with a UTC offset, such as "
             "2026-11-01T00:00:00Z or 2026-11-01T09:00:00+09:00 (send + as %2B)",
         )
-    return parsed.astimezone(UTC)
+    return parsed
+
+
+def _minus(when: datetime, span: timedelta) -> datetime:
+    try:
+        return when - span
+    except OverflowError:  # before year 1
+        return datetime.min.replace(tzinfo=UTC)
 
 
 TimeParam = Annotated[str | None, Query(max_length=64, description="ISO-8601 with an offset")]
@@ -85,7 +93,7 @@ async def account_history(
     """The account's published scores in [since, until] (both inclusive), oldest first.
     `until` defaults to now and `since` to 90 days before `until`."""
     end = parse_time("until", until) or datetime.now(UTC)
-    start = parse_time("since", since) or end - DEFAULT_WINDOW
+    start = parse_time("since", since) or _minus(end, DEFAULT_WINDOW)
     if start > end:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, detail="since: must not be after until"
@@ -123,7 +131,7 @@ async def positions(
             status.HTTP_422_UNPROCESSABLE_CONTENT, detail="as_of: give as_of or days_ago, not both"
         )
     if when is None:
-        when = datetime.now(UTC) - timedelta(days=7 if days_ago is None else days_ago)
+        when = _minus(datetime.now(UTC), timedelta(days=7 if days_ago is None else days_ago))
     async with raw_transaction(engine) as connection:
         rows = await repository.positions_at(
             conn=connection, as_of=when, after=after, limit=limit + 1
