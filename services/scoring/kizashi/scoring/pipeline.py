@@ -12,8 +12,9 @@ from kizashi.contracts.events import EventEnvelope
 from kizashi.contracts.scores import ScoresChanged, ScoreSnapshot
 from kizashi.scoring.backfill import fold
 from kizashi.scoring.config import ScoringConfig
+from kizashi.scoring.drift import next_drift_check
 from kizashi.scoring.features import AccountState, facts_model, features_at
-from kizashi.scoring.indices import meaningful_change, next_drift_check, score
+from kizashi.scoring.indices import meaningful_change, score
 from kizashi.scoring.repository import ScoredAccount, StoredAccount
 
 # Features whose every movement a rule may care about, even when the scores barely move.
