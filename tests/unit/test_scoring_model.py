@@ -6,11 +6,11 @@ from typing import Any
 import pytest
 
 from kizashi.contracts.scores import ScoreSnapshot
+from kizashi.scoring.drift import next_drift_check
 from kizashi.scoring.features import AccountState, features_at
 from kizashi.scoring.indices import (
     ScoreResult,
     meaningful_change,
-    next_drift_check,
     priority_of,
     score,
     segment_of,

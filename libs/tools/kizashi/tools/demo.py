@@ -99,6 +99,9 @@ def story_events(now: datetime) -> tuple[list[dict], list[dict]]:
                         feature=features[user % 4],
                     )
                 )
+    # Oldest first, as a backfill should go: score history gets a point at the end of each
+    # past day only while the account holds nothing newer (docs/scoring.md#score-history).
+    history.sort(key=lambda event: event["occurred_at"])
     news = [
         _event(
             "web_visit",

@@ -8,9 +8,10 @@ from kizashi.contracts.topics import EVENT_TOPICS
 from kizashi.runtime.app import create_service_app
 from kizashi.runtime.collector import tune_garbage_collector
 from kizashi.runtime.lifecycle import ServiceRuntime
-from kizashi.scoring import api
+from kizashi.scoring import api, history_api
 from kizashi.scoring.config import load_scoring_config
 from kizashi.scoring.consumer import handle_events
+from kizashi.scoring.retention import prune_history
 from kizashi.scoring.segment_sizes import refresh_segment_sizes
 from kizashi.scoring.settings import ScoringSettings, get_settings
 from kizashi.scoring.state import ScoringState
@@ -23,7 +24,11 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
     config = load_scoring_config(settings.config_dir)
 
     async def setup(runtime: ServiceRuntime) -> ScoringState:
-        service = ScoringState(runtime=runtime, config=config)
+        service = ScoringState(
+            runtime=runtime,
+            config=config,
+            history_retention_days=settings.score_history_retention_days,
+        )
         tune_garbage_collector()
         runtime.consume(
             list(EVENT_TOPICS.values()),
@@ -38,8 +43,13 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
             functools.partial(refresh_segment_sizes, service),
             name="segment-sizes",
         )
+        runtime.every(
+            settings.sweep_interval_s,
+            functools.partial(prune_history, service),
+            name="history-prune",
+        )
         return service
 
     return create_service_app(
-        service="scoring", settings=settings, routers=[api.router], setup=setup
+        service="scoring", settings=settings, routers=[history_api.router, api.router], setup=setup
     )

@@ -3,26 +3,18 @@
 Pure functions of the features (see features.py) and scoring.yaml; no I/O.
 """
 
-import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from kizashi.contracts.accounts import AccountFacts
-from kizashi.contracts.decay import DAY_S, MEAN_LIFE_7D_S, MEAN_LIFE_28D_S
+from kizashi.contracts.decay import DAY_S
 from kizashi.contracts.scores import Index, Priority, ScoreComponent, ScoreSnapshot, Segment
 from kizashi.runtime.trusted import trusted
 from kizashi.scoring.config import ScoringConfig
-from kizashi.scoring.features import (
-    SURVEY_ANSWERS,
-    AccountState,
-    utc_day,
-)
 
 Features = dict[str, float | None]
 # (raw value, normalised 0..1, sentence)
 Part = tuple[float | None, float, str]
-# Below this a decayed usage counter is worth under a point of any index with default weights.
-SETTLED_USAGE = 0.5
 
 
 class BreakdownLine(dict):
@@ -103,11 +95,15 @@ _NO_ANSWER = {
 }
 
 
-def _survey(f: Features, answer: str, neutral: float, cfg: ScoringConfig, now: float) -> Part:
+def _survey(
+    f: Features, answer: str, neutral: float, cfg: ScoringConfig, now: float, explain: bool
+) -> Part:
     value, at = f[answer], f[f"{answer}_at"]
     if value is None:
         return None, neutral, _NO_ANSWER[answer]
     norm = _aged(survey_norm(answer, value), neutral, at, now, cfg.surveys.half_life_days)
+    if not explain:
+        return value, norm, ""
     when = f" on {_day(at)}" if at is not None else ""
     return value, norm, f"{_answer_text(answer, value)}{when}"
 
@@ -116,28 +112,30 @@ def _plural(count: float, noun: str) -> str:
     return f"{count:.0f} {noun}" + ("" if round(count) == 1 else "s")
 
 
-def _cs_parts(f: Features, cfg: ScoringConfig, now: float) -> dict[str, Part]:
+def _cs_parts(f: Features, cfg: ScoringConfig, now: float, explain: bool) -> dict[str, Part]:
     n, miss = cfg.normalise, cfg.missing
     usage_7d, seats, trend = f["usage_7d"] or 0.0, f["seats"], f["usage_trend"]
     if seats:
         target = n.usage_target_per_seat_7d * seats
-        target_text = f"a target of {_num(target)} for {seats:.0f} seats"
+        target_text = f"a target of {_num(target)} for {seats:.0f} seats" if explain else ""
     else:
         target = n.usage_target_7d
-        target_text = f"a target of {_num(target)} (seats unknown)"
+        target_text = f"a target of {_num(target)} (seats unknown)" if explain else ""
     if f["last_usage_at"] is None:
         usage_text = "No product usage recorded yet"
-    else:
+    elif explain:
         usage_text = (
             f"About {_num(usage_7d)} uses of the product in the last 7 days, against {target_text}"
         )
+    else:
+        usage_text = ""
     if trend is None:
         trend_part: Part = (None, miss.usage_trend, "No usage baseline yet, counted as neutral")
     else:
         trend_part = (
             trend,
             n.usage_trend(trend),
-            f"7-day usage rate is {trend * 100:.0f}% of the 28-day baseline",
+            f"7-day usage rate is {trend * 100:.0f}% of the 28-day baseline" if explain else "",
         )
     active_14, active_28 = f["active_days_14d"] or 0.0, f["active_days_28d"] or 0.0
     breadth = f["distinct_features_28d"] or 0.0
@@ -149,7 +147,9 @@ def _cs_parts(f: Features, cfg: ScoringConfig, now: float) -> dict[str, Part]:
             utilisation,
             _capped(utilisation, n.seat_adoption_target),
             f"{users:.0f} of {seats:.0f} seats active in the last 28 days "
-            f"({utilisation * 100:.0f}%, target {n.seat_adoption_target * 100:.0f}%)",
+            f"({utilisation * 100:.0f}%, target {n.seat_adoption_target * 100:.0f}%)"
+            if explain
+            else "",
         )
     return {
         "usage_health": (usage_7d, _capped(usage_7d, target), usage_text),
@@ -157,17 +157,21 @@ def _cs_parts(f: Features, cfg: ScoringConfig, now: float) -> dict[str, Part]:
         "active_days": (
             active_14,
             _capped(active_14, n.active_days_target_14d),
-            f"{_plural(active_14, 'active day')} in the last 14, {active_28:.0f} in the last 28",
+            f"{_plural(active_14, 'active day')} in the last 14, {active_28:.0f} in the last 28"
+            if explain
+            else "",
         ),
         "feature_breadth": (
             breadth,
             _capped(breadth, n.features_target_28d),
             f"{_plural(breadth, 'distinct feature')} used in the last 28 days "
-            f"(target {_num(n.features_target_28d)})",
+            f"(target {_num(n.features_target_28d)})"
+            if explain
+            else "",
         ),
         "seat_adoption": adoption,
-        "nps": _survey(f, "nps", miss.nps, cfg, now),
-        "csat": _survey(f, "csat", miss.csat, cfg, now),
+        "nps": _survey(f, "nps", miss.nps, cfg, now, explain),
+        "csat": _survey(f, "csat", miss.csat, cfg, now, explain),
     }
 
 
@@ -182,7 +186,9 @@ def _renewal_timing(days: float, cfg: ScoringConfig) -> float:
     return 1.0
 
 
-def _op_parts(f: Features, facts: AccountFacts, cfg: ScoringConfig, now: float) -> dict[str, Part]:
+def _op_parts(
+    f: Features, facts: AccountFacts, cfg: ScoringConfig, now: float, explain: bool
+) -> dict[str, Part]:
     n, miss = cfg.normalise, cfg.missing
     pricing, high_value = f["pricing_visits_7d"] or 0.0, f["high_value_visits_7d"] or 0.0
     clicks = f["cross_sell_clicks_14d"] or 0.0
@@ -194,7 +200,9 @@ def _op_parts(f: Features, facts: AccountFacts, cfg: ScoringConfig, now: float) 
             utilisation,
             n.seat_pressure(utilisation),
             f"{f['active_users_28d'] or 0:.0f} of {seats:.0f} seats in use "
-            f"({utilisation * 100:.0f}%)",
+            f"({utilisation * 100:.0f}%)"
+            if explain
+            else "",
         )
     if trend is None:
         growth: Part = (None, miss.usage_growth, "No usage baseline yet, counted as neutral")
@@ -202,7 +210,7 @@ def _op_parts(f: Features, facts: AccountFacts, cfg: ScoringConfig, now: float) 
         growth = (
             trend,
             n.usage_growth(trend),
-            f"7-day usage rate is {trend * 100:.0f}% of the 28-day baseline",
+            f"7-day usage rate is {trend * 100:.0f}% of the 28-day baseline" if explain else "",
         )
     arr, employees = f["arr"], f["employees"]
     # (normalised, raw) of each size that is known; the better fit gives the points, and its
@@ -213,10 +221,16 @@ def _op_parts(f: Features, facts: AccountFacts, cfg: ScoringConfig, now: float) 
     if not sizes:
         size: Part = (None, miss.size_fit, "ARR and headcount unknown, counted as neutral")
     else:
-        said = [f"ARR {_num(arr)}" if arr is not None else "ARR unknown"]
-        said.append(f"{employees:.0f} employees" if employees is not None else "headcount unknown")
         norm, raw = max(sizes, key=lambda known: known[0])  # ARR on a tie
-        size = (raw, norm, ", ".join(said))
+        said = ""
+        if explain:
+            said = ", ".join(
+                (
+                    f"ARR {_num(arr)}" if arr is not None else "ARR unknown",
+                    f"{employees:.0f} employees" if employees is not None else "headcount unknown",
+                )
+            )
+        size = (raw, norm, said)
     engaged, named = f["decision_makers_engaged_28d"], len(set(facts.decision_makers or ()))
     if engaged is None:
         decision_maker: Part = (
@@ -224,6 +238,8 @@ def _op_parts(f: Features, facts: AccountFacts, cfg: ScoringConfig, now: float) 
             miss.decision_maker,
             "No decision makers named in the CRM, counted as neutral",
         )
+    elif not explain:
+        decision_maker = (engaged, 1.0 if engaged else 0.0, "")
     else:
         if named == 1:
             who = "The decision maker" + (" engaged" if engaged else " did not engage")
@@ -238,7 +254,11 @@ def _op_parts(f: Features, facts: AccountFacts, cfg: ScoringConfig, now: float) 
         why = "unknown" if plan is None else f"'{plan}' is not in the plan table"
         plan_part: Part = (None, miss.plan_fit, f"Plan {why}, counted as neutral")
     else:
-        plan_part = (plan_room, plan_room, f"On the '{plan}' plan ({plan_room * 100:.0f}% room)")
+        plan_part = (
+            plan_room,
+            plan_room,
+            f"On the '{plan}' plan ({plan_room * 100:.0f}% room)" if explain else "",
+        )
     days = f["days_to_renewal"]
     window = n.renewal_window_days
     if days is None:
@@ -248,22 +268,28 @@ def _op_parts(f: Features, facts: AccountFacts, cfg: ScoringConfig, now: float) 
             days,
             _renewal_timing(days, cfg),
             f"Renewal in {days:.0f} days (on {facts.renewal_date}); "
-            f"{window.low:.0f}–{window.high:.0f} days out is the time to offer",
+            f"{window.low:.0f}–{window.high:.0f} days out is the time to offer"
+            if explain
+            else "",
         )
     return {
-        "upsell_intent": _survey(f, "upsell_intent", miss.upsell_intent, cfg, now),
-        "referral_intent": _survey(f, "referral_intent", miss.referral_intent, cfg, now),
+        "upsell_intent": _survey(f, "upsell_intent", miss.upsell_intent, cfg, now, explain),
+        "referral_intent": _survey(f, "referral_intent", miss.referral_intent, cfg, now, explain),
         "pricing_interest": (
             high_value,
             _capped(high_value, n.high_value_visits_target_7d),
             f"{_plural(pricing, 'pricing visit')} and "
-            f"{_plural(high_value - pricing, 'product-page visit')} in the last 7 days",
+            f"{_plural(high_value - pricing, 'product-page visit')} in the last 7 days"
+            if explain
+            else "",
         ),
         "cross_sell": (
             clicks,
             _capped(clicks, n.cross_sell_clicks_target_14d),
             f"{_plural(clicks, 'click')} on cross-sell, upsell or new-product links "
-            "in the last 14 days",
+            "in the last 14 days"
+            if explain
+            else "",
         ),
         "seat_pressure": pressure,
         "usage_growth": growth,
@@ -275,14 +301,17 @@ def _op_parts(f: Features, facts: AccountFacts, cfg: ScoringConfig, now: float) 
 
 
 def _index(
-    index: Index, parts: dict[str, Part], weights: dict[str, float], out: list[dict]
+    index: Index, parts: dict[str, Part], weights: dict[str, float], out: list[dict] | None
 ) -> float:
+    """The index from its parts; with `out`, one breakdown line per part appended to it."""
     scale = 100.0 / sum(weights.values())
     score = 0.0
     for name, (raw, norm, sentence) in parts.items():
         weight = weights[name]
         points = scale * weight * norm
         score += points
+        if out is None:
+            continue
         out.append(
             {
                 "index": index,
@@ -315,14 +344,22 @@ def priority_of(features: Features, cs: float, op: float, config: ScoringConfig)
 
 
 def score(
-    features: Features, facts: AccountFacts, config: ScoringConfig, now: datetime
+    features: Features,
+    facts: AccountFacts,
+    config: ScoringConfig,
+    now: datetime,
+    *,
+    explain: bool = True,
 ) -> ScoreResult:
-    """CS, OP, segment and priority, with one breakdown line per component."""
+    """CS, OP, segment and priority, with one breakdown line per component. Without
+    `explain` (the past points of score history), the same numbers and no breakdown: the
+    sentences are most of the cost."""
     t = now.timestamp()
     lines: list[dict] = []
-    cs = _index("cs", _cs_parts(features, config, t), config.cs.weights.by_name, lines)
-    op_parts = _op_parts(features, facts, config, t)
-    op = _index("op", op_parts, config.op.weights.by_name, lines)
+    out = lines if explain else None
+    cs = _index("cs", _cs_parts(features, config, t, explain), config.cs.weights.by_name, out)
+    op_parts = _op_parts(features, facts, config, t, explain)
+    op = _index("op", op_parts, config.op.weights.by_name, out)
     # Valid by construction (indices clamped to 0–100, segment and priority from the validated
     # config): skip validation, which runs for every account of every batch.
     snapshot = trusted(
@@ -347,83 +384,3 @@ def meaningful_change(before: dict | None, after: ScoreSnapshot, config: Scoring
         return True
     threshold = config.changes.min_points
     return abs(after.cs - before["cs"]) >= threshold or abs(after.op - before["op"]) >= threshold
-
-
-def _midnight(day: int) -> float:
-    return day * DAY_S
-
-
-def _usage_settled(state: AccountState, t: float, config: ScoringConfig) -> bool:
-    """True when usage decay can no longer move a score: counters negligible, trend bottomed."""
-    if not state.usage:
-        return True
-    ref, u7, u28 = state.usage
-    dt = max(0.0, t - ref)
-    u7 *= math.exp(-dt / MEAN_LIFE_7D_S)
-    u28 *= math.exp(-dt / MEAN_LIFE_28D_S)
-    if u7 >= SETTLED_USAGE or u28 >= SETTLED_USAGE:
-        return False
-    # In silence the trend only falls, so once it is under both ramps it stays at 0 points.
-    trend = 4.0 * u7 / u28 if u28 > 0 else 0.0
-    normalise = config.normalise
-    return trend <= normalise.usage_trend.low and trend <= normalise.usage_growth.low
-
-
-def _surveys_settled(state: AccountState, t: float, config: ScoringConfig) -> bool:
-    """True when every answer's remaining pull from ageing is worth < half a meaningful move."""
-    cs, op = config.cs.weights, config.op.weights
-    full_points = {
-        "nps": 100.0 * cs.nps / cs.total,
-        "csat": 100.0 * cs.csat / cs.total,
-        "upsell_intent": 100.0 * op.upsell_intent / op.total,
-        "referral_intent": 100.0 * op.referral_intent / op.total,
-    }
-    for answer in SURVEY_ANSWERS:
-        entries = state.surveys.get(answer)
-        if not entries:
-            continue
-        at, _, value = entries[0]
-        norm = survey_norm(answer, value)
-        spread = abs(norm - getattr(config.missing, answer))
-        points = full_points[answer]
-        age_d = max(0.0, t - at) / DAY_S
-        remaining = points * spread * 0.5 ** (age_d / config.surveys.half_life_days)
-        if remaining >= config.changes.min_points / 2:
-            return False
-    return True
-
-
-def next_drift_check(state: AccountState, now: datetime, config: ScoringConfig) -> datetime | None:
-    """When time alone can next have moved this account's scores; None if it never will.
-
-    Three clocks move scores without events: decay (usage counters, survey ageing), the edges
-    of the day windows (UTC midnight, while any counted day is within 28 days) and the renewal
-    calendar (daily, while the renewal is within the timing ramps).
-    """
-    t = now.timestamp()
-    today = utc_day(t)
-    candidates: list[float] = []
-    if not _usage_settled(state, t, config) or not _surveys_settled(state, t, config):
-        candidates.append(t + config.sweep.recheck_hours * 3600.0)
-    if state.max_day is not None and state.max_day >= today - 27:
-        candidates.append(_midnight(today + 1))
-    renewal = state.renewal_date()
-    if renewal is not None:
-        candidates.extend(_renewal_checks(renewal, today, config))
-    if not candidates:
-        return None
-    return datetime.fromtimestamp(max(min(candidates), t), UTC)
-
-
-def _renewal_checks(renewal: date, today: int, config: ScoringConfig) -> list[float]:
-    window, ramp = config.normalise.renewal_window_days, config.normalise.renewal_ramp_days
-    renewal_day = utc_day(
-        datetime(renewal.year, renewal.month, renewal.day, tzinfo=UTC).timestamp()
-    )
-    days_left = renewal_day - today
-    first_moving = renewal_day - math.ceil(window.high + ramp)
-    if days_left > window.high + ramp:
-        return [_midnight(first_moving)]
-    if days_left >= max(0.0, window.low - ramp):
-        return [_midnight(today + 1)]
-    return []

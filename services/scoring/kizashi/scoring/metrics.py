@@ -26,6 +26,11 @@ SEGMENT_TRANSITIONS = Counter(
     ["from_segment", "to_segment"],
 )
 
+HISTORY_PRUNED = Counter(
+    "kizashi_scoring_history_points_pruned_total",
+    "Score-history points deleted for being older than the retention",
+)
+
 SEGMENT_ACCOUNTS = Gauge(
     "kizashi_scoring_accounts",
     "Scored accounts per segment (refreshed periodically; every replica reports the same totals)",

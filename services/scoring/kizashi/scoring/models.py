@@ -63,3 +63,19 @@ processed_events = Table(
     Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("processed_events_applied_at", "applied_at"),
 )
+
+score_history = Table(
+    "score_history",
+    metadata,
+    # Every published score (and a backfill's past points, kizashi.scoring.backfill), kept for
+    # KIZASHI_SCORE_HISTORY_RETENTION_DAYS. The key serves one account's history by time and
+    # the positions as of a time (one probe per account).
+    Column("account_id", Text, primary_key=True),
+    Column("at", DateTime(timezone=True), primary_key=True),
+    Column("cs", Float, nullable=False),
+    Column("op", Float, nullable=False),
+    Column("segment", Text, nullable=False),
+    Column("priority", Text, nullable=False),
+    # The pruning job deletes by age.
+    Index("score_history_at", "at"),
+)

@@ -44,9 +44,16 @@ async def rescore_and_write(
             # CPU work only. The consumer pauses the collector for its whole batch already;
             # the sweep and `kizashi rescore` let it run at the awaits.
             with collection_paused():
-                config = service.config
+                config, since = service.config, service.history_since(now)
                 chunk = [
-                    rescore(stored[i], events.get(i, ()), config=config, now=now, cause=cause)
+                    rescore(
+                        stored[i],
+                        events.get(i, ()),
+                        config=config,
+                        now=now,
+                        cause=cause,
+                        history_since=since,
+                    )
                     for i in ids[start : start + CHUNK]
                 ]
             if saving is not None:

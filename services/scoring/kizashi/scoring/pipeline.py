@@ -10,9 +10,11 @@ import orjson
 
 from kizashi.contracts.events import EventEnvelope
 from kizashi.contracts.scores import ScoresChanged, ScoreSnapshot
+from kizashi.scoring.backfill import fold
 from kizashi.scoring.config import ScoringConfig
+from kizashi.scoring.drift import next_drift_check
 from kizashi.scoring.features import AccountState, facts_model, features_at
-from kizashi.scoring.indices import meaningful_change, next_drift_check, score
+from kizashi.scoring.indices import meaningful_change, score
 from kizashi.scoring.repository import ScoredAccount, StoredAccount
 
 # Features whose every movement a rule may care about, even when the scores barely move.
@@ -73,10 +75,19 @@ def rescore(
     config: ScoringConfig,
     now: datetime,
     cause: str = "events",
+    history_since: datetime | None = None,
 ) -> Outcome:
+    """`history_since`: score history's retention cut-off (no past point before it)."""
     state = AccountState.from_json(stored.state)
-    for event in events:
-        state.apply(event)  # type: ignore[arg-type]
+    history = fold(
+        state,
+        stored.account_id,
+        events,
+        published=stored.scores,
+        config=config,
+        now=now,
+        keep_since=history_since,
+    )
     facts_json = state.facts_json(stored.account_id)
     facts = facts_model(facts_json)
     features = features_at(state, facts, now)
@@ -107,9 +118,12 @@ def rescore(
         published_op=after.op if moved or before is None else before["op"],
         breakdown_json=breakdown_json,
         features_json=features_json,
+        history=history,
     )
     if not moved:
         return Outcome(scored, None)
+    # Every published score is kept (after the past points a backfill made, if any).
+    history.append((now, after.cs, after.op, after.segment, after.priority))
     # The fields of ScoresChanged, in its JSON form (a unit test holds the two together).
     message = {
         "account_id": stored.account_id,

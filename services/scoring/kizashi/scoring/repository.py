@@ -132,13 +132,19 @@ class ScoredAccount:
     # encodes each once for both the row and the scores.changed message).
     breakdown_json: bytes | None = None
     features_json: bytes | None = None
+    # Score-history points to keep, oldest first: (at, cs, op, segment, priority), written
+    # with the row (kizashi.scoring.backfill).
+    history: Sequence[tuple[datetime, float, float, str, str]] = ()
 
 
 async def save(*, conn: asyncpg.Connection, scored: Sequence[ScoredAccount]) -> None:
-    """Upsert accounts and scores in one statement (one round trip per batch)."""
+    """Upsert accounts and scores and add their score-history points, in one statement (one
+    round trip per batch). A point already kept at the same time (a past day that an earlier
+    batch of the same backfill also ended) takes the newer, fuller value."""
     if not scored:
         return
     scored = sorted(scored, key=lambda s: s.account_id)
+    points = [(s.account_id, *point) for s in scored for point in s.history]
     await conn.execute(
         """
         WITH rows AS (
@@ -153,6 +159,13 @@ async def save(*, conn: asyncpg.Connection, scored: Sequence[ScoredAccount]) -> 
             SELECT id, facts::jsonb, state::json, now() FROM rows
             ON CONFLICT (account_id) DO UPDATE
             SET facts = EXCLUDED.facts, state = EXCLUDED.state, updated_at = now()
+        ), saved_history AS (
+            INSERT INTO score_history (account_id, at, cs, op, segment, priority)
+            SELECT * FROM unnest($15::text[], $16::timestamptz[], $17::float8[],
+                                 $18::float8[], $19::text[], $20::text[])
+            ON CONFLICT (account_id, at) DO UPDATE
+            SET cs = EXCLUDED.cs, op = EXCLUDED.op, segment = EXCLUDED.segment,
+                priority = EXCLUDED.priority
         )
         INSERT INTO scores (account_id, cs, op, segment, priority, breakdown, features,
                             config_version, computed_at, next_check_at, published_cs,
@@ -181,6 +194,7 @@ async def save(*, conn: asyncpg.Connection, scored: Sequence[ScoredAccount]) -> 
         [s.next_check_at for s in scored],
         [s.published_cs for s in scored],
         [s.published_op for s in scored],
+        *([p[i] for p in points] for i in range(6)),
     )
 
 
@@ -305,3 +319,77 @@ async def account_ids_after(*, conn: asyncpg.Connection, after: str, limit: int)
         limit,
     )
     return [row["account_id"] for row in rows]
+
+
+# -- Score history -------------------------------------------------------------------------
+
+
+async def account_exists(*, conn: asyncpg.Connection, account_id: str) -> bool:
+    return await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM accounts WHERE account_id = $1)", account_id
+    )
+
+
+async def score_history(
+    *, conn: asyncpg.Connection, account_id: str, since: datetime, until: datetime, limit: int
+) -> list[dict]:
+    """The account's points in [since, until], the latest `limit` of them, oldest first
+    (a backward read of the primary key)."""
+    rows = await conn.fetch(
+        """
+        SELECT at, cs, op, segment, priority FROM score_history
+        WHERE account_id = $1 AND at >= $2 AND at <= $3
+        ORDER BY at DESC LIMIT $4
+        """,
+        account_id,
+        since,
+        until,
+        limit,
+    )
+    return [dict(row) for row in reversed(rows)]
+
+
+# Parameters: as of, the account id to continue after (or NULL), limit.
+POSITIONS_SQL = """
+        SELECT s.account_id, h.at, h.cs, h.op, h.segment, h.priority
+        FROM scores s
+        CROSS JOIN LATERAL (
+            SELECT at, cs, op, segment, priority FROM score_history
+            WHERE account_id = s.account_id AND at <= $1
+            ORDER BY at DESC LIMIT 1
+        ) h
+        WHERE $2::text IS NULL OR s.account_id > $2
+        ORDER BY s.account_id
+        LIMIT $3
+        """
+
+
+async def positions_at(
+    *, conn: asyncpg.Connection, as_of: datetime, after: str | None, limit: int
+) -> list[dict]:
+    """Each scored account's last point at or before `as_of` (accounts with none are left
+    out), by account id after `after`, at most `limit`. One statement: the scores' key walks
+    the accounts in order, and each takes one probe of score_history's key (a LATERAL
+    LIMIT 1), so the cost follows the accounts read, not the history kept; a DISTINCT ON
+    would read every point older than `as_of`."""
+    rows = await conn.fetch(
+        POSITIONS_SQL,
+        as_of,
+        after,
+        limit,
+    )
+    return [dict(row) for row in rows]
+
+
+async def prune_history(*, conn: asyncpg.Connection, before: datetime, limit: int) -> int:
+    """Delete up to `limit` points older than `before` (through the `at` index); how many."""
+    status = await conn.execute(
+        """
+        DELETE FROM score_history WHERE ctid = ANY(ARRAY(
+            SELECT ctid FROM score_history WHERE at < $1 LIMIT $2
+        ))
+        """,
+        before,
+        limit,
+    )
+    return int(status.split()[-1])

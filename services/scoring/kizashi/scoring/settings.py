@@ -1,4 +1,5 @@
-"""The scoring service's settings: the shared ones, the sweep interval and its batch size."""
+"""The scoring service's settings: the shared ones, the sweep interval, its batch size and
+how long score history is kept."""
 
 from functools import lru_cache
 
@@ -11,6 +12,8 @@ class ScoringSettings(SweepSettings):
     # Scoring re-scores each account once per batch, so under backlog a bigger batch means
     # fewer re-scorings per event; a batch is only this big when that many records wait.
     scoring_max_batch: int = Field(default=50_000, ge=1, le=200_000)
+    # Score history (the console's charts and map trails) older than this is pruned.
+    score_history_retention_days: int = Field(default=400, ge=1, le=3650)
 
 
 @lru_cache

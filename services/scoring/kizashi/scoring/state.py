@@ -1,6 +1,7 @@
 """The typed state the scoring app holds while it runs."""
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from kizashi.runtime.lifecycle import ServiceState
 from kizashi.scoring.config import ScoringConfig
@@ -9,3 +10,8 @@ from kizashi.scoring.config import ScoringConfig
 @dataclass
 class ScoringState(ServiceState):
     config: ScoringConfig
+    # KIZASHI_SCORE_HISTORY_RETENTION_DAYS: no history point is written or kept older.
+    history_retention_days: int = 400
+
+    def history_since(self, now: datetime) -> datetime:
+        return now - timedelta(days=self.history_retention_days)
