@@ -16,7 +16,6 @@ from pydantic import (
     TypeAdapter,
     model_validator,
 )
-
 from pydantic_core import PydanticCustomError
 
 from kizashi.contracts.limits import (
