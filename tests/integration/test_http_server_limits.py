@@ -12,6 +12,7 @@ import orjson
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
+from pydantic import BaseModel
 
 from kizashi.runtime.http import install_common_routes
 from kizashi.runtime.logs import JsonFormatter
@@ -33,6 +34,13 @@ def _app(settings: Settings) -> FastAPI:
     @app.post("/v1/echo")
     async def echo(request: Request) -> dict:
         return {"bytes": len(await request.body())}
+
+    class Note(BaseModel):
+        text: str
+
+    @app.post("/v1/note")
+    async def note(body: Note) -> dict:
+        return {"length": len(body.text)}
 
     @app.get("/v1/fail")
     async def fail() -> dict:
@@ -133,9 +141,10 @@ async def test_a_connection_that_sends_nothing_is_closed(server):
     assert answer == b"" and closed_after < 3 * LIMIT_S
 
 
-async def test_a_body_sent_too_slowly_gets_408_with_its_request_id(server):
+@pytest.mark.parametrize("path", [b"/v1/echo", b"/v1/note"])
+async def test_a_body_sent_too_slowly_gets_408_with_its_request_id(server, path):
     head = (
-        b"POST /v1/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"X-Request-Id: slow-body-1\r\nContent-Length: 1000\r\n\r\n"
     )
     answer, closed_after = await _exchange(server, head, b'{"partial": ')

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 
 from fastapi import FastAPI, Request
+from fastapi import HTTPException as RouteHTTPException
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -38,9 +39,10 @@ ERROR_CODES = {
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 
 
-class BodyTimeout(HTTPException):
-    """The request body did not arrive in time (raised from `receive`, so routes that read
-    the body, and FastAPI's own body parsing, answer it as the 408 it is)."""
+class BodyTimeout(RouteHTTPException):
+    """The request body did not arrive in time (raised from `receive`). FastAPI's own
+    HTTPException, so that FastAPI's body parsing and the routes that catch it pass it on as
+    the 408 it is, rather than a 400 "error parsing the body"."""
 
     def __init__(self, limit_s: float) -> None:
         super().__init__(
