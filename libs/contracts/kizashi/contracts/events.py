@@ -2,10 +2,12 @@
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+import orjson
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -14,13 +16,56 @@ from pydantic import (
     TypeAdapter,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
+from kizashi.contracts.limits import (
+    EARLIEST_EVENT_TIME,
+    LATEST_EVENT_TIME,
+    MAX_ATTRIBUTE_BYTES,
+    MAX_ATTRIBUTE_KEY_LENGTH,
+    MAX_ATTRIBUTE_KEYS,
+)
 from kizashi.contracts.text import Identifier, JsonObject, ShortText, Text
 
 PageCategory = Literal["pricing", "product", "docs", "support", "blog", "other"]
 EmailAddress = Annotated[
     str, StringConstraints(max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")
 ]
+
+
+# Compared in UTC by pydantic-core, in Rust: every accepted time converts to UTC and to epoch
+# seconds in every consumer.
+EventTime = Annotated[AwareDatetime, Field(ge=EARLIEST_EVENT_TIME, le=LATEST_EVENT_TIME)]
+
+
+def _bounded_attributes(value: dict[str, Any]) -> dict[str, Any]:
+    """At most MAX_ATTRIBUTE_KEYS keys of 1..MAX_ATTRIBUTE_KEY_LENGTH characters, each attribute
+    at most MAX_ATTRIBUTE_BYTES as JSON. Runs after `JsonObject`'s check, so the depth is
+    bounded before orjson serialises anything."""
+    if len(value) > MAX_ATTRIBUTE_KEYS:
+        raise PydanticCustomError(
+            "too_many_attributes",
+            "holds {count} keys; at most {limit} attributes per update",
+            {"count": len(value), "limit": MAX_ATTRIBUTE_KEYS},
+        )
+    for key, item in value.items():
+        if not key or len(key) > MAX_ATTRIBUTE_KEY_LENGTH:
+            raise PydanticCustomError(
+                "attribute_key",
+                "attribute key '{key}' must be 1 to {limit} characters",
+                {"key": key[:32], "limit": MAX_ATTRIBUTE_KEY_LENGTH},
+            )
+        size = len(orjson.dumps(key)) + len(orjson.dumps(item))
+        if size > MAX_ATTRIBUTE_BYTES:
+            raise PydanticCustomError(
+                "attribute_too_large",
+                "attribute '{key}' is {size} bytes as JSON (key and value); at most {limit}",
+                {"key": key[:32], "size": size, "limit": MAX_ATTRIBUTE_BYTES},
+            )
+    return value
+
+
+Attributes = Annotated[JsonObject, AfterValidator(_bounded_attributes)]
 
 
 def new_event_id() -> str:
@@ -35,9 +80,9 @@ class EventEnvelope(BaseModel):
     account_id: Identifier
     event_id: Identifier = Field(default_factory=new_event_id)
     user_id: Identifier | None = None
-    occurred_at: AwareDatetime | None = None
+    occurred_at: EventTime | None = None
     properties: JsonObject = Field(default_factory=dict)
-    received_at: AwareDatetime | None = None
+    received_at: EventTime | None = None
     source: ShortText | None = None
 
 
@@ -45,7 +90,8 @@ class ProductUsage(EventEnvelope):
     type: Literal["product_usage"]
     action: ShortText
     feature: ShortText | None = None
-    quantity: float = Field(default=1.0, ge=0, le=1e9, allow_inf_nan=False)
+    # Strict numbers: a boolean or a string is not a quantity (nor an NPS, an ARR, …).
+    quantity: float = Field(default=1.0, ge=0, le=1e9, allow_inf_nan=False, strict=True)
 
 
 class EmailEngagement(EventEnvelope):
@@ -80,7 +126,9 @@ class WebVisit(EventEnvelope):
     url: Annotated[Text, StringConstraints(min_length=1, max_length=2048)]
     page_category: PageCategory | None = None
     product: ShortText | None = None
-    duration_s: float | None = Field(default=None, ge=0, le=86_400, allow_inf_nan=False)
+    duration_s: float | None = Field(
+        default=None, ge=0, le=86_400, allow_inf_nan=False, strict=True
+    )
 
     @model_validator(mode="after")
     def _derive_category(self) -> "WebVisit":
@@ -92,10 +140,10 @@ class WebVisit(EventEnvelope):
 class SurveyResponse(EventEnvelope):
     type: Literal["survey_response"]
     survey_id: ShortText
-    nps: int | None = Field(default=None, ge=0, le=10)
-    csat: int | None = Field(default=None, ge=1, le=5)
-    upsell_intent: int | None = Field(default=None, ge=0, le=10)
-    referral_intent: int | None = Field(default=None, ge=0, le=10)
+    nps: int | None = Field(default=None, ge=0, le=10, strict=True)
+    csat: int | None = Field(default=None, ge=1, le=5, strict=True)
+    upsell_intent: int | None = Field(default=None, ge=0, le=10, strict=True)
+    referral_intent: int | None = Field(default=None, ge=0, le=10, strict=True)
     comment: Annotated[Text, StringConstraints(max_length=4096)] | None = None
 
     @model_validator(mode="after")
@@ -114,17 +162,17 @@ class AccountUpdate(EventEnvelope):
     type: Literal["account_update"]
     name: ShortText | None = None
     plan: ShortText | None = None
-    arr: float | None = Field(default=None, ge=0, le=1e12, allow_inf_nan=False)
-    seats: int | None = Field(default=None, ge=0, le=10_000_000)
+    arr: float | None = Field(default=None, ge=0, le=1e12, allow_inf_nan=False, strict=True)
+    seats: int | None = Field(default=None, ge=0, le=10_000_000, strict=True)
     renewal_date: date | None = None
     owner_email: EmailAddress | None = None
     owner_slack: ShortText | None = None
     industry: ShortText | None = None
-    employees: int | None = Field(default=None, ge=0, le=100_000_000)
+    employees: int | None = Field(default=None, ge=0, le=100_000_000, strict=True)
     # The user ids of the people who decide on a purchase (the CRM's decision-maker or
     # economic-buyer contact roles); the OP index counts whether they engage.
     decision_makers: list[Identifier] | None = Field(default=None, max_length=50)
-    attributes: JsonObject | None = None
+    attributes: Attributes | None = None
 
     @model_validator(mode="after")
     def _has_a_fact(self) -> "AccountUpdate":

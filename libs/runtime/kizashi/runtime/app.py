@@ -46,5 +46,11 @@ def create_service_app(
         state = getattr(app.state, "service", None)
         return state.runtime.liveness() if state is not None else {}
 
-    install_common_routes(app, service=service, readiness=readiness, liveness=liveness)
+    install_common_routes(
+        app,
+        service=service,
+        readiness=readiness,
+        liveness=liveness,
+        body_timeout_s=settings.http_body_timeout_s,
+    )
     return app

@@ -1,12 +1,14 @@
 """What every service's HTTP app shares: /healthz, /readyz, /metrics, request metrics,
 request ids and error answers that never leak a stack trace."""
 
+import asyncio
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 
 from fastapi import FastAPI, Request
+from fastapi import HTTPException as RouteHTTPException
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -27,20 +29,41 @@ ERROR_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "too_large",
+    408: "timeout",
     415: "unsupported_media_type",
     422: "invalid_request",
+    431: "headers_too_large",
     503: "unavailable",
 }
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 
 
-class RequestMetricsMiddleware:
-    """Counts and times requests by route template (never by raw path: ids stay out of labels)."""
+class BodyTimeout(RouteHTTPException):
+    """The request body did not arrive in time (raised from `receive`). FastAPI's own
+    HTTPException, so that FastAPI's body parsing and the routes that catch it pass it on as
+    the 408 it is, rather than a 400 "error parsing the body"."""
 
-    def __init__(self, app: ASGIApp, service: str) -> None:
+    def __init__(self, limit_s: float) -> None:
+        super().__init__(
+            408,
+            detail=f"the request body did not arrive within {limit_s:g} s",
+            headers={"Connection": "close"},
+        )
+
+
+class RequestMetricsMiddleware:
+    """The outermost layer of every request: its id (a client's X-Request-Id, or a new one),
+    which every log line, every answer's X-Request-Id header and every error body carry; a
+    deadline for the request body (uvicorn has none); the answer to an unhandled error (a 500
+    naming the request id: Starlette's handler for `Exception` runs outside every middleware,
+    where the id is no longer set); and request counts and durations by route template (never
+    by raw path: ids stay out of labels)."""
+
+    def __init__(self, app: ASGIApp, service: str, body_timeout_s: float = 30.0) -> None:
         self.app = app
         self.service = service
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -50,17 +73,42 @@ class RequestMetricsMiddleware:
         token = request_id_var.set(request_id)
         status_code = 500
         started = time.perf_counter()
+        response_started = False
+        deadline = started + self.body_timeout_s
+        body_done = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status_code
+            nonlocal status_code, response_started
             if message["type"] == "http.response.start":
                 status_code = message["status"]
+                response_started = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
+        async def receive_by_deadline() -> Message:
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            try:
+                async with asyncio.timeout(deadline - time.perf_counter()):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimeout(self.body_timeout_s) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive_by_deadline, send_with_id)
+        except Exception:
+            log.exception("unhandled error")
+            if response_started:
+                raise
+            response = JSONResponse(
+                {"error": "internal_error", "request_id": request_id}, status_code=500
+            )
+            await response(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
@@ -110,10 +158,16 @@ def validation_errors(error: RequestValidationError) -> list[dict]:
 
 
 def install_common_routes(
-    app: FastAPI, *, service: str, readiness: ReadinessCheck, liveness: ReadinessCheck
+    app: FastAPI,
+    *,
+    service: str,
+    readiness: ReadinessCheck,
+    liveness: ReadinessCheck,
+    body_timeout_s: float = 30.0,
 ) -> None:
     app.add_middleware(RejectNulMiddleware)
-    app.add_middleware(RequestMetricsMiddleware, service=service)
+    # Added last, so it is the outermost: its request id covers every other layer's answers.
+    app.add_middleware(RequestMetricsMiddleware, service=service, body_timeout_s=body_timeout_s)
 
     @app.exception_handler(HTTPException)
     async def _http_error(_: Request, error: HTTPException) -> JSONResponse:
@@ -127,13 +181,6 @@ def install_common_routes(
     async def _invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse(
             {"error": "invalid_request", "errors": validation_errors(error)}, status_code=422
-        )
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, error: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return JSONResponse(
-            {"error": "internal_error", "request_id": request_id_var.get()}, status_code=500
         )
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive and progressing")

@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=5, ge=1, le=100)
     log_level: str = "INFO"
 
+    # Slow or greedy HTTP clients (kizashi.runtime.server, architecture §5.11): the headers must
+    # arrive within this time, the body within its own, and be at most this large; an idle
+    # kept-alive connection closes after http_keep_alive_s.
+    http_header_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    http_body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    http_keep_alive_s: float = Field(default=5.0, gt=0, le=600)
+    http_max_header_bytes: int = Field(default=32 * 1024, ge=4096, le=1024 * 1024)
+
     @field_validator("config_dir", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:

@@ -14,6 +14,7 @@ def _serve(args: argparse.Namespace, settings: ToolSettings) -> int:
     import uvicorn
 
     from kizashi.runtime.logs import configure_logging
+    from kizashi.runtime.server import uvicorn_options
 
     # uvicorn's own lines go through the same JSON formatter as the service's.
     configure_logging(args.service, settings.log_level)
@@ -27,6 +28,8 @@ def _serve(args: argparse.Namespace, settings: ToolSettings) -> int:
         log_config=None,
         # Long enough to drain a batch; short enough for a quick restart.
         timeout_graceful_shutdown=10,
+        # Header and keep-alive timeouts, header size limit (architecture §5.11).
+        **uvicorn_options(settings),
     )
     return 0
 

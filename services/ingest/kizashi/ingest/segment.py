@@ -9,6 +9,7 @@ user in the same batch resolves to it.
 from dataclasses import dataclass, field
 from typing import Any
 
+from kizashi.contracts.limits import MAX_ID_LENGTH
 from kizashi.ingest.accept import Rejection
 from kizashi.ingest.segment_config import EventRule, SegmentMapping
 
@@ -48,13 +49,20 @@ def first_of(message: dict[str, Any], paths: list[str]) -> tuple[str | None, Any
     return None, _MISSING
 
 
+ID_RULE = f"must be a string or number of 1 to {MAX_ID_LENGTH} characters, without NUL"
+
+
 def _as_id(value: Any) -> str | None:
-    """Segment ids are strings; SDKs also send numbers. Anything else is not an id."""
+    """Segment ids are strings; SDKs also send numbers. Anything else is not an id, and neither
+    is a string the contracts' `Identifier` refuses (too long, NUL): the same rule for every
+    call, identify included, so a link identify makes can always be used by track."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return str(value)
-    return value if isinstance(value, str) and value else None
+        value = str(value)
+    if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH or "\x00" in value:
+        return None
+    return value
 
 
 def message_type(message: Any, forced: str | None) -> str | None:
@@ -87,12 +95,12 @@ def _envelope(message: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     if "messageId" in message and message["messageId"] is not None:
         message_id = _as_id(message["messageId"])
         if message_id is None:
-            raise _Reject("messageId", "must be a non-empty string")
+            raise _Reject("messageId", ID_RULE)
         event["event_id"], origins["event_id"] = message_id, "messageId"
     if message.get("userId") is not None:
         user = _as_id(message["userId"])
         if user is None:
-            raise _Reject("userId", "must be a non-empty string")
+            raise _Reject("userId", ID_RULE)
         event["user_id"], origins["user_id"] = user, "userId"
     for name in ("timestamp", "originalTimestamp"):
         if message.get(name) is not None:
@@ -126,7 +134,7 @@ def _account_of_call(
     if path is not None:
         account = _as_id(value)
         if account is None:
-            raise _Reject(path, "must be a non-empty string (the account id)")
+            raise _Reject(path, f"{ID_RULE} (the account id)")
         return account, path
     user = _as_id(message.get("userId"))
     if user is None:
@@ -147,7 +155,8 @@ def _account_of_call(
 def _group(message: dict[str, Any], mapping: SegmentMapping, event: dict, origins: dict) -> str:
     account = _as_id(message.get("groupId"))
     if account is None:
-        raise _Reject("groupId", "a group call needs a groupId (the account id)")
+        reason = "a group call needs a groupId (the account id)"
+        raise _Reject("groupId", reason if message.get("groupId") is None else ID_RULE)
     event["type"] = "account_update"
     event["account_id"], origins["account_id"] = account, "groupId"
     traits = message.get("traits") or {}
@@ -199,8 +208,8 @@ def translate(
                 path, value = first_of(message, mapping.identify.account_paths)
                 if path is not None and user is not None:
                     account = _as_id(value)
-                    if account is None or len(account) > 128 or "\x00" in account:
-                        raise _Reject(path, "must be an account id (1–128 characters)")
+                    if account is None:
+                        raise _Reject(path, f"{ID_RULE} (the account id)")
                     out.links.append((index, user, account))
                     known[user] = account
                 out.identifies += 1

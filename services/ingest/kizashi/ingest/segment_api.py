@@ -65,9 +65,12 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}}
 
 
-def _failure(code: int, message: str, **extra: Any) -> JSONResponse:
+def _failure(
+    code: int, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     body = {"success": False, "code": ERROR_CODES.get(code, "error"), "message": message, **extra}
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if code == 503 else None
+    if code == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
     if code == 401:
         headers = {"WWW-Authenticate": 'Basic realm="kizashi"'}
     return JSONResponse(body, status_code=code, headers=headers)
@@ -97,7 +100,8 @@ async def _handle(
     try:
         payload = parse_json(await read_limited(request))
     except HTTPException as error:
-        return _failure(error.status_code, str(error.detail))
+        # e.g. 408 (the body came too slowly) keeps its `Connection: close`.
+        return _failure(error.status_code, str(error.detail), error.headers)
     if not isinstance(payload, dict):
         return _failure(400, "the body must be a JSON object")
     source = source_for_secret(settings, header_key or payload.get("writeKey"))

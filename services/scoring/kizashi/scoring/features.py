@@ -13,7 +13,7 @@ How each part of the state stays order-independent:
 | `user_days`, `feature_days` | key -> last UTC day seen in usage (at most 2,000 / 200 keys) | max |
 | `contact_days` | user -> last UTC day in an email, web or survey event (at most 2,000) | max |
 | `surveys` | answer -> newest two `[ts, event_id, value]` | top-2 by (ts, event_id) |
-| `crm` | field -> `[ts, event_id, value]` | last writer wins by (ts, event_id) |
+| `crm` | field -> `[ts, event_id, value]` | last writer wins; newest 200 attributes |
 | `counts` | event type -> lifetime count | sum |
 
 Decay constants are fixed here, not in scoring.yaml, because they are baked into the stored
@@ -40,7 +40,9 @@ from kizashi.contracts.events import (
     ProductUsage,
     occurred,
 )
+from kizashi.contracts.limits import MAX_ATTRIBUTE_KEYS
 from kizashi.runtime.trusted import trusted
+from kizashi.scoring.attributes import ATTRIBUTE_PREFIX, cap_attributes
 
 RETENTION_DAYS = 42
 # Bounds keep the json row small for huge accounts; past them the most recent keys are kept,
@@ -53,7 +55,6 @@ USAGE, PRICING, PRODUCT, SUPPORT, CROSS_SELL, OPENS = range(6)
 _BUCKET_SIZE = 6
 CROSS_SELL_TAGS = frozenset({"cross_sell", "upsell", "new_product"})
 SURVEY_ANSWERS = ("nps", "csat", "upsell_intent", "referral_intent")
-_ATTRIBUTE_PREFIX = "attributes."
 
 # The names of docs/features.md, in its order, plus `support_visits_14d` (support load, read
 # by the priority rules).
@@ -119,6 +120,9 @@ class AccountState:
         keys are strings)."""
         if not data:
             return cls()
+        crm = data.get("crm", {})
+        if len(crm) > _CRM_BOUND:  # a state stored before attributes were capped
+            cap_attributes(crm)
         return cls(
             counts=data.get("counts", {}),
             usage=data.get("usage", []),
@@ -128,7 +132,7 @@ class AccountState:
             feature_days=data.get("feature_days", {}),
             contact_days=data.get("contact_days", {}),
             surveys=data.get("surveys", {}),
-            crm=data.get("crm", {}),
+            crm=crm,
         )
 
     def to_json(self) -> dict:
@@ -185,7 +189,8 @@ class AccountState:
             for name, value in event.facts().items():  # type: ignore[union-attr]
                 if name == "attributes":
                     for key, item in value.items():
-                        self._write_crm(_ATTRIBUTE_PREFIX + key, ts, event.event_id, item)
+                        self._write_crm(ATTRIBUTE_PREFIX + key, ts, event.event_id, item)
+                    cap_attributes(self.crm)
                 else:
                     self._write_crm(name, ts, event.event_id, value)
 
@@ -257,8 +262,8 @@ class AccountState:
         values: dict[str, Any] = {**_NO_FACTS, "account_id": account_id}
         attributes: dict[str, Any] = {}
         for name, (_, _, value) in self.crm.items():
-            if name.startswith(_ATTRIBUTE_PREFIX):
-                attributes[name[len(_ATTRIBUTE_PREFIX) :]] = value
+            if name.startswith(ATTRIBUTE_PREFIX):
+                attributes[name[len(ATTRIBUTE_PREFIX) :]] = value
             else:
                 values[name] = value
         values["attributes"] = attributes
@@ -273,6 +278,8 @@ class AccountState:
 
 
 _NO_FACTS = dict.fromkeys(AccountFacts.model_fields)
+# The most CRM entries a capped state holds: every fact field and MAX_ATTRIBUTE_KEYS attributes.
+_CRM_BOUND = len(_NO_FACTS) + MAX_ATTRIBUTE_KEYS
 
 
 def facts_model(data: dict) -> AccountFacts:

@@ -51,9 +51,12 @@ class ActionBody(BaseModel):
     by: ShortText | None = Field(default=None, description="who acts (e.g. an email)")
 
 
+MAX_SNOOZE = timedelta(days=90)
+
+
 class SnoozeBody(ActionBody):
-    until: AwareDatetime | None = None
-    hours: float | None = Field(default=None, gt=0, le=24 * 90)
+    until: AwareDatetime | None = Field(default=None, description="at most 90 days ahead")
+    hours: float | None = Field(default=None, gt=0, le=MAX_SNOOZE.total_seconds() / 3600)
 
     @model_validator(mode="after")
     def _one_of(self) -> "SnoozeBody":
@@ -62,9 +65,18 @@ class SnoozeBody(ActionBody):
         return self
 
     def deadline(self, now: datetime) -> datetime:
-        until = self.until or now + timedelta(hours=self.hours or 0)
+        """When the snooze ends, in UTC: `until` is bounded like `hours` (ValueError else)."""
+        if self.until is None:
+            return now + timedelta(hours=self.hours or 0)
+        try:
+            # 9999-12-31T23:00-14:00 is past the last datetime Python can hold in UTC.
+            until = self.until.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("'until' is out of range") from None
         if until <= now:
             raise ValueError("'until' must be in the future")
+        if until - now > MAX_SNOOZE:
+            raise ValueError(f"'until' must be at most {MAX_SNOOZE.days} days ahead")
         return until
 
 

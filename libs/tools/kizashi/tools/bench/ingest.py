@@ -134,23 +134,12 @@ def _start_ingest(bootstrap: str, db_url: str, key: str) -> tuple[subprocess.Pop
         "KIZASHI_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "KIZASHI_INGEST_KEYS": f"bench:{key}",
         "KIZASHI_LOG_LEVEL": "WARNING",
+        "KIZASHI_HOST": "127.0.0.1",
+        "KIZASHI_INGEST_PORT": str(port),
     }
+    # As deployed: `kizashi serve` (its protocol with header limits and timeouts).
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "kizashi.ingest.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
+        [sys.executable, "-m", "kizashi.tools.cli", "serve", "ingest"], env=env
     )
     return process, port
 
