@@ -20,6 +20,7 @@ SERVICE_PORTS: dict[str, int] = {
     "scoring": 8002,
     "triggers": 8003,
     "notifier": 8004,
+    "console": 8005,
 }
 
 
@@ -43,6 +44,7 @@ class Settings(BaseSettings):
     scoring_port: int = SERVICE_PORTS["scoring"]
     triggers_port: int = SERVICE_PORTS["triggers"]
     notifier_port: int = SERVICE_PORTS["notifier"]
+    console_port: int = SERVICE_PORTS["console"]
 
     # Tansu answers a fetch long-poll by sleeping half the time left, so latency wants this low.
     kafka_fetch_max_wait_ms: int = Field(default=20, ge=1, le=5000)
