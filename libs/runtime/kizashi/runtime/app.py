@@ -28,9 +28,7 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(service, settings.log_level)
-        runtime = await ServiceRuntime.start(
-            service, settings, database=database, broker=broker
-        )
+        runtime = await ServiceRuntime.start(service, settings, database=database, broker=broker)
         try:
             app.state.service = await setup(runtime)
             yield

@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     # Opens each service's read and admin API (kizashi.runtime.auth).
     api_token: SecretStr | None = None
 
+    # Where reps' browsers reach the triggers service (the signed ack/snooze links in alerts);
+    # https here also makes the console's cookies Secure.
+    public_url: str = "http://127.0.0.1:8003"
+    # Where reps' browsers reach the console: alerts link to its signal and account pages when
+    # set, and https here makes its cookies Secure.
+    console_url: str | None = None
+
     config_dir: Path | None = None
     data_dir: Path = Path(".kizashi")
 

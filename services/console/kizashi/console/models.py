@@ -42,9 +42,7 @@ user_sessions = Table(
     metadata,
     # SHA-256 of the cookie's value: a copy of the table opens no session.
     Column("id", Text, primary_key=True),
-    Column(
-        "user_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("user_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     # The session's CSRF token, in a hidden field of every form (not a secret from the user).
     Column("csrf_token", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -56,9 +54,7 @@ api_tokens = Table(
     "api_tokens",
     metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
-    Column(
-        "user_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("user_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("name", Text, nullable=False),
     # SHA-256 of the token (256 random bits), looked up on every API request.
     Column("token_hash", Text, nullable=False, unique=True),
