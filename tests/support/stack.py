@@ -17,7 +17,7 @@ import orjson
 from kizashi.tools.embedded import free_port
 from kizashi.tools.stack import read_stack
 
-SERVICES = ("ingest", "scoring", "triggers", "notifier")
+SERVICES = ("ingest", "scoring", "triggers", "notifier", "console")
 
 
 @dataclass

@@ -309,7 +309,3 @@ async def account_signals(*, conn: asyncpg.Connection, account_id: str) -> list[
         """,
         account_id,
     )
-
-
-async def rules_seen(*, conn: asyncpg.Connection) -> list[str]:
-    return [r["rule"] for r in await conn.fetch("SELECT DISTINCT rule FROM signals ORDER BY 1")]
