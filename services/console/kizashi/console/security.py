@@ -82,7 +82,8 @@ def delay_after(failures: int) -> timedelta:
     """How long sign-in stays closed after the `failures`-th failure in a row."""
     if failures <= FREE_FAILURES:
         return timedelta(0)
-    return min(FIRST_DELAY * 2 ** (failures - FREE_FAILURES - 1), MAX_DELAY)
+    doublings = min(failures - FREE_FAILURES - 1, 20)  # 2 s × 2^20 is far past the cap
+    return min(FIRST_DELAY * 2**doublings, MAX_DELAY)
 
 
 def attempt_keys(email: str, client: str | None) -> list[str]:
