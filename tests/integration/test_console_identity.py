@@ -93,7 +93,7 @@ async def test_one_client_guessing_many_emails_is_slowed_down_too(engine) -> Non
     client = f"10.1.{uuid.uuid4().int % 250}.2"
     now = datetime.now(UTC)
     settings = ConsoleSettings()
-    for n in range(security.FREE_FAILURES + 1):
+    for n in range(security.CLIENT_FREE_FAILURES + 1):
         await sign_in(
             engine, settings, email=f"guess{n}@x.example", password="x", client=client, now=now
         )

@@ -29,6 +29,10 @@ def test_the_delay_grows_after_the_free_failures_and_is_capped() -> None:
     assert delays[: security.FREE_FAILURES] == [0, 0, 0]
     assert delays[3:8] == [2, 4, 8, 16, 32]
     assert security.delay_after(100) == security.MAX_DELAY
+    # A client address (maybe a whole office) gets more room than one email.
+    free = security.CLIENT_FREE_FAILURES
+    assert security.delay_after(free, free).total_seconds() == 0
+    assert security.delay_after(free + 1, free).total_seconds() == 2
     now = datetime(2026, 1, 1, tzinfo=UTC)
     message = security.wait_message(now + timedelta(seconds=7.2), now)
     assert "8 seconds" in message and "Too many failed sign-ins" in message

@@ -3,9 +3,9 @@
 
 - Passwords are hashed with argon2id (argon2-cffi's defaults: RFC 9106's second recommended
   option, 64 MiB, 3 passes); a hash made with older parameters is re-made at the next sign-in.
-- After `FREE_FAILURES` failed sign-ins for one email (or from one client), each further one
-  closes sign-in for that email (or client) for twice as long as the last, up to
-  `MAX_DELAY`. The state is in PostgreSQL (`signin_attempts`), so every replica sees it; the
+- After `FREE_FAILURES` failed sign-ins for one email (`CLIENT_FREE_FAILURES` from one
+  client address), each further one closes sign-in for that email (or client) for twice as
+  long as the last, up to `MAX_DELAY`. The state is in PostgreSQL (`signin_attempts`), so every replica sees it; the
   server never sleeps: a closed sign-in is answered at once with how long to wait.
 - A CSRF token is a random value kept with the session (or, before sign-in, in a cookie of
   its own) and sent back in a hidden field of every form; a POST without the right one is a 403.
@@ -21,6 +21,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 ROLES = ("rep", "manager", "admin")
 FREE_FAILURES = 3
+# One client address may be a whole office behind one NAT: it gets more room before its
+# failures close sign-in for everyone there.
+CLIENT_FREE_FAILURES = 20
 FIRST_DELAY = timedelta(seconds=2)
 MAX_DELAY = timedelta(minutes=15)
 # Failures older than this are forgotten: a person who mistyped last week starts afresh.
@@ -78,11 +81,11 @@ def needs_rehash(stored_hash: str) -> bool:
     return _hasher.check_needs_rehash(stored_hash)
 
 
-def delay_after(failures: int) -> timedelta:
+def delay_after(failures: int, free: int = FREE_FAILURES) -> timedelta:
     """How long sign-in stays closed after the `failures`-th failure in a row."""
-    if failures <= FREE_FAILURES:
+    if failures <= free:
         return timedelta(0)
-    doublings = min(failures - FREE_FAILURES - 1, 20)  # 2 s × 2^20 is far past the cap
+    doublings = min(failures - free - 1, 20)  # 2 s × 2^20 is far past the cap
     return min(FIRST_DELAY * 2**doublings, MAX_DELAY)
 
 

@@ -114,7 +114,8 @@ async def _count_failure(engine: AsyncEngine, keys: list[str], now: datetime) ->
             failures = await repository.record_failure(
                 conn=connection, key=key, now=now, forget_before=now - security.FORGET_AFTER
             )
-            delay = security.delay_after(failures)
+            free = security.CLIENT_FREE_FAILURES if key.startswith("client:") else None
+            delay = security.delay_after(failures, free or security.FREE_FAILURES)
             if delay:
                 await repository.block(conn=connection, key=key, until=now + delay)
 
