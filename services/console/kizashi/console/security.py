@@ -5,8 +5,9 @@
   option, 64 MiB, 3 passes); a hash made with older parameters is re-made at the next sign-in.
 - After `FREE_FAILURES` failed sign-ins for one email (`CLIENT_FREE_FAILURES` from one
   client address), each further one closes sign-in for that email (or client) for twice as
-  long as the last, up to `MAX_DELAY`. The state is in PostgreSQL (`signin_attempts`), so every replica sees it; the
-  server never sleeps: a closed sign-in is answered at once with how long to wait.
+  long as the last, up to `MAX_DELAY`. The state is in PostgreSQL (`signin_attempts`), so
+  every replica sees it; the server never sleeps: a closed sign-in is answered at once with
+  how long to wait.
 - A CSRF token is a random value kept with the session (or, before sign-in, in a cookie of
   its own) and sent back in a hidden field of every form; a POST without the right one is a 403.
 """
