@@ -66,6 +66,21 @@ def _sign_in_as_the_first_admin(env: dict[str, str], data_dir: Path, log: Path) 
         )
         assert signed_in.status_code == 303, signed_in.text
         assert "Hello, Admin" in browser.get("/").text
+    # `kizashi users` finds the embedded database with no settings beyond the data folder.
+    users = [sys.executable, "-m", "kizashi.tools.cli", "users"]
+    added = subprocess.run(
+        [*users, "add", "rita@reps.example", "--role", "rep"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert added.returncode == 0, added.stderr
+    listed = subprocess.run(
+        [*users, "list"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert "admin@localhost" in listed.stdout and "rita@reps.example" in listed.stdout
 
 
 def test_up_then_demo_shows_alerts_and_stops_cleanly(tmp_path: Path):
