@@ -183,3 +183,40 @@ async def test_a_revoked_personal_token_stops_working_at_once(stack, page) -> No
         assert (await client.get(f"{stack.urls['triggers']}/v1/signals")).status_code == 401
     await page.goto(f"{console}/signals")
     assert page.url.startswith(f"{console}/signin")
+
+
+async def test_only_an_admin_manages_people_on_the_console(stack, browser, page) -> None:
+    admin = await add_person(stack, "admin")
+    manager = await add_person(stack, "manager")
+    console = stack.urls["console"]
+    await sign_in(page, stack, manager)
+    await page.goto(f"{console}/people")
+    assert "Admins only" in await page.inner_text("main")
+    answer = await page.request.post(f"{console}/people", form={"email": "x@y.example"})
+    assert answer.status == 403
+
+    await page.context.clear_cookies()
+    await sign_in(page, stack, admin)
+    await page.goto(f"{console}/people")
+    newcomer = f"new-{admin.split('@')[0]}@reps.example"
+    await page.fill("input[name=email]", newcomer)
+    await page.fill("input[name=name]", "<i>New</i> Rep")
+    await page.select_option("select[name=role]", "rep")
+    await page.locator("form.card button").click()
+    password = (await page.inner_text("#new-password")).strip()
+    assert "<i>New</i> Rep" in await page.inner_text("table.people")
+
+    other = await browser.new_context(java_script_enabled=False)
+    try:
+        rep_page = await other.new_page()
+        await sign_in(rep_page, stack, newcomer, password)
+        await rep_page.goto(f"{console}/signals")
+        assert rep_page.url == f"{console}/signals"
+        # Disabled by the admin: the newcomer's open session ends at once.
+        await page.locator(
+            f"form[action='/people/{newcomer.replace('@', '%40')}/disable'] button"
+        ).click()
+        await rep_page.goto(f"{console}/signals")
+        assert rep_page.url.startswith(f"{console}/signin")
+    finally:
+        await other.close()
