@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# One image for the four services; each service is a target that only sets its command:
-#   docker build --target ingest -t kizashi-ingest .      (or: scoring, triggers, notifier)
+# One image for the services; each service is a target that only sets its command:
+#   docker build --target ingest -t kizashi-ingest .      (or: scoring, triggers, notifier, console)
 #   docker build --target runtime -t kizashi .            (any command: kizashi serve <name>, migrate)
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -53,3 +53,7 @@ CMD ["serve", "triggers"]
 FROM runtime AS notifier
 EXPOSE 8004
 CMD ["serve", "notifier"]
+
+FROM runtime AS console
+EXPOSE 8005
+CMD ["serve", "console"]

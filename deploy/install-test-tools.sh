@@ -1,14 +1,22 @@
 #!/bin/sh
-# Installs what the deploy and monitoring tests need when it is missing: Prometheus and
-# promtool, from Debian's `prometheus` package. Its system service is NOT started: the tests
-# run their own prometheus process on a free port.
+# Installs what the deploy, monitoring and browser tests need when it is missing: Prometheus
+# and promtool, from Debian's `prometheus` package (its system service is NOT started: the
+# tests run their own prometheus process on a free port), and Debian's `chromium`, which the
+# console's end-to-end tests drive through Playwright (no browser is ever downloaded).
 set -eu
 
-if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then
+PACKAGES=""
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+    PACKAGES="prometheus"
+fi
+if [ ! -x /usr/bin/chromium ]; then
+    PACKAGES="$PACKAGES chromium"
+fi
+if [ -z "$PACKAGES" ]; then
     exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-test-tools: no apt-get; install Prometheus (prometheus and promtool) yourself" >&2
+    echo "install-test-tools: no apt-get; install these yourself: $PACKAGES" >&2
     exit 1
 fi
 
@@ -34,7 +42,8 @@ cleanup() {
 trap cleanup EXIT
 
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus
+# shellcheck disable=SC2086 # one word per package
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $PACKAGES
 
-command -v prometheus >/dev/null && command -v promtool >/dev/null
-echo "install-test-tools: $(prometheus --version 2>&1 | head -n 1)"
+command -v prometheus >/dev/null && command -v promtool >/dev/null && [ -x /usr/bin/chromium ]
+echo "install-test-tools: $(prometheus --version 2>&1 | head -n 1); $(/usr/bin/chromium --version 2>/dev/null)"

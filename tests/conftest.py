@@ -85,3 +85,18 @@ async def stack(workdir, database_url, bootstrap_servers, webhook, smtp):
     yield running
     code = await asyncio.to_thread(running.stop)
     assert code == 0, f"kizashi up exited with {code}:\n{running.log()}"
+
+
+@pytest.fixture(scope="session")
+async def browser():
+    """Debian's Chromium (never a downloaded one) under Playwright, for the console's tests."""
+    from playwright.async_api import async_playwright
+
+    from tests.support.console import CHROMIUM_ARGS, chromium_path
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True
+        )
+        yield chromium
+        await chromium.close()

@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from kizashi.runtime.settings import ActionLinkSettings
+from kizashi.tools.stack import credentials_file, read_env_file
 
 pytestmark = pytest.mark.e2e
 
@@ -90,3 +91,6 @@ async def test_logs_are_json_with_trace_ids_and_no_secrets(stack, webhook, smtp)
         "Slack webhook URL": webhook_url,
     }.items():
         assert secret and secret not in text, f"the {name} appears in the stack's log"
+    # The console's first admin's password, when this stack made that admin.
+    admin_password = read_env_file(credentials_file(stack.data_dir)).get("CONSOLE_ADMIN_PASSWORD")
+    assert not admin_password or admin_password not in text

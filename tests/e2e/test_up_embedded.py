@@ -3,6 +3,7 @@
 leaves no process behind."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 
 from kizashi.tools.bench.harness import PORT_SETTINGS
 from kizashi.tools.embedded import free_port
+from kizashi.tools.stack import read_env_file
 from tests.support.stack import read_jsonl
 
 pytestmark = pytest.mark.e2e
@@ -32,7 +34,7 @@ def _wait_ready(env: dict[str, str], up: subprocess.Popen, log: Path, within: fl
     deadline = time.monotonic() + within
     urls = [
         f"http://127.0.0.1:{env[f'KIZASHI_{s}_PORT']}/readyz"
-        for s in ("INGEST", "SCORING", "TRIGGERS", "NOTIFIER")
+        for s in ("INGEST", "SCORING", "TRIGGERS", "NOTIFIER", "CONSOLE")
     ]
     while time.monotonic() < deadline:
         assert up.poll() is None, log.read_text()
@@ -43,6 +45,42 @@ def _wait_ready(env: dict[str, str], up: subprocess.Popen, log: Path, within: fl
             pass
         time.sleep(0.5)
     raise AssertionError(f"stack not ready:\n{log.read_text()[-5000:]}")
+
+
+def _sign_in_as_the_first_admin(env: dict[str, str], data_dir: Path, log: Path) -> None:
+    """`kizashi up` made admin@localhost, kept its password in credentials.env (0600) and said
+    where, never printing the password itself."""
+    creds = data_dir / "credentials.env"
+    assert creds.stat().st_mode & 0o777 == 0o600
+    values = read_env_file(creds)
+    password = values["CONSOLE_ADMIN_PASSWORD"]
+    console = f"http://127.0.0.1:{env['KIZASHI_CONSOLE_PORT']}"
+    text = log.read_text()
+    assert f"sign in at {console} as admin@localhost" in text
+    assert "CONSOLE_ADMIN_PASSWORD" in text and password not in text
+    with httpx.Client(base_url=console, timeout=15) as browser:
+        form = browser.get("/signin")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)[1]
+        signed_in = browser.post(
+            "/signin", data={"email": "admin@localhost", "password": password, "csrf": csrf}
+        )
+        assert signed_in.status_code == 303, signed_in.text
+        assert "Hello, Admin" in browser.get("/").text
+    # `kizashi users` finds the embedded database with no settings beyond the data folder.
+    users = [sys.executable, "-m", "kizashi.tools.cli", "users"]
+    added = subprocess.run(
+        [*users, "add", "rita@reps.example", "--role", "rep"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert added.returncode == 0, added.stderr
+    listed = subprocess.run(
+        [*users, "list"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert "admin@localhost" in listed.stdout and "rita@reps.example" in listed.stdout
 
 
 def test_up_then_demo_shows_alerts_and_stops_cleanly(tmp_path: Path):
@@ -78,6 +116,8 @@ def test_up_then_demo_shows_alerts_and_stops_cleanly(tmp_path: Path):
         assert any(e["to"] == ["bob@acme-rep.example"] for e in emails), emails
         assert "[slack] " in log.read_text()
 
+        _sign_in_as_the_first_admin(env, data_dir, log)
+
         # A service that dies is started again by the supervisor.
         state = (data_dir / "stack.json").read_text()
         scoring_pid = psutil.Process(up.pid).children()
@@ -93,7 +133,7 @@ def test_up_then_demo_shows_alerts_and_stops_cleanly(tmp_path: Path):
         _wait_ready(env, up, log)
 
         children = psutil.Process(up.pid).children(recursive=True)
-        assert len(children) >= 6  # four services, PostgreSQL, the broker
+        assert len(children) >= 7  # five services, PostgreSQL, the broker
     finally:
         up.send_signal(signal.SIGINT)
         code = up.wait(60)

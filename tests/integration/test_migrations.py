@@ -13,6 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
+from kizashi.console.models import metadata as console_metadata
 from kizashi.ingest.models import metadata as ingest_metadata
 from kizashi.notifier.models import metadata as notifier_metadata
 from kizashi.runtime.db import create_engine
@@ -135,7 +136,7 @@ async def test_0007_rebuilds_an_index_an_interrupted_build_left_invalid(database
 
 
 # Each service's tables, as migrations/env.py hands them to Alembic (its target_metadata).
-MODELS = [ingest_metadata, scoring_metadata, triggers_metadata, notifier_metadata]
+MODELS = [ingest_metadata, scoring_metadata, triggers_metadata, notifier_metadata, console_metadata]
 
 
 def _default(sql: str | None) -> str | None:

@@ -25,6 +25,7 @@ METRICS_MODULES = (
     "kizashi.scoring.metrics",
     "kizashi.triggers.metrics",
     "kizashi.notifier.metrics",
+    "kizashi.console.metrics",
 )
 METRIC_NAME = re.compile(r"\bkizashi_[a-z0-9_]+\b")
 

@@ -3,6 +3,7 @@ from the shared kizashi.runtime.settings.Settings), the shared class alone for `
 
 from pydantic_settings import BaseSettings
 
+from kizashi.console.settings import ConsoleSettings
 from kizashi.ingest.settings import IngestSettings
 from kizashi.notifier.settings import NotifierSettings
 from kizashi.runtime.settings import Settings
@@ -14,6 +15,7 @@ SERVICE_SETTINGS: dict[str, type[BaseSettings]] = {
     "scoring": ScoringSettings,
     "triggers": TriggersSettings,
     "notifier": NotifierSettings,
+    "console": ConsoleSettings,
     "migrate": Settings,
 }
 

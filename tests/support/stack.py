@@ -17,7 +17,7 @@ import orjson
 from kizashi.tools.embedded import free_port
 from kizashi.tools.stack import read_stack
 
-SERVICES = ("ingest", "scoring", "triggers", "notifier")
+SERVICES = ("ingest", "scoring", "triggers", "notifier", "console")
 
 
 @dataclass
@@ -28,6 +28,7 @@ class RunningStack:
     ingest_key: str
     api_token: str
     log_path: Path
+    database_url: str = ""
 
     def api(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(headers={"Authorization": f"Bearer {self.api_token}"}, timeout=15)
@@ -119,7 +120,9 @@ def start_stack(
         stderr=subprocess.STDOUT,
     )
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    stack = RunningStack(process, data_dir, urls, ingest_key, api_token, log_path)
+    stack = RunningStack(
+        process, data_dir, urls, ingest_key, api_token, log_path, database_url=database_url
+    )
     deadline = time.monotonic() + timeout_s
     pending = set(SERVICES)
     while pending:

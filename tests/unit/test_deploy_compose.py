@@ -202,7 +202,7 @@ def test_services_and_migrations_run_without_the_embedded_packages():
         "            raise ImportError('not in the image: ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
         "import kizashi.tools.cli, kizashi.tools.migrate\n"
-        "for s in ('ingest', 'scoring', 'triggers', 'notifier'):\n"
+        "for s in ('ingest', 'scoring', 'triggers', 'notifier', 'console'):\n"
         "    __import__(f'kizashi.{s}.app')\n"
         "print('ok')\n"
     )

@@ -21,13 +21,14 @@ def create_service_app(
     routers: Sequence[APIRouter],
     setup: Setup,
     database: bool = True,
+    broker: bool = True,
 ) -> FastAPI:
     """`setup` builds the service's typed state and starts its consumers and periodic jobs."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(service, settings.log_level)
-        runtime = await ServiceRuntime.start(service, settings, database=database)
+        runtime = await ServiceRuntime.start(service, settings, database=database, broker=broker)
         try:
             app.state.service = await setup(runtime)
             yield

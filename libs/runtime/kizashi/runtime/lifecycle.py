@@ -28,18 +28,23 @@ class ServiceRuntime:
     engine: AsyncEngine | None = None
     producer: Producer | None = None
     consumers: list[BatchConsumer] = field(default_factory=list)
+    # False for a service that talks to no broker (the console): readiness does not ask.
+    uses_broker: bool = True
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     @classmethod
     async def start(
-        cls, service: str, settings: Settings, *, database: bool = True
+        cls, service: str, settings: Settings, *, database: bool = True, broker: bool = True
     ) -> "ServiceRuntime":
-        runtime = cls(service=service, settings=settings)
-        bootstrap = settings.require_bootstrap_servers()
+        runtime = cls(service=service, settings=settings, uses_broker=broker)
         if database:
             runtime.engine = create_engine(
                 settings.require_database_url(), pool_size=settings.db_pool_size
             )
+        if not broker:
+            runtime.every(15.0, runtime._pool_metrics, name="pool-metrics")
+            return runtime
+        bootstrap = settings.require_bootstrap_servers()
         await _until_broker_answers(bootstrap)
         await ensure_topics(bootstrap)
         runtime.producer = Producer(
@@ -130,7 +135,8 @@ class ServiceRuntime:
         checks: dict[str, bool] = {}
         if self.engine is not None:
             checks["database"] = await database_ready(self.engine)
-        checks["broker"] = self.producer is not None and await self.producer.connected()
+        if self.uses_broker:
+            checks["broker"] = self.producer is not None and await self.producer.connected()
         if self.consumers:
             checks["consumers"] = all(
                 c.status.started and not c.status.stuck(STUCK_AFTER_S) for c in self.consumers

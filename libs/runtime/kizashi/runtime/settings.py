@@ -20,6 +20,7 @@ SERVICE_PORTS: dict[str, int] = {
     "scoring": 8002,
     "triggers": 8003,
     "notifier": 8004,
+    "console": 8005,
 }
 
 
@@ -35,6 +36,13 @@ class Settings(BaseSettings):
     # Opens each service's read and admin API (kizashi.runtime.auth).
     api_token: SecretStr | None = None
 
+    # Where reps' browsers reach the triggers service (the signed ack/snooze links in alerts);
+    # https here also makes the console's cookies Secure.
+    public_url: str = "http://127.0.0.1:8003"
+    # Where reps' browsers reach the console: alerts link to its signal and account pages when
+    # set, and https here makes its cookies Secure.
+    console_url: str | None = None
+
     config_dir: Path | None = None
     data_dir: Path = Path(".kizashi")
 
@@ -43,6 +51,7 @@ class Settings(BaseSettings):
     scoring_port: int = SERVICE_PORTS["scoring"]
     triggers_port: int = SERVICE_PORTS["triggers"]
     notifier_port: int = SERVICE_PORTS["notifier"]
+    console_port: int = SERVICE_PORTS["console"]
 
     # Tansu answers a fetch long-poll by sleeping half the time left, so latency wants this low.
     kafka_fetch_max_wait_ms: int = Field(default=20, ge=1, le=5000)

@@ -63,10 +63,20 @@ def _timestamp(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-def sign_action(signal_id: str, action: str, expires_at: datetime, secret: Secret) -> str:
+def sign_action(
+    signal_id: str,
+    action: str,
+    expires_at: datetime,
+    secret: Secret,
+    recipient: str | None = None,
+) -> str:
+    """`recipient`, the person the alert is sent to, is bound into the token: whoever clicks
+    the link acts as them, and the action is recorded under their name."""
     if not signal_id or not action:
         raise ValueError("signal_id and action are required")
-    payload = {"s": signal_id, "a": action, "e": _timestamp(expires_at)}
+    payload: dict = {"s": signal_id, "a": action, "e": _timestamp(expires_at)}
+    if recipient:
+        payload["r"] = recipient
     return _serializer([secret]).dumps(payload)
 
 
@@ -82,6 +92,15 @@ def verify_action(
 ) -> tuple[str, str]:
     """(signal_id, action) of a genuine, unexpired token signed with one of `secrets` (the
     current secret, then any previous ones); raises InvalidActionToken otherwise."""
+    signal_id, action, _ = verify_action_for(token, secrets, now)
+    return signal_id, action
+
+
+def verify_action_for(
+    token: str, secrets: Secret | Sequence[Secret], now: datetime | None = None
+) -> tuple[str, str, str | None]:
+    """(signal_id, action, recipient) as `verify_action`; recipient is None for a token
+    signed without one (links sent before recipients were bound)."""
     if isinstance(secrets, str | bytes):
         secrets = [secrets]
     match = _TOKEN.fullmatch(token)
@@ -102,6 +121,9 @@ def verify_action(
         or isinstance(expires, bool)
     ):
         raise InvalidActionToken("malformed payload")
+    recipient = payload.get("r")
+    if recipient is not None and (not isinstance(recipient, str) or not recipient):
+        raise InvalidActionToken("malformed payload")
     if _timestamp(now or datetime.now(UTC)) >= expires:
         raise ExpiredActionToken("token expired")
-    return signal_id, action
+    return signal_id, action, recipient

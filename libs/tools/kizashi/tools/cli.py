@@ -78,6 +78,7 @@ PLUGGED_COMMANDS: dict[str, tuple[str, str]] = {
     "backtest": ("kizashi.tools.backtest", "replay an event history through the rules"),
     "bench": ("kizashi.tools.bench", "measure throughput and latency against a baseline"),
     "soak": ("kizashi.tools.soak", "run moderate load and report memory, lag and latency"),
+    "users": ("kizashi.tools.users", "add, list, disable people of the console; reset passwords"),
 }
 
 

@@ -1,13 +1,16 @@
-"""The CLI's settings: every service's (the tools start, check and drive all four) plus what
+"""The CLI's settings: every service's (the tools start, check and drive them all) plus what
 only the dev tools read: the embedded servers' ports and the dev inbox's."""
 
+from kizashi.console.settings import ConsoleSettings
 from kizashi.ingest.settings import IngestSettings
 from kizashi.notifier.settings import NotifierSettings
 from kizashi.scoring.settings import ScoringSettings
 from kizashi.triggers.settings import TriggersSettings
 
 
-class ToolSettings(IngestSettings, ScoringSettings, TriggersSettings, NotifierSettings):
+class ToolSettings(
+    IngestSettings, ScoringSettings, TriggersSettings, NotifierSettings, ConsoleSettings
+):
     # The embedded default's own servers (`kizashi up` with no database or broker configured).
     embedded_postgres_port: int = 54329
     embedded_broker_port: int = 19092

@@ -1,5 +1,6 @@
-"""`kizashi up`: the embedded servers (when not configured), migrations, then the four
-services, each its own process, restarted when it dies and stopped cleanly on Ctrl-C/SIGTERM."""
+"""`kizashi up`: the embedded servers (when not configured), migrations, the console's first
+admin (when there is nobody), then the services, each its own process, restarted when it dies
+and stopped cleanly on Ctrl-C/SIGTERM."""
 
 import asyncio
 import contextlib
@@ -20,6 +21,7 @@ from kizashi.tools.embedded import EmbeddedBroker, EmbeddedPostgres, port_open
 from kizashi.tools.migrate import upgrade
 from kizashi.tools.settings import ToolSettings
 from kizashi.tools.stack import SERVICES, ensure_credentials, write_stack
+from kizashi.tools.users import ADMIN_PASSWORD_KEY, ensure_first_admin
 
 MAX_RESTART_DELAY_S = 30.0
 
@@ -49,6 +51,9 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # The console's first admin, made when there was nobody (kizashi.tools.users).
+    admin: str = ""
+    admin_made: bool = False
 
     def prepare(self) -> None:
         """Embedded servers, credentials and migrations: everything before the services."""
@@ -83,6 +88,7 @@ class Stack:
             env["KIZASHI_KAFKA_BOOTSTRAP_SERVERS"] = self.broker.bootstrap_servers
         self.say("running database migrations …")
         upgrade(env["KIZASHI_DATABASE_URL"])
+        self.admin, self.admin_made = ensure_first_admin(settings, env["KIZASHI_DATABASE_URL"])
         self.env = env
 
     def check_config_files(self) -> None:
@@ -224,6 +230,14 @@ class Stack:
             self.say(f"  {name:<9} http://{host}:{service.port}  ({state}; docs at /docs)")
         creds = self.settings.data_dir.resolve() / "credentials.env"
         self.say(f"\n  keys and API token: {creds}")
+        console = f"http://{host}:{self.services['console'].port}"
+        if self.admin_made:
+            self.say(
+                f"  console: sign in at {console} as {self.admin}; the password is "
+                f"{ADMIN_PASSWORD_KEY} in {creds}"
+            )
+        else:
+            self.say(f"  console: sign in at {console} (`kizashi users add` adds people)")
         if self.inbox is not None:
             self.say(
                 f"  alerts: no Slack or SMTP configured, so they are printed here and kept in "

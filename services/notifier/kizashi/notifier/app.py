@@ -38,6 +38,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
             ),
             action_secret=settings.signing_secret(),
             public_url=settings.public_url,
+            console_url=settings.console_url,
             lease_s=settings.delivery_lease_s,
         )
         runtime.consume(list(SIGNAL_TOPICS.values()), functools.partial(handle_signals, service))

@@ -18,7 +18,7 @@ from kizashi.contracts.signals import SignalBase, signal_adapter
 from kizashi.contracts.topics import DEAD_LETTER, SIGNAL_TOPICS
 from kizashi.notifier import repository
 from kizashi.notifier.digest import digest_id_for, send_digest
-from kizashi.notifier.links import action_links
+from kizashi.notifier.links import action_links, console_link, recipient_of
 from kizashi.notifier.metrics import (
     DELIVERIES,
     DELIVERIES_FAILED,
@@ -47,12 +47,15 @@ async def send_once(
     receiver = service.routing.receivers.get(receiver_name)
     if receiver is None or not receiver.enabled:
         return SendResult("failed", f"receiver {receiver_name!r} is not configured any more")
-    ack_url, snooze_url = action_links(service, signal)
+    open_url = console_link(service, signal)
     if isinstance(receiver, SlackReceiver):
         url = receiver.webhook_for(signal.account)
         if not url:
             return SendResult("failed", "no webhook for this account's owner")
-        payload = service.renderer.slack(signal, ack_url=ack_url, snooze_url=snooze_url)
+        ack_url, snooze_url = action_links(service, signal, recipient_of(signal.account))
+        payload = service.renderer.slack(
+            signal, ack_url=ack_url, snooze_url=snooze_url, open_url=open_url
+        )
         return await service.webhooks.send(
             url, payload, headers={"X-Kizashi-Delivery-Id": delivery_id}
         )
@@ -62,7 +65,12 @@ async def send_once(
         recipients = receiver.recipients_for(signal.account)
         if not recipients:
             return SendResult("failed", "the account has no owner_email")
-        message = service.renderer.email(signal, ack_url=ack_url, snooze_url=snooze_url)
+        ack_url, snooze_url = action_links(
+            service, signal, recipient_of(signal.account, recipients)
+        )
+        message = service.renderer.email(
+            signal, ack_url=ack_url, snooze_url=snooze_url, open_url=open_url
+        )
         return await service.smtp.send(
             recipients,
             message.subject,

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Sequence
 
 from kizashi.contracts.signals import SignalBase
-from kizashi.notifier.links import action_links
+from kizashi.notifier.links import action_links, recipient_of
 from kizashi.notifier.routing import EmailReceiver, SlackReceiver
 from kizashi.notifier.state import NotifierState
 from kizashi.notifier.transport import SendResult
@@ -39,7 +39,8 @@ async def send_digest(
         return SendResult("failed", f"receiver {receiver_name!r} is not configured any more")
     # Every signal of a digest has the same owner, so the first one's account says where to.
     account = signals[0].account
-    links = {s.signal_id: action_links(service, s) for s in signals}
+    # One owner per digest: the links act as them.
+    links = {s.signal_id: action_links(service, s, recipient_of(account)) for s in signals}
     rendered = service.renderer.digest(signals, links=links, title=digest_title(signals))
     headers = {"X-Kizashi-Delivery-Id": digest_id}
     if isinstance(receiver, SlackReceiver):

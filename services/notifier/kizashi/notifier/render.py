@@ -220,7 +220,9 @@ def _link(url: str, label: str) -> str:
     return f"<{slack_escape(url)}|{label}>"
 
 
-def slack_message(view: SignalView, *, ack_url: str | None, snooze_url: str | None) -> dict:
+def slack_message(
+    view: SignalView, *, ack_url: str | None, snooze_url: str | None, open_url: str | None = None
+) -> dict:
     signal = view.signal
     fact_block = _fields(view.facts)
     if view.owner_slack_mention:
@@ -250,6 +252,8 @@ def slack_message(view: SignalView, *, ack_url: str | None, snooze_url: str | No
         buttons.append(_button("Acknowledge", ack_url, "kizashi_ack", "primary"))
     if snooze_url:
         buttons.append(_button("Snooze 24h", snooze_url, "kizashi_snooze", None))
+    if open_url:
+        buttons.append(_button("Open in Kizashi", open_url, "kizashi_open", None))
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
     context = f"rule `{signal.rule}` · signal `{signal.signal_id}` · fired {view.fired_at}"
@@ -310,13 +314,31 @@ class Renderer:
             html=self.env.get_template(f"{prefix}.html").render(context),
         )
 
-    def slack(self, signal: Signal, *, ack_url: str | None, snooze_url: str | None) -> dict:
-        return slack_message(signal_view(signal), ack_url=ack_url, snooze_url=snooze_url)
+    def slack(
+        self,
+        signal: Signal,
+        *,
+        ack_url: str | None,
+        snooze_url: str | None,
+        open_url: str | None = None,
+    ) -> dict:
+        view = signal_view(signal)
+        return slack_message(view, ack_url=ack_url, snooze_url=snooze_url, open_url=open_url)
 
     def email(
-        self, signal: Signal, *, ack_url: str | None, snooze_url: str | None
+        self,
+        signal: Signal,
+        *,
+        ack_url: str | None,
+        snooze_url: str | None,
+        open_url: str | None = None,
     ) -> RenderedEmail:
-        context = {"v": signal_view(signal), "ack_url": ack_url, "snooze_url": snooze_url}
+        context = {
+            "v": signal_view(signal),
+            "ack_url": ack_url,
+            "snooze_url": snooze_url,
+            "open_url": open_url,
+        }
         return self._email("email", context)
 
     def digest(

@@ -19,6 +19,8 @@ class NotifierState(ServiceState):
     retry: RetryPolicy
     action_secret: str
     public_url: str
+    # The console's address for reps' browsers; alerts link to its signal page when set.
+    console_url: str | None = None
     lease_s: float = 120.0
     # Set when new deliveries are recorded, so the worker sends at once instead of polling.
     wake: asyncio.Event = field(default_factory=asyncio.Event)

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from kizashi.runtime.db import raw_transaction
-from kizashi.runtime.signing import ExpiredActionToken, InvalidActionToken, verify_action
+from kizashi.runtime.signing import ExpiredActionToken, InvalidActionToken, verify_action_for
 from kizashi.triggers.deps import EngineDep, SettingsDep
 from kizashi.triggers.lifecycle import InvalidTransition, NotFound, apply_action
 from kizashi.triggers.settings import TriggersSettings
@@ -29,10 +29,10 @@ def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
     )
 
 
-def _verify(settings: TriggersSettings, token: str) -> tuple[str, str] | HTMLResponse:
+def _verify(settings: TriggersSettings, token: str) -> tuple[str, str, str | None] | HTMLResponse:
     secrets = settings.verifying_secrets()
     try:
-        return verify_action(token, secrets, datetime.now(UTC))
+        return verify_action_for(token, secrets, datetime.now(UTC))
     except ExpiredActionToken:
         return _page("This link has expired", "<p>Open the signal in Kizashi instead.</p>", 410)
     except InvalidActionToken:
@@ -44,7 +44,7 @@ async def confirm(token: str, settings: SettingsDep) -> HTMLResponse:
     verified = _verify(settings, token)
     if isinstance(verified, HTMLResponse):
         return verified
-    signal_id, action = verified
+    signal_id, action, _ = verified
     label = LABELS.get(action, action)
     return _page(
         f"{label}?",
@@ -58,7 +58,7 @@ async def perform(token: str, settings: SettingsDep, engine: EngineDep) -> HTMLR
     verified = _verify(settings, token)
     if isinstance(verified, HTMLResponse):
         return verified
-    signal_id, action = verified
+    signal_id, action, recipient = verified
     if action not in LABELS:
         return _page("This link is not valid", "<p>Unknown action.</p>", 400)
     now = datetime.now(UTC)
@@ -68,7 +68,8 @@ async def perform(token: str, settings: SettingsDep, engine: EngineDep) -> HTMLR
                 connection,
                 signal_id=signal_id,
                 action=action,
-                actor="alert-link",
+                # The person the alert was sent to (bound into the link); older links name none.
+                actor=recipient or "alert-link",
                 now=now,
                 until=now + SNOOZE_FOR if action == "snooze" else None,
             )

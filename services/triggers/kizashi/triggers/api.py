@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kizashi.contracts.signals import SignalKind
 from kizashi.contracts.text import ShortText
+from kizashi.runtime.auth import Caller
 from kizashi.runtime.db import raw_transaction
 from kizashi.triggers import repository
-from kizashi.triggers.deps import ApiCaller, EngineDep, StateDep
+from kizashi.triggers.deps import ApiCaller, CallerDep, EngineDep, StateDep
 from kizashi.triggers.lifecycle import InvalidTransition, NotFound, apply_action
 
 router = APIRouter(prefix="/v1", tags=["signals"])
@@ -142,10 +143,27 @@ async def get_signal(signal_id: str, engine: EngineDep, _: ApiCaller) -> SignalV
 
 
 async def act(
-    engine: AsyncEngine, signal_id: str, action: str, actor: str, until: datetime | None = None
+    engine: AsyncEngine,
+    signal_id: str,
+    action: str,
+    caller: Caller,
+    by: str | None = None,
+    until: datetime | None = None,
 ) -> dict:
+    """Apply `action` as `caller`. A person (a personal token, or the console acting for them)
+    is recorded as themselves and may act only where their role allows (a rep: the accounts
+    they own); `by` names the actor only for the service token, as before."""
+    actor = (by or caller.actor) if caller.is_service else caller.actor
     try:
         async with raw_transaction(engine) as connection:
+            if not caller.is_service:
+                owner = await repository.signal_owner(conn=connection, signal_id=signal_id)
+                if owner is not None and not caller.may_act_on(owner[0]):
+                    raise HTTPException(
+                        status.HTTP_403_FORBIDDEN,
+                        detail=f"a rep may act only on their own accounts' signals; "
+                        f"{signal_id!r} belongs to another owner",
+                    )
             return await apply_action(
                 connection,
                 signal_id=signal_id,
@@ -162,25 +180,25 @@ async def act(
 
 @router.post("/signals/{signal_id}/ack")
 async def acknowledge(
-    signal_id: str, engine: EngineDep, caller: ApiCaller, body: ActionBody | None = None
+    signal_id: str, engine: EngineDep, caller: CallerDep, body: ActionBody | None = None
 ) -> dict:
-    return await act(engine, signal_id, "ack", (body and body.by) or caller)
+    return await act(engine, signal_id, "ack", caller, body and body.by)
 
 
 @router.post("/signals/{signal_id}/snooze")
-async def snooze(signal_id: str, body: SnoozeBody, engine: EngineDep, caller: ApiCaller) -> dict:
+async def snooze(signal_id: str, body: SnoozeBody, engine: EngineDep, caller: CallerDep) -> dict:
     try:
         until = body.deadline(datetime.now(UTC))
     except ValueError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from error
-    return await act(engine, signal_id, "snooze", body.by or caller, until)
+    return await act(engine, signal_id, "snooze", caller, body.by, until)
 
 
 @router.post("/signals/{signal_id}/resolve")
 async def resolve(
-    signal_id: str, engine: EngineDep, caller: ApiCaller, body: ActionBody | None = None
+    signal_id: str, engine: EngineDep, caller: CallerDep, body: ActionBody | None = None
 ) -> dict:
-    return await act(engine, signal_id, "resolve", (body and body.by) or caller)
+    return await act(engine, signal_id, "resolve", caller, body and body.by)
 
 
 @router.get("/rules")

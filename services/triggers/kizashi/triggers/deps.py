@@ -6,11 +6,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kizashi.runtime.auth import ApiCaller
+from kizashi.runtime.auth import ApiCaller, CallerDep
 from kizashi.triggers.settings import TriggersSettings
 from kizashi.triggers.state import TriggersState
 
-__all__ = ["ApiCaller", "EngineDep", "SettingsDep", "StateDep"]
+__all__ = ["ApiCaller", "CallerDep", "EngineDep", "SettingsDep", "StateDep"]
 
 
 def get_state(request: Request) -> TriggersState:

@@ -301,6 +301,22 @@ async def list_signals(
     )
 
 
+async def signal_owner(*, conn: asyncpg.Connection, signal_id: str) -> tuple[str | None] | None:
+    """(owner_email,) of the signal's account, lower-case: its owner now (the latest change),
+    else when it fired; None when there is no such signal. The console's inbox uses the same
+    expression for "mine" (kizashi.console.repository)."""
+    row = await conn.fetchrow(
+        """
+        SELECT lower(coalesce(ta.latest -> 'account' ->> 'owner_email',
+                              s.payload -> 'account' ->> 'owner_email')) AS owner
+        FROM signals s LEFT JOIN trigger_accounts ta ON ta.account_id = s.account_id
+        WHERE s.signal_id = $1
+        """,
+        signal_id,
+    )
+    return None if row is None else (row["owner"],)
+
+
 async def get_signal(*, conn: asyncpg.Connection, signal_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
         f"SELECT {_SIGNAL_COLUMNS} FROM signals WHERE signal_id = $1",  # noqa: S608

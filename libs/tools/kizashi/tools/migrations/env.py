@@ -1,4 +1,4 @@
-"""Alembic environment: one migration history for the schema the four services share.
+"""Alembic environment: one migration history for the schema the services share.
 
 Each service owns its tables (its own `models.py`); this history creates them all, so a single
 one-shot `kizashi migrate` prepares a database for every service.
@@ -10,6 +10,7 @@ from alembic import context
 from sqlalchemy import pool
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
+from kizashi.console.models import metadata as console_metadata
 from kizashi.ingest.models import metadata as ingest_metadata
 from kizashi.notifier.models import metadata as notifier_metadata
 from kizashi.runtime.db import async_url
@@ -17,7 +18,13 @@ from kizashi.scoring.models import metadata as scoring_metadata
 from kizashi.triggers.models import metadata as triggers_metadata
 
 config = context.config
-target_metadata = [ingest_metadata, scoring_metadata, triggers_metadata, notifier_metadata]
+target_metadata = [
+    ingest_metadata,
+    scoring_metadata,
+    triggers_metadata,
+    notifier_metadata,
+    console_metadata,
+]
 
 
 def run_migrations_offline() -> None:

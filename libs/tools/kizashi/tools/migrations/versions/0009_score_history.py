@@ -1,7 +1,7 @@
 """score_history: every published score, for the console's charts and map trails
 
 Revision ID: 0009_score_history
-Revises: 0007_scores_listing_indexes
+Revises: 0008_console_users
 
 One row per published score (and per past day a backfill tells about): CS, OP, segment,
 priority and the time. Keyed by (account_id, at); `at` alone is indexed for pruning by age.
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_score_history"
-down_revision = "0007_scores_listing_indexes"
+down_revision = "0008_console_users"
 branch_labels = None
 depends_on = None
 

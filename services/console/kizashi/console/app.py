@@ -1,0 +1,97 @@
+"""The console's FastAPI app: server-rendered pages (sign-in, the signals inbox, tokens) on
+the shared runtime (/healthz, /readyz, /metrics, request metrics). No broker: it reads its
+own tables and, read-only, the signals and accounts; actions go through triggers' API."""
+
+import asyncio
+from datetime import UTC, datetime
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+
+from kizashi.console import inbox, pages, people, repository
+from kizashi.console.deps import PageError, SignInRequired
+from kizashi.console.settings import ConsoleSettings, get_settings
+from kizashi.console.state import ConsoleState
+from kizashi.console.views import STATIC, render, template_env
+from kizashi.runtime.app import create_service_app
+from kizashi.runtime.db import raw_transaction
+from kizashi.runtime.http import validation_errors
+from kizashi.runtime.lifecycle import ServiceRuntime
+
+
+def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    async def setup(runtime: ServiceRuntime) -> ConsoleState:
+        token = settings.api_token.get_secret_value() if settings.api_token else ""
+        client = httpx.AsyncClient(
+            base_url=settings.triggers_api(),
+            headers={"Authorization": f"Bearer {token}"} if token else {},
+            timeout=10,
+        )
+        state = ConsoleState(runtime=runtime, settings=settings, triggers=client)
+        runtime.background(_close_on_cancel(client), name="triggers-client")
+        runtime.every(3600, lambda: _forget_expired_sessions(state), name="session-cleanup")
+        return state
+
+    app = create_service_app(
+        service="console",
+        settings=settings,
+        routers=[pages.router, inbox.router, people.router],
+        setup=setup,
+        broker=False,
+    )
+    app.state.templates = template_env()
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(SignInRequired)
+    async def _sign_in_first(request: Request, _: SignInRequired) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return pages.see_other(f"/signin?{httpx.QueryParams(next=target)}")
+
+    @app.exception_handler(PageError)
+    async def _page_error(request: Request, error: PageError) -> Response:
+        return render(
+            request,
+            "error.html",
+            status_code=error.status_code,
+            user=None,
+            title=error.title,
+            message=error.message,
+            back=request.headers.get("referer") if _same_site(request) else None,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, error: RequestValidationError) -> Response:
+        reasons = "; ".join(f"{e['field']}: {e['reason']}" for e in validation_errors(error))
+        return render(
+            request,
+            "error.html",
+            status_code=422,
+            user=None,
+            title="Not understood",
+            message=reasons,
+            back=None,
+        )
+
+    return app
+
+
+def _same_site(request: Request) -> bool:
+    referer = request.headers.get("referer", "")
+    return referer.startswith(f"{request.url.scheme}://{request.url.netloc}/")
+
+
+async def _close_on_cancel(client: httpx.AsyncClient) -> None:
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await client.aclose()
+
+
+async def _forget_expired_sessions(state: ConsoleState) -> None:
+    async with raw_transaction(state.engine) as connection:
+        await repository.delete_expired_sessions(conn=connection, now=datetime.now(UTC))

@@ -1,0 +1,214 @@
+"""The signals inbox, a signal's page, an account's page, and the actions (ack, snooze,
+resolve). Reading is straight from the tables (architecture §11.2); every action goes to
+triggers' signals API as the signed-in person, so it runs triggers' one lifecycle code and
+triggers' own check of who may act."""
+
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+import httpx
+import orjson
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from kizashi.console import repository
+from kizashi.console.deps import EngineDep, FormUserDep, PageError, StateDep, User, UserDep
+from kizashi.console.metrics import ACTIONS
+from kizashi.console.pages import safe_next, see_other
+from kizashi.console.views import render
+from kizashi.contracts.rules import RULE_NAMES
+from kizashi.runtime.auth import ACTING_USER_HEADER
+from kizashi.runtime.db import raw_transaction
+
+router = APIRouter(include_in_schema=False)
+
+STATUSES = ("open", "acknowledged", "snoozed", "resolved")
+KINDS = ("opportunity", "churn_risk")
+SNOOZE_CHOICES = ((1, "1 hour"), (4, "4 hours"), (24, "1 day"), (72, "3 days"), (168, "1 week"))
+INBOX_LIMIT = 200
+DONE = {"ack": "Acknowledged.", "snooze": "Snoozed.", "resolve": "Resolved."}
+
+Choice = Annotated[str, Query(max_length=64)]
+
+
+def _reasons(value: Any) -> list[str]:
+    reasons = orjson.loads(value) if isinstance(value, str | bytes) else value
+    return [str(r) for r in reasons or []]
+
+
+@router.get("/signals", response_class=HTMLResponse)
+async def inbox(
+    request: Request,
+    engine: EngineDep,
+    user: UserDep,
+    status: Choice = "",
+    kind: Choice = "",
+    rule: Choice = "",
+    owner: Annotated[str, Query(max_length=320)] = "",
+    done: Choice = "",
+) -> Response:
+    for name, value, allowed in (
+        ("status", status, STATUSES),
+        ("kind", kind, KINDS),
+        ("rule", rule, RULE_NAMES),
+    ):
+        if value and value not in allowed:
+            raise PageError(400, "Unknown filter", f"{name} must be one of {', '.join(allowed)}")
+    owner_email = user.email if owner.strip().lower() == "mine" else owner.strip().lower() or None
+    async with raw_transaction(engine) as connection:
+        rows = await repository.inbox(
+            conn=connection,
+            me=user.email,
+            status=status or None,
+            kind=kind or None,
+            rule=rule or None,
+            owner=owner_email,
+            limit=INBOX_LIMIT,
+        )
+        counts = await repository.status_counts(
+            conn=connection, kind=kind or None, rule=rule or None, owner=owner_email
+        )
+    filters = {"status": status, "kind": kind, "rule": rule, "owner": owner}
+
+    def link(**changes: str) -> str:
+        query = {k: v for k, v in {**filters, **changes}.items() if v}
+        return "/signals" + (f"?{urlencode(query)}" if query else "")
+
+    signals = [{**dict(row), "reasons": _reasons(row["reasons"])} for row in rows]
+    return render(
+        request,
+        "inbox.html",
+        user=user,
+        signals=signals,
+        counts=counts,
+        filters=filters,
+        link=link,
+        statuses=STATUSES,
+        kinds=KINDS,
+        rules=RULE_NAMES,
+        snooze_choices=SNOOZE_CHOICES,
+        back=link(),
+        notice=DONE.get(done),
+    )
+
+
+@router.get("/signals/{signal_id}", response_class=HTMLResponse)
+async def signal_page(
+    request: Request, engine: EngineDep, user: UserDep, signal_id: str, done: Choice = ""
+) -> Response:
+    async with raw_transaction(engine) as connection:
+        row = await repository.signal(conn=connection, signal_id=signal_id)
+        actions = await repository.signal_actions(conn=connection, signal_id=signal_id)
+    if row is None:
+        raise PageError(404, "No such signal", "There is no signal with that id.")
+    payload = orjson.loads(row["payload"])
+    signal = {
+        **dict(row),
+        "headline": payload.get("headline"),
+        "reasons": _reasons(payload.get("reasons")),
+        "play": payload.get("suggested_play", ""),
+        "account_name": (payload.get("account") or {}).get("name"),
+    }
+    return render(
+        request,
+        "signal.html",
+        user=user,
+        s=signal,
+        actions=actions,
+        snooze_choices=SNOOZE_CHOICES,
+        back=f"/signals/{quote(signal_id, safe='')}",
+        notice=DONE.get(done),
+    )
+
+
+@router.get("/accounts/{account_id}", response_class=HTMLResponse)
+async def account_page(
+    request: Request, engine: EngineDep, user: UserDep, account_id: str
+) -> Response:
+    async with raw_transaction(engine) as connection:
+        row = await repository.account(conn=connection, account_id=account_id)
+        signals = await repository.account_signals(conn=connection, account_id=account_id)
+    if row is None and not signals:
+        raise PageError(404, "No such account", "There is no account with that id.")
+    facts = orjson.loads(row["facts"]) if row is not None else {}
+    return render(
+        request,
+        "account.html",
+        user=user,
+        account_id=account_id,
+        name=facts.get("name") or account_id,
+        facts=facts,
+        scores=row if row is not None and row["cs"] is not None else None,
+        signals=signals,
+    )
+
+
+async def _act(state, user: User, signal_id: str, action: str, body: dict | None) -> None:
+    """Ask triggers to do it, as `user` (the service token plus the acting-user header that
+    only triggers' auth honours, and only with that token)."""
+    try:
+        response = await state.triggers.post(
+            f"/v1/signals/{quote(signal_id, safe='')}/{action}",
+            json=body,
+            headers={ACTING_USER_HEADER: user.email},
+        )
+    except httpx.HTTPError as error:
+        ACTIONS.labels(action, "failed").inc()
+        raise PageError(
+            502, "Triggers unreachable", "The signals service did not answer; try again."
+        ) from error
+    if response.status_code == 200:
+        ACTIONS.labels(action, "done").inc()
+        return
+    detail = _detail(response)
+    if response.status_code == 403:
+        ACTIONS.labels(action, "forbidden").inc()
+        raise PageError(403, "Not yours to act on", detail)
+    if response.status_code in (404, 409, 422):
+        ACTIONS.labels(action, "conflict").inc()
+        raise PageError(response.status_code, "Nothing done", detail)
+    ACTIONS.labels(action, "failed").inc()
+    raise PageError(502, "Not done", f"The signals service answered {response.status_code}.")
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        detail = None
+    return str(detail or response.reason_phrase)
+
+
+@router.post("/signals/{signal_id}/{action}")
+async def act(
+    state: StateDep,
+    engine: EngineDep,
+    user: FormUserDep,
+    signal_id: str,
+    action: str,
+    hours: Annotated[str, Form(max_length=8)] = "",
+    back: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    if action not in DONE:
+        raise PageError(404, "No such action", "The actions are ack, snooze and resolve.")
+    body = None
+    if action == "snooze":
+        allowed = {str(h) for h, _ in SNOOZE_CHOICES}
+        if hours not in allowed:
+            raise PageError(400, "Snooze for how long?", "Choose one of the offered durations.")
+        body = {"hours": int(hours)}
+    async with raw_transaction(engine) as connection:
+        row = await repository.signal(conn=connection, signal_id=signal_id)
+    if row is None:
+        raise PageError(404, "No such signal", "There is no signal with that id.")
+    if not user.may_act_on(row["owner"]):
+        ACTIONS.labels(action, "forbidden").inc()
+        raise PageError(
+            403,
+            "Not yours to act on",
+            "A rep may act only on the signals of the accounts they own. Ask the owner or a "
+            "manager.",
+        )
+    await _act(state, user, signal_id, action, body)
+    target = safe_next(back or "/signals")
+    return see_other(f"{target}{'&' if '?' in target else '?'}done={action}")

@@ -1,0 +1,311 @@
+"""Every SQL statement of the console: its own tables (users, user_sessions, api_tokens,
+signin_attempts), and read-only queries on the signals and accounts that triggers and scoring
+own (architecture §11.2 says why it reads them directly). Keyword-only functions on a
+connection the caller holds in a transaction; every value is a bound parameter."""
+
+from datetime import datetime
+
+import asyncpg
+
+# -- users -------------------------------------------------------------------------------------
+
+_USER = "id, email, name, slack, role, disabled, created_at"
+
+
+async def add_user(
+    *,
+    conn: asyncpg.Connection,
+    email: str,
+    name: str,
+    slack: str | None,
+    role: str,
+    password_hash: str,
+) -> asyncpg.Record | None:
+    """The new user, or None when the email is taken."""
+    return await conn.fetchrow(
+        f"""
+        INSERT INTO users (email, name, slack, role, password_hash) VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (email) DO NOTHING RETURNING {_USER}
+        """,  # noqa: S608 - a constant column list
+        email,
+        name,
+        slack,
+        role,
+        password_hash,
+    )
+
+
+async def list_users(*, conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch(f"SELECT {_USER} FROM users ORDER BY email")  # noqa: S608
+
+
+async def count_users(*, conn: asyncpg.Connection) -> int:
+    return await conn.fetchval("SELECT count(*) FROM users")
+
+
+async def user_for_signin(*, conn: asyncpg.Connection, email: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {_USER}, password_hash FROM users WHERE email = $1",  # noqa: S608
+        email,
+    )
+
+
+async def set_password(*, conn: asyncpg.Connection, email: str, password_hash: str) -> bool:
+    """Also ends the user's sessions: whoever knew the old password is signed out."""
+    user_id = await conn.fetchval(
+        "UPDATE users SET password_hash = $2 WHERE email = $1 RETURNING id", email, password_hash
+    )
+    if user_id is not None:
+        await conn.execute("DELETE FROM user_sessions WHERE user_id = $1", user_id)
+    return user_id is not None
+
+
+async def rehash_password(*, conn: asyncpg.Connection, user_id: int, password_hash: str) -> None:
+    await conn.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user_id, password_hash)
+
+
+async def disable_user(*, conn: asyncpg.Connection, email: str) -> bool:
+    """Disabled at once: its sessions are deleted, and its tokens fail the auth join."""
+    user_id = await conn.fetchval(
+        "UPDATE users SET disabled = true WHERE email = $1 RETURNING id", email
+    )
+    if user_id is not None:
+        await conn.execute("DELETE FROM user_sessions WHERE user_id = $1", user_id)
+    return user_id is not None
+
+
+# -- sessions ----------------------------------------------------------------------------------
+
+
+async def create_session(
+    *,
+    conn: asyncpg.Connection,
+    session_hash: str,
+    user_id: int,
+    csrf_token: str,
+    expires_at: datetime,
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO user_sessions (id, user_id, csrf_token, expires_at) VALUES ($1, $2, $3, $4)
+        """,
+        session_hash,
+        user_id,
+        csrf_token,
+        expires_at,
+    )
+
+
+async def session_user(
+    *, conn: asyncpg.Connection, session_hash: str, now: datetime
+) -> asyncpg.Record | None:
+    """The session's user and CSRF token, if the session is current and the user enabled."""
+    return await conn.fetchrow(
+        """
+        SELECT u.id, u.email, u.name, u.slack, u.role, s.csrf_token FROM user_sessions s
+        JOIN users u ON u.id = s.user_id
+        WHERE s.id = $1 AND s.expires_at > $2 AND NOT u.disabled
+        """,
+        session_hash,
+        now,
+    )
+
+
+async def delete_session(*, conn: asyncpg.Connection, session_hash: str) -> None:
+    await conn.execute("DELETE FROM user_sessions WHERE id = $1", session_hash)
+
+
+async def delete_expired_sessions(*, conn: asyncpg.Connection, now: datetime) -> int:
+    result = await conn.execute("DELETE FROM user_sessions WHERE expires_at <= $1", now)
+    return int(result.split()[-1])
+
+
+# -- API tokens --------------------------------------------------------------------------------
+
+
+async def add_token(
+    *, conn: asyncpg.Connection, user_id: int, name: str, token_hash: str, prefix: str
+) -> int:
+    return await conn.fetchval(
+        """
+        INSERT INTO api_tokens (user_id, name, token_hash, prefix) VALUES ($1, $2, $3, $4)
+        RETURNING id
+        """,
+        user_id,
+        name,
+        token_hash,
+        prefix,
+    )
+
+
+async def list_tokens(*, conn: asyncpg.Connection, user_id: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        SELECT id, name, prefix, created_at, revoked_at FROM api_tokens WHERE user_id = $1
+        ORDER BY revoked_at IS NOT NULL, created_at DESC
+        """,
+        user_id,
+    )
+
+
+async def revoke_token(
+    *, conn: asyncpg.Connection, user_id: int, token_id: int, now: datetime
+) -> bool:
+    """Only the owner's own token; revoking twice keeps the first time."""
+    status = await conn.execute(
+        """
+        UPDATE api_tokens SET revoked_at = coalesce(revoked_at, $3)
+        WHERE id = $1 AND user_id = $2
+        """,
+        token_id,
+        user_id,
+        now,
+    )
+    return status.endswith(" 1")
+
+
+# -- failed sign-ins (kizashi.console.security) -------------------------------------------------
+
+
+async def blocked_until(
+    *, conn: asyncpg.Connection, keys: list[str], now: datetime
+) -> datetime | None:
+    return await conn.fetchval(
+        "SELECT max(blocked_until) FROM signin_attempts WHERE key = ANY($1::text[]) "
+        "AND blocked_until > $2",
+        keys,
+        now,
+    )
+
+
+async def record_failure(
+    *, conn: asyncpg.Connection, key: str, now: datetime, forget_before: datetime
+) -> int:
+    """Count one more failure for `key` (starting afresh after a quiet spell); the count."""
+    return await conn.fetchval(
+        """
+        INSERT INTO signin_attempts AS a (key, failures, last_failure_at) VALUES ($1, 1, $2)
+        ON CONFLICT (key) DO UPDATE SET
+            failures = CASE WHEN a.last_failure_at < $3 THEN 1 ELSE a.failures + 1 END,
+            last_failure_at = $2
+        RETURNING failures
+        """,
+        key,
+        now,
+        forget_before,
+    )
+
+
+async def block(*, conn: asyncpg.Connection, key: str, until: datetime) -> None:
+    await conn.execute("UPDATE signin_attempts SET blocked_until = $2 WHERE key = $1", key, until)
+
+
+async def clear_failures(*, conn: asyncpg.Connection, key: str) -> None:
+    await conn.execute("DELETE FROM signin_attempts WHERE key = $1", key)
+
+
+# -- what the console shows: signals and accounts (read-only; owned by triggers, scoring) -------
+
+# The account's owner now (triggers' latest change), else when the signal fired. The same
+# expression decides "mine" here and who may act in triggers (kizashi.triggers.repository).
+_OWNER = """lower(coalesce(ta.latest -> 'account' ->> 'owner_email',
+                           s.payload -> 'account' ->> 'owner_email'))"""
+_INBOX_FILTERS = (
+    """
+    ($1::text IS NULL OR s.kind = $1) AND ($2::text IS NULL OR s.rule = $2)
+    AND ($3::text IS NULL OR """
+    + _OWNER
+    + """ = $3)"""
+)
+
+
+async def inbox(
+    *,
+    conn: asyncpg.Connection,
+    me: str,
+    status: str | None,
+    kind: str | None,
+    rule: str | None,
+    owner: str | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Signals, the caller's first, then by priority, oldest first; `status` None means every
+    status that still needs someone (open, acknowledged, snoozed)."""
+    return await conn.fetch(
+        f"""
+        SELECT s.signal_id, s.account_id, s.kind, s.rule, s.priority, s.status,
+               s.snoozed_until, s.fired_at, s.status_changed_at, s.status_changed_by,
+               s.payload ->> 'headline' AS headline, s.payload -> 'reasons' AS reasons,
+               s.payload -> 'account' ->> 'name' AS account_name, {_OWNER} AS owner
+        FROM signals s LEFT JOIN trigger_accounts ta ON ta.account_id = s.account_id
+        WHERE {_INBOX_FILTERS}
+          AND (CASE WHEN $4::text IS NULL THEN s.status <> 'resolved' ELSE s.status = $4 END)
+        ORDER BY ({_OWNER} = $5) IS NOT TRUE,
+                 array_position(ARRAY['high', 'medium', 'low'], s.priority), s.fired_at,
+                 s.signal_id
+        LIMIT $6
+        """,  # noqa: S608 - constant fragments only
+        kind,
+        rule,
+        owner,
+        status,
+        me,
+        limit,
+    )
+
+
+async def status_counts(
+    *, conn: asyncpg.Connection, kind: str | None, rule: str | None, owner: str | None
+) -> dict[str, int]:
+    rows = await conn.fetch(
+        f"""
+        SELECT s.status, count(*) AS n
+        FROM signals s LEFT JOIN trigger_accounts ta ON ta.account_id = s.account_id
+        WHERE {_INBOX_FILTERS} GROUP BY s.status
+        """,  # noqa: S608 - constant fragments only
+        kind,
+        rule,
+        owner,
+    )
+    return {row["status"]: row["n"] for row in rows}
+
+
+async def signal(*, conn: asyncpg.Connection, signal_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"""
+        SELECT s.signal_id, s.account_id, s.kind, s.rule, s.priority, s.status,
+               s.snoozed_until, s.fired_at, s.payload::text AS payload, {_OWNER} AS owner
+        FROM signals s LEFT JOIN trigger_accounts ta ON ta.account_id = s.account_id
+        WHERE s.signal_id = $1
+        """,  # noqa: S608 - constant fragments only
+        signal_id,
+    )
+
+
+async def signal_actions(*, conn: asyncpg.Connection, signal_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT action, actor, at FROM signal_actions WHERE signal_id = $1 ORDER BY id",
+        signal_id,
+    )
+
+
+async def account(*, conn: asyncpg.Connection, account_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """
+        SELECT a.account_id, a.facts::text AS facts, sc.cs, sc.op, sc.segment, sc.priority,
+               sc.computed_at
+        FROM accounts a LEFT JOIN scores sc ON sc.account_id = a.account_id
+        WHERE a.account_id = $1
+        """,
+        account_id,
+    )
+
+
+async def account_signals(*, conn: asyncpg.Connection, account_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        SELECT signal_id, kind, rule, priority, status, fired_at, payload ->> 'headline' AS headline
+        FROM signals WHERE account_id = $1 ORDER BY fired_at DESC LIMIT 100
+        """,
+        account_id,
+    )

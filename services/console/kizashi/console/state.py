@@ -1,0 +1,15 @@
+"""The typed state the console app holds while it runs."""
+
+from dataclasses import dataclass
+
+import httpx
+
+from kizashi.console.settings import ConsoleSettings
+from kizashi.runtime.lifecycle import ServiceState
+
+
+@dataclass
+class ConsoleState(ServiceState):
+    settings: ConsoleSettings
+    # The triggers API, with the service token: actions go through its lifecycle code.
+    triggers: httpx.AsyncClient
