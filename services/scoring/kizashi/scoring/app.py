@@ -1,6 +1,8 @@
-"""The scoring service's FastAPI app: the consumer, the periodic sweep and the accounts API."""
+"""The scoring service's FastAPI app: the consumer, the periodic sweep, the pruning of
+processed event ids and the accounts API."""
 
 import functools
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -11,6 +13,7 @@ from kizashi.runtime.lifecycle import ServiceRuntime
 from kizashi.scoring import api
 from kizashi.scoring.config import load_scoring_config
 from kizashi.scoring.consumer import handle_events
+from kizashi.scoring.dedup import prune_once
 from kizashi.scoring.segment_sizes import refresh_segment_sizes
 from kizashi.scoring.settings import ScoringSettings, get_settings
 from kizashi.scoring.state import ScoringState
@@ -23,7 +26,11 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
     config = load_scoring_config(settings.config_dir)
 
     async def setup(runtime: ServiceRuntime) -> ScoringState:
-        service = ScoringState(runtime=runtime, config=config)
+        service = ScoringState(
+            runtime=runtime,
+            config=config,
+            dedup_window=timedelta(days=settings.dedup_window_days),
+        )
         tune_garbage_collector()
         runtime.consume(
             list(EVENT_TOPICS.values()),
@@ -32,6 +39,11 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
         )
         runtime.every(
             settings.sweep_interval_s, functools.partial(sweep_once, service), name="sweep"
+        )
+        runtime.every(
+            settings.dedup_prune_interval_s,
+            functools.partial(prune_once, service),
+            name="dedup-prune",
         )
         runtime.every(
             settings.sweep_interval_s,

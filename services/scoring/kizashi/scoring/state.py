@@ -1,6 +1,7 @@
 """The typed state the scoring app holds while it runs."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from kizashi.runtime.lifecycle import ServiceState
 from kizashi.scoring.config import ScoringConfig
@@ -9,3 +10,8 @@ from kizashi.scoring.config import ScoringConfig
 @dataclass
 class ScoringState(ServiceState):
     config: ScoringConfig
+    # How long an applied event id is remembered (KIZASHI_DEDUP_WINDOW_DAYS; kizashi.scoring.dedup).
+    dedup_window: timedelta = timedelta(days=35)
+    # Whether processed ids from before migration 0010 (source unknown) may be left: None
+    # until asked (the first batch asks), False once the pruning found none.
+    legacy_ids: bool | None = None
