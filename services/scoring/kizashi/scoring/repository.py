@@ -40,6 +40,29 @@ class StoredAccount:
 
 EventKey = tuple[str, str, str]  # (source, account id, event id): what dedup is scoped to
 
+# The claim. `{batch}` is the batch's keys, all of them or (while rows from before migration
+# 0010 are left) those not recorded under the unknown source ''. One of two constant texts.
+_CLAIM = """
+    WITH claimed AS (
+        INSERT INTO processed_events (source, account_id, event_id)
+        {batch}
+        ON CONFLICT (source, account_id, event_id) DO NOTHING
+        RETURNING source, account_id, event_id
+    )
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS u(source, account_id, event_id)
+    EXCEPT
+    SELECT source, account_id, event_id FROM claimed
+"""
+_BATCH = "SELECT * FROM unnest($1::text[], $2::text[], $3::text[])"
+CLAIM_SQL = _CLAIM.format(batch=_BATCH)
+CLAIM_WITH_LEGACY_SQL = _CLAIM.format(
+    batch=f"""{_BATCH} AS b(source, account_id, event_id)
+        WHERE NOT EXISTS (
+            SELECT 1 FROM processed_events p
+            WHERE p.source = '' AND p.account_id = b.account_id AND p.event_id = b.event_id
+        )"""
+)
+
 
 async def claim_new_events(
     *, conn: asyncpg.Connection, keys: Sequence[EventKey], legacy: bool = True
@@ -50,32 +73,14 @@ async def claim_new_events(
     keys cannot lock them in opposite orders. A key twice in `keys` is claimed once.
 
     `legacy`: rows recorded before migration 0010 may be left. Their source is unknown (''),
-    so a key also counts as applied when ('', its account, its id) is."""
+    so a key also counts as applied when ('', its account, its id) is. Without them the
+    statement skips that probe (an index lookup per event)."""
     ordered = sorted(keys)
     rows = await conn.fetch(
-        """
-        WITH batch AS (
-            SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
-                AS u(source, account_id, event_id)
-        ), claimed AS (
-            INSERT INTO processed_events (source, account_id, event_id)
-            SELECT source, account_id, event_id FROM batch b
-            WHERE NOT $4::bool OR NOT EXISTS (
-                SELECT 1 FROM processed_events p
-                WHERE p.source = '' AND p.account_id = b.account_id
-                  AND p.event_id = b.event_id
-            )
-            ON CONFLICT (source, account_id, event_id) DO NOTHING
-            RETURNING source, account_id, event_id
-        )
-        SELECT source, account_id, event_id FROM batch
-        EXCEPT
-        SELECT source, account_id, event_id FROM claimed
-        """,
+        CLAIM_WITH_LEGACY_SQL if legacy else CLAIM_SQL,
         [k[0] for k in ordered],
         [k[1] for k in ordered],
         [k[2] for k in ordered],
-        legacy,
     )
     return {(row["source"], row["account_id"], row["event_id"]) for row in rows}
 
