@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,14 +64,15 @@ async def scoring_service(
 
 
 def event(kind: str, account: str, at: datetime, **fields: Any) -> dict:
-    """An input event as ingest writes it to Kafka (occurred_at and received_at set)."""
+    """An input event as ingest writes it to Kafka: occurred_at `at`, received now (unless
+    `received_at` says otherwise), from the ingest key `tests` (unless `source` says)."""
     return {
         "type": kind,
         "account_id": account,
         "event_id": fields.pop("event_id", uuid.uuid4().hex),
         "occurred_at": at.isoformat(),
-        "received_at": at.isoformat(),
-        "source": "tests",
+        "received_at": fields.pop("received_at", datetime.now(UTC)).isoformat(),
+        "source": fields.pop("source", "tests"),
         **fields,
     }
 

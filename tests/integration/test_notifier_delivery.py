@@ -273,7 +273,7 @@ async def test_a_digest_route_sends_one_message_per_owner_per_interval(notifier,
     assert all(f"Digest Co {i}" in body for i in range(3))
     slack_rows = [r for rows in sent for r in rows if r["channel"] == "slack"]
     [digest_key] = {r["digest_key"] for r in slack_rows}
-    assert _ids([message]) == [digest_id_for(digest_key)]
+    assert _ids([message]) == [digest_id_for(digest_key, [r["delivery_id"] for r in slack_rows])]
     assert len({r["sent_at"] for r in slack_rows}) == 1  # recorded together
 
     # One email to the owner with the same three.

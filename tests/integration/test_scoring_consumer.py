@@ -252,7 +252,7 @@ async def test_the_silence_sweep_lowers_cs_and_reads_only_due_accounts(service, 
                 later,
             )
         )
-        claimed = await repository.due_for_check(conn=connection, now=later, limit=10_000)
+        claimed, _ = await repository.lock_due_accounts(conn=connection, now=later, limit=10_000)
     assert "scores_next_check_at" in plan
     assert total >= 301 and due < 50
     assert busy in claimed and not set(idle) & set(claimed)
@@ -305,18 +305,13 @@ async def test_a_batch_counts_its_events_and_changes_in_the_metrics(service) -> 
 
 async def test_claim_returns_exactly_the_ids_not_applied_before(service) -> None:
     account = _account("claim")
-    old, new = f"{account}-old", f"{account}-new"
+    old, new = ("tests", account, f"{account}-old"), ("tests", account, f"{account}-new")
     async with raw_transaction(service.engine) as connection:
-        claimed = await repository.claim_new_events(
-            conn=connection, event_ids=[old], account_ids=[account]
-        )
-        assert claimed == {old}
+        assert await repository.claim_new_events(conn=connection, keys=[old]) == set()
     async with raw_transaction(service.engine) as connection:
-        # A repeated id (callers dedupe, but the claim must not drop it) and one applied before.
-        fresh = await repository.claim_new_events(
-            conn=connection, event_ids=[new, old, new], account_ids=[account] * 3
-        )
-    assert fresh == {new}
+        # A repeated key (callers dedupe, but the claim must not drop it) and one applied before.
+        applied_before = await repository.claim_new_events(conn=connection, keys=[new, old, new])
+    assert applied_before == {old}
 
 
 async def test_the_scores_last_published_are_stored_apart_from_the_computed_ones(service) -> None:

@@ -38,5 +38,8 @@ def test_the_owner_is_the_email_case_folded_else_the_slack_handle() -> None:
 
 
 def test_a_digest_id_is_stable_and_distinct() -> None:
-    assert digest_id_for("mail|ana|1") == digest_id_for("mail|ana|1")
-    assert digest_id_for("mail|ana|1") != digest_id_for("mail|ana|2")
+    assert digest_id_for("mail|ana|1", ["d1", "d2"]) == digest_id_for("mail|ana|1", ["d2", "d1"])
+    assert digest_id_for("mail|ana|1", ["d1"]) != digest_id_for("mail|ana|2", ["d1"])
+    # Another set of rows in the same window (a late row) is another message.
+    assert digest_id_for("mail|ana|1", ["d1", "d2"]) != digest_id_for("mail|ana|1", ["d3"])
+    assert digest_id_for("mail|ana|1", ["d1"]) != digest_id_for("mail|ana|1", ["d1", "d3"])

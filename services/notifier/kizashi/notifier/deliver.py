@@ -92,12 +92,12 @@ async def _deliver(service: NotifierState, claimed: dict) -> None:
     await _record(service, [claimed], [signal], result)
 
 
-async def _deliver_digest(service: NotifierState, digest_key: str, claimed: list[dict]) -> None:
+async def _deliver_digest(service: NotifierState, claimed: list[dict]) -> None:
     signals = [signal_adapter.validate_python(c["payload"]) for c in claimed]
+    digest_key = claimed[0]["digest_key"]
+    digest_id = digest_id_for(digest_key, [c["delivery_id"] for c in claimed])
     try:
-        result = await send_digest(
-            service, claimed[0]["receiver"], signals, digest_id_for(digest_key)
-        )
+        result = await send_digest(service, claimed[0]["receiver"], signals, digest_id)
     except Exception as error:
         log.exception("digest failed unexpectedly", extra={"digest_key": digest_key})
         result = SendResult("failed", f"internal error: {type(error).__name__}")
@@ -165,8 +165,11 @@ async def _dead_letter(
 ) -> None:
     """One dead letter per delivery given up on, carrying its signal and the reason."""
     records = []
+    digest_id = None
+    if claimed[0].get("digest_key"):
+        digest_id = digest_id_for(claimed[0]["digest_key"], [c["delivery_id"] for c in claimed])
     for row, signal in zip(claimed, signals, strict=True):
-        via = f" (in digest {digest_id_for(row['digest_key'])})" if row.get("digest_key") else ""
+        via = f" (in digest {digest_id})" if digest_id else ""
         letter = DeadLetter(
             service="notifier",
             topic=SIGNAL_TOPICS[signal.kind],
@@ -198,7 +201,7 @@ async def deliver_due(service: NotifierState) -> int:
         single = await repository.claim_due(conn=connection, **claim)
         digests = await repository.claim_digests(conn=connection, **claim)
     claimed_ids = [c["delivery_id"] for c in single]
-    claimed_ids += [c["delivery_id"] for rows in digests.values() for c in rows]
+    claimed_ids += [c["delivery_id"] for rows in digests for c in rows]
     if not claimed_ids:
         return 0
     service.in_flight.update(claimed_ids)
@@ -208,7 +211,7 @@ async def deliver_due(service: NotifierState) -> int:
         # row still being sent leaves `in_flight` early (it would be reclaimed and resent).
         outcomes = await asyncio.gather(
             *(_deliver(service, c) for c in single),
-            *(_deliver_digest(service, key, rows) for key, rows in digests.items()),
+            *(_deliver_digest(service, rows) for rows in digests),
             return_exceptions=True,
         )
         for outcome in outcomes:

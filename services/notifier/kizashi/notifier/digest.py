@@ -3,10 +3,15 @@
 The consumer records each signal's delivery with a `digest_key` naming its digest and the
 window's end as `next_attempt_at`; the worker claims every delivery of a key at once (see
 `repository.claim_digests`), sends one message built by `Renderer.digest`, and records the
-one result on all of them, so a digest's deliveries end sent or failed together."""
+one result on all of them, so a digest's deliveries end sent or failed together.
+
+A row can still join a key after its digest went out (the consumer took the window from its
+clock just before the window's end, and committed just after the send). It goes out in a
+digest of its own, and the delivery id covers the rows a message carries, so that one has a
+new id: a receiver that dedupes by id does not drop it as a repeat."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from kizashi.contracts.signals import SignalBase
 from kizashi.notifier.links import action_links, recipient_of
@@ -17,9 +22,12 @@ from kizashi.notifier.transport import SendResult
 DIGEST_NAMESPACE = uuid.UUID("0b6f7a52-3c1d-4e8a-9f27-5d4c8e1a2b90")
 
 
-def digest_id_for(digest_key: str) -> str:
-    """The digest's `X-Kizashi-Delivery-Id`: the same on every attempt, so a receiver can dedupe."""
-    return str(uuid.uuid5(DIGEST_NAMESPACE, digest_key))
+def digest_id_for(digest_key: str, delivery_ids: Iterable[str]) -> str:
+    """The digest's `X-Kizashi-Delivery-Id`, from its key and the deliveries it carries: the
+    same on every attempt of the same rows (a receiver can dedupe a resend), another one for
+    a message that carries other rows of the same window (a late row is not a repeat)."""
+    carried = "\x1f".join(sorted(delivery_ids))
+    return str(uuid.uuid5(DIGEST_NAMESPACE, f"{digest_key}\x1e{carried}"))
 
 
 def digest_title(signals: Sequence[SignalBase]) -> str:

@@ -100,19 +100,27 @@ async def claim_digests(
     lease_s: float,
     in_flight: Sequence[str],
     limit: int,
-) -> dict[str, list[dict]]:
-    """Claim whole digests: every pending (or abandoned) delivery of each due digest key.
+) -> list[list[dict]]:
+    """Claim whole digests: every pending (or abandoned) delivery of each due group, a group
+    being the rows of one digest key with one attempt count. Each group, sorted by delivery
+    id, is one message.
 
-    A key is due when all its pending rows are (they share the window's end, and a retry moves
-    them together). Two workers may pick the same key; the UPDATE re-checks each row under its
-    lock, so the second finds them `sending` and claims nothing."""
-    keys = await conn.fetch(
+    The attempt count keeps a message's rows together: rows that went out (or were tried)
+    together share it, so a retry or a reclaim after a lost lease carries exactly the same
+    rows (and keeps its delivery id), while a row that joined the key late (attempts 0) goes
+    out in a message of its own instead of joining a resend of rows already delivered.
+
+    A group is due when all its pending rows are (a retry moves them together). Two workers
+    may pick the same group; the UPDATE re-checks each row under its lock, so the second finds
+    them `sending` and claims nothing. A row committed between the two statements is claimed
+    with its group (the UPDATE reads it), and the delivery id names the rows claimed."""
+    groups = await conn.fetch(
         f"""
-        SELECT digest_key FROM deliveries
+        SELECT digest_key, attempts FROM deliveries
         WHERE digest_key IS NOT NULL AND (status = 'pending' OR {ABANDONED})
-        GROUP BY digest_key
+        GROUP BY digest_key, attempts
         HAVING bool_and(status <> 'pending' OR next_attempt_at <= $1)
-        ORDER BY min(next_attempt_at), digest_key
+        ORDER BY min(next_attempt_at), digest_key, attempts
         LIMIT $4
         """,  # noqa: S608 - ABANDONED is a constant
         now,
@@ -120,23 +128,25 @@ async def claim_digests(
         list(in_flight),
         limit,
     )
-    if not keys:
-        return {}
+    if not groups:
+        return []
     rows = await conn.fetch(
         f"""
         UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = $1
-        WHERE digest_key = ANY($4::text[]) AND (status = 'pending' OR {ABANDONED})
+        WHERE (digest_key, attempts) IN (SELECT * FROM unnest($4::text[], $5::int[]))
+          AND (status = 'pending' OR {ABANDONED})
         RETURNING {RETURNED}
         """,  # noqa: S608 - ABANDONED and RETURNED are constants
         now,
         lease_s,
         list(in_flight),
-        [k["digest_key"] for k in keys],
+        [g["digest_key"] for g in groups],
+        [g["attempts"] for g in groups],
     )
-    groups: dict[str, list[dict]] = {}
+    claimed: dict[tuple[str, int], list[dict]] = {}
     for row in sorted(_rows(rows), key=lambda r: r["delivery_id"]):
-        groups.setdefault(row["digest_key"], []).append(row)
-    return groups
+        claimed.setdefault((row["digest_key"], row["attempts"]), []).append(row)
+    return list(claimed.values())
 
 
 async def record_attempts(

@@ -1,6 +1,8 @@
-"""The scoring service's FastAPI app: the consumer, the periodic sweep and the accounts API."""
+"""The scoring service's FastAPI app: the consumer, the periodic sweep, the pruning of
+processed event ids and the accounts API."""
 
 import functools
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -11,6 +13,7 @@ from kizashi.runtime.lifecycle import ServiceRuntime
 from kizashi.scoring import api, history_api
 from kizashi.scoring.config import load_scoring_config
 from kizashi.scoring.consumer import handle_events
+from kizashi.scoring.dedup import prune_once
 from kizashi.scoring.retention import prune_history
 from kizashi.scoring.segment_sizes import refresh_segment_sizes
 from kizashi.scoring.settings import ScoringSettings, get_settings
@@ -28,6 +31,7 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
             runtime=runtime,
             config=config,
             history_retention_days=settings.score_history_retention_days,
+            dedup_window=timedelta(days=settings.dedup_window_days),
         )
         tune_garbage_collector()
         runtime.consume(
@@ -37,6 +41,11 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
         )
         runtime.every(
             settings.sweep_interval_s, functools.partial(sweep_once, service), name="sweep"
+        )
+        runtime.every(
+            settings.dedup_prune_interval_s,
+            functools.partial(prune_once, service),
+            name="dedup-prune",
         )
         runtime.every(
             settings.sweep_interval_s,

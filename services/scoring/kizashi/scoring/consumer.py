@@ -1,12 +1,14 @@
 """The scoring consumer: input events in, scores and `scores.changed` out.
 
-Per batch, in one transaction: claim the event ids (each applies at most once), lock the
-touched accounts, apply, score, upsert, and publish `scores.changed` (kizashi.scoring.persist).
+Per batch, in one transaction: claim the events' (source, account, event id) keys (each
+applies at most once within the dedup window, kizashi.scoring.dedup), lock the touched
+accounts, apply, score, upsert, and publish `scores.changed` (kizashi.scoring.persist).
 The publish is awaited before the commit, so a failed publish rolls the batch back and it is
 retried whole; a crash after the publish but before the commit replays a message the triggers
 dedupe by id.
 """
 
+import logging
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 
@@ -18,9 +20,17 @@ from kizashi.runtime.collector import collection_paused
 from kizashi.runtime.consumer import PermanentRecordError, Rejected
 from kizashi.runtime.db import raw_transaction
 from kizashi.scoring import repository
-from kizashi.scoring.metrics import EVENTS_APPLIED, EVENTS_DUPLICATE, record_outcomes
+from kizashi.scoring.metrics import (
+    EVENTS_APPLIED,
+    EVENTS_DUPLICATE,
+    EVENTS_EXPIRED,
+    record_outcomes,
+)
 from kizashi.scoring.persist import rescore_and_write
+from kizashi.scoring.repository import EventKey
 from kizashi.scoring.state import ScoringState
+
+log = logging.getLogger(__name__)
 
 
 def decode(records: list[ConsumerRecord]) -> tuple[list[EventEnvelope], Rejected]:
@@ -47,29 +57,46 @@ async def handle_events(service: ScoringState, records: list[ConsumerRecord]) ->
 
 async def _apply(service: ScoringState, records: list[ConsumerRecord]) -> Rejected:
     events, rejected = decode(records)
-    # The same id twice in one batch (a client retry) counts once.
-    unique = list({event.event_id: event for event in events}.values())
+    now = datetime.now(UTC)
+    # Received before the dedup window: its id may have been pruned, so it is not applied
+    # (kizashi.scoring.dedup). The same key twice in one batch (a client retry) counts once.
+    received_after = now - service.dedup_window
+    unique: dict[EventKey, EventEnvelope] = {}
+    expired: list[EventEnvelope] = []
+    for event in events:
+        if event.received_at is not None and event.received_at < received_after:
+            expired.append(event)
+        else:
+            unique[event.source or "", event.account_id, event.event_id] = event
+    if expired:
+        EVENTS_EXPIRED.inc(len(expired))
+        log.warning(
+            "skipped %d events received before the %d-day dedup window (oldest %s)",
+            len(expired),
+            service.dedup_window.days,
+            min(e.received_at for e in expired).isoformat(),  # type: ignore[type-var]
+            extra={"event_id": expired[0].event_id},
+        )
     if not unique:
         return rejected
-    now = datetime.now(UTC)
     async with raw_transaction(service.engine) as connection:
-        fresh = await repository.claim_new_events(
-            conn=connection,
-            event_ids=[e.event_id for e in unique],
-            account_ids=[e.account_id for e in unique],
+        if service.legacy_ids is None:
+            service.legacy_ids = await repository.has_legacy_ids(conn=connection)
+        applied_before = await repository.claim_new_events(
+            conn=connection, keys=list(unique), legacy=service.legacy_ids
         )
-        EVENTS_DUPLICATE.inc(len(events) - len(fresh))
+        fresh = [e for key, e in unique.items() if key not in applied_before]
+        EVENTS_DUPLICATE.inc(len(events) - len(expired) - len(fresh))
         by_account: dict[str, list[EventEnvelope]] = defaultdict(list)
-        for event in unique:
-            if event.event_id in fresh:
-                by_account[event.account_id].append(event)
+        for event in fresh:
+            by_account[event.account_id].append(event)
         if not by_account:
             return rejected
         stored = await repository.lock_accounts(conn=connection, account_ids=by_account)
         outcomes = await rescore_and_write(
             service, connection, stored, by_account, cause="events", now=now
         )
-    applied = Counter(event.type for event in unique if event.event_id in fresh)  # type: ignore[attr-defined]
+    applied = Counter(event.type for event in fresh)  # type: ignore[attr-defined]
     for kind, count in applied.items():
         EVENTS_APPLIED.labels(kind).inc(count)
     record_outcomes(outcomes)

@@ -10,6 +10,14 @@ EVENTS_DUPLICATE = Counter(
     "kizashi_scoring_events_duplicate_total",
     "Input events skipped because their event_id was already applied",
 )
+EVENTS_EXPIRED = Counter(
+    "kizashi_scoring_events_expired_total",
+    "Input events not applied because ingest received them longer ago than the dedup window",
+)
+PROCESSED_EVENTS_PRUNED = Counter(
+    "kizashi_scoring_processed_events_pruned_total",
+    "Processed event ids deleted once older than the dedup window",
+)
 SCORE_UPDATES = Counter(
     "kizashi_scoring_score_updates_total",
     "Account scores recomputed, by cause (events, sweep, rescore)",

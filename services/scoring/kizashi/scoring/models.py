@@ -57,10 +57,14 @@ scores = Table(
 processed_events = Table(
     "processed_events",
     metadata,
-    # The idempotency key: an event id is applied at most once, in its effect's transaction.
+    # The idempotency key: an event id is applied at most once per (source, account), in its
+    # effect's transaction (migration 0010). `source` is the ingest key's name; '' for rows
+    # from before 0010, whose source was not recorded.
+    Column("source", Text, primary_key=True),
+    Column("account_id", Text, primary_key=True),
     Column("event_id", Text, primary_key=True),
-    Column("account_id", Text, nullable=False),
     Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Pruning reads the oldest rows through it (kizashi.scoring.dedup).
     Index("processed_events_applied_at", "applied_at"),
 )
 

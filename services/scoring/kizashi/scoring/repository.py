@@ -38,32 +38,78 @@ class StoredAccount:
         )
 
 
-async def claim_new_events(
-    *, conn: asyncpg.Connection, event_ids: Sequence[str], account_ids: Sequence[str]
-) -> set[str]:
-    """Record event ids as applied; return the ones that were not applied before. Sorted, so
-    that two partitions claiming the same ids cannot lock them in opposite orders.
+EventKey = tuple[str, str, str]  # (source, account id, event id): what dedup is scoped to
 
-    Only the ids already applied come back (almost always none): returning every fresh id
-    made a row object for each event of the batch."""
-    pairs = sorted(zip(event_ids, account_ids, strict=True))
-    ids = [event_id for event_id, _ in pairs]
-    rows = await conn.fetch(
-        """
-        WITH claimed AS (
-            INSERT INTO processed_events (event_id, account_id)
-            SELECT * FROM unnest($1::text[], $2::text[])
-            ON CONFLICT (event_id) DO NOTHING
-            RETURNING event_id
-        )
-        SELECT id FROM unnest($1::text[]) AS u(id)
-        EXCEPT
-        SELECT event_id FROM claimed
-        """,
-        ids,
-        [account_id for _, account_id in pairs],
+# The claim. `{batch}` is the batch's keys, all of them or (while rows from before migration
+# 0010 are left) those not recorded under the unknown source ''. One of two constant texts.
+_CLAIM = """
+    WITH claimed AS (
+        INSERT INTO processed_events (source, account_id, event_id)
+        {batch}
+        ON CONFLICT (source, account_id, event_id) DO NOTHING
+        RETURNING source, account_id, event_id
     )
-    return set(ids).difference(row["id"] for row in rows)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS u(source, account_id, event_id)
+    EXCEPT
+    SELECT source, account_id, event_id FROM claimed
+"""
+_BATCH = "SELECT * FROM unnest($1::text[], $2::text[], $3::text[])"
+CLAIM_SQL = _CLAIM.format(batch=_BATCH)
+CLAIM_WITH_LEGACY_SQL = _CLAIM.format(
+    batch=f"""{_BATCH} AS b(source, account_id, event_id)
+        WHERE NOT EXISTS (
+            SELECT 1 FROM processed_events p
+            WHERE p.source = '' AND p.account_id = b.account_id AND p.event_id = b.event_id
+        )"""
+)
+
+
+async def claim_new_events(
+    *, conn: asyncpg.Connection, keys: Sequence[EventKey], legacy: bool = True
+) -> set[EventKey]:
+    """Record events as applied, each under its (source, account id, event id); return the
+    keys that were applied before (almost always none: returning every fresh key made a row
+    object for each event of the batch). Sorted, so that two partitions claiming the same
+    keys cannot lock them in opposite orders. A key twice in `keys` is claimed once.
+
+    `legacy`: rows recorded before migration 0010 may be left. Their source is unknown (''),
+    so a key also counts as applied when ('', its account, its id) is. Without them the
+    statement skips that probe (an index lookup per event)."""
+    ordered = sorted(keys)
+    rows = await conn.fetch(
+        CLAIM_WITH_LEGACY_SQL if legacy else CLAIM_SQL,
+        [k[0] for k in ordered],
+        [k[1] for k in ordered],
+        [k[2] for k in ordered],
+    )
+    return {(row["source"], row["account_id"], row["event_id"]) for row in rows}
+
+
+async def has_legacy_ids(*, conn: asyncpg.Connection) -> bool:
+    """Whether rows from before migration 0010 (source '') are left (read through the key)."""
+    return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM processed_events WHERE source = '')")
+
+
+async def prune_processed_events(
+    *, conn: asyncpg.Connection, applied_before: datetime, limit: int
+) -> int:
+    """Delete up to `limit` processed ids applied before `applied_before`, oldest first,
+    through the index on applied_at; returns how many. Rows another replica is deleting are
+    skipped, not waited for."""
+    status = await conn.execute(
+        """
+        DELETE FROM processed_events WHERE (source, account_id, event_id) IN (
+            SELECT source, account_id, event_id FROM processed_events
+            WHERE applied_at < $1
+            ORDER BY applied_at
+            LIMIT $2
+            FOR UPDATE SKIP LOCKED
+        )
+        """,
+        applied_before,
+        limit,
+    )
+    return int(status.split()[-1])
 
 
 async def lock_accounts(
@@ -198,19 +244,40 @@ async def save(*, conn: asyncpg.Connection, scored: Sequence[ScoredAccount]) -> 
     )
 
 
-async def due_for_check(*, conn: asyncpg.Connection, now: datetime, limit: int) -> list[str]:
-    """Accounts whose scores time alone may have moved; idle, settled accounts are not read."""
-    rows = await conn.fetch(
+async def lock_due_accounts(
+    *, conn: asyncpg.Connection, now: datetime, limit: int
+) -> tuple[list[str], int]:
+    """Lock up to `limit` accounts whose scores time alone may have moved (idle, settled
+    accounts are not read), skipping those another transaction holds: a replica sweeping at
+    the same time, or the consumer (which re-scores them anyway). So replicas split the due
+    accounts instead of re-scoring them one after the other, and the sweep never waits.
+
+    Returns the ids still due once locked, sorted, and how many were locked. The second
+    statement reads the scores afresh: one that another sweep re-scored and committed just
+    before the lock was taken is no longer due, and is left alone."""
+    locked = await conn.fetch(
         """
-        SELECT account_id FROM scores
-        WHERE next_check_at <= $1
-        ORDER BY next_check_at
+        SELECT a.account_id FROM scores s JOIN accounts a USING (account_id)
+        WHERE s.next_check_at <= $1
+        ORDER BY s.next_check_at
         LIMIT $2
+        FOR UPDATE OF a SKIP LOCKED
         """,
         now,
         limit,
     )
-    return [row["account_id"] for row in rows]
+    if not locked:
+        return [], 0
+    due = await conn.fetch(
+        """
+        SELECT account_id FROM scores
+        WHERE account_id = ANY($1::text[]) AND next_check_at <= $2
+        ORDER BY account_id
+        """,
+        [row["account_id"] for row in locked],
+        now,
+    )
+    return [row["account_id"] for row in due], len(locked)
 
 
 # -- The accounts API ----------------------------------------------------------------------

@@ -15,3 +15,9 @@ class ScoringState(ServiceState):
 
     def history_since(self, now: datetime) -> datetime:
         return now - timedelta(days=self.history_retention_days)
+
+    # How long an applied event id is remembered (KIZASHI_DEDUP_WINDOW_DAYS; kizashi.scoring.dedup).
+    dedup_window: timedelta = timedelta(days=35)
+    # Whether processed ids from before migration 0010 (source unknown) may be left: None
+    # until asked (the first batch asks), False once the pruning found none.
+    legacy_ids: bool | None = None
