@@ -11,12 +11,12 @@ import pytest
 from tests.faults.pipeline import FaultStack, close_fault_stack, open_fault_stack
 
 
-async def _fault_stack():
+async def _fault_stack(flavour: str):
     # Not under pytest's basetemp: PostgreSQL runs as another user when the tests run as root,
     # and every new pytest session on the machine resets that folder to mode 0700.
     workdir = Path(tempfile.mkdtemp(prefix="kizashi-faults-"))
     try:
-        faults: FaultStack = await open_fault_stack(workdir)
+        faults: FaultStack = await open_fault_stack(workdir, flavour)
         try:
             yield faults
         finally:
@@ -26,14 +26,15 @@ async def _fault_stack():
 
 
 @pytest.fixture(scope="session")
-async def fault_stack():
-    """One stack on servers of its own for the cases that do not stop those servers."""
-    async for faults in _fault_stack():
+async def fault_stack(broker_flavour: str):
+    """One stack on servers of its own for the cases that do not stop those servers (one per
+    broker flavour: tests/conftest.py runs each case on each)."""
+    async for faults in _fault_stack(broker_flavour):
         yield faults
 
 
 @pytest.fixture
-async def own_fault_stack():
+async def own_fault_stack(broker_flavour: str):
     """A stack for one case that stops its PostgreSQL or its broker."""
-    async for faults in _fault_stack():
+    async for faults in _fault_stack(broker_flavour):
         yield faults

@@ -28,6 +28,8 @@ from kizashi.contracts.topics import DEAD_LETTER
 from kizashi.notifier.consumer import delivery_id_for
 from kizashi.tools.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from kizashi.tools.migrate import upgrade
+from tests.support import infra
+from tests.support.kafka_cluster import KafkaCluster
 from tests.support.stack import RunningStack, start_stack
 from tests.support.webhook_server import RecordingWebhookServer
 
@@ -53,11 +55,15 @@ def routing_yaml(webhook: RecordingWebhookServer) -> str:
 
 @dataclass
 class FaultStack:
-    """`kizashi up` on its own PostgreSQL and broker, which the case may stop and start."""
+    """`kizashi up` on its own PostgreSQL and broker, which the case may stop and start.
+
+    The broker is the embedded Tansu or a three-node Apache Kafka cluster (`flavour`); for
+    the latter, stopping "the broker" stops every node (a clean shutdown), and starting it
+    brings them back on the same ports and logs."""
 
     workdir: Path
     postgres: EmbeddedPostgres
-    broker: EmbeddedBroker
+    broker: EmbeddedBroker | KafkaCluster
     webhook: RecordingWebhookServer
     stack: RunningStack
 
@@ -65,10 +71,22 @@ class FaultStack:
     def database_url(self) -> str:
         return self.postgres.url
 
+    @property
+    def flavour(self) -> str:
+        return "kafka" if isinstance(self.broker, KafkaCluster) else "embedded"
+
+    @property
+    def broker_keeps_log(self) -> bool:
+        """Apache Kafka keeps its log across a restart; the embedded broker (memory) does not."""
+        return self.flavour == "kafka"
+
     def stop_broker(self) -> None:
         self.broker.stop()
 
     def start_broker(self) -> None:
+        if isinstance(self.broker, KafkaCluster):
+            self.broker.start()
+            return
         self.broker = EmbeddedBroker(self.broker.data_dir, self.broker.port)
         self.broker.start()
 
@@ -81,19 +99,25 @@ class FaultStack:
 
     def close(self) -> int:
         code = self.stack.stop()
-        self.broker.stop()
+        infra.close_broker(self.broker)
         self.postgres.stop()
         return code
 
 
-async def open_fault_stack(workdir: Path) -> FaultStack:
+async def open_fault_stack(workdir: Path, flavour: str = "embedded") -> FaultStack:
+    broker = infra.new_broker(workdir, flavour)
     postgres = EmbeddedPostgres(workdir / "pg", free_port(), fsync=False)
-    broker = EmbeddedBroker(workdir / "broker", free_port())
     webhook = RecordingWebhookServer()
     await webhook.start()
     await asyncio.to_thread(postgres.start)
     await asyncio.to_thread(upgrade, postgres.url)
-    await asyncio.to_thread(broker.start)
+    try:
+        await asyncio.to_thread(broker.start)
+    except BaseException:
+        await asyncio.to_thread(infra.close_broker, broker)
+        await asyncio.to_thread(postgres.stop)
+        await webhook.stop()
+        raise
     config_dir = workdir / "config"
     config_dir.mkdir()
     (config_dir / "routing.yaml").write_text(routing_yaml(webhook))

@@ -44,6 +44,28 @@ def encode(payload: Any) -> bytes:
     return orjson.dumps(payload)
 
 
+# Tansu's cluster id unless told another; Apache Kafka's is a random base64 UUID.
+EMBEDDED_CLUSTER_ID = "tansu_cluster"
+MAX_REPLICATION = 3
+
+
+async def flavour_of(bootstrap_servers: str, configured: str = "auto") -> str:
+    """ "kafka" or "embedded" (Tansu): the configured one, else told by the cluster id.
+
+    The embedded broker keeps workarounds (architecture §6.3): no idempotent producer (it answers
+    InitProducerId with UnknownError) and a check before each commit that it did not forget
+    the group's offsets (its log is in memory). Apache Kafka needs neither."""
+    if configured != "auto":
+        return configured
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        cluster_id = (await admin.describe_cluster()).get("cluster_id")
+    finally:
+        await admin.close()
+    return "embedded" if cluster_id == EMBEDDED_CLUSTER_ID else "kafka"
+
+
 async def ensure_topics(
     bootstrap_servers: str, topics: Iterable[str] = ALL_TOPICS, partitions: int = DEFAULT_PARTITIONS
 ) -> None:
@@ -53,9 +75,13 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t not in existing]
         if missing:
+            # Three copies where the cluster has three brokers (with min.insync.replicas=2 an
+            # acks=all write survives one broker down); one on a single broker.
+            brokers = len((await admin.describe_cluster())["brokers"])
+            replicas = max(1, min(MAX_REPLICATION, brokers))
             try:
                 await admin.create_topics(
-                    [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
+                    [NewTopic(t, partitions, replication_factor=replicas) for t in missing]
                 )
             except TopicAlreadyExistsError:
                 pass  # another service created it first
@@ -74,10 +100,18 @@ class RecordRejected(Exception):
 class Producer:
     """acks=all; every send is awaited with a time limit, so success means acknowledged.
 
-    The idempotent producer fails on Tansu (architecture §6.3); duplicates are handled by event ids.
+    Idempotent on Apache Kafka (`idempotent=True`: a retried batch is not written twice). The
+    idempotent producer fails on Tansu (architecture §6.3); duplicates are handled by event ids.
     """
 
-    def __init__(self, bootstrap_servers: str, *, service: str, send_timeout_s: float = 10.0):
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        service: str,
+        send_timeout_s: float = 10.0,
+        idempotent: bool = False,
+    ):
         self.service = service
         self.send_timeout_s = send_timeout_s
         self.bootstrap_servers = bootstrap_servers
@@ -92,7 +126,7 @@ class Producer:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap_servers,
             acks="all",
-            enable_idempotence=False,
+            enable_idempotence=idempotent,
             linger_ms=5,
             max_batch_size=256 * 1024,
             max_request_size=2 * 1024 * 1024,
