@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     notifier_port: int = SERVICE_PORTS["notifier"]
 
     # "kafka": Apache Kafka (idempotent producer); "embedded": Tansu, with its workarounds
-    # (architecture §6.3); "auto" tells them apart by the cluster id (kizashi.runtime.kafka.flavour_of).
+    # (architecture §6.3); "auto" tells them apart by the cluster id
+    # (kizashi.runtime.kafka.flavour_of).
     kafka_flavour: Literal["auto", "kafka", "embedded"] = "auto"
     # Tansu answers a fetch long-poll by sleeping half the time left, so latency wants this low.
     kafka_fetch_max_wait_ms: int = Field(default=20, ge=1, le=5000)
