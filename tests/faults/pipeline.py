@@ -10,6 +10,7 @@ its `X-Kizashi-Delivery-Id`) and from the `deliveries` table.
 import asyncio
 import contextlib
 import itertools
+import os
 import re
 import time
 import uuid
@@ -40,7 +41,8 @@ FAULT_ENV = {
     "KIZASHI_DELIVERY_LEASE_S": "4",  # a `sending` row left by a killed notifier is retried soon
     "KIZASHI_DELIVERY_RETRY_BASE_S": "0.2",
     "KIZASHI_KAFKA_SEND_TIMEOUT_S": "3",
-    "KIZASHI_LOG_LEVEL": "WARNING",
+    # KIZASHI_TEST_LOG_LEVEL=INFO logs every delivery sent, for a post-mortem.
+    "KIZASHI_LOG_LEVEL": os.environ.get("KIZASHI_TEST_LOG_LEVEL", "WARNING"),
 }
 
 
@@ -353,11 +355,29 @@ async def assert_one_alert_each(
     ), "one sent delivery per signal"
     messages = messages_for(faults.webhook, everyone)
     delivery_ids = [m.headers.get("x-kizashi-delivery-id") for m in messages]
-    assert set(delivery_ids) == {delivery_id_for(s["signal_id"], "slack") for s in signals}
+    wanted = {delivery_id_for(s["signal_id"], "slack"): s for s in signals}
+    assert set(delivery_ids) == set(wanted), _mismatch(faults, wanted, messages)
     assert len(delivery_ids) - len(set(delivery_ids)) <= resent_at_most, delivery_ids
     for account in alert_accounts:
         mine = messages_for(faults.webhook, [account])
         assert len({m.headers["x-kizashi-delivery-id"] for m in mine}) == 1, account
+
+
+def _mismatch(faults: FaultStack, wanted: dict[str, dict], messages: list) -> str:
+    """What a failed message check needs: which messages are extra, which signals have none,
+    and every request the webhook got."""
+    ids = {m.headers.get("x-kizashi-delivery-id") for m in messages}
+    extra = [
+        (m.path, m.json.get("text"))
+        for m in messages
+        if m.headers.get("x-kizashi-delivery-id") not in wanted
+    ]
+    missing = [wanted[i] for i in set(wanted) - ids]
+    every = [
+        (m.path, m.headers.get("x-kizashi-delivery-id"), (m.json or {}).get("text"))
+        for m in faults.webhook.requests
+    ]
+    return f"extra messages: {extra}\nsignals without a message: {missing}\nall requests: {every}"
 
 
 # --- dead letters ----------------------------------------------------------------------------
