@@ -47,17 +47,25 @@ def database_url(workdir: Path, broker_flavour: str):
 
 # The suites that run once per broker flavour (KIZASHI_TEST_BROKER, see tests.support.infra).
 PER_FLAVOUR = ("e2e", "faults")
+# Of the end-to-end modules, those whose outcome depends on the broker run on Apache Kafka
+# too; the others exercise one service's API (accounts, limits, OpenAPI fuzzing, SDKs,
+# Prometheus, logs, `kizashi up`) and run on the embedded broker only, to keep CI short.
+KAFKA_E2E = ("test_event_to_alert", "test_ingest_duplicates", "test_signals_lifecycle")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Each end-to-end and fault test once per broker flavour, every other test that uses the
-    session's servers on the embedded broker. Each flavour has a world of its own (database,
-    broker, webhook and SMTP recorders, stack), started once for the whole session: a run on
-    one flavour never sees what a run on the other left behind."""
+    """Each fault test and each broker-dependent end-to-end test (KAFKA_E2E) once per broker
+    flavour, every other test that uses the session's servers on the embedded broker. Each
+    flavour has a world of its own (database, broker, webhook and SMTP recorders, stack),
+    started once for the whole session: a run on one flavour never sees what a run on the
+    other left behind."""
     if "broker_flavour" not in metafunc.fixturenames:
         return
-    per_flavour = Path(metafunc.definition.path).parent.name in PER_FLAVOUR
+    path = Path(metafunc.definition.path)
+    per_flavour = path.parent.name in PER_FLAVOUR
     flavours = infra.broker_flavours() if per_flavour else ["embedded"]
+    if path.parent.name == "e2e" and path.stem not in KAFKA_E2E:
+        flavours = [f for f in flavours if f != "kafka"] or ["embedded"]
     metafunc.parametrize("broker_flavour", flavours, indirect=True, scope="session")
 
 
