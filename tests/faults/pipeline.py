@@ -12,6 +12,9 @@ import contextlib
 import itertools
 import os
 import re
+import signal
+import subprocess
+import sys
 import time
 import uuid
 import zlib
@@ -29,6 +32,7 @@ from kizashi.contracts.topics import DEAD_LETTER
 from kizashi.notifier.consumer import delivery_id_for
 from kizashi.tools.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from kizashi.tools.migrate import upgrade
+from kizashi.tools.stack import credentials_file, read_env_file
 from tests.support import infra
 from tests.support.kafka_cluster import KafkaCluster
 from tests.support.stack import RunningStack, start_stack
@@ -139,6 +143,88 @@ async def close_fault_stack(faults: FaultStack) -> None:
     code = await asyncio.to_thread(faults.close)
     await faults.webhook.stop()
     assert code == 0, f"kizashi up exited with {code}:\n{faults.stack.log()}"
+
+
+@dataclass
+class Replica:
+    """One more process of a service, next to the one `kizashi up` runs (not supervised:
+    a SIGKILL ends it for good)."""
+
+    service: str
+    process: subprocess.Popen
+    url: str
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_replica(faults: FaultStack, service: str) -> Replica:
+    """`kizashi serve <service>` with the stack's environment and keys, on a port of its own;
+    its log goes to the stack's log folder. Returns once it is ready."""
+    port = free_port()
+    env = {
+        **faults.stack.env,
+        **read_env_file(credentials_file(faults.stack.data_dir)),
+        f"KIZASHI_{service.upper()}_PORT": str(port),
+    }
+    log = (faults.workdir / f"replica-{service}-{port}.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kizashi.tools.cli", "serve", service],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+    replica = Replica(service, process, f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + 90
+    while True:
+        assert process.poll() is None, f"the {service} replica exited with {process.returncode}"
+        try:
+            if httpx.get(f"{replica.url}/readyz", timeout=1).status_code == 200:
+                return replica
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            replica.stop()
+            raise TimeoutError(f"the {service} replica was not ready within 90 s")
+        time.sleep(0.3)
+
+
+def webhook_pace(webhook: RecordingWebhookServer) -> dict[str, float]:
+    """The shortest gap (seconds) between two messages to the same webhook path."""
+    times: dict[str, list[float]] = {}
+    for request in webhook.requests:
+        times.setdefault(request.path, []).append(request.at)
+    return {
+        path: min(b - a for a, b in itertools.pairwise(sorted(at)))
+        for path, at in times.items()
+        if len(at) > 1
+    }
+
+
+def longest_refusal(answers: list[tuple[float, int]]) -> float:
+    """The longest time (seconds) between the first and the last of consecutive non-2xx
+    answers, from first refusal to the next 2xx."""
+    longest, since = 0.0, None
+    for at, status in sorted(answers):
+        if 200 <= status < 300:
+            if since is not None:
+                longest = max(longest, at - since)
+            since = None
+        elif since is None:
+            since = at
+    return longest
 
 
 # --- the client side -------------------------------------------------------------------------

@@ -344,15 +344,18 @@ async def delivery_loop(service: NotifierState, poll_s: float = 1.0) -> None:
     keeper = asyncio.create_task(keep_leases(service), name="delivery-leases")
     try:
         while True:
+            failed = False
             try:
                 while await deliver_due(service):
                     pass
             except Exception:
+                failed = True
                 log.exception("delivery pass failed; trying again")
             with contextlib.suppress(TimeoutError):
-                # Sooner while a result waits to be recorded: nothing else is claimed meanwhile.
-                wait = min(poll_s, 0.25) if service.unrecorded else poll_s
-                await asyncio.wait_for(service.wake.wait(), wait)
+                # Sooner when a send's result could not be recorded just now (nothing else is
+                # claimed until it is); at the usual pace while the database keeps refusing.
+                soon = service.unrecorded and not failed
+                await asyncio.wait_for(service.wake.wait(), min(poll_s, 0.25) if soon else poll_s)
             service.wake.clear()
     finally:
         keeper.cancel()
