@@ -12,9 +12,13 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
+    DuplicateSequenceNumber,
+    InvalidProducerEpoch,
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
     TopicAlreadyExistsError,
 )
 from aiokafka.partitioner import DefaultPartitioner
@@ -97,6 +101,21 @@ class RecordRejected(Exception):
     """The broker refused the records for good (too large, not allowed): retrying won't help."""
 
 
+# The idempotent producer's own state is wrong (not the records): a new producer fixes it.
+PRODUCER_STATE_ERRORS = (
+    OutOfOrderSequenceNumber,
+    InvalidProducerEpoch,
+    DuplicateSequenceNumber,
+    ProducerFenced,
+)
+
+
+def _sender_died(producer: AIOKafkaProducer) -> bool:
+    """aiokafka's sender task ended (it does on a producer-state error): nothing sends now."""
+    task = getattr(getattr(producer, "_sender", None), "sender_task", None)
+    return task is not None and task.done()
+
+
 class Producer:
     """acks=all; every send is awaited with a time limit, so success means acknowledged.
 
@@ -123,20 +142,52 @@ class Producer:
         self._partitions: dict[str, list[int]] = {}
         self._partition_cache: dict[tuple[str, int, bytes], int] = {}
         self._partition_locks: dict[tuple[str, int], asyncio.Lock] = {}
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers,
+        self._idempotent = idempotent
+        self._producer = self._new_producer()
+        self._renewing = asyncio.Lock()
+        self._retired: set[asyncio.Task] = set()
+        self._started = False
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
             acks="all",
-            enable_idempotence=idempotent,
+            enable_idempotence=self._idempotent,
             linger_ms=5,
             max_batch_size=256 * 1024,
             max_request_size=2 * 1024 * 1024,
-            request_timeout_ms=int(send_timeout_s * 1000),
+            request_timeout_ms=int(self.send_timeout_s * 1000),
         )
-        self._started = False
 
     async def start(self) -> None:
         await self._producer.start()
         self._started = True
+
+    async def _renew(self, broken: AIOKafkaProducer) -> None:
+        """A new idempotent producer (a new producer id, sequences from 0) in place of one whose
+        sequence state broke. aiokafka's sender task dies on OutOfOrderSequenceNumber (a batch
+        lost or expired while the whole cluster restarted leaves a gap in the sequence), and
+        that producer refuses every later send: ingest answered 503 for good. The old one is
+        stopped in the background; records it still held are sent again by the callers (their
+        event ids make a repeat harmless)."""
+        async with self._renewing:
+            if self._producer is not broken or not self._started:
+                return  # another caller renewed it already
+            fresh = self._new_producer()
+            await fresh.start()
+            self._producer = fresh
+        log.warning("%s: the idempotent producer's state broke; started a new one", self.service)
+
+        async def retire() -> None:
+            try:
+                async with asyncio.timeout(self.send_timeout_s):
+                    await broken.stop()
+            except Exception:  # it is broken; whatever it still says does not matter
+                pass
+
+        task = asyncio.create_task(retire())
+        self._retired.add(task)
+        task.add_done_callback(self._retired.discard)
 
     async def stop(self) -> None:
         if self._started:
@@ -148,6 +199,7 @@ class Producer:
         if not records:
             return
         started = time.perf_counter()
+        producer = self._producer
         try:
             async with asyncio.timeout(self.send_timeout_s):
                 if self._check_topics:
@@ -156,6 +208,12 @@ class Producer:
                 futures = await self._send_batches(records)
                 await asyncio.gather(*futures)
         except KafkaError as error:
+            if self._idempotent and (
+                isinstance(error, PRODUCER_STATE_ERRORS) or _sender_died(producer)
+            ):
+                self._forget_partitions()
+                await self._renew(producer)
+                raise BrokerUnavailable(f"{type(error).__name__}: {error}") from error
             if not getattr(error, "retriable", False) and not isinstance(
                 error, KafkaConnectionError | KafkaTimeoutError
             ):
@@ -166,6 +224,8 @@ class Producer:
             raise BrokerUnavailable(f"{type(error).__name__}: {error}") from error
         except (TimeoutError, OSError) as error:
             self._forget_partitions()
+            if self._idempotent and _sender_died(producer):
+                await self._renew(producer)
             raise BrokerUnavailable(f"{type(error).__name__}: {error}") from error
         KAFKA_PRODUCE_DURATION.labels(self.service).observe(time.perf_counter() - started)
         counts: dict[str, int] = {}
