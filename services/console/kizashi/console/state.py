@@ -13,3 +13,5 @@ class ConsoleState(ServiceState):
     settings: ConsoleSettings
     # The triggers API, with the service token: actions go through its lifecycle code.
     triggers: httpx.AsyncClient
+    # The scoring API, with the service token: the segment cut-offs (kizashi.console.cutoffs).
+    scoring: httpx.AsyncClient
