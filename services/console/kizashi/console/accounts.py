@@ -222,18 +222,12 @@ def _renewal(value: Any, today: date) -> str | None:
 
 @router.get("/segments", response_class=HTMLResponse)
 async def segments_page(
-    request: Request, engine: EngineDep, user: UserDep, owner: Text = ""
+    request: Request, engine: EngineDep, state: StateDep, user: UserDep, owner: Text = ""
 ) -> Response:
     shown_owner, owner_email = _owner(user, owner)
-    now = datetime.now(UTC)
+    await state.moves.ready(engine)
     async with raw_transaction(engine) as connection:
         counts = await repository.segment_counts(conn=connection, owner=owner_email)
-        moves = {
-            days: await repository.segment_moves(
-                conn=connection, since=now - timedelta(days=days), owner=owner_email
-            )
-            for days in MOVE_DAYS
-        }
         people = await repository.owners(conn=connection)
     grid = {(r["segment"], r["priority"]): r["n"] for r in counts}
     return render(
@@ -244,10 +238,8 @@ async def segments_page(
         row_totals={s: sum(grid.get((s, p), 0) for p in PRIORITIES) for s in SEGMENTS},
         column_totals={p: sum(grid.get((s, p), 0) for s in SEGMENTS) for p in PRIORITIES},
         total=sum(grid.values()),
-        moves={
-            days: sorted(rows, key=lambda r: (-r["n"], r["was"], r["now"]))
-            for days, rows in moves.items()
-        },
+        moves={days: state.moves.counts(days, owner_email) for days in MOVE_DAYS},
+        moves_at=state.moves.computed_at,
         segments=SEGMENTS,
         priorities=PRIORITIES,
         owner=shown_owner,
@@ -260,6 +252,7 @@ async def segments_page(
 async def account_list(
     request: Request,
     engine: EngineDep,
+    state: StateDep,
     user: UserDep,
     owner: Text = "",
     segment: Text = "",
@@ -273,14 +266,19 @@ async def account_list(
     segment_f = _choice("segment", segment, SEGMENTS)
     priority_f = _choice("priority", priority, PRIORITIES)
     moved_f = _choice("moved_from", moved_from, SEGMENTS)
+    among = None
+    if moved_f:
+        if days not in MOVE_DAYS:
+            raise PageError(422, "Not understood", "days: 7 or 30")
+        await state.moves.ready(engine)
+        among = state.moves.accounts(days, moved_f, owner_email)
     async with raw_transaction(engine) as connection:
         rows = await repository.account_list(
             conn=connection,
             owner=owner_email,
             segment=segment_f,
             priority=priority_f,
-            moved_from=moved_f,
-            since=datetime.now(UTC) - timedelta(days=days) if moved_f else None,
+            among=among,
             unscored=unscored,
             after=after or None,
             limit=PAGE_SIZE + 1,
@@ -308,5 +306,6 @@ async def account_list(
         moved_from=moved_f,
         days=days,
         unscored=unscored,
+        moves_at=state.moves.computed_at if moved_f else None,
         nav="accounts",
     )

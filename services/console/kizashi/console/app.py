@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from kizashi.console import accounts, inbox, pages, people, repository
+from kizashi.console import accounts, inbox, moves, pages, people, repository
 from kizashi.console.deps import PageError, SignInRequired
 from kizashi.console.settings import ConsoleSettings, get_settings
 from kizashi.console.state import ConsoleState
@@ -39,6 +39,9 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         runtime.background(_close_on_cancel(client), name="triggers-client")
         runtime.background(_close_on_cancel(scoring), name="scoring-client")
         runtime.every(3600, lambda: _forget_expired_sessions(state), name="session-cleanup")
+        runtime.every(
+            moves.REFRESH_S, lambda: state.moves.refresh(state.engine), name="segment-moves"
+        )
         return state
 
     app = create_service_app(

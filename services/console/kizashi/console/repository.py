@@ -334,21 +334,28 @@ async def map_points(
     limit: int,
 ) -> list[asyncpg.Record]:
     """The `limit` most important scored accounts (priority, then ARR, then id: the order
-    `charts.map_svg` uses), with what the map draws of each."""
-    return await conn.fetch(
-        f"""
-        SELECT sc.account_id, a.facts ->> 'name' AS name, sc.cs, sc.op, sc.priority,
-               {_ARR} AS arr
-        FROM scores sc JOIN accounts a ON a.account_id = sc.account_id
-        WHERE {_MAP_FILTERS}
-        ORDER BY {_PRIORITY_RANK}, coalesce({_ARR}, 0) DESC, sc.account_id
-        LIMIT $4
-        """,  # noqa: S608 - constant fragments only
-        owner,
-        segment,
-        priority,
-        limit,
-    )
+    `charts.map_svg` uses), with what the map draws of each. One statement per priority,
+    highest first, until `limit` are found: only the accounts of the priorities drawn have
+    their facts read (at 100,000 accounts, usually the high ones alone)."""
+    found: list[asyncpg.Record] = []
+    for level in [priority] if priority else ["high", "medium", "low"]:
+        found += await conn.fetch(
+            f"""
+            SELECT sc.account_id, a.facts ->> 'name' AS name, sc.cs, sc.op, sc.priority,
+                   {_ARR} AS arr
+            FROM scores sc JOIN accounts a ON a.account_id = sc.account_id
+            WHERE {_MAP_FILTERS}
+            ORDER BY coalesce({_ARR}, 0) DESC, sc.account_id
+            LIMIT $4
+            """,  # noqa: S608 - constant fragments only
+            owner,
+            segment,
+            level,
+            limit - len(found),
+        )
+        if len(found) >= limit:
+            break
+    return found
 
 
 async def map_density(
@@ -360,31 +367,35 @@ async def map_density(
     grid: int,
 ) -> dict[tuple[int, int], int]:
     """Every scored account counted per cell of a `grid` × `grid` lattice over CS × OP, with
-    the same arithmetic as `charts.density_cell` (so the caller can take its points out)."""
-    rows = await conn.fetch(
-        f"""
-        SELECT least(greatest(floor(sc.cs * $4::float8), 0), $5::int - 1)::int AS i,
-               least(greatest(floor(sc.op * $4::float8), 0), $5::int - 1)::int AS j,
-               count(*) AS n
-        FROM scores sc JOIN accounts a ON a.account_id = sc.account_id
-        WHERE {_MAP_FILTERS}
-        GROUP BY 1, 2
-        """,  # noqa: S608 - constant fragments only
-        owner,
-        segment,
-        priority,
-        grid / 100.0,
-        grid,
-    )
+    the same arithmetic as `charts.density_cell` (so the caller can take its points out).
+    Scores alone for everyone's accounts; joined to accounts (owner index) for one owner's."""
+    cells = """least(greatest(floor(sc.cs * $3::float8), 0), $4::int - 1)::int AS i,
+               least(greatest(floor(sc.op * $3::float8), 0), $4::int - 1)::int AS j"""
+    filters = "($1::text IS NULL OR sc.segment = $1) AND ($2::text IS NULL OR sc.priority = $2)"
+    args: list = [segment, priority, grid / 100.0, grid]
+    if owner is None:
+        sql = f"SELECT {cells}, count(*) AS n FROM scores sc WHERE {filters} GROUP BY 1, 2"
+    else:
+        sql = f"""
+            SELECT {cells}, count(*) AS n
+            FROM scores sc JOIN accounts a ON a.account_id = sc.account_id
+            WHERE {filters} AND {_ACCOUNT_OWNER} = $5 GROUP BY 1, 2
+            """
+        args.append(owner)
+    rows = await conn.fetch(sql, *args)
     return {(row["i"], row["j"]): row["n"] for row in rows}
 
 
 async def unscored_count(*, conn: asyncpg.Connection, owner: str | None) -> int:
     """Accounts scoring knows with no score yet (too little data): left off the map."""
+    if owner is None:
+        return await conn.fetchval(
+            "SELECT (SELECT count(*) FROM accounts) - (SELECT count(*) FROM scores)"
+        )
     return await conn.fetchval(
         f"""
         SELECT count(*) FROM accounts a
-        WHERE ($1::text IS NULL OR {_ACCOUNT_OWNER} = $1)
+        WHERE {_ACCOUNT_OWNER} = $1
           AND NOT EXISTS (SELECT 1 FROM scores sc WHERE sc.account_id = a.account_id)
         """,  # noqa: S608 - constant fragments only
         owner,
@@ -401,7 +412,8 @@ async def positions_then(
         SELECT p.account_id, h.cs, h.op FROM unnest($1::text[]) AS p(account_id)
         CROSS JOIN LATERAL (
             SELECT cs, op FROM score_history
-            WHERE account_id = p.account_id AND at <= $2 ORDER BY at DESC LIMIT 1
+            WHERE account_id = p.account_id AND at <= $2
+            ORDER BY account_id DESC, at DESC LIMIT 1  -- the key, backwards: never the at index
         ) h
         """,
         account_ids,
@@ -468,28 +480,27 @@ _MOVED = """
 """
 _SEGMENT_THEN = """(
     SELECT h.segment FROM score_history h
-    WHERE h.account_id = sc.account_id AND h.at <= $1 ORDER BY h.at DESC LIMIT 1
+    WHERE h.account_id = sc.account_id AND h.at <= $1
+    ORDER BY h.account_id DESC, h.at DESC LIMIT 1
 )"""
 
 
-async def segment_moves(
-    *, conn: asyncpg.Connection, since: datetime, owner: str | None
-) -> list[asyncpg.Record]:
-    """(was, now, n): accounts whose segment at `since` differs from their segment now."""
+async def segment_movers(*, conn: asyncpg.Connection, since: datetime) -> list[asyncpg.Record]:
+    """(account_id, owner, was, now) of every account whose segment at `since` differs from
+    its segment now. Seconds at 100,000 accounts (a probe per account with a point since):
+    the console runs it in the background (kizashi.console.moves), never for a page."""
     return await conn.fetch(
         f"""
-        SELECT was, now, count(*) AS n FROM (
-            SELECT {_SEGMENT_THEN} AS was, sc.segment AS now
+        SELECT account_id, owner, was, now FROM (
+            SELECT sc.account_id, {_ACCOUNT_OWNER} AS owner, {_SEGMENT_THEN} AS was,
+                   sc.segment AS now
             FROM ({_MOVED}) m
             JOIN scores sc ON sc.account_id = m.account_id
             JOIN accounts a ON a.account_id = sc.account_id
-            WHERE $2::text IS NULL OR {_ACCOUNT_OWNER} = $2
         ) moves
         WHERE was IS NOT NULL AND was <> now
-        GROUP BY 1, 2
         """,  # noqa: S608 - constant fragments only
         since,
-        owner,
     )
 
 
@@ -499,14 +510,13 @@ async def account_list(
     owner: str | None,
     segment: str | None,
     priority: str | None,
-    moved_from: str | None,
-    since: datetime | None,
+    among: list[str] | None,
     unscored: bool,
     after: str | None,
     limit: int,
 ) -> list[asyncpg.Record]:
     """A page of accounts by id after `after`: those owned by `owner`, in `segment` and at
-    `priority` now, in `moved_from` at `since` (and elsewhere now), or not scored yet."""
+    `priority` now, among `among` (the movers of kizashi.console.moves), or not scored yet."""
     return await conn.fetch(
         f"""
         SELECT a.account_id, a.facts ->> 'name' AS name, {_ACCOUNT_OWNER} AS owner,
@@ -516,19 +526,16 @@ async def account_list(
         WHERE ($1::text IS NULL OR {_ACCOUNT_OWNER} = $1)
           AND ($2::text IS NULL OR sc.segment = $2)
           AND ($3::text IS NULL OR sc.priority = $3)
-          AND ($4::text IS NULL OR (
-                a.account_id IN ({_MOVED.replace("$1", "$5")})
-                AND sc.segment <> $4 AND {_SEGMENT_THEN.replace("$1", "$5")} = $4))
-          AND (NOT $6 OR sc.account_id IS NULL)
-          AND ($7::text IS NULL OR a.account_id > $7)
+          AND ($4::text[] IS NULL OR a.account_id = ANY($4::text[]))
+          AND (NOT $5 OR sc.account_id IS NULL)
+          AND ($6::text IS NULL OR a.account_id > $6)
         ORDER BY a.account_id
-        LIMIT $8
+        LIMIT $7
         """,  # noqa: S608 - constant fragments only
         owner,
         segment,
         priority,
-        moved_from,
-        since,
+        among,
         unscored,
         after,
         limit,
