@@ -4,6 +4,7 @@ whole stack under `kizashi up` (fixture `stack`)."""
 
 import asyncio
 import functools
+import os
 import shutil
 import tempfile
 import warnings
@@ -39,14 +40,73 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def database_url(workdir: Path):
-    with infra.postgres(workdir) as url:
+def database_url(workdir: Path, broker_flavour: str):
+    with infra.postgres(workdir, f"pg-{broker_flavour}") as url:
         yield url
 
 
+# The suites that run once per broker flavour (KIZASHI_TEST_BROKER, see tests.support.infra).
+PER_FLAVOUR = ("e2e", "faults")
+# Of the end-to-end modules, those whose outcome depends on the broker run on Apache Kafka
+# too; the others exercise one service's API (accounts, limits, OpenAPI fuzzing, SDKs,
+# Prometheus, logs, `kizashi up`) and run on the embedded broker only, to keep CI short.
+KAFKA_E2E = ("test_event_to_alert", "test_ingest_duplicates", "test_signals_lifecycle")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each fault test and each broker-dependent end-to-end test (KAFKA_E2E) once per broker
+    flavour, every other test that uses the session's servers on the embedded broker. Each
+    flavour has a world of its own (database, broker, webhook and SMTP recorders, stack),
+    started once for the whole session: a run on one flavour never sees what a run on the
+    other left behind."""
+    if "broker_flavour" not in metafunc.fixturenames:
+        return
+    path = Path(metafunc.definition.path)
+    per_flavour = path.parent.name in PER_FLAVOUR
+    flavours = infra.broker_flavours() if per_flavour else ["embedded"]
+    if path.parent.name == "e2e" and path.stem not in KAFKA_E2E:
+        flavours = [f for f in flavours if f != "kafka"] or ["embedded"]
+    if metafunc.definition.get_closest_marker("kafka_only"):
+        # Nothing to run when only the embedded broker was asked for (reported as skipped).
+        flavours = [f for f in flavours if f == "kafka"]
+    metafunc.parametrize("broker_flavour", flavours, indirect=True, scope="session")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    flavours = infra.broker_flavours()
+    line = f"kizashi brokers for e2e and faults: {', '.join(flavours)}"
+    if "kafka" in flavours:
+        missing = infra.kafka_missing()
+        line += f" ({infra.describe_kafka()})" if missing is None else f" -- {missing}"
+    return line
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    """Say loudly, at the end, that the Apache Kafka runs did not happen."""
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if "Apache Kafka runs SKIPPED" in str(report.longrepr)
+    ]
+    if skipped:
+        why = infra.kafka_missing() or "see the skip reasons"
+        terminalreporter.write_sep("!", "APACHE KAFKA RUNS SKIPPED", red=True, bold=True)
+        terminalreporter.write_line(
+            f"{len(skipped)} end-to-end/fault tests did NOT run against Apache Kafka: {why}",
+            red=True,
+            bold=True,
+        )
+
+
 @pytest.fixture(scope="session")
-def kafka_broker(workdir: Path):
-    with infra.broker(workdir) as server:
+def broker_flavour(request: pytest.FixtureRequest) -> str:
+    """ "embedded" (Tansu) or "kafka" (a three-node Apache Kafka cluster)."""
+    return getattr(request, "param", "embedded")
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(workdir: Path, broker_flavour: str):
+    with infra.broker(workdir, broker_flavour) as server:
         yield server
 
 
@@ -56,7 +116,7 @@ def bootstrap_servers(kafka_broker) -> str:
 
 
 @pytest.fixture(scope="session")
-async def webhook():
+async def webhook(broker_flavour: str):
     server = RecordingWebhookServer()
     await server.start()
     yield server
@@ -64,7 +124,7 @@ async def webhook():
 
 
 @pytest.fixture(scope="session")
-async def smtp():
+async def smtp(broker_flavour: str):
     server = RecordingSmtpServer()
     await server.start()
     yield server
@@ -72,7 +132,7 @@ async def smtp():
 
 
 @pytest.fixture(scope="session")
-async def stack(workdir, database_url, bootstrap_servers, webhook, smtp):
+async def stack(workdir, database_url, bootstrap_servers, broker_flavour, webhook, smtp):
     """The four services under `kizashi up`, on the session's PostgreSQL and broker."""
     running = await asyncio.to_thread(
         start_stack,
@@ -82,6 +142,10 @@ async def stack(workdir, database_url, bootstrap_servers, webhook, smtp):
         slack_webhook_url=webhook.url("/slack"),
         smtp_url=smtp.url,
     )
+    if not os.environ.get("KIZASHI_TEST_KAFKA_BOOTSTRAP_SERVERS"):
+        # Each service told the broker's flavour apart by itself (KIZASHI_KAFKA_FLAVOUR=auto).
+        told = running.log_path.read_text(errors="replace").count(f" is {broker_flavour}")
+        assert told >= 4, f"not every service saw a {broker_flavour} broker:\n{running.log()}"
     yield running
     code = await asyncio.to_thread(running.stop)
     assert code == 0, f"kizashi up exited with {code}:\n{running.log()}"

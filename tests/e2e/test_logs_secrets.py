@@ -25,6 +25,9 @@ async def _exercise_the_secret_paths(stack, account: str) -> list[dict]:
     async with stack.ingest() as client:
         bad = await client.post("/v1/events", json={"type": "survey_response", "nps": 99})
         assert bad.status_code == 422
+    # The facts first, applied before the survey is sent: in one request the two would travel
+    # on different topics (docs/ingest.md), and the signal could be built before the owner
+    # is known.
     await stack.post_events(
         [
             {
@@ -33,14 +36,24 @@ async def _exercise_the_secret_paths(stack, account: str) -> list[dict]:
                 "name": "Secretive Inc",
                 "owner_email": "sam@reps.example",
                 "owner_slack": "@sam",
-            },
+            }
+        ]
+    )
+
+    async def facts_applied():
+        response = await stack.get("scoring", f"/v1/accounts/{account}")
+        return response.status_code == 200 and response.json()["attributes"].get("owner_email")
+
+    await stack.wait_for(facts_applied)
+    await stack.post_events(
+        [
             {
                 "type": "survey_response",
                 "account_id": account,
                 "survey_id": "q4",
                 "nps": 2,
                 "upsell_intent": 9,
-            },
+            }
         ]
     )
 

@@ -1,8 +1,12 @@
 """The real servers the tests talk to: PostgreSQL and a Kafka-protocol broker.
 
 PostgreSQL: the server named by KIZASHI_TEST_DATABASE_URL when set (a fresh database is
-created on it for the session), else an embedded server in a temporary folder. The broker:
-KIZASHI_TEST_KAFKA_BOOTSTRAP_SERVERS when set, else an embedded Tansu on a free port."""
+created on it for the session), else an embedded server in a temporary folder. The broker, of
+one of two flavours: "embedded", KIZASHI_TEST_KAFKA_BOOTSTRAP_SERVERS when set, else an
+embedded Tansu on a free port; "kafka", a three-node Apache Kafka cluster (KafkaCluster).
+
+Which flavours a run uses: KIZASHI_TEST_BROKER=embedded|kafka|both (default both). The
+end-to-end and fault suites run once per flavour; every other test on the embedded broker."""
 
 import asyncio
 import os
@@ -13,9 +17,14 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import pytest
 
 from kizashi.tools.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from kizashi.tools.migrate import upgrade
+from tests.support.kafka_cluster import KafkaCluster, KafkaUnavailable, kafka_lib, kafka_version
+
+FLAVOURS = ("embedded", "kafka")
+Broker = EmbeddedBroker | KafkaCluster
 
 
 def _with_database(url: str, database: str) -> str:
@@ -40,7 +49,7 @@ async def _drop_database(server_url: str, database: str) -> None:
 
 
 @contextmanager
-def postgres(workdir: Path) -> Iterator[str]:
+def postgres(workdir: Path, name: str = "pg") -> Iterator[str]:
     """A migrated, empty database for this session; its URL."""
     external = os.environ.get("KIZASHI_TEST_DATABASE_URL")
     if external:
@@ -53,7 +62,7 @@ def postgres(workdir: Path) -> Iterator[str]:
         finally:
             asyncio.run(_drop_database(external, database))
         return
-    server = EmbeddedPostgres(workdir / "pg", free_port(), fsync=False)
+    server = EmbeddedPostgres(workdir / name, free_port(), fsync=False)
     server.start()
     try:
         upgrade(server.url)
@@ -62,8 +71,60 @@ def postgres(workdir: Path) -> Iterator[str]:
         server.stop()
 
 
+def broker_flavours() -> list[str]:
+    """The flavours KIZASHI_TEST_BROKER asks for (default both), in order."""
+    wanted = os.environ.get("KIZASHI_TEST_BROKER", "both").strip().lower() or "both"
+    if wanted == "both":
+        return list(FLAVOURS)
+    if wanted not in FLAVOURS:
+        raise pytest.UsageError(f"KIZASHI_TEST_BROKER={wanted!r}: say embedded, kafka or both")
+    return [wanted]
+
+
+def kafka_missing() -> str | None:
+    """Why the Apache Kafka runs cannot happen here, or None when they can."""
+    try:
+        kafka_lib()
+    except KafkaUnavailable as error:
+        return str(error)
+    return None
+
+
+def kafka_skip_reason(why: str) -> str:
+    return f"Apache Kafka runs SKIPPED: {why}"
+
+
+def new_broker(workdir: Path, flavour: str) -> Broker:
+    """A broker of this flavour, not started yet (pytest.skip when Kafka is not installed)."""
+    if flavour == "kafka":
+        try:
+            return KafkaCluster(workdir / "kafka")
+        except KafkaUnavailable as error:
+            pytest.skip(kafka_skip_reason(str(error)))
+    return EmbeddedBroker(workdir / "broker", free_port())
+
+
+def close_broker(server: Broker) -> None:
+    if isinstance(server, KafkaCluster):
+        server.close()
+    else:
+        server.stop()
+
+
+def describe_kafka() -> str:
+    return f"Apache Kafka {kafka_version()}, three KRaft nodes"
+
+
 @contextmanager
-def broker(workdir: Path) -> Iterator[EmbeddedBroker | str]:
+def broker(workdir: Path, flavour: str = "embedded") -> Iterator[Broker | str]:
+    if flavour == "kafka":
+        cluster = new_broker(workdir, "kafka")
+        try:
+            cluster.start()
+            yield cluster
+        finally:
+            close_broker(cluster)
+        return
     external = os.environ.get("KIZASHI_TEST_KAFKA_BOOTSTRAP_SERVERS")
     if external:
         yield external

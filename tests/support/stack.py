@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -29,6 +29,8 @@ class RunningStack:
     api_token: str
     log_path: Path
     database_url: str = ""
+    # The environment `kizashi up` was started with (a test starts extra replicas with it).
+    env: dict[str, str] = field(default_factory=dict, repr=False)
 
     def api(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(headers={"Authorization": f"Bearer {self.api_token}"}, timeout=15)
@@ -121,7 +123,7 @@ def start_stack(
     )
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     stack = RunningStack(
-        process, data_dir, urls, ingest_key, api_token, log_path, database_url=database_url
+        process, data_dir, urls, ingest_key, api_token, log_path, database_url=database_url, env=env
     )
     deadline = time.monotonic() + timeout_s
     pending = set(SERVICES)

@@ -100,6 +100,7 @@ class BatchConsumer:
         max_batch: int = 2000,
         fetch_max_wait_ms: int = 20,
         fill_window_s: float = FILL_WINDOW_S,
+        broker_may_forget: bool = True,
     ) -> None:
         self.service = service
         self.topics = list(topics)
@@ -111,6 +112,8 @@ class BatchConsumer:
         self._stopping = asyncio.Event()
         # What this consumer last committed per partition, to notice a broker that forgot it.
         self._committed: dict[TopicPartition, int] = {}
+        # Only the embedded broker forgets (its log is in memory): Apache Kafka keeps offsets.
+        self._broker_may_forget = broker_may_forget
         # Counts revocations: a batch that saw one must not commit (see _process).
         self._rebalances = 0
         self._consumer = AIOKafkaConsumer(
@@ -171,7 +174,7 @@ class BatchConsumer:
         broker holds (the beginning when nothing), and the batch is not committed for it.
         Replayed records are harmless: every handler is idempotent."""
         known = [tp for tp in offsets if tp in self._committed]
-        if not known:
+        if not known or not self._broker_may_forget:
             return []
         held = await self._consumer._coordinator.fetch_committed_offsets(known)
         forgotten = []

@@ -12,9 +12,13 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
+    DuplicateSequenceNumber,
+    InvalidProducerEpoch,
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
     TopicAlreadyExistsError,
 )
 from aiokafka.partitioner import DefaultPartitioner
@@ -44,6 +48,28 @@ def encode(payload: Any) -> bytes:
     return orjson.dumps(payload)
 
 
+# Tansu's cluster id unless told another; Apache Kafka's is a random base64 UUID.
+EMBEDDED_CLUSTER_ID = "tansu_cluster"
+MAX_REPLICATION = 3
+
+
+async def flavour_of(bootstrap_servers: str, configured: str = "auto") -> str:
+    """ "kafka" or "embedded" (Tansu): the configured one, else told by the cluster id.
+
+    The embedded broker keeps workarounds (architecture §6.3): no idempotent producer (it answers
+    InitProducerId with UnknownError) and a check before each commit that it did not forget
+    the group's offsets (its log is in memory). Apache Kafka needs neither."""
+    if configured != "auto":
+        return configured
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        cluster_id = (await admin.describe_cluster()).get("cluster_id")
+    finally:
+        await admin.close()
+    return "embedded" if cluster_id == EMBEDDED_CLUSTER_ID else "kafka"
+
+
 async def ensure_topics(
     bootstrap_servers: str, topics: Iterable[str] = ALL_TOPICS, partitions: int = DEFAULT_PARTITIONS
 ) -> None:
@@ -53,9 +79,13 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t not in existing]
         if missing:
+            # Three copies where the cluster has three brokers (with min.insync.replicas=2 an
+            # acks=all write survives one broker down); one on a single broker.
+            brokers = len((await admin.describe_cluster())["brokers"])
+            replicas = max(1, min(MAX_REPLICATION, brokers))
             try:
                 await admin.create_topics(
-                    [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
+                    [NewTopic(t, partitions, replication_factor=replicas) for t in missing]
                 )
             except TopicAlreadyExistsError:
                 pass  # another service created it first
@@ -71,13 +101,36 @@ class RecordRejected(Exception):
     """The broker refused the records for good (too large, not allowed): retrying won't help."""
 
 
+# The idempotent producer's own state is wrong (not the records): a new producer fixes it.
+PRODUCER_STATE_ERRORS = (
+    OutOfOrderSequenceNumber,
+    InvalidProducerEpoch,
+    DuplicateSequenceNumber,
+    ProducerFenced,
+)
+
+
+def _sender_died(producer: AIOKafkaProducer) -> bool:
+    """aiokafka's sender task ended (it does on a producer-state error): nothing sends now."""
+    task = getattr(getattr(producer, "_sender", None), "sender_task", None)
+    return task is not None and task.done()
+
+
 class Producer:
     """acks=all; every send is awaited with a time limit, so success means acknowledged.
 
-    The idempotent producer fails on Tansu (architecture §6.3); duplicates are handled by event ids.
+    Idempotent on Apache Kafka (`idempotent=True`: a retried batch is not written twice). The
+    idempotent producer fails on Tansu (architecture §6.3); duplicates are handled by event ids.
     """
 
-    def __init__(self, bootstrap_servers: str, *, service: str, send_timeout_s: float = 10.0):
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        service: str,
+        send_timeout_s: float = 10.0,
+        idempotent: bool = False,
+    ):
         self.service = service
         self.send_timeout_s = send_timeout_s
         self.bootstrap_servers = bootstrap_servers
@@ -89,20 +142,52 @@ class Producer:
         self._partitions: dict[str, list[int]] = {}
         self._partition_cache: dict[tuple[str, int, bytes], int] = {}
         self._partition_locks: dict[tuple[str, int], asyncio.Lock] = {}
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers,
+        self._idempotent = idempotent
+        self._producer = self._new_producer()
+        self._renewing = asyncio.Lock()
+        self._retired: set[asyncio.Task] = set()
+        self._started = False
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
             acks="all",
-            enable_idempotence=False,
+            enable_idempotence=self._idempotent,
             linger_ms=5,
             max_batch_size=256 * 1024,
             max_request_size=2 * 1024 * 1024,
-            request_timeout_ms=int(send_timeout_s * 1000),
+            request_timeout_ms=int(self.send_timeout_s * 1000),
         )
-        self._started = False
 
     async def start(self) -> None:
         await self._producer.start()
         self._started = True
+
+    async def _renew(self, broken: AIOKafkaProducer) -> None:
+        """A new idempotent producer (a new producer id, sequences from 0) in place of one whose
+        sequence state broke. aiokafka's sender task dies on OutOfOrderSequenceNumber (a batch
+        lost or expired while the whole cluster restarted leaves a gap in the sequence), and
+        that producer refuses every later send: ingest answered 503 for good. The old one is
+        stopped in the background; records it still held are sent again by the callers (their
+        event ids make a repeat harmless)."""
+        async with self._renewing:
+            if self._producer is not broken or not self._started:
+                return  # another caller renewed it already
+            fresh = self._new_producer()
+            await fresh.start()
+            self._producer = fresh
+        log.warning("%s: the idempotent producer's state broke; started a new one", self.service)
+
+        async def retire() -> None:
+            try:
+                async with asyncio.timeout(self.send_timeout_s):
+                    await broken.stop()
+            except Exception:  # it is broken; whatever it still says does not matter
+                pass
+
+        task = asyncio.create_task(retire())
+        self._retired.add(task)
+        task.add_done_callback(self._retired.discard)
 
     async def stop(self) -> None:
         if self._started:
@@ -114,6 +199,7 @@ class Producer:
         if not records:
             return
         started = time.perf_counter()
+        producer = self._producer
         try:
             async with asyncio.timeout(self.send_timeout_s):
                 if self._check_topics:
@@ -122,6 +208,12 @@ class Producer:
                 futures = await self._send_batches(records)
                 await asyncio.gather(*futures)
         except KafkaError as error:
+            if self._idempotent and (
+                isinstance(error, PRODUCER_STATE_ERRORS) or _sender_died(producer)
+            ):
+                self._forget_partitions()
+                await self._renew(producer)
+                raise BrokerUnavailable(f"{type(error).__name__}: {error}") from error
             if not getattr(error, "retriable", False) and not isinstance(
                 error, KafkaConnectionError | KafkaTimeoutError
             ):
@@ -132,6 +224,8 @@ class Producer:
             raise BrokerUnavailable(f"{type(error).__name__}: {error}") from error
         except (TimeoutError, OSError) as error:
             self._forget_partitions()
+            if self._idempotent and _sender_died(producer):
+                await self._renew(producer)
             raise BrokerUnavailable(f"{type(error).__name__}: {error}") from error
         KAFKA_PRODUCE_DURATION.labels(self.service).observe(time.perf_counter() - started)
         counts: dict[str, int] = {}

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kizashi.runtime.consumer import BatchConsumer, BatchHandler
 from kizashi.runtime.db import create_engine, database_ready, record_pool_metrics
-from kizashi.runtime.kafka import Producer, ensure_topics
+from kizashi.runtime.kafka import Producer, ensure_topics, flavour_of
 from kizashi.runtime.metrics import PERIODIC_TASK_LAST_SUCCESS, PERIODIC_TASK_RUNS
 from kizashi.runtime.settings import Settings
 
@@ -30,6 +30,7 @@ class ServiceRuntime:
     consumers: list[BatchConsumer] = field(default_factory=list)
     # False for a service that talks to no broker (the console): readiness does not ask.
     uses_broker: bool = True
+    kafka_flavour: str = "embedded"  # "kafka" or "embedded", as told at start
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     @classmethod
@@ -47,8 +48,13 @@ class ServiceRuntime:
         bootstrap = settings.require_bootstrap_servers()
         await _until_broker_answers(bootstrap)
         await ensure_topics(bootstrap)
+        runtime.kafka_flavour = await flavour_of(bootstrap, settings.kafka_flavour)
+        log.info("broker %s is %s", bootstrap, runtime.kafka_flavour)
         runtime.producer = Producer(
-            bootstrap, service=service, send_timeout_s=settings.kafka_send_timeout_s
+            bootstrap,
+            service=service,
+            send_timeout_s=settings.kafka_send_timeout_s,
+            idempotent=runtime.kafka_flavour == "kafka",
         )
         await runtime.producer.start()
         runtime.every(15.0, runtime._pool_metrics, name="pool-metrics")
@@ -98,6 +104,7 @@ class ServiceRuntime:
             dead_letters=self.producer,
             max_batch=max_batch or self.settings.consumer_max_batch,
             fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
+            broker_may_forget=self.kafka_flavour == "embedded",
         )
 
     def background(self, coroutine: Awaitable[object], *, name: str) -> None:

@@ -11,6 +11,7 @@ what it needs.
 
 import hashlib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -53,6 +54,10 @@ class Settings(BaseSettings):
     notifier_port: int = SERVICE_PORTS["notifier"]
     console_port: int = SERVICE_PORTS["console"]
 
+    # "kafka": Apache Kafka (idempotent producer); "embedded": Tansu, with its workarounds
+    # (architecture §6.3); "auto" tells them apart by the cluster id
+    # (kizashi.runtime.kafka.flavour_of).
+    kafka_flavour: Literal["auto", "kafka", "embedded"] = "auto"
     # Tansu answers a fetch long-poll by sleeping half the time left, so latency wants this low.
     kafka_fetch_max_wait_ms: int = Field(default=20, ge=1, le=5000)
     kafka_send_timeout_s: float = Field(default=10.0, gt=0, le=120)

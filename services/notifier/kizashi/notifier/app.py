@@ -8,6 +8,7 @@ from kizashi.contracts.topics import SIGNAL_TOPICS
 from kizashi.notifier import api
 from kizashi.notifier.consumer import handle_signals
 from kizashi.notifier.deliver import delivery_loop
+from kizashi.notifier.pacing import SharedPacer
 from kizashi.notifier.render import Renderer
 from kizashi.notifier.routing import load_routing_config_for
 from kizashi.notifier.settings import NotifierSettings, get_settings
@@ -29,7 +30,8 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
             runtime=runtime,
             routing=routing,
             renderer=Renderer(settings.config_dir),
-            webhooks=WebhookSender(),
+            # One pace per webhook for every replica, kept in PostgreSQL.
+            webhooks=WebhookSender(pacer=SharedPacer(runtime.engine)),
             smtp=SmtpSender.from_url(smtp_url, sender=settings.email_from) if smtp_url else None,
             retry=RetryPolicy(
                 max_attempts=settings.delivery_max_attempts,

@@ -3,16 +3,24 @@
 Retries are rows with a later `next_attempt_at`, not sleeps in memory, so they survive a
 restart. The intent (`sending`, attempt n) is committed before the send and the result after
 it; a process killed in between leaves a `sending` row that is claimed again when its lease
-runs out. That window (between the receiver's answer and our commit) is the only place a
-message can be sent twice; the `X-Kizashi-Delivery-Id` header lets a receiver drop it.
+runs out. That window (between the receiver's answer and our commit, in a process that dies
+there) is the only place a message can be sent twice; the `X-Kizashi-Delivery-Id` header
+lets a receiver drop it.
+
+A live process never lets that happen to itself or to another replica: it renews the lease of
+every delivery it holds while it waits (in the Slack pacing, in a slow send), and a result it
+could not record (PostgreSQL away) stays in memory, its row still held, and is recorded before
+this process claims anything else (architecture §5.7).
 """
 
 import asyncio
 import contextlib
 import logging
 import random
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.deadletter import DeadLetter
 from kizashi.contracts.signals import SignalBase, signal_adapter
 from kizashi.contracts.topics import DEAD_LETTER, SIGNAL_TOPICS
@@ -64,7 +72,8 @@ async def send_once(
             return SendResult("failed", "no SMTP server configured (KIZASHI_SMTP_URL)")
         recipients = receiver.recipients_for(signal.account)
         if not recipients:
-            return SendResult("failed", "the account has no owner_email")
+            # Retried (a bounded number of times): the facts may still be on their way.
+            return SendResult("retry", "the account has no owner_email")
         ack_url, snooze_url = action_links(
             service, signal, recipient_of(signal.account, recipients)
         )
@@ -81,11 +90,39 @@ async def send_once(
     return SendResult("failed", f"unknown receiver type for {receiver_name!r}")
 
 
+async def with_current_owner(service: NotifierState, signal: SignalBase) -> SignalBase:
+    """The signal, its account's name and owners filled in from scoring's current facts when
+    its snapshot lacks one (the facts may have arrived after the signal was built:
+    account_update and the other events travel on different topics, architecture §5.4). One
+    read by primary key, only for such signals; scoring's table is never written here."""
+    account = signal.account
+    if account.owner_email and account.owner_slack:
+        return signal
+    async with raw_transaction(service.engine) as connection:
+        current = await repository.current_owner(conn=connection, account_id=signal.account_id)
+    missing = {k: v for k, v in (current or {}).items() if v and getattr(account, k) is None}
+    if not missing:
+        return signal
+    updated = AccountFacts.model_validate({**account.model_dump(), **missing})
+    return signal.model_copy(update={"account": updated})
+
+
+async def _current(service: NotifierState, signal: SignalBase) -> SignalBase | SendResult:
+    try:
+        return await with_current_owner(service, signal)
+    except Exception as error:  # PostgreSQL away: try the delivery again later
+        return SendResult("retry", f"could not read the account's owner: {type(error).__name__}")
+
+
 async def _deliver(service: NotifierState, claimed: dict) -> None:
     delivery_id = claimed["delivery_id"]
     signal = signal_adapter.validate_python(claimed["payload"])
     try:
-        result = await send_once(service, claimed["receiver"], signal, delivery_id)
+        current = await _current(service, signal)
+        if isinstance(current, SendResult):
+            result = current
+        else:
+            result = await send_once(service, claimed["receiver"], current, delivery_id)
     except Exception as error:  # a bug in rendering must not leave the row `sending`
         log.exception("delivery failed unexpectedly", extra={"delivery_id": delivery_id})
         result = SendResult("failed", f"internal error: {type(error).__name__}")
@@ -97,37 +134,105 @@ async def _deliver_digest(service: NotifierState, claimed: list[dict]) -> None:
     digest_key = claimed[0]["digest_key"]
     digest_id = digest_id_for(digest_key, [c["delivery_id"] for c in claimed])
     try:
-        result = await send_digest(service, claimed[0]["receiver"], signals, digest_id)
+        current = [await _current(service, s) for s in signals]
+        retry = next((c for c in current if isinstance(c, SendResult)), None)
+        if retry is not None:
+            result = retry
+        else:
+            result = await send_digest(service, claimed[0]["receiver"], current, digest_id)
     except Exception as error:
         log.exception("digest failed unexpectedly", extra={"digest_key": digest_key})
         result = SendResult("failed", f"internal error: {type(error).__name__}")
-    outcome = await _record(service, claimed, signals, result)
-    DIGESTS.labels(claimed[0]["channel"], outcome).inc()
-    if outcome == "sent":
-        DIGEST_SIGNALS.labels(claimed[0]["channel"]).observe(len(signals))
+    await _record(service, claimed, signals, result)
+
+
+@dataclass
+class Result:
+    """One send's result, to be recorded on every delivery it carried (one, or a digest's)."""
+
+    claimed: list[dict]
+    signals: list[SignalBase]
+    result: SendResult
+    outcome: str  # sent, retry or failed
+    attempt: int
+    next_attempt_at: datetime | None
+    at: datetime
+
+    @property
+    def delivery_ids(self) -> list[str]:
+        return [c["delivery_id"] for c in self.claimed]
 
 
 async def _record(
     service: NotifierState, claimed: list[dict], signals: list[SignalBase], result: SendResult
-) -> str:
-    """Record one send's result on every delivery it carried (one, or a digest's), after it."""
+) -> None:
+    """Record one send's result, after it. When PostgreSQL cannot take it now, the result
+    waits in memory (its rows stay in `in_flight`, leased to this process) and is recorded
+    before this process claims anything else: a message sent is never sent again for want
+    of its bookkeeping."""
     now = datetime.now(UTC)
     attempt = max(c["attempts"] for c in claimed)
     delay = service.retry.next_delay(attempt, result, _rng)
     outcome = "sent" if result.ok else "retry" if delay is not None else "failed"
+    entry = Result(
+        claimed,
+        signals,
+        result,
+        outcome,
+        attempt,
+        now + timedelta(seconds=delay) if delay is not None else None,
+        now,
+    )
+    try:
+        await _write(service, entry)
+    except Exception:
+        service.unrecorded.append(entry)
+        log.warning(
+            "could not record a delivery's result (%s); kept until the database answers",
+            outcome,
+            exc_info=True,
+            extra={"delivery_id": entry.delivery_ids[0], "outcome": outcome},
+        )
+        return
+    await _recorded(service, entry)
+
+
+async def _write(service: NotifierState, entry: Result) -> None:
     async with raw_transaction(service.engine) as connection:
         await repository.record_attempts(
             conn=connection,
-            delivery_ids=[c["delivery_id"] for c in claimed],
-            attempt=attempt,
-            outcome=outcome,
-            status_code=result.status,
-            error=None if result.ok else result.reason,
-            next_attempt_at=now + timedelta(seconds=delay) if delay is not None else None,
-            now=now,
+            delivery_ids=entry.delivery_ids,
+            attempt=entry.attempt,
+            outcome=entry.outcome,
+            status_code=entry.result.status,
+            error=None if entry.result.ok else entry.result.reason,
+            next_attempt_at=entry.next_attempt_at,
+            now=entry.at,
         )
+
+
+async def record_unrecorded(service: NotifierState) -> None:
+    """Record the results kept in memory, oldest first; raises while the database is away
+    (so that the pass claims nothing meanwhile)."""
+    while service.unrecorded:
+        entry = service.unrecorded[0]
+        await _write(service, entry)
+        service.unrecorded.pop(0)
+        service.in_flight.difference_update(entry.delivery_ids)
+        log.info("recorded a delivery's result late", extra={"delivery_id": entry.delivery_ids[0]})
+        await _recorded(service, entry)
+
+
+async def _recorded(service: NotifierState, entry: Result) -> None:
+    """Metrics, logs and dead letters for a result now recorded."""
+    claimed, signals, result, outcome = entry.claimed, entry.signals, entry.result, entry.outcome
+    now = entry.at
     channel = claimed[0]["channel"]
     DELIVERIES.labels(channel, outcome).inc(len(claimed))
+    if claimed[0].get("digest_key"):
+        DIGESTS.labels(channel, outcome).inc()
+        if outcome == "sent":
+            DIGEST_SIGNALS.labels(channel).observe(len(signals))
     for row in claimed:
         # `result.reason` is already redacted by the transport: no webhook URL or password.
         log.log(
@@ -151,8 +256,7 @@ async def _record(
                 END_TO_END_LATENCY.labels(channel).observe(latency)
     elif outcome == "failed":
         DELIVERIES_FAILED.labels(channel).inc(len(claimed))
-        await _dead_letter(service, claimed, signals, attempt, result, now)
-    return outcome
+        await _dead_letter(service, claimed, signals, entry.attempt, result, now)
 
 
 async def _dead_letter(
@@ -190,7 +294,9 @@ async def _dead_letter(
 
 
 async def deliver_due(service: NotifierState) -> int:
-    """One pass: claim what is due (single deliveries and whole digests), send, record."""
+    """One pass: claim what is due (single deliveries and whole digests), send, record.
+    Results still waiting to be recorded go first; while they cannot, nothing is claimed."""
+    await record_unrecorded(service)
     claim = {
         "now": datetime.now(UTC),
         "lease_s": service.lease_s,
@@ -220,17 +326,49 @@ async def deliver_due(service: NotifierState) -> int:
                     "recording a delivery failed; its lease will bring it back", exc_info=outcome
                 )
     finally:
-        service.in_flight.difference_update(claimed_ids)
+        # What was sent but not recorded stays held by this process (see _record).
+        held = {i for entry in service.unrecorded for i in entry.delivery_ids}
+        service.in_flight.difference_update(set(claimed_ids) - held)
     return len(claimed_ids)
 
 
-async def delivery_loop(service: NotifierState, poll_s: float = 1.0) -> None:
+async def keep_leases(service: NotifierState) -> None:
+    """Renew, every third of a lease, the lease of every delivery this process holds, so that
+    none runs out while this process lives (waiting for a webhook's pacing slot can take
+    longer than a lease). A process that dies stops renewing, and its rows come back."""
+    every = max(service.lease_s / 3, 0.05)
     while True:
+        await asyncio.sleep(every)
+        held = sorted(service.in_flight)
+        if not held:
+            continue
         try:
-            while await deliver_due(service):
-                pass
+            async with raw_transaction(service.engine) as connection:
+                await repository.renew_leases(
+                    conn=connection, delivery_ids=held, now=datetime.now(UTC)
+                )
         except Exception:
-            log.exception("delivery pass failed; trying again")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(service.wake.wait(), poll_s)
-        service.wake.clear()
+            log.warning("could not renew %d delivery leases", len(held), exc_info=True)
+
+
+async def delivery_loop(service: NotifierState, poll_s: float = 1.0) -> None:
+    keeper = asyncio.create_task(keep_leases(service), name="delivery-leases")
+    try:
+        while True:
+            failed = False
+            try:
+                while await deliver_due(service):
+                    pass
+            except Exception:
+                failed = True
+                log.exception("delivery pass failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                # Sooner when a send's result could not be recorded just now (nothing else is
+                # claimed until it is); at the usual pace while the database keeps refusing.
+                soon = service.unrecorded and not failed
+                await asyncio.wait_for(service.wake.wait(), min(poll_s, 0.25) if soon else poll_s)
+            service.wake.clear()
+    finally:
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper

@@ -57,3 +57,13 @@ delivery_attempts = Table(
     Column("status_code", Integer, nullable=True),
     Column("error", Text, nullable=True),
 )
+
+# The pace of each Slack webhook, shared by every replica (kizashi.notifier.pacing). The key
+# is a digest of the webhook's URL: the URL is a credential and is never stored.
+webhook_pacing = Table(
+    "webhook_pacing",
+    metadata,
+    Column("webhook_key", Text, primary_key=True),
+    Column("next_at", DateTime(timezone=True), nullable=False),
+    Column("paused_until", DateTime(timezone=True), nullable=True),
+)

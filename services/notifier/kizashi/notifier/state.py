@@ -24,5 +24,9 @@ class NotifierState(ServiceState):
     lease_s: float = 120.0
     # Set when new deliveries are recorded, so the worker sends at once instead of polling.
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    # Deliveries this process is sending now: never reclaimed as abandoned by this process.
+    # Deliveries this process is sending now: never reclaimed as abandoned by this process,
+    # and their leases renewed while it lives (kizashi.notifier.deliver.keep_leases).
     in_flight: set[str] = field(default_factory=set)
+    # Sends whose result could not be recorded yet (PostgreSQL away), oldest first: recorded
+    # before this process claims anything else; their ids stay in `in_flight` meanwhile.
+    unrecorded: list = field(default_factory=list)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
@@ -150,23 +150,28 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
 
 
-class WebhookSender:
-    """POSTs JSON to Slack incoming webhooks, at most ~`rate` messages a second per webhook."""
+class Pacer(Protocol):
+    """Paces the sends to each webhook. Each method may raise when its store is unreachable;
+    the sender then answers "retry" without sending."""
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient | None = None,
-        *,
-        rate: float = 1.0,
-        burst: int = 2,
-        timeout: float = 10.0,
-        max_pause: float = 5.0,
-    ) -> None:
-        # A webhook paused by a 429 longer than `max_pause` is not waited for in memory: the
-        # send returns "retry" at once, so a long Retry-After holds no caller (or lease) hostage.
-        self._max_pause = max_pause
-        self._own_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+    async def paused_for(self, url: str) -> float:
+        """Seconds a 429 still holds this webhook for."""
+        ...
+
+    async def acquire(self, url: str) -> None:
+        """Wait for this webhook's next send slot."""
+        ...
+
+    async def pause(self, url: str, seconds: float) -> None:
+        """Hold every sender back, e.g. after the receiver answered 429."""
+        ...
+
+
+class LocalPacer:
+    """A token bucket per webhook, in this process only (tests, tools). The notifier service
+    uses kizashi.notifier.pacing.SharedPacer, whose pace every replica shares."""
+
+    def __init__(self, rate: float = 1.0, burst: int = 2) -> None:
         self._rate, self._burst = rate, burst
         self._buckets: dict[str, TokenBucket] = {}
 
@@ -176,6 +181,37 @@ class WebhookSender:
             bucket = self._buckets[url] = TokenBucket(self._rate, self._burst)
         return bucket
 
+    async def paused_for(self, url: str) -> float:
+        return self._bucket(url).paused_for()
+
+    async def acquire(self, url: str) -> None:
+        await self._bucket(url).acquire()
+
+    async def pause(self, url: str, seconds: float) -> None:
+        self._bucket(url).pause(seconds)
+
+
+class WebhookSender:
+    """POSTs JSON to Slack incoming webhooks, at most ~`rate` messages a second per webhook
+    (paced by `pacer`; by default a token bucket per webhook in this process)."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient | None = None,
+        *,
+        rate: float = 1.0,
+        burst: int = 2,
+        timeout: float = 10.0,
+        max_pause: float = 5.0,
+        pacer: Pacer | None = None,
+    ) -> None:
+        # A webhook paused by a 429 longer than `max_pause` is not waited for in memory: the
+        # send returns "retry" at once, so a long Retry-After holds no caller (or lease) hostage.
+        self._max_pause = max_pause
+        self._own_client = client is None
+        self._client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self._pacer: Pacer = pacer or LocalPacer(rate, burst)
+
     async def send(
         self,
         url: str,
@@ -183,11 +219,13 @@ class WebhookSender:
         *,
         headers: Mapping[str, str] | None = None,
     ) -> SendResult:
-        bucket = self._bucket(url)
-        paused = bucket.paused_for()
-        if paused > self._max_pause:
-            return SendResult("retry", "webhook paused after HTTP 429", 429, paused)
-        await bucket.acquire()
+        try:
+            paused = await self._pacer.paused_for(url)
+            if paused > self._max_pause:
+                return SendResult("retry", "webhook paused after HTTP 429", 429, paused)
+            await self._pacer.acquire(url)
+        except Exception as exc:  # the shared pace lives in PostgreSQL, which may be away
+            return SendResult("retry", _clip(f"pacing unavailable: {type(exc).__name__}"))
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
         try:
@@ -197,16 +235,23 @@ class WebhookSender:
         except httpx.TransportError as exc:
             # Connection refused, DNS, TLS, a dropped connection: the webhook may come back.
             return SendResult("retry", _clip(f"{type(exc).__name__}: {redact(str(exc), url)}"))
-        return self._classify(response, bucket)
+        result = self._classify(response)
+        if result.status == 429:
+            try:
+                await self._pacer.pause(
+                    url, result.retry_after if result.retry_after is not None else 1.0
+                )
+            except Exception:  # the pause is a courtesy; the result is recorded regardless
+                logger.warning("could not record a 429 pause for a webhook", exc_info=True)
+        return result
 
-    def _classify(self, response: httpx.Response, bucket: TokenBucket) -> SendResult:
+    def _classify(self, response: httpx.Response) -> SendResult:
         status = response.status_code
         text = _clip(response.text) or response.reason_phrase
         if 200 <= status < 300:
             return SendResult("ok", text, status)
         if status == 429:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            bucket.pause(retry_after if retry_after is not None else 1.0)
             return SendResult("retry", f"HTTP 429: {text}", status, retry_after)
         if status >= 500 or status == 408:
             return SendResult("retry", f"HTTP {status}: {text}", status)
