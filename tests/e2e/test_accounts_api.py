@@ -230,6 +230,7 @@ async def test_segment_counts_are_shaped_for_a_chart(stack, accounts) -> None:
     assert chart["segments"] == ["expand", "recover", "nurture", "at_risk"]
     assert chart["priorities"] == ["high", "medium", "low"]
     assert set(chart["totals"]) == set(chart["segments"])
+    assert chart["cutoffs"] == {"cs_high": 60, "op_high": 50}  # the default scoring.yaml
     for count in chart["counts"]:
         assert set(count) == {"segment", "priority", "accounts"} and count["accounts"] > 0
     for segment in chart["segments"]:

@@ -54,6 +54,14 @@ async def test_a_hostile_account_name_is_text_on_the_console_in_slack_and_email(
             assert "<!channel>" in text and "<b>bold</b>" in text, path
             assert await page.locator("main b").count() == 0, path  # not markup
             assert await page.locator("main script").count() == 0, path
+        # The map (a point's hover title) and the account list, new in the console's 2nd half.
+        await page.goto(f"{console}/?owner=mine")
+        titles = await page.locator("svg.kz-map title").all_text_contents()
+        assert any(t.startswith(HOSTILE) for t in titles)  # the name, as text
+        assert await page.locator("svg.kz-map b, svg.kz-map script").count() == 0
+        await page.goto(f"{console}/accounts?owner=mine")
+        assert "<script>alert(1)</script>" in await page.inner_text("table#accounts")
+        assert await page.locator("main b, main script").count() == 0
         assert dialogs == []
     finally:
         await context.close()

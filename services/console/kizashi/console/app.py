@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from kizashi.console import inbox, pages, people, repository
+from kizashi.console import accounts, inbox, moves, pages, people, repository
 from kizashi.console.deps import PageError, SignInRequired
 from kizashi.console.settings import ConsoleSettings, get_settings
 from kizashi.console.state import ConsoleState
@@ -32,15 +32,22 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
             headers={"Authorization": f"Bearer {token}"} if token else {},
             timeout=10,
         )
-        state = ConsoleState(runtime=runtime, settings=settings, triggers=client)
+        scoring = httpx.AsyncClient(
+            base_url=settings.scoring_api(), headers=client.headers, timeout=3
+        )
+        state = ConsoleState(runtime=runtime, settings=settings, triggers=client, scoring=scoring)
         runtime.background(_close_on_cancel(client), name="triggers-client")
+        runtime.background(_close_on_cancel(scoring), name="scoring-client")
         runtime.every(3600, lambda: _forget_expired_sessions(state), name="session-cleanup")
+        runtime.every(
+            moves.REFRESH_S, lambda: state.moves.refresh(state.engine), name="segment-moves"
+        )
         return state
 
     app = create_service_app(
         service="console",
         settings=settings,
-        routers=[pages.router, inbox.router, people.router],
+        routers=[pages.router, accounts.router, inbox.router, people.router],
         setup=setup,
         broker=False,
     )

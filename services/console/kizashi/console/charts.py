@@ -117,10 +117,16 @@ def map_svg(
     max_points: int = 2_000,
     grid: int = 20,
     href_prefix: str = "/accounts/",
+    density: Mapping[tuple[int, int], int] | None = None,
 ) -> str:
     """The map as an SVG document. `points`: MapPoint-like items (attributes or keys
     account_id, name, cs, op, priority, arr); those without CS or OP are left out. `trails`:
-    account id → (CS, OP) N days ago; each account drawn gets a line from there to now."""
+    account id → (CS, OP) N days ago; each account drawn gets a line from there to now.
+
+    `density`, when the caller chose the points already (the console does it in SQL: the
+    `max_points` most important, and the others counted per cell): (i, j) → how many other
+    accounts fall in cell i (CS) × j (OP) of the `grid` × `grid` lattice; every point given
+    is then drawn."""
     cs_high, op_high = cutoffs
     left, top, right, bottom = 48, 16, width - 16, height - 40
     span_x, span_y = right - left, bottom - top
@@ -132,22 +138,26 @@ def map_svg(
         return bottom - span_y * _clamp(op, 0.0, 100.0) / 100.0
 
     scored = _rows(points)
-    if len(scored) > max_points:
+    if density is not None:
+        drawn, counts = sorted(scored), {cell: n for cell, n in density.items() if n > 0}
+    elif len(scored) > max_points:
         drawn = heapq.nsmallest(max_points, scored)
         last = drawn[-1]
-        rest = [row for row in scored if row > last]
+        counts = _bin([row for row in scored if row > last], grid)
     else:
-        drawn, rest = sorted(scored), []
+        drawn, counts = sorted(scored), {}
+    others = sum(counts.values())
+    total = len(drawn) + others
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" class="kz-map" role="img" '
-        f'aria-label="Accounts by CS and OP: {len(scored)} accounts">',
+        f'aria-label="Accounts by CS and OP: {total} accounts">',
         f'<rect class="plot" x="{left}" y="{top}" width="{span_x}" height="{span_y}" '
         'fill="#fafafa" stroke="#cccccc"/>',
     ]
     out += _axes(x, y, left, top, right, bottom)
-    if rest:
-        out += _density(rest, grid, x, y)
+    if counts:
+        out += _density(counts, grid, x, y)
     out += _quadrants(cs_high, op_high, x, y, left, top, right, bottom)
     if trails:
         out.append('<g class="trails" stroke="#999999" stroke-width="1" fill="none">')
@@ -173,11 +183,11 @@ def map_svg(
             f"<title>{_esc(label)}</title></circle></a>"
         )
     out.append("</g>")
-    if rest:
+    if counts:
         out.append(
             f'<text class="caption" x="{left}" y="{height - 6}" font-size="11" fill="#555555">'
-            f"{len(drawn):,} of {len(scored):,} accounts drawn (the most important by priority "
-            f"and ARR); the other {len(rest):,} as density cells</text>"
+            f"{len(drawn):,} of {total:,} accounts drawn (the most important by priority "
+            f"and ARR); the other {others:,} as density cells</text>"
         )
     out.append("</svg>")
     return "".join(out)
@@ -233,13 +243,23 @@ def _quadrants(cs_high, op_high, x, y, left, top, right, bottom) -> list[str]:
     return out
 
 
-def _density(rest: Sequence[_Row], grid: int, x, y) -> list[str]:
-    counts: dict[tuple[int, int], int] = {}
+def density_cell(cs: float, op: float, grid: int = 20) -> tuple[int, int]:
+    """The (i, j) cell of a `grid` × `grid` lattice over CS × OP 0–100 that holds a point
+    (100 falls in the last cell). The console's SQL computes the same cells."""
     scale, top = grid / 100.0, grid - 1
+    i, j = int(cs * scale), int(op * scale)
+    return (top if i > top else 0 if i < 0 else i, top if j > top else 0 if j < 0 else j)
+
+
+def _bin(rest: Sequence[_Row], grid: int) -> dict[tuple[int, int], int]:
+    counts: dict[tuple[int, int], int] = {}
     for row in rest:
-        i, j = int(row[4] * scale), int(row[5] * scale)
-        cell = (top if i > top else 0 if i < 0 else i, top if j > top else 0 if j < 0 else j)
+        cell = density_cell(row[4], row[5], grid)
         counts[cell] = counts.get(cell, 0) + 1
+    return counts
+
+
+def _density(counts: Mapping[tuple[int, int], int], grid: int, x, y) -> list[str]:
     top_count = max(counts.values())
     size = 100.0 / grid
     out = ['<g class="density" fill="#555555">']

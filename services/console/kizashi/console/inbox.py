@@ -1,4 +1,4 @@
-"""The signals inbox, a signal's page, an account's page, and the actions (ack, snooze,
+"""The signals inbox, a signal's page, and the actions (ack, snooze,
 resolve). Reading is straight from the tables (architecture §11.2); every action goes to
 triggers' signals API as the signed-in person, so it runs triggers' one lifecycle code and
 triggers' own check of who may act."""
@@ -118,28 +118,6 @@ async def signal_page(
         snooze_choices=SNOOZE_CHOICES,
         back=f"/signals/{quote(signal_id, safe='')}",
         notice=DONE.get(done),
-    )
-
-
-@router.get("/accounts/{account_id}", response_class=HTMLResponse)
-async def account_page(
-    request: Request, engine: EngineDep, user: UserDep, account_id: str
-) -> Response:
-    async with raw_transaction(engine) as connection:
-        row = await repository.account(conn=connection, account_id=account_id)
-        signals = await repository.account_signals(conn=connection, account_id=account_id)
-    if row is None and not signals:
-        raise PageError(404, "No such account", "There is no account with that id.")
-    facts = orjson.loads(row["facts"]) if row is not None else {}
-    return render(
-        request,
-        "account.html",
-        user=user,
-        account_id=account_id,
-        name=facts.get("name") or account_id,
-        facts=facts,
-        scores=row if row is not None and row["cs"] is not None else None,
-        signals=signals,
     )
 
 

@@ -1,4 +1,4 @@
-"""The console's pages about people: sign-in, sign-out, home, and one's own API tokens."""
+"""The console's pages about people: sign-in, sign-out, and one's own API tokens."""
 
 from datetime import UTC, datetime
 from typing import Annotated
@@ -99,22 +99,6 @@ async def signout(request: Request, engine: EngineDep, _: FormUserDep) -> Respon
     response = see_other("/signin")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
-
-
-@router.get("/", response_class=HTMLResponse)
-async def home(request: Request, engine: EngineDep, user: UserDep) -> Response:
-    async with raw_transaction(engine) as connection:
-        mine = await repository.status_counts(
-            conn=connection, kind=None, rule=None, owner=user.email
-        )
-        every = await repository.status_counts(conn=connection, kind=None, rule=None, owner=None)
-    return render(
-        request,
-        "home.html",
-        user=user,
-        mine=mine.get("open", 0),
-        active=sum(n for status, n in every.items() if status != "resolved"),
-    )
 
 
 async def _tokens_page(

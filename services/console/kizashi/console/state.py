@@ -1,9 +1,10 @@
 """The typed state the console app holds while it runs."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
+from kizashi.console.moves import Moves
 from kizashi.console.settings import ConsoleSettings
 from kizashi.runtime.lifecycle import ServiceState
 
@@ -13,3 +14,7 @@ class ConsoleState(ServiceState):
     settings: ConsoleSettings
     # The triggers API, with the service token: actions go through its lifecycle code.
     triggers: httpx.AsyncClient
+    # The scoring API, with the service token: the segment cut-offs (kizashi.console.cutoffs).
+    scoring: httpx.AsyncClient
+    # Segment moves over 7 and 30 days, refreshed in the background (kizashi.console.moves).
+    moves: Moves = field(default_factory=Moves)

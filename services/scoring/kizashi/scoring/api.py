@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from kizashi.contracts.scores import Priority, ScoreComponent, Segment
 from kizashi.runtime.db import raw_transaction
 from kizashi.scoring import repository
-from kizashi.scoring.deps import ApiCaller, EngineDep
+from kizashi.scoring.deps import ApiCaller, EngineDep, StateDep
 from kizashi.scoring.features import AccountState, event_counts
 from kizashi.scoring.paging import BadCursor, decode_cursor, encode_cursor
 
@@ -54,11 +54,20 @@ class SegmentCount(BaseModel):
     accounts: int
 
 
+class SegmentCutoffs(BaseModel):
+    """The cut-offs this scoring process segments with (its scoring.yaml): "high" means ≥."""
+
+    cs_high: float
+    op_high: float
+
+
 class SegmentChart(BaseModel):
     segments: list[Segment]
     priorities: list[Priority]
     counts: list[SegmentCount]
     totals: dict[str, int]
+    # What the console draws its quadrant lines at (it cannot read scoring's config file).
+    cutoffs: SegmentCutoffs
 
 
 @router.get("/accounts/", include_in_schema=False)
@@ -129,7 +138,7 @@ async def list_accounts(
 
 
 @router.get("/segments", response_model=SegmentChart)
-async def segments(engine: EngineDep, _: ApiCaller) -> SegmentChart:
+async def segments(engine: EngineDep, state: StateDep, _: ApiCaller) -> SegmentChart:
     async with raw_transaction(engine) as connection:
         rows = await repository.segment_counts(conn=connection)
     counts = [SegmentCount(**row) for row in rows]
@@ -141,4 +150,7 @@ async def segments(engine: EngineDep, _: ApiCaller) -> SegmentChart:
         priorities=["high", "medium", "low"],
         counts=counts,
         totals=totals,
+        cutoffs=SegmentCutoffs(
+            cs_high=state.config.segments.cs_high, op_high=state.config.segments.op_high
+        ),
     )

@@ -26,6 +26,8 @@ accounts = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+# The console's "my accounts" (migration 0012): its repository filters on this expression.
+Index("accounts_owner", func.lower(accounts.c.facts["owner_email"].astext))
 
 scores = Table(
     "scores",

@@ -1,5 +1,6 @@
-"""`kizashi bench ingest|scoring|e2e [--json]`: each figure comes with a baseline measured in
-the same run on the same machine, and the ratio between them."""
+"""`kizashi bench ingest|scoring|e2e|console [--json]`: each throughput figure comes with a
+baseline measured in the same run on the same machine, and the ratio between them; the
+console's with its pages' server-side times against the 300 ms goal."""
 
 import argparse
 import importlib
@@ -10,6 +11,7 @@ BENCHMARKS = {
     "ingest": "kizashi.tools.bench.ingest",
     "scoring": "kizashi.tools.bench.scoring",
     "e2e": "kizashi.tools.bench.e2e",
+    "console": "kizashi.tools.bench.console",
 }
 
 

@@ -1,0 +1,311 @@
+"""The console's pages about accounts: the map (the home page), one account, the segments and
+their moves, and the filtered account list they link to. All read straight from the tables
+(architecture §11.2), a few indexed statements per page; the charts are server-rendered SVG
+(kizashi.console.charts), so every page reads with JavaScript off."""
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup
+
+from kizashi.console import cutoffs, repository
+from kizashi.console.charts import (
+    PRIORITY_COLOURS,
+    SEGMENTS,
+    UNKNOWN_COLOUR,
+    Signal,
+    density_cell,
+    history_svg,
+    map_svg,
+)
+from kizashi.console.deps import EngineDep, PageError, StateDep, User, UserDep
+from kizashi.console.views import render
+from kizashi.runtime.db import raw_transaction
+
+router = APIRouter(include_in_schema=False)
+
+PRIORITIES = ("high", "medium", "low")
+TRAIL_DAYS = (0, 7, 30, 90)
+MOVE_DAYS = (7, 30)
+MAP_POINTS = 2_000  # drawn as points; the rest as 20 × 20 density cells
+MAP_GRID = 20
+HISTORY_DAYS = 90
+PAGE_SIZE = 50
+
+Text = Annotated[str, Query(max_length=320)]
+
+
+def _choice(name: str, value: str, allowed: Sequence[str]) -> str | None:
+    """'' (a form's "any") is None; anything else must be one of `allowed`."""
+    if not value:
+        return None
+    if value not in allowed:
+        raise PageError(422, "Not understood", f"{name}: one of {', '.join(allowed)}")
+    return value
+
+
+def _owner(user: User, owner: str) -> tuple[str, str | None]:
+    """(the filter's value as shown, the owner email to filter on or None for everyone).
+    A rep sees their own accounts unless they ask for everyone's."""
+    chosen = owner.strip().lower() or ("mine" if user.role == "rep" else "all")
+    if chosen == "mine":
+        return chosen, user.email
+    if chosen == "all":
+        return chosen, None
+    return chosen, chosen
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+@router.get("/", response_class=HTMLResponse)
+async def account_map(
+    request: Request,
+    engine: EngineDep,
+    state: StateDep,
+    user: UserDep,
+    owner: Text = "",
+    segment: Text = "",
+    priority: Text = "",
+    trail: Annotated[int, Query(ge=0, le=90)] = 7,
+) -> Response:
+    shown_owner, owner_email = _owner(user, owner)
+    segment_f = _choice("segment", segment, SEGMENTS)
+    priority_f = _choice("priority", priority, PRIORITIES)
+    if trail not in TRAIL_DAYS:
+        raise PageError(422, "Not understood", "trail: one of 0, 7, 30, 90 (days)")
+    known = await cutoffs.current(state.scoring)
+    async with raw_transaction(engine) as connection:
+        points = await repository.map_points(
+            conn=connection,
+            owner=owner_email,
+            segment=segment_f,
+            priority=priority_f,
+            limit=MAP_POINTS,
+        )
+        density: dict[tuple[int, int], int] = {}
+        if len(points) == MAP_POINTS:
+            density = await repository.map_density(
+                conn=connection,
+                owner=owner_email,
+                segment=segment_f,
+                priority=priority_f,
+                grid=MAP_GRID,
+            )
+            for point in points:  # the cells count the accounts not drawn as points
+                cell = density_cell(point["cs"], point["op"], MAP_GRID)
+                density[cell] -= 1
+        trails = {}
+        if trail and points:
+            trails = await repository.positions_then(
+                conn=connection,
+                account_ids=[p["account_id"] for p in points],
+                as_of=datetime.now(UTC) - timedelta(days=trail),
+            )
+        unscored = (
+            await repository.unscored_count(conn=connection, owner=owner_email)
+            if segment_f is None and priority_f is None
+            else 0
+        )
+        people = await repository.owners(conn=connection)
+    svg = map_svg(
+        [dict(p) for p in points],
+        known.cutoffs,
+        trails,
+        max_points=MAP_POINTS,
+        grid=MAP_GRID,
+        density=density if len(points) == MAP_POINTS else None,
+    )
+    return render(
+        request,
+        "map.html",
+        user=user,
+        svg=Markup(svg),  # noqa: S704 - charts.py escapes every text it draws
+        drawn=len(points),
+        total=len(points) + sum(n for n in density.values() if n > 0),
+        unscored=unscored,
+        cutoffs=known,
+        colours=PRIORITY_COLOURS,
+        unknown_colour=UNKNOWN_COLOUR,
+        owner=shown_owner,
+        owner_email=owner_email,
+        people=people,
+        segment=segment_f or "",
+        priority=priority_f or "",
+        trail=trail,
+        segments=SEGMENTS,
+        priorities=PRIORITIES,
+        trail_days=TRAIL_DAYS,
+        nav="map",
+    )
+
+
+def _timeline(signals, deliveries, actions) -> list[dict]:
+    by_signal: dict[str, dict] = {
+        s["signal_id"]: {"signal": s, "deliveries": [], "actions": []} for s in signals
+    }
+    for delivery in deliveries:
+        by_signal[delivery["signal_id"]]["deliveries"].append(delivery)
+    for action in actions:
+        by_signal[action["signal_id"]]["actions"].append(action)
+    return list(by_signal.values())
+
+
+@router.get("/accounts/{account_id:path}", response_class=HTMLResponse)
+async def account_page(
+    request: Request, engine: EngineDep, state: StateDep, user: UserDep, account_id: str
+) -> Response:
+    now = datetime.now(UTC)
+    since = now - timedelta(days=HISTORY_DAYS)
+    async with raw_transaction(engine) as connection:
+        row = await repository.account(conn=connection, account_id=account_id)
+        signals = await repository.account_signals(conn=connection, account_id=account_id)
+        if row is None and not signals:
+            raise PageError(404, "No such account", "There is no account with that id.")
+        history = await repository.account_history(
+            conn=connection, account_id=account_id, since=since, limit=2_000
+        )
+        ids = [s["signal_id"] for s in signals]
+        deliveries = await repository.deliveries_of(conn=connection, signal_ids=ids)
+        actions = await repository.actions_of(conn=connection, signal_ids=ids)
+    known = await cutoffs.current(state.scoring)
+    facts = orjson.loads(row["facts"]) if row is not None else {}
+    breakdown = orjson.loads(row["breakdown"]) if row is not None and row["breakdown"] else []
+    marks = [
+        Signal(at=s["fired_at"], headline=s["headline"] or s["rule"], kind=s["kind"])
+        for s in signals
+        if s["fired_at"] >= since
+    ]
+    chart = history_svg([dict(p) for p in history], known.cutoffs, marks, since=since, until=now)
+    shown = {"name", "owner_email", "owner_slack", "plan", "arr", "seats", "renewal_date"}
+    return render(
+        request,
+        "account.html",
+        user=user,
+        account_id=account_id,
+        name=facts.get("name") or account_id,
+        facts=facts,
+        other_facts={k: v for k, v in facts.items() if k not in shown},
+        arr=_number(facts.get("arr")),
+        seats=facts.get("seats"),
+        renewal=_renewal(facts.get("renewal_date"), now.date()),
+        scores=row if row is not None and row["cs"] is not None else None,
+        breakdown={
+            index: [line for line in breakdown if line.get("index") == index]
+            for index in ("cs", "op")
+        },
+        chart=Markup(chart),  # noqa: S704 - charts.py escapes every text it draws
+        history_days=HISTORY_DAYS,
+        points=len(history),
+        cutoffs=known,
+        timeline=_timeline(signals, deliveries, actions),
+        nav="accounts",
+    )
+
+
+def _renewal(value: Any, today: date) -> str | None:
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return str(value)
+    days = (day - today).days
+    when = f"in {days} days" if days >= 0 else f"{-days} days ago"
+    return f"{day.isoformat()} ({when})"
+
+
+@router.get("/segments", response_class=HTMLResponse)
+async def segments_page(
+    request: Request, engine: EngineDep, state: StateDep, user: UserDep, owner: Text = ""
+) -> Response:
+    shown_owner, owner_email = _owner(user, owner)
+    await state.moves.ready(engine)
+    async with raw_transaction(engine) as connection:
+        counts = await repository.segment_counts(conn=connection, owner=owner_email)
+        people = await repository.owners(conn=connection)
+    grid = {(r["segment"], r["priority"]): r["n"] for r in counts}
+    return render(
+        request,
+        "segments.html",
+        user=user,
+        grid=grid,
+        row_totals={s: sum(grid.get((s, p), 0) for p in PRIORITIES) for s in SEGMENTS},
+        column_totals={p: sum(grid.get((s, p), 0) for s in SEGMENTS) for p in PRIORITIES},
+        total=sum(grid.values()),
+        moves={days: state.moves.counts(days, owner_email) for days in MOVE_DAYS},
+        moves_at=state.moves.computed_at,
+        segments=SEGMENTS,
+        priorities=PRIORITIES,
+        owner=shown_owner,
+        people=people,
+        nav="segments",
+    )
+
+
+@router.get("/accounts", response_class=HTMLResponse)
+async def account_list(
+    request: Request,
+    engine: EngineDep,
+    state: StateDep,
+    user: UserDep,
+    owner: Text = "",
+    segment: Text = "",
+    priority: Text = "",
+    moved_from: Text = "",
+    days: Annotated[int, Query(ge=1, le=365)] = 7,
+    unscored: bool = False,
+    after: Annotated[str, Query(max_length=128)] = "",
+) -> Response:
+    shown_owner, owner_email = _owner(user, owner)
+    segment_f = _choice("segment", segment, SEGMENTS)
+    priority_f = _choice("priority", priority, PRIORITIES)
+    moved_f = _choice("moved_from", moved_from, SEGMENTS)
+    among = None
+    if moved_f:
+        if days not in MOVE_DAYS:
+            raise PageError(422, "Not understood", "days: 7 or 30")
+        await state.moves.ready(engine)
+        among = state.moves.accounts(days, moved_f, owner_email)
+    async with raw_transaction(engine) as connection:
+        rows = await repository.account_list(
+            conn=connection,
+            owner=owner_email,
+            segment=segment_f,
+            priority=priority_f,
+            among=among,
+            unscored=unscored,
+            after=after or None,
+            limit=PAGE_SIZE + 1,
+        )
+    query = {
+        "owner": shown_owner,
+        "segment": segment_f or "",
+        "priority": priority_f or "",
+        "moved_from": moved_f or "",
+        "days": days if moved_f else "",
+        "unscored": "1" if unscored else "",
+    }
+    query = {k: v for k, v in query.items() if v}
+    return render(
+        request,
+        "accounts.html",
+        user=user,
+        rows=rows[:PAGE_SIZE],
+        next_after=rows[PAGE_SIZE - 1]["account_id"] if len(rows) > PAGE_SIZE else None,
+        first_page=not after,
+        query=query,
+        owner=shown_owner,
+        segment=segment_f,
+        priority=priority_f,
+        moved_from=moved_f,
+        days=days,
+        unscored=unscored,
+        moves_at=state.moves.computed_at if moved_f else None,
+        nav="accounts",
+    )

@@ -1,0 +1,248 @@
+"""The console's map, account page and segments in a real browser (Debian's Chromium,
+JavaScript off), on demo-like accounts sent through the whole stack: the demo's three
+stories (`kizashi demo`'s Acme, Globex, Initech, with four weeks of backfilled history) and
+a few dozen more accounts of varied health, so the map has something to show.
+
+With KIZASHI_SCREENSHOTS=1 the map and Acme's page are also written to docs/console-map.png
+and docs/console-account.png (run this file alone, so the map holds only these accounts):
+
+    KIZASHI_SCREENSHOTS=1 .venv/bin/pytest tests/e2e/test_console_pages.py
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from kizashi.tools.demo import story_events
+from tests.support.console import add_person, sign_in
+
+pytestmark = pytest.mark.e2e
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+OWNERS = ("alice@acme-rep.example", "bob@acme-rep.example", "carol@acme-rep.example")
+COMPANIES = (
+    "Northwind Traders",
+    "Contoso",
+    "Fabrikam",
+    "Tailspin Toys",
+    "Wingtip",
+    "Litware",
+    "Adventure Works",
+    "Proseware",
+    "Lucerne Publishing",
+    "Margie's Travel",
+    "Fourth Coffee",
+    "Humongous Insurance",
+    "Coho Winery",
+    "Blue Yonder Airlines",
+    "Trey Research",
+    "Woodgrove Bank",
+    "Alpine Ski House",
+    "Datum Corp",
+    "Graphic Design Institute",
+    "School of Fine Art",
+    "Southridge Video",
+    "VanArsdel",
+    "Wide World Importers",
+    "Tasmanian Traders",
+)
+
+
+def _event(kind: str, account: str, at: datetime, **fields) -> dict:
+    return {
+        "type": kind,
+        "account_id": account,
+        "event_id": uuid.uuid4().hex,
+        "occurred_at": at.isoformat(),
+        **fields,
+    }
+
+
+def more_accounts(now: datetime) -> list[dict]:
+    """Accounts of varied health: usage from none to most seats, NPS from 1 to 10, some
+    reading the pricing page; deterministic, so the map looks the same from run to run."""
+    features = ["reports", "dashboards", "alerts", "exports"]
+    events = []
+    for k, company in enumerate(COMPANIES):
+        account = "demo-" + company.lower().replace(" ", "-").replace("'", "")
+        seats = 10 + (k * 7) % 60
+        events.append(
+            _event(
+                "account_update",
+                account,
+                now - timedelta(days=40),
+                name=company,
+                plan=("Starter", "Team", "Growth", "Enterprise")[k % 4],
+                arr=6_000 + (k * 37_000) % 400_000,
+                seats=seats,
+                owner_email=OWNERS[k % 3],
+            )
+        )
+        active = round(seats * ((k * 5) % 11) / 10)
+        for day in range(1, 22, 2):
+            for user in range(active if day < 10 + k % 12 else active // 3):
+                events.append(
+                    _event(
+                        "product_usage",
+                        account,
+                        now - timedelta(days=day, hours=3),
+                        user_id=f"{account}-u{user}",
+                        action="feature_used",
+                        feature=features[(day + user) % 4],
+                    )
+                )
+        events.append(
+            _event(
+                "survey_response",
+                account,
+                now - timedelta(days=2),
+                survey_id="q4-nps",
+                nps=1 + (k * 3) % 10,
+                upsell_intent=(k * 7) % 11,
+            )
+        )
+        for hours in range(k % 4):
+            events.append(
+                _event(
+                    "web_visit",
+                    account,
+                    now - timedelta(hours=5 + hours * 7),
+                    url="https://kizashi.example/pricing",
+                )
+            )
+    events.sort(key=lambda event: event["occurred_at"])
+    return events
+
+
+@pytest.fixture(scope="module")
+async def demo(stack):
+    """The demo's stories and the extra accounts, scored, with their signals."""
+    now = datetime.now(UTC)
+    history, news = story_events(now)
+    extra = more_accounts(now)
+    for start in range(0, len(history), 500):
+        await stack.post_events(history[start : start + 500])
+    for start in range(0, len(extra), 500):
+        await stack.post_events(extra[start : start + 500])
+
+    async def scored():
+        for account in ("acme", "globex", "initech", "demo-tasmanian-traders"):
+            if (await stack.get("scoring", f"/v1/accounts/{account}")).status_code != 200:
+                return False
+        return True
+
+    await stack.wait_for(scored, within=180, interval=1)
+    await stack.post_events(news)
+
+    async def signals():
+        response = await stack.get("triggers", "/v1/signals", account_id="acme")
+        return response.json()
+
+    acme_signals = await stack.wait_for(signals, within=120)
+    return {"acme_signals": acme_signals}
+
+
+@pytest.fixture
+async def page(browser):
+    context = await browser.new_context(
+        java_script_enabled=False, viewport={"width": 1280, "height": 900}
+    )
+    page = await context.new_page()
+    yield page
+    await context.close()
+
+
+async def test_the_map_shows_every_account_and_opens_one(stack, demo, page) -> None:
+    manager = await add_person(stack, "manager", name="Mona Manager")
+    await sign_in(page, stack, manager)
+    console = stack.urls["console"]
+    await page.goto(f"{console}/?owner=all&trail=7")
+    titles = [await t.text_content() for t in await page.query_selector_all("svg.kz-map title")]
+    acme = next(t for t in titles if t.startswith("Acme Corp — CS "))
+    assert ", OP " in acme
+    assert any(t.startswith("Northwind Traders — CS") for t in titles)
+    assert await page.locator("svg.kz-map line.cutoff-cs").count() == 1
+    labels = await page.locator("svg.kz-map text.segment-label").all_text_contents()
+    assert labels == ["expand", "recover", "nurture", "at risk"]
+    assert "Legend" in await page.inner_text("aside.legend")
+    assert await page.locator("svg.kz-map line.trail").count() >= 1  # backfilled history
+
+    if os.environ.get("KIZASHI_SCREENSHOTS") == "1":
+        await page.screenshot(path=str(DOCS / "console-map.png"), full_page=True)
+
+    # The filters: a GET form; priority high leaves only high points.
+    await page.select_option("select[name=priority]", "high")
+    await page.click("form.filters button")
+    assert "priority=high" in page.url
+    priorities = [
+        await c.get_attribute("data-priority")
+        for c in await page.query_selector_all("svg.kz-map circle")
+    ]
+    assert set(priorities) <= {"high"}
+
+    # A click on a point opens the account.
+    await page.goto(f"{console}/?owner=all")
+    await page.locator("svg.kz-map a[href='/accounts/acme'] circle").click()
+    await page.wait_for_load_state()
+    assert page.url == f"{console}/accounts/acme"
+    assert await page.inner_text("h1") == "Acme Corp"
+
+
+async def test_an_account_page_has_its_history_breakdown_and_signals(stack, demo, page) -> None:
+    manager = await add_person(stack, "manager")
+    await sign_in(page, stack, manager)
+    console = stack.urls["console"]
+    await page.goto(f"{console}/accounts/acme")
+    facts = await page.inner_text("dl.facts-row")
+    for fact in ("alice@acme-rep.example", "Growth", "48,000", "60"):
+        assert fact in facts
+    assert await page.locator("svg.kz-history polyline.line-cs").count() == 1
+    assert await page.locator("svg.kz-history circle.point-op").count() >= 2
+    assert await page.locator("svg.kz-history g.signal").count() >= 1
+    for index in ("cs", "op"):
+        rows = page.locator(f"#breakdown-{index} tbody tr")
+        assert await rows.count() >= 3
+        assert (await rows.first.inner_text()).count("\t") >= 3  # component, raw, points, why
+    timeline = await page.inner_text("ol.timeline")
+    assert all(s["rule"] in timeline for s in demo["acme_signals"])
+
+    async def delivered():
+        await page.reload()
+        text = await page.inner_text("ol.timeline")
+        return "email alert" in text and "slack alert" in text and "pending" not in text
+
+    await stack.wait_for(delivered, within=60, interval=1)
+    if os.environ.get("KIZASHI_SCREENSHOTS") == "1":
+        await page.screenshot(path=str(DOCS / "console-account.png"), full_page=True)
+
+    await page.goto(f"{console}/accounts/no-such-account-{uuid.uuid4().hex[:6]}")
+    assert "No such account" in await page.inner_text("main")
+
+
+async def test_the_segments_page_counts_and_links_to_the_accounts(stack, demo, page) -> None:
+    manager = await add_person(stack, "manager")
+    await sign_in(page, stack, manager)
+    console = stack.urls["console"]
+    await page.goto(f"{console}/segments?owner=all")
+    chart = (await stack.get("scoring", "/v1/segments")).json()
+    for segment in chart["segments"]:
+        cell = page.locator(f"#segment-counts tr[data-segment={segment}] td.total")
+        assert (await cell.inner_text()).replace(",", "") == str(chart["totals"][segment])
+    acme = (await stack.get("scoring", "/v1/accounts/acme")).json()
+    link = page.locator(
+        f"#segment-counts tr[data-segment={acme['segment']}] td[data-priority={acme['priority']}] a"
+    )
+    count = int((await link.inner_text()).replace(",", ""))
+    await link.click()
+    await page.wait_for_load_state()
+    assert f"segment={acme['segment']}" in page.url
+    names = await page.locator("table#accounts tbody td:first-child").all_inner_texts()
+    assert "Acme Corp" in names and len(names) == min(count, 50)
+    await page.goto(f"{console}/segments?owner=all")
+    assert "Moves in the last 7 days" in await page.inner_text("#moves-7")
+    assert await page.locator("#moves-30").count() == 1
