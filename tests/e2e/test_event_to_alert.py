@@ -103,13 +103,16 @@ async def test_an_event_becomes_a_slack_message_and_an_email(stack, webhook, smt
         assert "Acme Corp" in text and "Acme Corp" in html
         assert str(message["From"]) == "alerts@kizashi.test"
 
-    deliveries = await stack.get(
-        "notifier", "/v1/deliveries", signal_id=by_rule["detractor"]["signal_id"]
-    )
-    assert {(d["channel"], d["status"]) for d in deliveries.json()} == {
-        ("slack", "sent"),
-        ("email", "sent"),
-    }
+    # A message reaches its receiver just before its row is recorded `sent` (architecture
+    # §5.7: the result is committed after the send), so the rows are awaited, not read once.
+    async def both_recorded():
+        response = await stack.get(
+            "notifier", "/v1/deliveries", signal_id=by_rule["detractor"]["signal_id"]
+        )
+        rows = {(d["channel"], d["status"]) for d in response.json()}
+        return rows if all(status != "sending" for _, status in rows) else None
+
+    assert await stack.wait_for(both_recorded) == {("slack", "sent"), ("email", "sent")}
 
     account_view = (await stack.get("scoring", f"/v1/accounts/{account}")).json()
     assert account_view["attributes"]["owner_email"] == "alice@reps.example"
