@@ -47,7 +47,7 @@ async def test_bench_scoring_reports_figures_and_cleans_up(database_url, bootstr
     floor_ratio = result["decode_floor_events_per_s"] / result["baseline_events_per_s"]
     assert result["decode_floor_events_per_s"] > 0
     assert abs(result["decode_floor_ratio"] - floor_ratio) < 0.01
-    assert "decode floor" in done.stdout
+    assert "decode floor" in done.stdout and "days" in result
     assert "scoring ×2" in done.stdout and "ratio" in done.stdout
     assert "events committed" in done.stderr or "scoring:" in done.stderr  # progress shown
     assert await _leftovers(database_url) == (0, 0)
