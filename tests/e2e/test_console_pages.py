@@ -246,3 +246,42 @@ async def test_the_segments_page_counts_and_links_to_the_accounts(stack, demo, p
     await page.goto(f"{console}/segments?owner=all")
     assert "Moves in the last 7 days" in await page.inner_text("#moves-7")
     assert await page.locator("#moves-30").count() == 1
+
+
+async def test_no_page_loads_anything_from_elsewhere(stack, demo, browser) -> None:
+    """Issue #15: nothing from a CDN. Every request a page makes (JavaScript on, so scripts
+    would run and fetch too) goes to the console itself; FastAPI's /docs and /redoc, which
+    load Swagger UI and ReDoc from a CDN, are off on every service."""
+    admin = await add_person(stack, "admin")
+    context = await browser.new_context(java_script_enabled=True)
+    page = await context.new_page()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    console = stack.urls["console"]
+    try:
+        await sign_in(page, stack, admin)
+        signal_id = demo["acme_signals"][0]["signal_id"]
+        paths = [
+            "/?owner=all&trail=30",
+            "/accounts/acme",
+            "/segments?owner=all",
+            "/accounts?owner=all",
+            "/signals",
+            f"/signals/{signal_id}",
+            "/tokens",
+            "/people",
+        ]
+        for path in paths:
+            response = await page.goto(f"{console}{path}")
+            assert response is not None and response.status == 200, path
+            await page.wait_for_load_state("load")
+    finally:
+        await context.close()
+    assert any(url.startswith(f"{console}/static/") for url in requested)
+    assert [url for url in requested if not url.startswith(f"{console}/")] == []
+
+    for service, base in stack.urls.items():
+        for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+            assert (await stack.get(service, path)).status_code == 404, (service, path)
+        schema = await stack.get(service, "/openapi.json")
+        assert schema.status_code == (404 if service == "console" else 200), (service, base)
