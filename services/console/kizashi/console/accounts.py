@@ -1,7 +1,9 @@
 """The console's pages about accounts: the map (the home page), one account, the segments and
 their moves, and the filtered account list they link to. All read straight from the tables
-(architecture §11.2), a few indexed statements per page; the charts are server-rendered SVG
-(kizashi.console.charts), so every page reads with JavaScript off."""
+(architecture §11.2), a few indexed statements per page, but for what only a pass over every
+account can tell: everyone's map and segment counts (kizashi.console.mapdigest) and the
+segment moves (kizashi.console.moves), computed in the background. The charts are
+server-rendered SVG (kizashi.console.charts), so every page reads with JavaScript off."""
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
