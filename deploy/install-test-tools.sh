@@ -3,7 +3,8 @@
 #  - Prometheus and promtool (deploy and monitoring tests), from Debian's `prometheus` package.
 #    Its system service is NOT started: the tests run their own prometheus on a free port.
 #  - Debian's `chromium`, which the console's end-to-end tests drive through Playwright (no
-#    browser is ever downloaded).
+#    browser is ever downloaded), and a Japanese font (fonts-ipafont-gothic) for the 兆し in
+#    the console's header on the README's screenshots.
 #  - Apache Kafka (the end-to-end and fault suites run on a three-node cluster as well as on
 #    the embedded broker): the kafka_2.13 artifact and its runtime dependencies, fetched with
 #    Maven into a cache outside the repository, $KIZASHI_TOOLS_DIR/kafka-<version>/lib
@@ -23,6 +24,9 @@ install_apt_packages() {
     fi
     if [ ! -x /usr/bin/chromium ]; then
         packages="$packages chromium"
+    fi
+    if ! dpkg-query -W -f '${Status}' fonts-ipafont-gothic 2>/dev/null | grep -q "ok installed"; then
+        packages="$packages fonts-ipafont-gothic"
     fi
     if [ -z "$packages" ]; then
         return 0

@@ -5,6 +5,7 @@ refused on another's account, sign-out, CSRF, personal tokens revoked at once.""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -72,6 +73,56 @@ async def test_ack_from_the_inbox_records_the_person(stack, page) -> None:
     assert "Snoozed." in await page.inner_text("main")
     view = (await stack.get("triggers", f"/v1/signals/{sid}")).json()
     assert view["status"] == "snoozed" and view["actions"][-1]["actor"] == rep
+    until = datetime.fromisoformat(view["snoozed_until"]) - datetime.now(UTC)
+    assert timedelta(hours=3, minutes=50) < until <= timedelta(hours=4)
+
+
+async def _tabs(page) -> dict[str, int]:
+    """The inbox's counts per status, as its tabs show them."""
+    counts = {}
+    for tab in await page.query_selector_all("ul.tabs li:has(span.count)"):
+        counts[await (await tab.query_selector("a")).inner_text()] = int(
+            await (await tab.query_selector("span.count")).inner_text()
+        )
+    return counts
+
+
+async def _shown(page) -> set[str]:
+    ids = [await a.get_attribute("id") for a in await page.query_selector_all("article.signal")]
+    return {i.removeprefix("signal-") for i in ids}
+
+
+async def test_the_inbox_filters_by_kind_rule_status_and_owner_with_counts(stack, page) -> None:
+    rep = await add_person(stack, "rep")
+    first, second = await signal_for(stack, rep), await signal_for(stack, rep)
+    assert first["kind"] == second["kind"] == "churn_risk"
+    await sign_in(page, stack, rep)
+    inbox = f"{stack.urls['console']}/signals"
+    await page.goto(f"{inbox}?owner=mine")
+    assert await _shown(page) == {first["signal_id"], second["signal_id"]}
+    assert await _tabs(page) == {"open": 2, "acknowledged": 0, "snoozed": 0, "resolved": 0}
+
+    await page.locator(f"#signal-{first['signal_id']} form[action$='/ack'] button").click()
+    # The owner filter is a person's email too, as a manager would type it.
+    await page.goto(f"{inbox}?owner={rep.upper()}")
+    assert await _tabs(page) == {"open": 1, "acknowledged": 1, "snoozed": 0, "resolved": 0}
+    await page.goto(f"{inbox}?owner=mine&status=acknowledged")
+    assert await _shown(page) == {first["signal_id"]}
+    await page.goto(f"{inbox}?owner=mine&status=open")
+    assert await _shown(page) == {second["signal_id"]}
+
+    # Kind and rule, from the form's choices; the counts follow the filters.
+    await page.goto(f"{inbox}?owner=mine")
+    await page.select_option("select[name=kind]", "opportunity")
+    await page.click("form.filters button")
+    assert "kind=opportunity" in page.url
+    assert await _shown(page) == set()
+    assert sum((await _tabs(page)).values()) == 0
+    await page.goto(f"{inbox}?owner=mine")
+    await page.select_option("select[name=rule]", first["rule"])
+    await page.click("form.filters button")
+    assert await _shown(page) == {first["signal_id"], second["signal_id"]}
+    assert await _tabs(page) == {"open": 1, "acknowledged": 1, "snoozed": 0, "resolved": 0}
 
 
 async def test_a_rep_is_refused_on_another_reps_account(stack, page) -> None:

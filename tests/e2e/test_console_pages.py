@@ -11,7 +11,9 @@ and docs/console-account.png (run this file alone, so the map holds only these a
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from kizashi.tools.demo import story_events
-from tests.support.console import add_person, sign_in
+from tests.support.console import PASSWORD, add_person, sign_in, users_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -193,6 +195,99 @@ async def test_the_map_shows_every_account_and_opens_one(stack, demo, page) -> N
     assert await page.inner_text("h1") == "Acme Corp"
 
 
+async def _points(page) -> dict[str, dict]:
+    """The map's points: name → CS, OP, radius, priority and link."""
+    found = {}
+    for link in await page.query_selector_all("svg.kz-map g.points a"):
+        circle = await link.query_selector("circle")
+        title = await (await circle.query_selector("title")).text_content()
+        name, cs, op = re.fullmatch(r"(.*) — CS (\d+), OP (\d+)", title).groups()
+        found[name] = {
+            "cs": int(cs),
+            "op": int(op),
+            "r": float(await circle.get_attribute("r")),
+            "priority": await circle.get_attribute("data-priority"),
+            "href": await link.get_attribute("href"),
+        }
+    return found
+
+
+async def test_the_map_is_a_reps_own_by_default_with_cutoffs_sizes_filters_and_trails(
+    stack, demo, page
+) -> None:
+    """Issue #15's map, feature by feature: "mine" by default for a rep, the cut-offs scoring
+    segments with as labelled lines, size = ARR, the segment filter, the trail's days."""
+    alice = "alice@acme-rep.example"  # owns Acme and every third extra account
+    added = await asyncio.to_thread(
+        users_cli,
+        stack,
+        "add",
+        alice,
+        "--role",
+        "rep",
+        "--name",
+        "Alice",
+        "--password-stdin",
+        stdin=PASSWORD,
+    )
+    assert added.returncode == 0, added.stderr
+    await sign_in(page, stack, alice)
+    console = stack.urls["console"]
+    await page.goto(f"{console}/")
+    assert await page.locator("select[name=owner]").input_value() == "mine"
+    mine = await _points(page)
+    assert {"Acme Corp", "Northwind Traders", "Tailspin Toys"} <= set(mine)
+    assert not {"Globex", "Initech", "Contoso", "Fabrikam"} & set(mine)
+    assert mine["Acme Corp"]["href"] == "/accounts/acme"
+
+    # The lines are the cut-offs scoring segments with, labelled.
+    cutoffs = (await stack.get("scoring", "/v1/segments")).json()["cutoffs"]
+    labels = await page.locator("svg.kz-map text.cutoff-label").all_text_contents()
+    assert labels == [f"CS {cutoffs['cs_high']:g}", f"OP {cutoffs['op_high']:g}"]
+    line = page.locator("svg.kz-map line.cutoff-cs")
+    plot = page.locator("svg.kz-map rect.plot")
+    left, width = float(await plot.get_attribute("x")), float(await plot.get_attribute("width"))
+    x = float(await line.get_attribute("x1"))
+    assert abs(x - (left + width * cutoffs["cs_high"] / 100)) < 0.2
+
+    # Size follows ARR: Fourth Coffee (376,000) over Acme (48,000) over Northwind (6,000).
+    everyone = f"{console}/?owner=all"
+    await page.goto(everyone)
+    points = await _points(page)
+    assert (
+        points["Fourth Coffee"]["r"] > points["Acme Corp"]["r"] > points["Northwind Traders"]["r"]
+    )
+
+    # The segment filter leaves the points of that quadrant only.
+    for segment, high_cs, high_op in (("expand", True, True), ("at_risk", False, False)):
+        await page.goto(f"{everyone}&segment={segment}")
+        shown = await _points(page)
+        wanted = {
+            name
+            for name, p in points.items()
+            if (p["cs"] >= cutoffs["cs_high"]) == high_cs
+            and (p["op"] >= cutoffs["op_high"]) == high_op
+        }
+        # Titles round the scores; leave out the accounts on a line.
+        near = {
+            name
+            for name, p in points.items()
+            if abs(p["cs"] - cutoffs["cs_high"]) <= 1 or abs(p["op"] - cutoffs["op_high"]) <= 1
+        }
+        assert set(shown) - near <= wanted and wanted - near <= set(shown), segment
+
+    # The trail: none, or from 7, 30 or 90 days ago, as chosen (the demo's history is four
+    # weeks long: nobody was anywhere 90 days ago).
+    starts = {}
+    for days in (0, 7, 30, 90):
+        await page.goto(f"{everyone}&trail={days}")
+        assert await page.locator("select[name=trail]").input_value() == str(days)
+        lines = await page.query_selector_all("svg.kz-map line.trail")
+        starts[days] = [(await t.get_attribute("x1"), await t.get_attribute("y1")) for t in lines]
+    assert starts[0] == [] and starts[90] == []
+    assert starts[7] and starts[30] and starts[7] != starts[30]
+
+
 async def test_an_account_page_has_its_history_breakdown_and_signals(stack, demo, page) -> None:
     manager = await add_person(stack, "manager")
     await sign_in(page, stack, manager)
@@ -245,4 +340,55 @@ async def test_the_segments_page_counts_and_links_to_the_accounts(stack, demo, p
     assert "Acme Corp" in names and len(names) == min(count, 50)
     await page.goto(f"{console}/segments?owner=all")
     assert "Moves in the last 7 days" in await page.inner_text("#moves-7")
-    assert await page.locator("#moves-30").count() == 1
+    # Four weeks of backfilled history, in which Globex went quiet: some accounts moved.
+    moves = page.locator("#moves-30 ul.moves-list li")
+    assert await moves.count() >= 1
+    move = moves.first
+    moved = int((await move.locator("strong").inner_text()).replace(",", ""))
+    was, now = await move.locator("span.seg").all_inner_texts()
+    await move.locator("a").click()
+    await page.wait_for_load_state()
+    assert "days=30" in page.url and f"moved_from={was.replace(' ', '_')}" in page.url
+    rows = page.locator("table#accounts tbody tr")
+    assert await rows.count() == min(moved, 50)
+    segments_now = await page.locator("table#accounts tbody td:nth-child(7)").all_inner_texts()
+    assert set(segments_now) == {now}
+
+
+async def test_no_page_loads_anything_from_elsewhere(stack, demo, browser) -> None:
+    """Issue #15: nothing from a CDN. Every request a page makes (JavaScript on, so scripts
+    would run and fetch too) goes to the console itself; FastAPI's /docs and /redoc, which
+    load Swagger UI and ReDoc from a CDN, are off on every service."""
+    admin = await add_person(stack, "admin")
+    context = await browser.new_context(java_script_enabled=True)
+    page = await context.new_page()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    console = stack.urls["console"]
+    try:
+        await sign_in(page, stack, admin)
+        signal_id = demo["acme_signals"][0]["signal_id"]
+        paths = [
+            "/?owner=all&trail=30",
+            "/accounts/acme",
+            "/segments?owner=all",
+            "/accounts?owner=all",
+            "/signals",
+            f"/signals/{signal_id}",
+            "/tokens",
+            "/people",
+        ]
+        for path in paths:
+            response = await page.goto(f"{console}{path}")
+            assert response is not None and response.status == 200, path
+            await page.wait_for_load_state("load")
+    finally:
+        await context.close()
+    assert any(url.startswith(f"{console}/static/") for url in requested)
+    assert [url for url in requested if not url.startswith(f"{console}/")] == []
+
+    for service, base in stack.urls.items():
+        for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+            assert (await stack.get(service, path)).status_code == 404, (service, path)
+        schema = await stack.get(service, "/openapi.json")
+        assert schema.status_code == (404 if service == "console" else 200), (service, base)

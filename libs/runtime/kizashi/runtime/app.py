@@ -22,8 +22,14 @@ def create_service_app(
     setup: Setup,
     database: bool = True,
     broker: bool = True,
+    openapi: bool = True,
 ) -> FastAPI:
-    """`setup` builds the service's typed state and starts its consumers and periodic jobs."""
+    """`setup` builds the service's typed state and starts its consumers and periodic jobs.
+
+    No page of Kizashi loads anything from elsewhere, so FastAPI's /docs and /redoc (which
+    load Swagger UI and ReDoc from a CDN) are off; an API service answers its OpenAPI
+    document at /openapi.json (`openapi=False`: not even that, for the console, which has
+    no API)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -35,7 +41,14 @@ def create_service_app(
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=f"Kizashi {service}", version="1", lifespan=lifespan)
+    app = FastAPI(
+        title=f"Kizashi {service}",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if openapi else None,
+    )
     app.state.settings = settings
     for router in routers:
         app.include_router(router)

@@ -227,7 +227,8 @@ class Stack:
         self.say("")
         for name, service in self.services.items():
             state = "ready" if ready.get(name) else "starting"
-            self.say(f"  {name:<9} http://{host}:{service.port}  ({state}; docs at /docs)")
+            what = "the web app" if name == "console" else "API at /openapi.json"
+            self.say(f"  {name:<9} http://{host}:{service.port}  ({state}; {what})")
         creds = self.settings.data_dir.resolve() / "credentials.env"
         self.say(f"\n  keys and API token: {creds}")
         console = f"http://{host}:{self.services['console'].port}"

@@ -1,7 +1,9 @@
 """The console's pages about accounts: the map (the home page), one account, the segments and
 their moves, and the filtered account list they link to. All read straight from the tables
-(architecture §11.2), a few indexed statements per page; the charts are server-rendered SVG
-(kizashi.console.charts), so every page reads with JavaScript off."""
+(architecture §11.2), a few indexed statements per page, but for what only a pass over every
+account can tell: everyone's map and segment counts (kizashi.console.mapdigest) and the
+segment moves (kizashi.console.moves), computed in the background. The charts are
+server-rendered SVG (kizashi.console.charts), so every page reads with JavaScript off."""
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -23,6 +25,7 @@ from kizashi.console.charts import (
     map_svg,
 )
 from kizashi.console.deps import EngineDep, PageError, StateDep, User, UserDep
+from kizashi.console.mapdigest import MAP_GRID, MAP_POINTS, MapView
 from kizashi.console.views import render
 from kizashi.runtime.db import raw_transaction
 
@@ -31,8 +34,6 @@ router = APIRouter(include_in_schema=False)
 PRIORITIES = ("high", "medium", "low")
 TRAIL_DAYS = (0, 7, 30, 90)
 MOVE_DAYS = (7, 30)
-MAP_POINTS = 2_000  # drawn as points; the rest as 20 × 20 density cells
-MAP_GRID = 20
 HISTORY_DAYS = 90
 PAGE_SIZE = 50
 
@@ -80,55 +81,39 @@ async def account_map(
     if trail not in TRAIL_DAYS:
         raise PageError(422, "Not understood", "trail: one of 0, 7, 30, 90 (days)")
     known = await cutoffs.current(state.scoring)
+    if owner_email is None:
+        await state.map.ready(engine)
+        view = state.map.view(segment_f, priority_f)
+        unscored = state.map.unscored
     async with raw_transaction(engine) as connection:
-        points = await repository.map_points(
-            conn=connection,
-            owner=owner_email,
-            segment=segment_f,
-            priority=priority_f,
-            limit=MAP_POINTS,
-        )
-        density: dict[tuple[int, int], int] = {}
-        if len(points) == MAP_POINTS:
-            density = await repository.map_density(
-                conn=connection,
-                owner=owner_email,
-                segment=segment_f,
-                priority=priority_f,
-                grid=MAP_GRID,
-            )
-            for point in points:  # the cells count the accounts not drawn as points
-                cell = density_cell(point["cs"], point["op"], MAP_GRID)
-                density[cell] -= 1
+        if owner_email is not None:
+            view = await _owners_map(connection, owner_email, segment_f, priority_f)
+            unscored = await repository.unscored_count(conn=connection, owner=owner_email)
         trails = {}
-        if trail and points:
+        if trail and view.points:
             trails = await repository.positions_then(
                 conn=connection,
-                account_ids=[p["account_id"] for p in points],
+                account_ids=[p["account_id"] for p in view.points],
                 as_of=datetime.now(UTC) - timedelta(days=trail),
             )
-        unscored = (
-            await repository.unscored_count(conn=connection, owner=owner_email)
-            if segment_f is None and priority_f is None
-            else 0
-        )
         people = await repository.owners(conn=connection)
     svg = map_svg(
-        [dict(p) for p in points],
+        view.points,
         known.cutoffs,
         trails,
         max_points=MAP_POINTS,
         grid=MAP_GRID,
-        density=density if len(points) == MAP_POINTS else None,
+        density=view.density,
     )
     return render(
         request,
         "map.html",
         user=user,
         svg=Markup(svg),  # noqa: S704 - charts.py escapes every text it draws
-        drawn=len(points),
-        total=len(points) + sum(n for n in density.values() if n > 0),
-        unscored=unscored,
+        drawn=len(view.points),
+        total=view.total,
+        unscored=unscored if segment_f is None and priority_f is None else 0,
+        as_of=state.map.computed_at if owner_email is None else None,
         cutoffs=known,
         colours=PRIORITY_COLOURS,
         unknown_colour=UNKNOWN_COLOUR,
@@ -143,6 +128,22 @@ async def account_map(
         trail_days=TRAIL_DAYS,
         nav="map",
     )
+
+
+async def _owners_map(connection, owner: str, segment: str | None, priority: str | None) -> MapView:
+    """One owner's map, read at once: the owner index keeps it small."""
+    points = await repository.map_points(
+        conn=connection, owner=owner, segment=segment, priority=priority, limit=MAP_POINTS
+    )
+    if len(points) < MAP_POINTS:
+        return MapView(points=[dict(p) for p in points], density=None, total=len(points))
+    density = await repository.map_density(
+        conn=connection, owner=owner, segment=segment, priority=priority, grid=MAP_GRID
+    )
+    total = sum(density.values())
+    for point in points:  # the cells count the accounts not drawn as points
+        density[density_cell(point["cs"], point["op"], MAP_GRID)] -= 1
+    return MapView(points=[dict(p) for p in points], density=density, total=total)
 
 
 def _timeline(signals, deliveries, actions) -> list[dict]:
@@ -226,10 +227,14 @@ async def segments_page(
 ) -> Response:
     shown_owner, owner_email = _owner(user, owner)
     await state.moves.ready(engine)
+    if owner_email is None:
+        await state.map.ready(engine)
+        grid = state.map.counts()
     async with raw_transaction(engine) as connection:
-        counts = await repository.segment_counts(conn=connection, owner=owner_email)
+        if owner_email is not None:
+            counts = await repository.segment_counts(conn=connection, owner=owner_email)
+            grid = {(r["segment"], r["priority"]): r["n"] for r in counts}
         people = await repository.owners(conn=connection)
-    grid = {(r["segment"], r["priority"]): r["n"] for r in counts}
     return render(
         request,
         "segments.html",
@@ -240,6 +245,7 @@ async def segments_page(
         total=sum(grid.values()),
         moves={days: state.moves.counts(days, owner_email) for days in MOVE_DAYS},
         moves_at=state.moves.computed_at,
+        counts_at=state.map.computed_at if owner_email is None else None,
         segments=SEGMENTS,
         priorities=PRIORITIES,
         owner=shown_owner,

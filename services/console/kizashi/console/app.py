@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from kizashi.console import accounts, inbox, moves, pages, people, repository
+from kizashi.console import accounts, inbox, mapdigest, moves, pages, people, repository
 from kizashi.console.deps import PageError, SignInRequired
 from kizashi.console.settings import ConsoleSettings, get_settings
 from kizashi.console.state import ConsoleState
@@ -42,6 +42,9 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         runtime.every(
             moves.REFRESH_S, lambda: state.moves.refresh(state.engine), name="segment-moves"
         )
+        runtime.every(
+            mapdigest.REFRESH_S, lambda: state.map.refresh(state.engine), name="map-digest"
+        )
         return state
 
     app = create_service_app(
@@ -50,6 +53,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         routers=[pages.router, accounts.router, inbox.router, people.router],
         setup=setup,
         broker=False,
+        openapi=False,
     )
     app.state.templates = template_env()
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -90,6 +90,12 @@ _MAP_FIELDS = ("account_id", "name", "cs", "op", "priority", "arr")
 _Row = tuple[int, float, str, str | None, float, float, str | None, float | None]
 
 
+def importance(point: Mapping[str, Any]) -> tuple[int, float, str]:
+    """The map's order of a point given as a mapping: priority (high first, unknown last),
+    then ARR (largest first), then account id; as `_rows` sorts."""
+    return (_PRIORITY_RANK.get(point["priority"], 3), -(point["arr"] or 0.0), point["account_id"])
+
+
 def _rows(points: Iterable[Any]) -> list[_Row]:
     """The scored accounts as plain tuples: one pass, one getter per item type."""
     getters: dict[type, Any] = {}

@@ -5,17 +5,18 @@ once whatever the number of accounts.
 Finding an account's segment N days ago takes a probe of score_history's key per account
 with a point since then (nearly every active account): 3–4 s at 100,000 accounts, far over a
 page's 300 ms. So each console replica recomputes the movers every `REFRESH_S` seconds (and
-once, on the first page that needs them, after it starts); pages say when they were computed.
-A mover is (account id, owner, segment then, segment now); the page groups them by owner."""
+once, on the first page that needs them, after it starts; kizashi.console.snapshot says when
+else); pages say when they were computed. A mover is (account id, owner, segment then,
+segment now); the page groups them by owner."""
 
-import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kizashi.console import repository
+from kizashi.console.snapshot import Snapshot
 from kizashi.runtime.db import raw_transaction
 
 DAYS = (7, 30)
@@ -31,26 +32,18 @@ class Mover:
 
 
 @dataclass
-class Moves:
-    computed_at: datetime | None = None
+class Moves(Snapshot):
     movers: dict[int, list[Mover]] = field(default_factory=dict)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    async def refresh(self, engine: AsyncEngine) -> None:
-        async with self.lock:
-            now = datetime.now(UTC)
-            found: dict[int, list[Mover]] = {}
-            for days in DAYS:
-                async with raw_transaction(engine) as connection:
-                    rows = await repository.segment_movers(
-                        conn=connection, since=now - timedelta(days=days)
-                    )
-                found[days] = [Mover(r["account_id"], r["owner"], r["was"], r["now"]) for r in rows]
-            self.movers, self.computed_at = found, now
-
-    async def ready(self, engine: AsyncEngine) -> None:
-        if self.computed_at is None:
-            await self.refresh(engine)
+    async def compute(self, engine: AsyncEngine, now: datetime) -> None:
+        found: dict[int, list[Mover]] = {}
+        for days in DAYS:
+            async with raw_transaction(engine) as connection:
+                rows = await repository.segment_movers(
+                    conn=connection, since=now - timedelta(days=days)
+                )
+            found[days] = [Mover(r["account_id"], r["owner"], r["was"], r["now"]) for r in rows]
+        self.movers = found
 
     def counts(self, days: int, owner: str | None) -> list[tuple[str, str, int]]:
         """(was, now, n), the largest first."""

@@ -319,7 +319,10 @@ async def account_signals(*, conn: asyncpg.Connection, account_id: str) -> list[
 _ACCOUNT_OWNER = "lower(a.facts ->> 'owner_email')"
 # ARR as a number (ingest takes any JSON for a fact; a string or missing ARR counts as none).
 _ARR = "CASE WHEN jsonb_typeof(a.facts -> 'arr') = 'number' THEN (a.facts ->> 'arr')::float8 END"
-_PRIORITY_RANK = "coalesce(array_position(ARRAY['high', 'medium', 'low'], sc.priority), 4)"
+# The density cell (i, j) of a score on a $2 × $2 lattice ($1 = $2 / 100), as
+# charts.density_cell computes it.
+_CELLS = """least(greatest(floor(sc.cs * $1::float8), 0), $2::int - 1)::int AS i,
+            least(greatest(floor(sc.op * $1::float8), 0), $2::int - 1)::int AS j"""
 _MAP_FILTERS = f"""
     ($1::text IS NULL OR {_ACCOUNT_OWNER} = $1) AND ($2::text IS NULL OR sc.segment = $2)
     AND ($3::text IS NULL OR sc.priority = $3)"""
@@ -328,15 +331,15 @@ _MAP_FILTERS = f"""
 async def map_points(
     *,
     conn: asyncpg.Connection,
-    owner: str | None,
+    owner: str,
     segment: str | None,
     priority: str | None,
     limit: int,
 ) -> list[asyncpg.Record]:
-    """The `limit` most important scored accounts (priority, then ARR, then id: the order
-    `charts.map_svg` uses), with what the map draws of each. One statement per priority,
-    highest first, until `limit` are found: only the accounts of the priorities drawn have
-    their facts read (at 100,000 accounts, usually the high ones alone)."""
+    """One owner's `limit` most important scored accounts (priority, then ARR, then id: the
+    order `charts.map_svg` uses), with what the map draws of each. One statement per
+    priority, highest first, until `limit` are found (the owner index finds the accounts).
+    Everyone's come from kizashi.console.mapdigest."""
     found: list[asyncpg.Record] = []
     for level in [priority] if priority else ["high", "medium", "low"]:
         found += await conn.fetch(
@@ -361,29 +364,62 @@ async def map_points(
 async def map_density(
     *,
     conn: asyncpg.Connection,
-    owner: str | None,
+    owner: str,
     segment: str | None,
     priority: str | None,
     grid: int,
 ) -> dict[tuple[int, int], int]:
-    """Every scored account counted per cell of a `grid` × `grid` lattice over CS × OP, with
-    the same arithmetic as `charts.density_cell` (so the caller can take its points out).
-    Scores alone for everyone's accounts; joined to accounts (owner index) for one owner's."""
-    cells = """least(greatest(floor(sc.cs * $3::float8), 0), $4::int - 1)::int AS i,
-               least(greatest(floor(sc.op * $3::float8), 0), $4::int - 1)::int AS j"""
+    """One owner's scored accounts counted per cell of a `grid` × `grid` lattice over CS ×
+    OP, with the arithmetic of `charts.density_cell` (so the caller can take its points out).
+    Everyone's come from kizashi.console.mapdigest."""
+    cells = _CELLS.replace("$1", "$3").replace("$2", "$4")
     filters = "($1::text IS NULL OR sc.segment = $1) AND ($2::text IS NULL OR sc.priority = $2)"
-    args: list = [segment, priority, grid / 100.0, grid]
-    if owner is None:
-        sql = f"SELECT {cells}, count(*) AS n FROM scores sc WHERE {filters} GROUP BY 1, 2"
-    else:
-        sql = f"""
-            SELECT {cells}, count(*) AS n
-            FROM scores sc JOIN accounts a ON a.account_id = sc.account_id
-            WHERE {filters} AND {_ACCOUNT_OWNER} = $5 GROUP BY 1, 2
-            """
-        args.append(owner)
-    rows = await conn.fetch(sql, *args)
+    rows = await conn.fetch(
+        f"""
+        SELECT {cells}, count(*) AS n
+        FROM scores sc JOIN accounts a ON a.account_id = sc.account_id
+        WHERE {filters} AND {_ACCOUNT_OWNER} = $5 GROUP BY 1, 2
+        """,  # noqa: S608 - constant fragments only
+        segment,
+        priority,
+        grid / 100.0,
+        grid,
+        owner,
+    )
     return {(row["i"], row["j"]): row["n"] for row in rows}
+
+
+async def map_leaders(*, conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """The first `limit` scored accounts of every (segment, priority) by ARR (then id), with
+    what the map draws of each: kizashi.console.mapdigest's points. Reads every account's
+    facts: for the background, never for a page."""
+    return await conn.fetch(
+        f"""
+        SELECT segment, priority, account_id, name, cs, op, arr FROM (
+            SELECT sc.segment, sc.priority, sc.account_id, a.facts ->> 'name' AS name, sc.cs,
+                   sc.op, {_ARR} AS arr,
+                   row_number() OVER (PARTITION BY sc.segment, sc.priority
+                                      ORDER BY coalesce({_ARR}, 0) DESC, sc.account_id) AS rank
+            FROM scores sc JOIN accounts a ON a.account_id = sc.account_id
+        ) ranked
+        WHERE rank <= $1
+        """,  # noqa: S608 - constant fragments only
+        limit,
+    )
+
+
+async def map_cells(*, conn: asyncpg.Connection, grid: int) -> list[asyncpg.Record]:
+    """Every scored account counted per (segment, priority, cell of a `grid` × `grid` lattice
+    over CS × OP), with the arithmetic of `charts.density_cell`: kizashi.console.mapdigest's
+    cells. One pass over scores: for the background, never for a page."""
+    return await conn.fetch(
+        f"""
+        SELECT sc.segment, sc.priority, {_CELLS}, count(*) AS n FROM scores sc
+        GROUP BY 1, 2, 3, 4
+        """,  # noqa: S608 - constant fragments only
+        grid / 100.0,
+        grid,
+    )
 
 
 async def unscored_count(*, conn: asyncpg.Connection, owner: str | None) -> int:

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from kizashi.console.mapdigest import MapDigest
 from kizashi.console.moves import Moves
 from kizashi.console.settings import ConsoleSettings
 from kizashi.runtime.lifecycle import ServiceState
@@ -18,3 +19,5 @@ class ConsoleState(ServiceState):
     scoring: httpx.AsyncClient
     # Segment moves over 7 and 30 days, refreshed in the background (kizashi.console.moves).
     moves: Moves = field(default_factory=Moves)
+    # Everyone's map and segment counts, refreshed in the background (kizashi.console.mapdigest).
+    map: MapDigest = field(default_factory=MapDigest)
