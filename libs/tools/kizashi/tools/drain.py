@@ -87,21 +87,20 @@ class BacklogProbe:
     def __init__(self, bootstrap_servers: str, database_url: str) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.engine: AsyncEngine = create_engine(database_url, pool_size=1)
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-        self._started = False
-
-    async def start(self) -> None:
-        await self.admin.start()
-        self._started = True
+        self.admin: AIOKafkaAdminClient | None = None
 
     async def close(self) -> None:
-        if self._started:
+        if self.admin is not None:
             await self.admin.close()
         await self.engine.dispose()
 
     async def read(self) -> Backlog:
         """Upstream first: a record a service committed before its offsets were read here has
         had its output acknowledged (architecture §5.2), so a later reading downstream sees it."""
+        if self.admin is None:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers)
+            await admin.start()  # a failed start leaves None: the next reading tries anew
+            self.admin = admin
         backlog = Backlog()
         for service, topics in CONSUMED_BY.items():
             backlog.lag[service] = await self._group_lag(group_of(service), topics)

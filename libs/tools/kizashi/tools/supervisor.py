@@ -262,7 +262,6 @@ class Stack:
             await _terminate(ingest.process)
         probe = BacklogProbe(self.broker.bootstrap_servers, self.env["KIZASHI_DATABASE_URL"])
         try:
-            await probe.start()
             left = await wait_until_drained(probe, limit_s=limit, say=self.say, hurry=self.hurry)
         finally:
             await probe.close()
