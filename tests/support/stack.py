@@ -91,6 +91,7 @@ def start_stack(
     extra_env: dict[str, str] | None = None,
     timeout_s: float = 90,
     log_name: str = "stack.log",
+    up_args: tuple[str, ...] = (),
 ) -> RunningStack:
     """`database_url` or `bootstrap_servers` None: `kizashi up` starts its embedded PostgreSQL
     or broker (on free ports) under `workdir/stack`, which a second start finds again."""
@@ -127,7 +128,7 @@ def start_stack(
             env.pop(name, None)
     log_path = workdir / log_name
     process = subprocess.Popen(
-        [sys.executable, "-m", "kizashi.tools.cli", "up"],
+        [sys.executable, "-m", "kizashi.tools.cli", "up", *up_args],
         env=env,
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,

@@ -25,6 +25,7 @@ from pydantic import SecretStr
 from kizashi.tools.devinbox import DevInbox
 from kizashi.tools.drain import BacklogProbe, close_intake, wait_until_drained
 from kizashi.tools.embedded import EmbeddedBroker, EmbeddedPostgres, port_open
+from kizashi.tools.localkafka import KafkaNotInstalled, LocalKafka
 from kizashi.tools.migrate import upgrade
 from kizashi.tools.settings import ToolSettings
 from kizashi.tools.stack import SERVICES, ensure_credentials, write_stack
@@ -56,7 +57,9 @@ class Stack:
     settings: ToolSettings
     say: callable = print
     postgres: EmbeddedPostgres | None = None
-    broker: EmbeddedBroker | None = None
+    broker: EmbeddedBroker | LocalKafka | None = None
+    # `kizashi up --broker`: "embedded" (Tansu, memory) or "kafka" (one local Apache Kafka).
+    broker_kind: str = "embedded"
     inbox: DevInbox | None = None
     env: dict[str, str] = field(default_factory=dict)
     services: dict[str, ServiceProcess] = field(default_factory=dict)
@@ -88,7 +91,21 @@ class Stack:
             self.say(f"starting embedded PostgreSQL (data in {self.postgres.pgdata}) …")
             self.postgres.start()
             env["KIZASHI_DATABASE_URL"] = self.postgres.url
-        if not settings.kafka_bootstrap_servers:
+        if settings.kafka_bootstrap_servers and self.broker_kind == "kafka":
+            raise SystemExit(
+                "kizashi up: --broker kafka starts a local Kafka, but "
+                "KIZASHI_KAFKA_BOOTSTRAP_SERVERS names one already; unset one of them"
+            )
+        if self.broker_kind == "kafka":
+            port = _free_or_fail(settings.embedded_broker_port, "broker")
+            self.broker = LocalKafka(data_dir, port)
+            self.say(f"starting Apache Kafka (one node, log in {self.broker.folder}) …")
+            try:
+                self.broker.start()
+            except KafkaNotInstalled as error:
+                raise SystemExit(f"kizashi up: {error}") from None
+            env["KIZASHI_KAFKA_BOOTSTRAP_SERVERS"] = self.broker.bootstrap_servers
+        elif not settings.kafka_bootstrap_servers:
             self.broker = EmbeddedBroker(
                 data_dir, _free_or_fail(settings.embedded_broker_port, "broker")
             )
@@ -242,15 +259,20 @@ class Stack:
             self.say("\nstopping … (Ctrl-C again to stop at once)")
         elif not self.hurry.is_set():
             self.hurry.set()
-            lost = "; what the embedded broker still holds is lost" if self.broker else ""
+            lost = (
+                "; what the embedded broker still holds is lost"
+                if isinstance(self.broker, EmbeddedBroker)
+                else ""
+            )
             self.say(f"second Ctrl-C: stopping at once, without waiting{lost}")
 
     async def drain(self) -> None:
         """Close ingest's intake, then wait until the pipeline has consumed and committed
-        everything: the embedded broker's log dies with it. An external broker keeps its
-        log, so there the services just stop (consumers resume from their offsets)."""
+        everything: the embedded broker's log dies with it. Apache Kafka (external, or
+        `--broker kafka`) keeps its log, so there the services just stop (consumers resume
+        from their offsets)."""
         limit = self.settings.drain_timeout_s
-        if self.broker is None or limit <= 0 or self.hurry.is_set():
+        if not isinstance(self.broker, EmbeddedBroker) or limit <= 0 or self.hurry.is_set():
             return
         self.say("closing ingest: events are answered 503 with Retry-After from now on")
         ingest = self.services["ingest"]
@@ -354,8 +376,8 @@ def _free_or_fail(port: int, what: str) -> int:
     return port
 
 
-def up(settings: ToolSettings) -> int:
-    stack = Stack(settings)
+def up(settings: ToolSettings, broker: str = "embedded") -> int:
+    stack = Stack(settings, broker_kind=broker)
     try:
         stack.prepare()
         return asyncio.run(stack.run())
