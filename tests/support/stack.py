@@ -1,5 +1,6 @@
 """A whole Kizashi stack for end-to-end tests, started the way a user starts it: `kizashi up`
-as a separate process, pointed at the test's PostgreSQL, broker, webhook and SMTP servers."""
+as a separate process, pointed at the test's PostgreSQL, broker, webhook and SMTP servers, or
+(`database_url`/`bootstrap_servers` None) at its own embedded ones under its data folder."""
 
 import asyncio
 import os
@@ -14,7 +15,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from kizashi.tools.embedded import free_port
+from kizashi.tools.embedded import EmbeddedPostgres, free_port
 from kizashi.tools.stack import read_stack
 
 SERVICES = ("ingest", "scoring", "triggers", "notifier", "console")
@@ -83,21 +84,23 @@ class RunningStack:
 def start_stack(
     workdir: Path,
     *,
-    database_url: str,
-    bootstrap_servers: str,
+    database_url: str | None,
+    bootstrap_servers: str | None,
     slack_webhook_url: str | None,
     smtp_url: str | None,
     extra_env: dict[str, str] | None = None,
     timeout_s: float = 90,
+    log_name: str = "stack.log",
+    up_args: tuple[str, ...] = (),
 ) -> RunningStack:
+    """`database_url` or `bootstrap_servers` None: `kizashi up` starts its embedded PostgreSQL
+    or broker (on free ports) under `workdir/stack`, which a second start finds again."""
     data_dir = workdir / "stack"
     ports = {name: free_port() for name in SERVICES}
     ingest_key = secrets.token_urlsafe(16)
     api_token = secrets.token_urlsafe(16)
     env = {
         **os.environ,
-        "KIZASHI_DATABASE_URL": database_url,
-        "KIZASHI_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
         "KIZASHI_INGEST_KEYS": f"tests:{ingest_key}",
         "KIZASHI_API_TOKEN": api_token,
         "KIZASHI_DATA_DIR": str(data_dir),
@@ -106,7 +109,16 @@ def start_stack(
         **{f"KIZASHI_{name.upper()}_PORT": str(port) for name, port in ports.items()},
         **(extra_env or {}),
     }
+    given_database_url = database_url
+    if database_url is None:
+        postgres = EmbeddedPostgres(data_dir.resolve(), free_port())
+        env["KIZASHI_EMBEDDED_POSTGRES_PORT"] = str(postgres.port)
+        database_url = postgres.url
+    if bootstrap_servers is None:
+        env["KIZASHI_EMBEDDED_BROKER_PORT"] = str(free_port())
     for name, value in (
+        ("KIZASHI_DATABASE_URL", given_database_url),
+        ("KIZASHI_KAFKA_BOOTSTRAP_SERVERS", bootstrap_servers),
         ("KIZASHI_SLACK_WEBHOOK_URL", slack_webhook_url),
         ("KIZASHI_SMTP_URL", smtp_url),
     ):
@@ -114,9 +126,9 @@ def start_stack(
             env[name] = value
         else:
             env.pop(name, None)
-    log_path = workdir / "stack.log"
+    log_path = workdir / log_name
     process = subprocess.Popen(
-        [sys.executable, "-m", "kizashi.tools.cli", "up"],
+        [sys.executable, "-m", "kizashi.tools.cli", "up", *up_args],
         env=env,
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,

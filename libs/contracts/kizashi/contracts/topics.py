@@ -19,6 +19,13 @@ SIGNAL_TOPICS: Final[dict[str, str]] = {
 }
 DEAD_LETTER: Final = "kizashi.deadletter"
 
+# What each consuming service reads (one consumer group each, `kizashi-<service>`).
+CONSUMED_BY: Final[dict[str, tuple[str, ...]]] = {
+    "scoring": tuple(EVENT_TOPICS.values()),
+    "triggers": (SCORES_CHANGED,),
+    "notifier": tuple(SIGNAL_TOPICS.values()),
+}
+
 ALL_TOPICS: Final[tuple[str, ...]] = (
     *EVENT_TOPICS.values(),
     SCORES_CHANGED,

@@ -54,7 +54,8 @@ def create_service_app(
         app.include_router(router)
 
     async def readiness() -> dict[str, bool]:
-        return await app.state.service.runtime.readiness()
+        state = app.state.service
+        return {**await state.runtime.readiness(), **state.readiness()}
 
     async def liveness() -> dict[str, bool]:
         state = getattr(app.state, "service", None)

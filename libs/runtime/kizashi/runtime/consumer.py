@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 FILL_WINDOW_S = 1.0
 
 
+def group_of(service: str) -> str:
+    """The consumer group a service's consumers share (architecture §1)."""
+    return f"kizashi-{service}"
+
+
 class PermanentRecordError(Exception):
     """This record can never be processed (bad bytes, schema violation): dead-letter it."""
 
@@ -118,7 +123,7 @@ class BatchConsumer:
         self._rebalances = 0
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
-            group_id=group_id or f"kizashi-{service}",
+            group_id=group_id or group_of(service),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=fetch_max_wait_ms,

@@ -193,3 +193,7 @@ class ServiceState:
     def producer(self) -> Producer:
         assert self.runtime.producer is not None
         return self.runtime.producer
+
+    def readiness(self) -> dict[str, bool]:
+        """The service's own checks for /readyz, beside the runtime's (ingest: its intake)."""
+        return {}

@@ -34,10 +34,10 @@ def _serve(args: argparse.Namespace, settings: ToolSettings) -> int:
     return 0
 
 
-def _up(_: argparse.Namespace, settings: ToolSettings) -> int:
+def _up(args: argparse.Namespace, settings: ToolSettings) -> int:
     from kizashi.tools.supervisor import up
 
-    return up(settings)
+    return up(settings, broker=args.broker)
 
 
 def _migrate(_: argparse.Namespace, settings: ToolSettings) -> int:
@@ -96,10 +96,19 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    commands.add_parser(
+    up = commands.add_parser(
         "up",
         help="run the whole stack (embedded PostgreSQL and broker unless configured)",
-    ).set_defaults(run=_up)
+    )
+    up.add_argument(
+        "--broker",
+        choices=("embedded", "kafka"),
+        default="embedded",
+        help="without KIZASHI_KAFKA_BOOTSTRAP_SERVERS: the embedded Tansu (log in memory; "
+        "default) or one local Apache Kafka node (log on disk; needs Java 17+ and the jars "
+        "that deploy/install-test-tools.sh fetches)",
+    )
+    up.set_defaults(run=_up)
 
     serve = commands.add_parser("serve", help="run one service in the foreground")
     serve.add_argument("service", choices=sorted(SERVICE_PORTS))

@@ -1,6 +1,8 @@
 """The CLI's settings: every service's (the tools start, check and drive them all) plus what
 only the dev tools read: the embedded servers' ports and the dev inbox's."""
 
+from pydantic import Field
+
 from kizashi.console.settings import ConsoleSettings
 from kizashi.ingest.settings import IngestSettings
 from kizashi.notifier.settings import NotifierSettings
@@ -17,3 +19,6 @@ class ToolSettings(
     # Local stand-ins for Slack and SMTP when neither is configured (see kizashi.tools.devinbox).
     dev_webhook_port: int = 8025
     dev_smtp_port: int = 1025
+    # A clean stop on the embedded broker waits at most this long for the pipeline to consume
+    # and commit what it holds (kizashi.tools.drain); 0 stops without waiting.
+    drain_timeout_s: float = Field(default=60.0, ge=0, le=3600)

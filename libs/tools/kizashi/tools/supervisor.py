@@ -1,6 +1,12 @@
 """`kizashi up`: the embedded servers (when not configured), migrations, the console's first
-admin (when there is nobody), then the services, each its own process, restarted when it dies
-and stopped cleanly on Ctrl-C/SIGTERM."""
+admin (when there is nobody), then the services, each its own process, restarted when it dies.
+
+Ctrl-C or SIGTERM stops it cleanly (architecture §6.1). On the embedded broker, whose log is in
+memory: ingest stops taking events (503 with Retry-After), then the supervisor waits, bounded
+by KIZASHI_DRAIN_TIMEOUT_S and showing progress, until scoring, triggers and the notifier have
+consumed and committed everything and the notifier has sent its due deliveries
+(kizashi.tools.drain); only then it stops the services, then the broker and PostgreSQL. A
+second Ctrl-C stops at once."""
 
 import asyncio
 import contextlib
@@ -17,7 +23,9 @@ import httpx
 from pydantic import SecretStr
 
 from kizashi.tools.devinbox import DevInbox
+from kizashi.tools.drain import BacklogProbe, close_intake, wait_until_drained
 from kizashi.tools.embedded import EmbeddedBroker, EmbeddedPostgres, port_open
+from kizashi.tools.localkafka import KafkaNotInstalled, LocalKafka
 from kizashi.tools.migrate import upgrade
 from kizashi.tools.settings import ToolSettings
 from kizashi.tools.stack import SERVICES, ensure_credentials, write_stack
@@ -26,10 +34,13 @@ from kizashi.tools.users import ADMIN_PASSWORD_KEY, ensure_first_admin
 MAX_RESTART_DELAY_S = 30.0
 
 
-def _die_with_parent() -> None:
-    """Linux: a service process ends when `kizashi up` ends, even on SIGKILL."""
+def _prepare_child() -> None:
+    """Linux: a service process ends when `kizashi up` ends, even on SIGKILL. It starts with
+    SIGUSR1 ignored, so that the signal closing ingest's intake cannot kill a process that has
+    not installed its handler yet (kizashi.ingest.intake)."""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 
 
 @dataclass
@@ -46,11 +57,15 @@ class Stack:
     settings: ToolSettings
     say: callable = print
     postgres: EmbeddedPostgres | None = None
-    broker: EmbeddedBroker | None = None
+    broker: EmbeddedBroker | LocalKafka | None = None
+    # `kizashi up --broker`: "embedded" (Tansu, memory) or "kafka" (one local Apache Kafka).
+    broker_kind: str = "embedded"
     inbox: DevInbox | None = None
     env: dict[str, str] = field(default_factory=dict)
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set by a second Ctrl-C/SIGTERM: stop at once, without waiting for the drain.
+    hurry: asyncio.Event = field(default_factory=asyncio.Event)
     # The console's first admin, made when there was nobody (kizashi.tools.users).
     admin: str = ""
     admin_made: bool = False
@@ -76,13 +91,27 @@ class Stack:
             self.say(f"starting embedded PostgreSQL (data in {self.postgres.pgdata}) …")
             self.postgres.start()
             env["KIZASHI_DATABASE_URL"] = self.postgres.url
-        if not settings.kafka_bootstrap_servers:
+        if settings.kafka_bootstrap_servers and self.broker_kind == "kafka":
+            raise SystemExit(
+                "kizashi up: --broker kafka starts a local Kafka, but "
+                "KIZASHI_KAFKA_BOOTSTRAP_SERVERS names one already; unset one of them"
+            )
+        if self.broker_kind == "kafka":
+            port = _free_or_fail(settings.embedded_broker_port, "broker")
+            self.broker = LocalKafka(data_dir, port)
+            self.say(f"starting Apache Kafka (one node, log in {self.broker.folder}) …")
+            try:
+                self.broker.start()
+            except KafkaNotInstalled as error:
+                raise SystemExit(f"kizashi up: {error}") from None
+            env["KIZASHI_KAFKA_BOOTSTRAP_SERVERS"] = self.broker.bootstrap_servers
+        elif not settings.kafka_bootstrap_servers:
             self.broker = EmbeddedBroker(
                 data_dir, _free_or_fail(settings.embedded_broker_port, "broker")
             )
             self.say(
-                "starting embedded Kafka-compatible broker (Tansu, memory storage: its log does "
-                "not survive a restart) …"
+                "starting embedded Kafka-compatible broker (Tansu, memory storage: a clean stop "
+                "waits until everything in it is consumed; a crash loses what is in flight) …"
             )
             self.broker.start()
             env["KIZASHI_KAFKA_BOOTSTRAP_SERVERS"] = self.broker.bootstrap_servers
@@ -134,7 +163,7 @@ class Stack:
             service.name,
             env=self.env,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_prepare_child,
         )
         service.started_at = time.monotonic()
         self.write_state()
@@ -162,6 +191,8 @@ class Stack:
         async with httpx.AsyncClient(timeout=5) as client:
             while not self.stopping.is_set():
                 await asyncio.sleep(interval_s)
+                if self.stopping.is_set():
+                    return  # no restarts while the stop drains the pipeline
                 for name, service in self.services.items():
                     try:
                         response = await client.get(
@@ -202,7 +233,7 @@ class Stack:
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.stopping.set)
+            loop.add_signal_handler(sig, self._on_stop_signal)
         await self.start_inbox()
         self.services = {
             name: ServiceProcess(name, self.settings.port_of(name)) for name in SERVICES
@@ -213,13 +244,58 @@ class Stack:
         announce = asyncio.create_task(self._announce())
         await self.stopping.wait()
         announce.cancel()
-        self.say("\nstopping …")
+        await self.drain()
+        self.say("stopping the services …")
         await self._stop_services()
         for watcher in watchers:
             watcher.cancel()
         if self.inbox is not None:
             await self.inbox.stop()
         return 0
+
+    def _on_stop_signal(self) -> None:
+        if not self.stopping.is_set():
+            self.stopping.set()
+            self.say("\nstopping … (Ctrl-C again to stop at once)")
+        elif not self.hurry.is_set():
+            self.hurry.set()
+            lost = (
+                "; what the embedded broker still holds is lost"
+                if isinstance(self.broker, EmbeddedBroker)
+                else ""
+            )
+            self.say(f"second Ctrl-C: stopping at once, without waiting{lost}")
+
+    async def drain(self) -> None:
+        """Close ingest's intake, then wait until the pipeline has consumed and committed
+        everything: the embedded broker's log dies with it. Apache Kafka (external, or
+        `--broker kafka`) keeps its log, so there the services just stop (consumers resume
+        from their offsets)."""
+        limit = self.settings.drain_timeout_s
+        if not isinstance(self.broker, EmbeddedBroker) or limit <= 0 or self.hurry.is_set():
+            return
+        self.say("closing ingest: events are answered 503 with Retry-After from now on")
+        ingest = self.services["ingest"]
+        readyz = f"http://{self.settings.host}:{ingest.port}/readyz"
+        if not await close_intake(ingest.process, readyz, self.hurry):
+            if self.hurry.is_set():
+                return
+            self.say("ingest did not confirm that it closed; stopping it")
+            await _terminate(ingest.process)
+        probe = BacklogProbe(self.broker.bootstrap_servers, self.env["KIZASHI_DATABASE_URL"])
+        try:
+            left = await wait_until_drained(probe, limit_s=limit, say=self.say, hurry=self.hurry)
+        finally:
+            await probe.close()
+        if left is not None and left.empty():
+            self.say("drained: scoring, triggers and the notifier committed everything")
+            return
+        what = left.describe() if left is not None else "unknown (the backlog could not be read)"
+        reason = "second Ctrl-C" if self.hurry.is_set() else f"limit of {limit:.0f} s reached"
+        self.say(
+            f"not drained ({reason}); left: {what}. Records not yet consumed are lost with the "
+            "embedded broker's memory; pending deliveries stay in PostgreSQL for the next start"
+        )
 
     async def _announce(self) -> None:
         host = self.settings.host
@@ -247,16 +323,20 @@ class Stack:
         self.say("\nKizashi is up. Try `kizashi demo` in another terminal; Ctrl-C stops it all.")
 
     async def _stop_services(self) -> None:
+        """SIGTERM to each, then SIGKILL to those still running after 15 s, or at once on a
+        second Ctrl-C."""
         processes = [s.process for s in self.services.values() if s.process]
         for process in processes:
             if process.returncode is None:
                 process.send_signal(signal.SIGTERM)
+        exited = asyncio.ensure_future(asyncio.gather(*(p.wait() for p in processes)))
+        hurry = asyncio.ensure_future(self.hurry.wait())
+        await asyncio.wait({exited, hurry}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
+        hurry.cancel()
         for process in processes:
-            try:
-                await asyncio.wait_for(process.wait(), 15)
-            except TimeoutError:
+            if process.returncode is None:
                 process.kill()
-                await process.wait()
+        await exited
 
     def shutdown_servers(self) -> None:
         if self.broker is not None:
@@ -278,6 +358,17 @@ async def _wait_ready(urls: dict[str, str], timeout_s: float = 90) -> dict[str, 
     return ready
 
 
+async def _terminate(process: asyncio.subprocess.Process | None, wait_s: float = 15) -> None:
+    if process is None or process.returncode is not None:
+        return
+    process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), wait_s)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
 def _free_or_fail(port: int, what: str) -> int:
     if port_open(port):
         raise SystemExit(
@@ -286,11 +377,18 @@ def _free_or_fail(port: int, what: str) -> int:
     return port
 
 
-def up(settings: ToolSettings) -> int:
-    stack = Stack(settings)
+def up(settings: ToolSettings, broker: str = "embedded") -> int:
+    stack = Stack(settings, broker_kind=broker)
     try:
         stack.prepare()
         return asyncio.run(stack.run())
     finally:
-        stack.shutdown_servers()
+        # The services are stopped; another Ctrl-C must not leave PostgreSQL half stopped.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            if stack.broker is not None or stack.postgres is not None:
+                stack.say("stopping the embedded broker and PostgreSQL …")
+            stack.shutdown_servers()
+        finally:
+            signal.signal(signal.SIGINT, previous)
         Path(settings.data_dir / "stack.json").unlink(missing_ok=True)

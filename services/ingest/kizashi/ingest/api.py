@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from kizashi.ingest.accept import BatchShapeError, accept, events_of
 from kizashi.ingest.body import parse_json, read_limited
 from kizashi.ingest.deps import IngestSource, StateDep
+from kizashi.ingest.intake import CLOSED_DETAIL
 from kizashi.ingest.limits import RETRY_AFTER_S
 from kizashi.ingest.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
 from kizashi.ingest.state import IngestState
@@ -44,7 +45,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorBody, "description": "Body over 1 MiB (after decompression)"},
     415: {"model": ErrorBody, "description": "Not JSON, or an unsupported content encoding"},
     422: {"model": IngestResult, "description": "No event in the request was valid"},
-    503: {"model": ErrorBody, "description": "The broker did not acknowledge; retry later"},
+    503: {
+        "model": ErrorBody,
+        "description": "The broker did not acknowledge, or ingest is stopping; retry later",
+    },
 }
 
 
@@ -101,14 +105,22 @@ def reason_label(reason: str) -> str:
     },
 )
 async def post_events(request: Request, source: IngestSource, state: StateDep) -> JSONResponse:
-    payload = parse_json(await read_limited(request))
-    try:
-        raw_events = events_of(payload)
-    except BatchShapeError as error:
-        code = (
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-            if "at most" in str(error)
-            else status.HTTP_400_BAD_REQUEST
+    if not state.intake.open:
+        EVENTS_REJECTED.labels("stopping").inc()
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail=CLOSED_DETAIL,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
         )
-        raise HTTPException(code, detail=str(error)) from error
-    return await publish(state, raw_events, source)
+    with state.intake.admitted():
+        payload = parse_json(await read_limited(request))
+        try:
+            raw_events = events_of(payload)
+        except BatchShapeError as error:
+            code = (
+                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+                if "at most" in str(error)
+                else status.HTTP_400_BAD_REQUEST
+            )
+            raise HTTPException(code, detail=str(error)) from error
+        return await publish(state, raw_events, source)

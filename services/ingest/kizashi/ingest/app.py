@@ -1,6 +1,8 @@
 """The ingest service's FastAPI app. Kafka is where events go; PostgreSQL only remembers which
 account a tracked user belongs to (Segment identify/group links)."""
 
+import asyncio
+
 from fastapi import FastAPI
 
 from kizashi.ingest import api, segment_api
@@ -19,9 +21,11 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
 
     async def setup(runtime: ServiceRuntime) -> ServiceState:
         assert runtime.engine is not None
-        return IngestState(
+        state = IngestState(
             runtime=runtime, identities=Identities(runtime.engine), segment_mapping=mapping
         )
+        state.intake.close_on_signal(asyncio.get_running_loop())
+        return state
 
     return create_service_app(
         service="ingest",

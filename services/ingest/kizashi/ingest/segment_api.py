@@ -7,8 +7,9 @@ Auth is Segment's: Basic auth with the write key (an ingest key) as the user nam
 - 400 `{"success": false, "code": "invalid_events", "accepted": n, "rejected": [...]}`:
   some calls were refused (listed by index, field, reason); the others were accepted.
 - 422: the same body, when no call was valid.
-- 503 with Retry-After: the broker (or the database of user links) did not answer; nothing
-  of the request counts as accepted, send it again (message ids make that harmless).
+- 503 with Retry-After: the broker (or the database of user links) did not answer, or ingest
+  is stopping (a clean stop of `kizashi up`); nothing of the request counts as accepted, send
+  it again (message ids make that harmless).
 Other errors (400 malformed, 401, 413, 415) carry `success`, `code` and `message` too, which
 is what Segment's SDKs read.
 """
@@ -28,6 +29,7 @@ from kizashi.ingest.api import RejectedEvent, reason_label
 from kizashi.ingest.auth import source_for_secret
 from kizashi.ingest.body import parse_json, read_limited
 from kizashi.ingest.deps import SettingsDep, StateDep
+from kizashi.ingest.intake import CLOSED_DETAIL
 from kizashi.ingest.limits import MAX_EVENTS_PER_BATCH, RETRY_AFTER_S
 from kizashi.ingest.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
 from kizashi.ingest.segment import translate, users_to_look_up
@@ -60,7 +62,10 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": SegmentFailure, "description": "Over 1 MiB or 1000 calls"},
     415: {"model": SegmentFailure, "description": "Not JSON, or an unsupported encoding"},
     422: {"model": SegmentFailure, "description": "No call in the request was valid"},
-    503: {"model": SegmentFailure, "description": "Broker or database away; retry later"},
+    503: {
+        "model": SegmentFailure,
+        "description": "Broker or database away, or ingest stopping; retry later",
+    },
 }
 BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}}
 
@@ -97,6 +102,20 @@ async def _handle(
     if header_key is not None and source_for_secret(settings, header_key) is None:
         EVENTS_REJECTED.labels("unauthorized").inc()
         return _failure(401, "invalid write key")
+    if not state.intake.open:
+        EVENTS_REJECTED.labels("stopping").inc()
+        return _failure(503, CLOSED_DETAIL)
+    with state.intake.admitted():
+        return await _read_and_publish(request, forced, state, settings, header_key)
+
+
+async def _read_and_publish(
+    request: Request,
+    forced: str | None,
+    state: IngestState,
+    settings: IngestSettings,
+    header_key: str | None,
+) -> JSONResponse:
     try:
         payload = parse_json(await read_limited(request))
     except HTTPException as error:

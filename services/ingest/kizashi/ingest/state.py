@@ -1,8 +1,9 @@
 """The typed state the ingest app holds while it runs."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kizashi.ingest.identities import Identities
+from kizashi.ingest.intake import Intake
 from kizashi.ingest.segment_config import SegmentMapping
 from kizashi.runtime.lifecycle import ServiceState
 
@@ -11,3 +12,7 @@ from kizashi.runtime.lifecycle import ServiceState
 class IngestState(ServiceState):
     identities: Identities
     segment_mapping: SegmentMapping
+    intake: Intake = field(default_factory=Intake)
+
+    def readiness(self) -> dict[str, bool]:
+        return self.intake.readiness()

@@ -4,7 +4,7 @@ import functools
 
 from fastapi import FastAPI
 
-from kizashi.contracts.topics import SIGNAL_TOPICS
+from kizashi.contracts.topics import CONSUMED_BY
 from kizashi.notifier import api
 from kizashi.notifier.consumer import handle_signals
 from kizashi.notifier.deliver import delivery_loop
@@ -43,7 +43,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
             console_url=settings.console_url,
             lease_s=settings.delivery_lease_s,
         )
-        runtime.consume(list(SIGNAL_TOPICS.values()), functools.partial(handle_signals, service))
+        runtime.consume(list(CONSUMED_BY["notifier"]), functools.partial(handle_signals, service))
         runtime.background(delivery_loop(service), name="deliveries")
         return service
 

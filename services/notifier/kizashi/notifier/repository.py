@@ -191,6 +191,19 @@ async def record_attempts(
     )
 
 
+async def count_unsent_due(*, conn: asyncpg.Connection, now: datetime) -> int:
+    """Deliveries due now and not sent: pending ones whose time has come, and those being
+    sent. What a clean stop of `kizashi up` waits for; one waiting for a later retry or for
+    its digest window is not due, and stays for the next start."""
+    return await conn.fetchval(
+        """
+        SELECT count(*) FROM deliveries
+        WHERE status = 'sending' OR (status = 'pending' AND next_attempt_at <= $1)
+        """,
+        now,
+    )
+
+
 # -- The deliveries API ----------------------------------------------------------------------
 
 

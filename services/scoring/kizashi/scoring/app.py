@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from kizashi.contracts.topics import EVENT_TOPICS
+from kizashi.contracts.topics import CONSUMED_BY
 from kizashi.runtime.app import create_service_app
 from kizashi.runtime.collector import tune_garbage_collector
 from kizashi.runtime.lifecycle import ServiceRuntime
@@ -35,7 +35,7 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
         )
         tune_garbage_collector()
         runtime.consume(
-            list(EVENT_TOPICS.values()),
+            list(CONSUMED_BY["scoring"]),
             functools.partial(handle_events, service),
             max_batch=settings.scoring_max_batch,
         )

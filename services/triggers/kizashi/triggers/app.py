@@ -4,7 +4,7 @@ import functools
 
 from fastapi import FastAPI
 
-from kizashi.contracts.topics import SCORES_CHANGED
+from kizashi.contracts.topics import CONSUMED_BY
 from kizashi.runtime.app import create_service_app
 from kizashi.runtime.lifecycle import ServiceRuntime
 from kizashi.triggers import actions, api
@@ -22,7 +22,7 @@ def create_app(settings: TriggersSettings | None = None) -> FastAPI:
 
     async def setup(runtime: ServiceRuntime) -> TriggersState:
         service = TriggersState(runtime=runtime, rules=rules)
-        runtime.consume([SCORES_CHANGED], functools.partial(handle_changes, service))
+        runtime.consume(list(CONSUMED_BY["triggers"]), functools.partial(handle_changes, service))
         runtime.every(
             settings.sweep_interval_s, functools.partial(sweep_once, service), name="sweep"
         )
