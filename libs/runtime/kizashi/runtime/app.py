@@ -10,6 +10,8 @@ from kizashi.runtime.http import install_common_routes
 from kizashi.runtime.lifecycle import ServiceRuntime, ServiceState
 from kizashi.runtime.logs import configure_logging
 from kizashi.runtime.settings import Settings
+from kizashi.runtime.tracing import TracingMiddleware
+from kizashi.runtime.tracing import setup as setup_tracing
 
 Setup = Callable[[ServiceRuntime], Awaitable[ServiceState]]
 
@@ -54,4 +56,7 @@ def create_service_app(
         liveness=liveness,
         body_timeout_s=settings.http_body_timeout_s,
     )
+    # Off and free unless an OTLP endpoint is configured (kizashi.runtime.tracing).
+    if setup_tracing(service, settings.otlp_endpoint):
+        app.add_middleware(TracingMiddleware)  # the outermost: its span covers the answer
     return app
