@@ -10,7 +10,7 @@ from kizashi.runtime.http import install_common_routes
 from kizashi.runtime.lifecycle import ServiceRuntime, ServiceState
 from kizashi.runtime.logs import configure_logging
 from kizashi.runtime.settings import Settings
-from kizashi.runtime.tracing import TracingMiddleware
+from kizashi.runtime.tracing import FASTAPI_TELEMETRY
 from kizashi.runtime.tracing import setup as setup_tracing
 
 Setup = Callable[[ServiceRuntime], Awaitable[ServiceState]]
@@ -37,7 +37,12 @@ def create_service_app(
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=f"Kizashi {service}", version="1", lifespan=lifespan)
+    # Off and free unless an OTLP endpoint is configured (kizashi.runtime.tracing); when on,
+    # FastAPI's own telemetry makes each request's span.
+    setup_tracing(service, settings.otlp_endpoint)
+    app = FastAPI(
+        title=f"Kizashi {service}", version="1", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY
+    )
     app.state.settings = settings
     for router in routers:
         app.include_router(router)
@@ -56,7 +61,4 @@ def create_service_app(
         liveness=liveness,
         body_timeout_s=settings.http_body_timeout_s,
     )
-    # Off and free unless an OTLP endpoint is configured (kizashi.runtime.tracing).
-    if setup_tracing(service, settings.otlp_endpoint):
-        app.add_middleware(TracingMiddleware)  # the outermost: its span covers the answer
     return app

@@ -13,7 +13,8 @@ worker, which sends from a row claimed in the database.
 
 Spans of one alert's path:
 
-- `POST /v1/events` (ingest, SERVER): the request, ended once the 202 has been sent;
+- `POST /v1/events` (ingest, SERVER, FastAPI's own span): the request, ended once the 202
+  has been sent;
 - `<service> process` (CONSUMER): one per consumed batch, linked to (up to
   `MAX_BATCH_LINKS`) sampled contexts of its records;
 - per-record spans (`RecordSpans`) for the records that go on to the next stage: each the
@@ -339,47 +340,16 @@ def end_span(span: Span | None, error: str | None = None, **attributes: Any) -> 
 
 UNTRACED_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
 
-
-class TracingMiddleware:
-    """A SERVER span per HTTP request, the child of the caller's `traceparent` when it sends
-    one; ended once the response has been sent (ingest's 202 is the end of its span). Added
-    only when tracing is on."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("path") in UNTRACED_PATHS:
-            await self.app(scope, receive, send)
-            return
-        carrier = {
-            k.decode("latin-1"): v.decode("latin-1")
-            for k, v in scope.get("headers", [])
-            if k in (b"traceparent", b"tracestate", b"baggage")
-        }
-        parent = propagate.extract(carrier) if carrier else None
-        method = scope.get("method", "GET")
-        status = 500
-
-        async def send_noting_status(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        with _tracer.start_as_current_span(
-            f"{method} {scope.get('path', '')}",
-            context=parent,
-            kind=SpanKind.SERVER,
-            attributes={"http.request.method": method},
-        ) as span:
-            try:
-                await self.app(scope, receive, send_noting_status)
-            finally:
-                route = getattr(scope.get("route"), "path", None)
-                if route:
-                    span.update_name(f"{method} {route}")
-                    span.set_attribute("http.route", route)
-                span.set_attribute("http.response.status_code", status)
-                if status >= 500:
-                    span.set_status(Status(StatusCode.ERROR))
+# FastAPI's own OpenTelemetry support (`FastAPI(telemetry=...)`) makes the SERVER span of each
+# request once a tracer provider is installed, continuing the caller's `traceparent`, and ends
+# it when the response has been sent (ingest's 202 is the end of its span). Only that span:
+# no per-dependency spans, and no metrics or logs through OpenTelemetry (Prometheus and the
+# JSON logs have those). With tracing off FastAPI finds no provider and adds nothing.
+FASTAPI_TELEMETRY = {
+    "tracing": True,
+    "operation_spans": False,
+    "metrics": False,
+    "logs": False,
+    "auto_configure": False,
+    "exclude": lambda scope: scope.get("path") in UNTRACED_PATHS,
+}
