@@ -10,6 +10,8 @@ from kizashi.runtime.http import install_common_routes
 from kizashi.runtime.lifecycle import ServiceRuntime, ServiceState
 from kizashi.runtime.logs import configure_logging
 from kizashi.runtime.settings import Settings
+from kizashi.runtime.tracing import FASTAPI_TELEMETRY
+from kizashi.runtime.tracing import setup as setup_tracing
 
 Setup = Callable[[ServiceRuntime], Awaitable[ServiceState]]
 
@@ -41,10 +43,14 @@ def create_service_app(
         finally:
             await runtime.stop()
 
+    # Off and free unless an OTLP endpoint is configured (kizashi.runtime.tracing); when on,
+    # FastAPI's own telemetry makes each request's span.
+    setup_tracing(service, settings.otlp_endpoint)
     app = FastAPI(
         title=f"Kizashi {service}",
         version="1",
         lifespan=lifespan,
+        telemetry=FASTAPI_TELEMETRY,
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json" if openapi else None,

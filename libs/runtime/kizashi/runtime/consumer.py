@@ -22,6 +22,7 @@ from aiokafka.structs import ConsumerRecord
 
 from kizashi.contracts.deadletter import DeadLetter
 from kizashi.contracts.topics import DEAD_LETTER
+from kizashi.runtime import tracing
 from kizashi.runtime.db import is_transient
 from kizashi.runtime.kafka import BrokerUnavailable, OutgoingRecord, Producer, encode
 from kizashi.runtime.metrics import (
@@ -242,10 +243,17 @@ class BatchConsumer:
         if self.status.first_records_at is None:
             self.status.first_records_at = time.time()
         rebalances = self._rebalances
+        read_ns = time.time_ns()  # the batch's first records handed over (traces)
         await self._fill(batches)
         started = time.perf_counter()  # the batch's handling and commit, not its top-up
         records = [record for tp_records in batches.values() for record in tp_records]
-        await self._handle_until_done(records)
+        if tracing.enabled():
+            # One span per batch, linked to its records' contexts; handlers open per-record
+            # spans under it for what goes on to the next stage (kizashi.runtime.tracing).
+            with tracing.batch_span(self.service, self.topics, records, read_ns):
+                await self._handle_until_done(records)
+        else:
+            await self._handle_until_done(records)
         offsets = {
             tp: tp_records[-1].offset + 1
             for tp, tp_records in batches.items()

@@ -24,6 +24,7 @@ from aiokafka.errors import (
 from aiokafka.partitioner import DefaultPartitioner
 
 from kizashi.contracts.topics import ALL_TOPICS
+from kizashi.runtime import tracing
 from kizashi.runtime.metrics import (
     KAFKA_PRODUCE_DURATION,
     KAFKA_PRODUCED,
@@ -40,6 +41,9 @@ class OutgoingRecord:
     key: str
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
+    # The trace context to send on (an OpenTelemetry Context); None: the current one. Read
+    # only when tracing is on (kizashi.runtime.tracing).
+    context: Any = None
 
 
 def encode(payload: Any) -> bytes:
@@ -257,8 +261,12 @@ class Producer:
     ) -> list[asyncio.Future]:
         futures: list[asyncio.Future] = []
         batch = self._producer.create_batch()
+        # The W3C traceparent of each record's context, in its headers (tracing on only).
+        injector = tracing.HeaderInjector() if tracing.enabled() else None
         for record in group:
             key, headers = record.key.encode(), list(record.headers)
+            if injector is not None:
+                headers.extend(injector.headers(record.context))
             if batch.append(key=key, value=record.value, timestamp=None, headers=headers):
                 continue
             if batch.record_count():

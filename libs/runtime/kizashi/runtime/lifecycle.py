@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kizashi.runtime import tracing
 from kizashi.runtime.consumer import BatchConsumer, BatchHandler
 from kizashi.runtime.db import create_engine, database_ready, record_pool_metrics
 from kizashi.runtime.kafka import Producer, ensure_topics, flavour_of
@@ -162,6 +163,8 @@ class ServiceRuntime:
             await self.producer.stop()
         if self.engine is not None:
             await self.engine.dispose()
+        if tracing.enabled():
+            await asyncio.to_thread(tracing.shutdown)  # export the spans still buffered
 
 
 async def _until_broker_answers(bootstrap: str, timeout_s: float = 60.0) -> None:

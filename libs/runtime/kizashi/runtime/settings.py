@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     consumer_max_batch: int = Field(default=2000, ge=1, le=50_000)
     db_pool_size: int = Field(default=5, ge=1, le=100)
     log_level: str = "INFO"
+    # Where spans go by OTLP/HTTP (a collector's base URL, e.g. http://127.0.0.1:4318; the
+    # exporter posts to <url>/v1/traces). Unset: the standard OTEL_EXPORTER_OTLP_* variables
+    # decide, and with none of them tracing is off (kizashi.runtime.tracing).
+    otlp_endpoint: str | None = None
 
     # Slow or greedy HTTP clients (kizashi.runtime.server, architecture §5.11): the headers must
     # arrive within this time, the body within its own, and be at most this large; an idle

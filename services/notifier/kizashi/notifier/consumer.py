@@ -14,6 +14,7 @@ from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.signals import signal_adapter
 from kizashi.notifier import repository
 from kizashi.notifier.state import NotifierState
+from kizashi.runtime import tracing
 from kizashi.runtime.consumer import PermanentRecordError, Rejected
 from kizashi.runtime.db import raw_transaction
 
@@ -47,12 +48,19 @@ async def handle_signals(service: NotifierState, records: list[ConsumerRecord]) 
     rejected: Rejected = []
     intents = []
     now = datetime.now(UTC)
+    # Tracing on only: a span per signal routed, ended once its deliveries are committed; the
+    # rows keep its traceparent, so the worker's send joins the same trace.
+    spans = tracing.record_spans("notifier route", records)
     for record in records:
         try:
             signal = signal_adapter.validate_json(record.value)
         except (ValidationError, ValueError) as error:
             rejected.append((record, PermanentRecordError(f"schema violation: {error}")))
             continue
+        parent = None
+        if spans is not None:
+            context = tracing.record_context(record)
+            parent = tracing.traceparent(spans.start(context, signal_id=signal.signal_id))
         for match in service.routing.route(signal):
             digest_key = not_before = None
             if match.digest is not None:
@@ -67,10 +75,12 @@ async def handle_signals(service: NotifierState, records: list[ConsumerRecord]) 
                     payload=signal.model_dump(mode="json"),
                     digest_key=digest_key,
                     not_before=not_before,
+                    traceparent=parent,
                 )
             )
-    if intents:
-        async with raw_transaction(service.engine) as connection:
-            await repository.record_intents(conn=connection, intents=intents)
-        service.wake.set()
+    async with tracing.closing(spans):
+        if intents:
+            async with raw_transaction(service.engine) as connection:
+                await repository.record_intents(conn=connection, intents=intents)
+            service.wake.set()
     return rejected

@@ -17,8 +17,10 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.deadletter import DeadLetter
@@ -38,6 +40,7 @@ from kizashi.notifier.metrics import (
 from kizashi.notifier.routing import EmailReceiver, SlackReceiver
 from kizashi.notifier.state import NotifierState
 from kizashi.notifier.transport import SendResult
+from kizashi.runtime import tracing
 from kizashi.runtime.db import raw_transaction
 from kizashi.runtime.kafka import OutgoingRecord, encode
 
@@ -114,9 +117,22 @@ async def _current(service: NotifierState, signal: SignalBase) -> SignalBase | S
         return SendResult("retry", f"could not read the account's owner: {type(error).__name__}")
 
 
-async def _deliver(service: NotifierState, claimed: dict) -> None:
+def _send_span(rows: list[dict], claimed_ns: int, delivery_id: str) -> Any:
+    """The send's span (tracing on only): from the claim to the receiver's answer, in the trace
+    of the rows' traceparent (a digest's other rows are links)."""
+    return tracing.send_span(
+        "notifier send",
+        [r.get("traceparent") for r in rows],
+        claimed_ns,
+        delivery_id=delivery_id,
+        channel=rows[0]["channel"],
+    )
+
+
+async def _deliver(service: NotifierState, claimed: dict, claimed_ns: int = 0) -> None:
     delivery_id = claimed["delivery_id"]
     signal = signal_adapter.validate_python(claimed["payload"])
+    span = _send_span([claimed], claimed_ns, delivery_id)
     try:
         current = await _current(service, signal)
         if isinstance(current, SendResult):
@@ -126,13 +142,15 @@ async def _deliver(service: NotifierState, claimed: dict) -> None:
     except Exception as error:  # a bug in rendering must not leave the row `sending`
         log.exception("delivery failed unexpectedly", extra={"delivery_id": delivery_id})
         result = SendResult("failed", f"internal error: {type(error).__name__}")
+    tracing.end_span(span, None if result.ok else result.reason, outcome=result.outcome)
     await _record(service, [claimed], [signal], result)
 
 
-async def _deliver_digest(service: NotifierState, claimed: list[dict]) -> None:
+async def _deliver_digest(service: NotifierState, claimed: list[dict], claimed_ns: int = 0) -> None:
     signals = [signal_adapter.validate_python(c["payload"]) for c in claimed]
     digest_key = claimed[0]["digest_key"]
     digest_id = digest_id_for(digest_key, [c["delivery_id"] for c in claimed])
+    span = _send_span(claimed, claimed_ns, digest_id)
     try:
         current = [await _current(service, s) for s in signals]
         retry = next((c for c in current if isinstance(c, SendResult)), None)
@@ -143,6 +161,7 @@ async def _deliver_digest(service: NotifierState, claimed: list[dict]) -> None:
     except Exception as error:
         log.exception("digest failed unexpectedly", extra={"digest_key": digest_key})
         result = SendResult("failed", f"internal error: {type(error).__name__}")
+    tracing.end_span(span, None if result.ok else result.reason, outcome=result.outcome)
     await _record(service, claimed, signals, result)
 
 
@@ -306,6 +325,7 @@ async def deliver_due(service: NotifierState) -> int:
     async with raw_transaction(service.engine) as connection:
         single = await repository.claim_due(conn=connection, **claim)
         digests = await repository.claim_digests(conn=connection, **claim)
+    claimed_ns = time.time_ns()  # where a send's span starts
     claimed_ids = [c["delivery_id"] for c in single]
     claimed_ids += [c["delivery_id"] for rows in digests for c in rows]
     if not claimed_ids:
@@ -316,8 +336,8 @@ async def deliver_due(service: NotifierState) -> int:
         # Every send runs to its end even when another one's bookkeeping fails, so that no
         # row still being sent leaves `in_flight` early (it would be reclaimed and resent).
         outcomes = await asyncio.gather(
-            *(_deliver(service, c) for c in single),
-            *(_deliver_digest(service, rows) for rows in digests),
+            *(_deliver(service, c, claimed_ns) for c in single),
+            *(_deliver_digest(service, rows, claimed_ns) for rows in digests),
             return_exceptions=True,
         )
         for outcome in outcomes:

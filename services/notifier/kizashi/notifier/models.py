@@ -37,6 +37,9 @@ deliveries = Table(
     # Set when the route batches signals: "<receiver>|<owner>|<window end, epoch s>". Every
     # delivery with one key goes out as one digest message and ends sent/failed together.
     Column("digest_key", Text, nullable=True),
+    # The W3C traceparent of the signal's trace, when tracing is on: the worker's send span
+    # joins it (kizashi.runtime.tracing).
+    Column("traceparent", Text, nullable=True),
     Index("deliveries_due", "status", "next_attempt_at"),
     Index(
         "deliveries_digest",

@@ -23,6 +23,8 @@ class Intent:
     # For a digest route: the group this delivery joins, and when the group goes out.
     digest_key: str | None = None
     not_before: datetime | None = None
+    # The W3C traceparent of the signal's trace (tracing on only): the send joins it.
+    traceparent: str | None = None
 
 
 async def record_intents(*, conn: asyncpg.Connection, intents: Sequence[Intent]) -> None:
@@ -31,12 +33,12 @@ async def record_intents(*, conn: asyncpg.Connection, intents: Sequence[Intent])
     await conn.execute(
         """
         INSERT INTO deliveries (delivery_id, signal_id, receiver, channel, status, payload,
-                                digest_key, next_attempt_at)
+                                digest_key, next_attempt_at, traceparent)
         SELECT id, signal, receiver, channel, 'pending', payload::jsonb, digest_key,
-               COALESCE(not_before, now())
+               COALESCE(not_before, now()), traceparent
         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                    $7::timestamptz[])
-             AS u(id, signal, receiver, channel, payload, digest_key, not_before)
+                    $7::timestamptz[], $8::text[])
+             AS u(id, signal, receiver, channel, payload, digest_key, not_before, traceparent)
         ON CONFLICT (delivery_id) DO NOTHING
         """,
         [i.delivery_id for i in intents],
@@ -46,6 +48,7 @@ async def record_intents(*, conn: asyncpg.Connection, intents: Sequence[Intent])
         [orjson.dumps(i.payload).decode() for i in intents],
         [i.digest_key for i in intents],
         [i.not_before for i in intents],
+        [i.traceparent for i in intents],
     )
 
 
@@ -55,7 +58,8 @@ ABANDONED = """
      AND NOT (delivery_id = ANY($3::text[])))
 """
 RETURNED = (
-    "delivery_id, signal_id, receiver, channel, attempts, digest_key, payload::text AS payload"
+    "delivery_id, signal_id, receiver, channel, attempts, digest_key, traceparent,"
+    " payload::text AS payload"
 )
 
 

@@ -16,6 +16,7 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from kizashi.contracts.events import EventEnvelope, input_event_adapter
+from kizashi.runtime import tracing
 from kizashi.runtime.collector import collection_paused
 from kizashi.runtime.consumer import PermanentRecordError, Rejected
 from kizashi.runtime.db import raw_transaction
@@ -79,7 +80,9 @@ async def _apply(service: ScoringState, records: list[ConsumerRecord]) -> Reject
         )
     if not unique:
         return rejected
-    async with raw_transaction(service.engine) as connection:
+    # Tracing on only: a span per `scores.changed`, ended once the transaction has committed.
+    spans = tracing.record_spans("scoring publish", records)
+    async with tracing.closing(spans), raw_transaction(service.engine) as connection:
         if service.legacy_ids is None:
             service.legacy_ids = await repository.has_legacy_ids(conn=connection)
         applied_before = await repository.claim_new_events(
@@ -94,7 +97,7 @@ async def _apply(service: ScoringState, records: list[ConsumerRecord]) -> Reject
             return rejected
         stored = await repository.lock_accounts(conn=connection, account_ids=by_account)
         outcomes = await rescore_and_write(
-            service, connection, stored, by_account, cause="events", now=now
+            service, connection, stored, by_account, cause="events", now=now, spans=spans
         )
     applied = Counter(event.type for event in fresh)  # type: ignore[attr-defined]
     for kind, count in applied.items():

@@ -14,6 +14,7 @@ import asyncpg
 
 from kizashi.contracts.events import EventEnvelope
 from kizashi.contracts.topics import SCORES_CHANGED
+from kizashi.runtime import tracing
 from kizashi.runtime.collector import collection_paused
 from kizashi.runtime.kafka import OutgoingRecord
 from kizashi.scoring import repository
@@ -32,9 +33,12 @@ async def rescore_and_write(
     *,
     cause: str,
     now: datetime,
+    spans: tracing.RecordSpans | None = None,
 ) -> list[Outcome]:
     """Re-score every account of `stored` with its new `events` (none for a time-only re-score);
-    returns the outcomes once everything is saved and acknowledged by the broker."""
+    returns the outcomes once everything is saved and acknowledged by the broker. With
+    `spans` (tracing on), each `scores.changed` goes on under a span of its own that is the
+    child of the context its account's events came with (kizashi.runtime.tracing)."""
     ids = sorted(stored)
     outcomes: list[Outcome] = []
     saving: asyncio.Task | None = None
@@ -61,7 +65,14 @@ async def rescore_and_write(
             scored = [o.scored for o in chunk]
             saving = asyncio.create_task(repository.save(conn=connection, scored=scored))
             messages = [
-                OutgoingRecord(SCORES_CHANGED, o.scored.account_id, o.encoded())
+                OutgoingRecord(
+                    SCORES_CHANGED,
+                    o.scored.account_id,
+                    o.encoded(),
+                    context=None
+                    if spans is None
+                    else spans.for_key(o.scored.account_id, account_id=o.scored.account_id),
+                )
                 for o in chunk
                 if o.message is not None
             ]

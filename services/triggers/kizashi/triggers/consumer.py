@@ -11,6 +11,7 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from kizashi.contracts.scores import ScoresChanged
+from kizashi.runtime import tracing
 from kizashi.runtime.consumer import PermanentRecordError, Rejected
 from kizashi.runtime.db import raw_transaction
 from kizashi.triggers import outcome as out
@@ -18,13 +19,16 @@ from kizashi.triggers import repository
 from kizashi.triggers.decide import AccountMemory, decide
 from kizashi.triggers.state import TriggersState
 
+Change = tuple[ScoresChanged, bytes, ConsumerRecord]
 
-def decode(records: list[ConsumerRecord]) -> tuple[list[tuple[ScoresChanged, bytes]], Rejected]:
-    """Each valid change with its JSON text, which becomes the account's `latest` as it is."""
+
+def decode(records: list[ConsumerRecord]) -> tuple[list[Change], Rejected]:
+    """Each valid change with its JSON text, which becomes the account's `latest` as it is,
+    and its record (whose headers carry its trace context)."""
     changes, rejected = [], []
     for record in records:
         try:
-            changes.append((ScoresChanged.model_validate_json(record.value), record.value))
+            changes.append((ScoresChanged.model_validate_json(record.value), record.value, record))
         except (ValidationError, ValueError) as error:
             rejected.append((record, PermanentRecordError(f"schema violation: {error}")))
     return changes, rejected
@@ -34,22 +38,31 @@ async def handle_changes(service: TriggersState, records: list[ConsumerRecord]) 
     changes, rejected = decode(records)
     if not changes:
         return rejected
-    by_account: dict[str, list[tuple[ScoresChanged, bytes]]] = defaultdict(list)
-    for change, text in changes:
-        by_account[change.account_id].append((change, text))
-    async with raw_transaction(service.engine) as connection:
+    by_account: dict[str, list[Change]] = defaultdict(list)
+    for change in changes:
+        by_account[change[0].account_id].append(change)
+    # Tracing on only: a span per new signal, the child of its change's context, ended once
+    # the signal is committed; the signal goes on under it.
+    spans = tracing.record_spans("triggers signal", records)
+    async with tracing.closing(spans), raw_transaction(service.engine) as connection:
         rows = await repository.lock_accounts(conn=connection, account_ids=by_account)
         states = await repository.load_rule_states(conn=connection, account_ids=by_account)
         outcome = out.Outcome(loaded_states=states)
         for account_id, account_changes in by_account.items():
             memory = AccountMemory(**rows.get(account_id, {}), states=states.get(account_id, {}))
-            for change, text in account_changes:
+            for change, text, record in account_changes:
                 # Time is the change's own, so a replay decides exactly as the first pass did.
                 decision = decide(
                     change, memory, service.rules, now=change.computed_at, message=text
                 )
                 outcome.add(account_id, decision)
+                if spans is not None:
+                    parent = tracing.record_context(record)
+                    for signal in decision.signals:
+                        outcome.contexts[signal.signal_id] = spans.start(
+                            parent, signal_id=signal.signal_id, rule=signal.rule
+                        )
             outcome.memories[account_id] = memory
-        await out.record(connection, service, outcome, max(c.computed_at for c, _ in changes))
+        await out.record(connection, service, outcome, max(c.computed_at for c, _, _ in changes))
     out.count(outcome)
     return rejected

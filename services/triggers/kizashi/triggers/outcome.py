@@ -5,6 +5,7 @@ and a replay after a crash re-sends the same deterministic ids, which downstream
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 
@@ -30,6 +31,8 @@ class Outcome:
     signals: list[SignalBase] = field(default_factory=list)
     cleared: list[tuple[str, str]] = field(default_factory=list)
     suppressed: list[str] = field(default_factory=list)
+    # signal id → the trace context it goes on under (tracing on only; kizashi.runtime.tracing).
+    contexts: dict[str, Any] = field(default_factory=dict)
     # Filled by `record`.
     fresh: list[SignalBase] = field(default_factory=list)
     resolved: list[str] = field(default_factory=list)
@@ -62,7 +65,15 @@ async def record(
         conn=connection, cleared=outcome.cleared, now=now
     )
     await service.producer.send_all(
-        [OutgoingRecord(SIGNAL_TOPICS[s.kind], s.account_id, encode(s)) for s in outcome.fresh]
+        [
+            OutgoingRecord(
+                SIGNAL_TOPICS[s.kind],
+                s.account_id,
+                encode(s),
+                context=outcome.contexts.get(s.signal_id),
+            )
+            for s in outcome.fresh
+        ]
     )
     return outcome
 

@@ -12,6 +12,14 @@
    consumers have yet to read) grows, then one step between the last rate
    that held and the first that did not.
 
+Where the time goes: the stack exports its traces by OTLP to a receiver in the bench
+(kizashi.tools.otlp), and each alert of the idle and latency phases is sent in a request of its
+own with a sampled `traceparent`; the bench reads each hop's time from that alert's trace
+(kizashi.tools.bench.hops) and prints p50/p99 per hop, so a regression names its stage. Only
+those requests are sampled (`OTEL_TRACES_SAMPLER=parentbased_always_off`): the rest of the load
+carries an unsampled context and records nothing. An attached stack (`--stack`) gives hops only
+when its KIZASHI_OTLP_ENDPOINT points at http://127.0.0.1:<--otlp-port>, with the same sampler.
+
 The whole run is bounded by `--budget` seconds. With --json the last line is one JSON object.
 """
 
@@ -38,6 +46,8 @@ from kizashi.tools.bench.harness import (
     progress,
     start_embedded_stack,
 )
+from kizashi.tools.bench.hops import HOPS, TOTAL, hop_name, hop_times
+from kizashi.tools.otlp import OtlpReceiver
 from kizashi.tools.settings import ToolSettings
 
 GOAL_P99_MS = 500.0
@@ -58,6 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-rate", type=float, default=32000, help="highest rate to try")
     parser.add_argument(
         "--budget", type=float, default=300, help="stop starting new phases after this many s"
+    )
+    parser.add_argument(
+        "--otlp-port", type=int, default=0, help="port of the bench's OTLP/HTTP trace receiver"
     )
     add_stack_arguments(parser)
 
@@ -138,12 +151,14 @@ class Bench:
 
     async def idle_baseline(self, count: int = 10) -> Phase:
         phase = Phase("idle", 0)
+        self.load.trace_alerts = True
         for _ in range(count):
             events, account = self.workload.next_alert()
             self.stats.sent += len(events)
             await self.load.post(events, [account])
             phase.expected_alerts += 1
             await self._wait_alerts(phase, [account], within=15)
+        self.load.trace_alerts = False
         return phase
 
     async def _wait_alerts(self, phase: Phase, accounts: list[str], within: float) -> None:
@@ -253,13 +268,25 @@ def _mean(points: list[tuple[float, float]]) -> tuple[float, float]:
     )
 
 
+# The stack's tracing in the bench: spans to the bench's receiver, only the alerts' requests
+# sampled (they come with a sampled traceparent), exported every 200 ms.
+def tracing_env(otlp: OtlpReceiver) -> dict[str, str]:
+    return {
+        "KIZASHI_OTLP_ENDPOINT": otlp.endpoint,
+        "OTEL_TRACES_SAMPLER": "parentbased_always_off",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+    }
+
+
 async def _run(args: argparse.Namespace, settings: ToolSettings) -> dict:
     receiver = AlertReceiver(args.receiver_port)
     await receiver.start()
+    otlp = OtlpReceiver(args.otlp_port)
+    await otlp.start()
     stack = (
         attach_running_stack(args.stack, settings)
         if args.stack
-        else await start_embedded_stack(receiver)
+        else await start_embedded_stack(receiver, extra_env=tracing_env(otlp))
     )
     bench = Bench(args, stack, receiver)
     try:
@@ -273,25 +300,64 @@ async def _run(args: argparse.Namespace, settings: ToolSettings) -> dict:
         await bench.load.settle()
         await bench.drain()
         bench.say(f"latency: {args.rate:.0f} events/s for {args.duration:.0f} s …")
+        bench.load.trace_alerts = True
         latency = await bench.loaded("latency", args.rate, args.duration)
+        bench.load.trace_alerts = False
         bench.say(latency.row())
         sustained, sweep = await bench.sweep(latency)
+        traces = otlp.traces()
+        hops = {
+            phase.name: hop_times(traces, bench.stats.alert_traces, phase.latencies)
+            for phase in (idle, latency)
+        }
     finally:
         await bench.load.close()
         await bench.metrics.aclose()
         stack.stop() if stack.process is not None else None
         await receiver.stop()
-    return _report(args, idle, latency, sweep, sustained)
+        await otlp.stop()
+    return _report(args, idle, latency, sweep, sustained, hops)
+
+
+def _hops_table(hops: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, dict]]:
+    """Prints p50/p99 per hop and phase; returns them in ms for the JSON."""
+    out: dict[str, dict[str, dict]] = {}
+    names = [hop_name(h) for h in (*HOPS, TOTAL)]
+    counts = {phase: len(times[names[-1]]) for phase, times in hops.items()}
+    print()
+    print(
+        "where the time goes (ms, from each alert's trace; alerts traced: "
+        + ", ".join(f"{phase} {n}" for phase, n in counts.items())
+        + ")"
+    )
+    print(f"{'hop':<40}" + "".join(f"{p + ' p50':>14}{p + ' p99':>14}" for p in hops))
+    for name in names:
+        cells = ""
+        for phase, times in hops.items():
+            p50, p99 = percentile(times[name], 50), percentile(times[name], 99)
+            cells += "".join(f"{'-' if v is None else f'{v * 1000:.0f}':>14}" for v in (p50, p99))
+            out.setdefault(phase, {})[name] = {
+                "p50": _round(None if p50 is None else p50 * 1000),
+                "p99": _round(None if p99 is None else p99 * 1000),
+            }
+        print(f"{name:<40}{cells}")
+    return out
 
 
 def _report(
-    args: argparse.Namespace, idle: Phase, latency: Phase, sweep: list[Phase], sustained: float
+    args: argparse.Namespace,
+    idle: Phase,
+    latency: Phase,
+    sweep: list[Phase],
+    sustained: float,
+    hops: dict[str, dict[str, list[float]]],
 ) -> dict:
     print()
     print(f"kizashi bench e2e — {machine_description()}")
     print(HEADER)
     for phase in (idle, latency, *sweep):
         print(phase.row())
+    hops_ms = _hops_table(hops)
     lost = latency.expected_alerts - len(latency.latencies)
     p99 = latency.ms(99)
     idle_p50 = idle.ms(50)
@@ -315,6 +381,8 @@ def _report(
         "achieved_events_per_s": round(latency.achieved),
         "idle_p50_ms": _round(idle_p50),
         "idle_p99_ms": _round(idle.ms(99)),
+        # Per hop and phase ("idle", "latency"): {"p50": ms, "p99": ms} (kizashi.tools.bench.hops).
+        "hops_ms": hops_ms,
         "machine": machine_description(),
     }
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -295,12 +296,19 @@ class Workload:
         }
 
     def batch(self, size: int, *, alerts: bool = True) -> tuple[list[dict], list[str]]:
-        events, alert_accounts = [], []
+        events, alert_events, alert_accounts = self.batch_apart(size, alerts=alerts)
+        return events + alert_events, alert_accounts
+
+    def batch_apart(
+        self, size: int, *, alerts: bool = True
+    ) -> tuple[list[dict], list[dict], list[str]]:
+        """The usage events, the alerting events, and the alert accounts, apart."""
+        events, alert_events, alert_accounts = [], [], []
         for _ in range(size):
             self._events += 1
             if alerts and self.alert_every and self._events % self.alert_every == 0:
-                alert_events, account = self.next_alert()
-                events.extend(alert_events)
+                more, account = self.next_alert()
+                alert_events.extend(more)
                 alert_accounts.append(account)
                 continue
             account = self._events % self.accounts
@@ -314,7 +322,7 @@ class Workload:
                     "feature": ("reports", "alerts", "exports", "search")[self._events % 4],
                 }
             )
-        return events, alert_accounts
+        return events, alert_events, alert_accounts
 
 
 @dataclass
@@ -325,6 +333,8 @@ class LoadStats:
     errors: int = 0
     # account → monotonic time ingest answered 202 for its triggering event
     alert_accepted_at: dict[str, float] = field(default_factory=dict)
+    # account → the trace id its triggering request was sent with (LoadGenerator.trace_alerts)
+    alert_traces: dict[str, str] = field(default_factory=dict)
 
 
 class LoadGenerator:
@@ -342,6 +352,9 @@ class LoadGenerator:
     ) -> None:
         self.stack, self.workload, self.stats = stack, workload, stats
         self.requests_per_s = requests_per_s
+        # When set, alerting events go in requests of their own, each with a sampled
+        # traceparent (kizashi.tools.bench.hops); the other requests carry none.
+        self.trace_alerts = False
         self._slots = asyncio.Semaphore(in_flight)
         self._tasks: set[asyncio.Task] = set()
         self._client = httpx.AsyncClient(
@@ -358,6 +371,12 @@ class LoadGenerator:
     async def post(self, events: list[dict], alert_accounts: list[str]) -> None:
         body = orjson.dumps({"events": events})
         headers = {"Content-Type": "application/json"}
+        if self.trace_alerts and alert_accounts:
+            # A sampled W3C traceparent of its own: this request's path is one trace.
+            trace_id = secrets.token_hex(16)
+            headers["traceparent"] = f"00-{trace_id}-{secrets.token_hex(8)}-01"
+            for account in alert_accounts:
+                self.stats.alert_traces[account] = trace_id
         for _attempt in range(20):
             try:
                 response = await self._client.post("/v1/events", content=body, headers=headers)
@@ -393,12 +412,19 @@ class LoadGenerator:
             while owed > 0:
                 size = min(owed, 1000)
                 owed -= size
-                events, alert_accounts = self.workload.batch(size)
-                self.stats.sent += len(events)
-                await self._slots.acquire()  # back-pressure: never more than in_flight
-                task = asyncio.create_task(self._post_in_slot(events, alert_accounts))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                events, alert_events, alert_accounts = self.workload.batch_apart(size)
+                self.stats.sent += len(events) + len(alert_events)
+                if self.trace_alerts:
+                    requests = [(events, []), (alert_events, alert_accounts)]
+                else:
+                    requests = [(events + alert_events, alert_accounts)]
+                for request_events, accounts in requests:
+                    if not request_events:
+                        continue
+                    await self._slots.acquire()  # back-pressure: never more than in_flight
+                    task = asyncio.create_task(self._post_in_slot(request_events, accounts))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
             next_tick += interval
             await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
         elapsed = time.monotonic() - started
