@@ -4,7 +4,7 @@ Revision ID: 0012_console_indexes
 Revises: 0011_notifier_webhook_pacing
 
 The console's map, segments and account list filter accounts by owner (the lower-cased
-`owner_email` fact, the expression of kizashi.console.repository._ACCOUNT_OWNER); without
+`owner_email` fact, the expression of kizashi.console.repository.accounts._ACCOUNT_OWNER); without
 an index each of them read every account's facts (150 ms and more at 100,000 accounts).
 Built concurrently, so a running stack keeps writing meanwhile. (0010 is another branch's;
 the integrator re-chains.)
