@@ -31,7 +31,7 @@ import orjson
 
 from kizashi.tools.bench.console import database, say, time_pages
 from kizashi.tools.bench.harness import machine_description, percentile
-from kizashi.tools.bench.scaleload import ACTIVE_EVERY, EVENTS_PER_ACCOUNT, Template, load_all
+from kizashi.tools.bench.scaleload import ACTIVE_EVERY, load_all, storage
 from kizashi.tools.settings import ToolSettings
 
 FIXED_DUE = 100
@@ -40,16 +40,6 @@ TABLES = {
     "scoring": ("accounts", "scores", "score_history"),
     "triggers": ("trigger_accounts", "rule_states", "signals"),
 }
-SIZED = (
-    "accounts",
-    "scores",
-    "score_history",
-    "trigger_accounts",
-    "rule_states",
-    "signals",
-    "deliveries",
-    "signal_actions",
-)
 API_TOKEN = "bench-scale-token"  # noqa: S105 - the in-process app's own, for this run only
 
 
@@ -273,51 +263,6 @@ async def accounts_api(url: str, settings: ToolSettings, requests: int) -> tuple
     finally:
         await connection.close()
     return results, _summary("bare indexed SELECT of a page", samples)
-
-
-# --- storage ---------------------------------------------------------------------------------
-
-
-async def storage(url: str, accounts: int, made: dict[str, Template]) -> dict:
-    connection = await _connect(url)
-    try:
-        sizes = {
-            row["relname"]: row["bytes"]
-            for row in await connection.fetch(
-                "SELECT relname::text, pg_total_relation_size(oid) AS bytes FROM pg_class "
-                "WHERE relname = ANY($1::text[]) AND relkind = 'r'",
-                list(SIZED),
-            )
-        }
-        # processed_events: the dedup rows of the active accounts' events, with UUID ids.
-        events = max(10_000, len(_active_ids(accounts)) * EVENTS_PER_ACCOUNT)
-        empty = await connection.fetchval("SELECT pg_total_relation_size('processed_events')")
-        await connection.execute(
-            """
-            INSERT INTO processed_events (source, account_id, event_id, applied_at)
-            SELECT 'default', 'acct-' || lpad((1 + (e / $2) * $3)::text, 6, '0'),
-                   md5('bench' || e)::uuid::text, now() - make_interval(secs => e % 86400)
-            FROM generate_series(0, $1 - 1) e
-            """,
-            events,
-            EVENTS_PER_ACCOUNT,
-            ACTIVE_EVERY,
-        )
-        await connection.execute("VACUUM ANALYZE processed_events")
-        full = await connection.fetchval("SELECT pg_total_relation_size('processed_events')")
-    finally:
-        await connection.close()
-    records = [value for t in made.values() for value in t.events]
-    key = len(made["active"].account_id)
-    return {
-        "table_bytes": sizes,
-        "per_account_bytes": {name: round(size / accounts) for name, size in sizes.items()},
-        "total_per_account_bytes": round(sum(sizes.values()) / accounts),
-        "processed_events_rows": events,
-        "per_event_processed_bytes": round((full - empty) / events),
-        "per_event_kafka_bytes": round(sum(len(v) for v in records) / len(records) + key),
-        "scores_changed_bytes": {p: len(t.message) for p, t in made.items()},
-    }
 
 
 # --- the run ---------------------------------------------------------------------------------

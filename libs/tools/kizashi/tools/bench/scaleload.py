@@ -8,7 +8,7 @@ Two template accounts go through the real code first: scoring's pipeline (`resco
 breakdown, `trigger_accounts` row and rule states are then copied to every account, set-based:
 the rows have the size and the schedule the services give them. The active accounts (1 %) are
 due for both sweeps; the idle ones next at the template's own time plus n % 365 days (their
-renewals spread over a year), or never.
+renewals spread over a year), or never. `storage` then measures what they take.
 """
 
 import time
@@ -22,6 +22,16 @@ from kizashi.tools.settings import ToolSettings
 
 ACTIVE_EVERY = 100  # 1 % of the accounts are active
 EVENTS_PER_ACCOUNT = 40
+SIZED = (
+    "accounts",
+    "scores",
+    "score_history",
+    "trigger_accounts",
+    "rule_states",
+    "signals",
+    "deliveries",
+    "signal_actions",
+)
 PROFILES = {"active": 0, "idle": 60}  # days since the last event
 
 
@@ -192,3 +202,53 @@ async def load_all(
         await connection.close()
     timings["triggers"] = time.perf_counter() - started
     return timings, made
+
+
+# --- storage ---------------------------------------------------------------------------------
+
+
+async def storage(url: str, accounts: int, made: dict[str, Template]) -> dict:
+    """Bytes per account (each table's total size / N) and per event."""
+    import asyncpg
+
+    from kizashi.runtime.db import async_url
+
+    connection = await asyncpg.connect(async_url(url).replace("+asyncpg", ""))
+    try:
+        sizes = {
+            row["relname"]: row["bytes"]
+            for row in await connection.fetch(
+                "SELECT relname::text, pg_total_relation_size(oid) AS bytes FROM pg_class "
+                "WHERE relname = ANY($1::text[]) AND relkind = 'r'",
+                list(SIZED),
+            )
+        }
+        # processed_events: the dedup rows of the active accounts' events, with UUID ids.
+        events = max(10_000, accounts // ACTIVE_EVERY * EVENTS_PER_ACCOUNT)
+        empty = await connection.fetchval("SELECT pg_total_relation_size('processed_events')")
+        await connection.execute(
+            """
+            INSERT INTO processed_events (source, account_id, event_id, applied_at)
+            SELECT 'default', 'acct-' || lpad((1 + (e / $2) * $3)::text, 6, '0'),
+                   md5('bench' || e)::uuid::text, now() - make_interval(secs => e % 86400)
+            FROM generate_series(0, $1 - 1) e
+            """,
+            events,
+            EVENTS_PER_ACCOUNT,
+            ACTIVE_EVERY,
+        )
+        await connection.execute("VACUUM ANALYZE processed_events")
+        full = await connection.fetchval("SELECT pg_total_relation_size('processed_events')")
+    finally:
+        await connection.close()
+    records = [value for t in made.values() for value in t.events]
+    key = len(made["active"].account_id)
+    return {
+        "table_bytes": sizes,
+        "per_account_bytes": {name: round(size / accounts) for name, size in sizes.items()},
+        "total_per_account_bytes": round(sum(sizes.values()) / accounts),
+        "processed_events_rows": events,
+        "per_event_processed_bytes": round((full - empty) / events),
+        "per_event_kafka_bytes": round(sum(len(v) for v in records) / len(records) + key),
+        "scores_changed_bytes": {p: len(t.message) for p, t in made.items()},
+    }
