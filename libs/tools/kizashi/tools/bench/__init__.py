@@ -1,6 +1,7 @@
-"""`kizashi bench ingest|scoring|e2e|console [--json]`: each throughput figure comes with a
+"""`kizashi bench ingest|scoring|e2e|console|scale [--json]`: each throughput figure comes with a
 baseline measured in the same run on the same machine, and the ratio between them; the
-console's with its pages' server-side times against the 300 ms goal."""
+console's with its pages' server-side times against the 300 ms goal; `scale` with what the
+sweeps, the accounts API, the console and the database cost per account as the accounts grow."""
 
 import argparse
 import importlib
@@ -12,6 +13,7 @@ BENCHMARKS = {
     "scoring": "kizashi.tools.bench.scoring",
     "e2e": "kizashi.tools.bench.e2e",
     "console": "kizashi.tools.bench.console",
+    "scale": "kizashi.tools.bench.scale",
 }
 
 

@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -100,6 +101,26 @@ def _h(salt: str) -> str:
     return _H.replace("{salt}", salt)
 
 
+# 'acct-000042'; past 999,999 the number just gets longer (lpad would cut it short).
+_ACCOUNT_ID = "'acct-' || lpad(n::text, greatest(6, length(n::text)), '0')"
+
+
+@dataclass
+class RowShape:
+    """What the loaded rows carry beyond the console's needs. By default an empty feature
+    state, no features and no sweep time; `kizashi bench scale` passes rows the scoring
+    pipeline computed, one set for the active accounts (n % active_every = 1) and one for the
+    others, so the rows have their real sizes and the sweep its real schedule."""
+
+    state: tuple[str, str] = ("{}", "{}")  # (active, idle) accounts.state, JSON text
+    features: tuple[str, str] = ("{}", "{}")  # scores.features
+    breakdown: str = ""  # scores.breakdown (default: _BREAKDOWN)
+    # scores.next_check_at: the active accounts' and the idle ones' (then + n % 365 days,
+    # renewals spread over a year); None: never
+    next_check: tuple[datetime | None, datetime | None] = (None, None)
+    active_every: int = 100
+
+
 def _segment(cs: str, op: str) -> str:
     return (
         f"CASE WHEN {cs} >= 60 THEN CASE WHEN {op} >= 50 THEN 'expand' ELSE 'nurture' END "
@@ -107,11 +128,15 @@ def _segment(cs: str, op: str) -> str:
     )
 
 
-async def load(url: str, accounts: int, every_days: int, now: datetime) -> dict[str, float]:
+async def load(
+    url: str, accounts: int, every_days: int, now: datetime, shape: RowShape | None = None
+) -> dict[str, float]:
     import asyncpg
 
     from kizashi.runtime.db import async_url
 
+    shape = shape or RowShape()
+    active = f"n % {int(shape.active_every)} = 1"
     connection = await asyncpg.connect(async_url(url).replace("+asyncpg", ""))
     timings: dict[str, float] = {}
 
@@ -127,7 +152,7 @@ async def load(url: str, accounts: int, every_days: int, now: datetime) -> dict[
             "accounts",
             f"""
             INSERT INTO accounts (account_id, facts, state)
-            SELECT 'acct-' || lpad(n::text, 6, '0'),
+            SELECT {_ACCOUNT_ID},
                    jsonb_build_object(
                      'name', 'Account ' || n,
                      'owner_email', 'rep' || (n % {REPS}) || '@bench.example',
@@ -135,10 +160,11 @@ async def load(url: str, accounts: int, every_days: int, now: datetime) -> dict[
                      'arr', round(exp(8 + 6 * {_h("arr")})),
                      'seats', 5 + n % 200,
                      'renewal_date', (date '2027-01-01' + (n % 365))::text),
-                   '{{}}'::jsonb
+                   (CASE WHEN {active} THEN $2 ELSE $3 END)::json
             FROM generate_series(1, $1) n
             """,  # noqa: S608 - constant fragments only
             accounts,
+            *shape.state,
         )
         # 2 % have too little data: no score, no history.
         scored = "n % 50 <> 0"
@@ -147,18 +173,23 @@ async def load(url: str, accounts: int, every_days: int, now: datetime) -> dict[
         await timed(
             "scores",
             f"""
-            INSERT INTO scores (account_id, cs, op, segment, priority, breakdown, features,
-                                config_version, computed_at)
-            SELECT 'acct-' || lpad(n::text, 6, '0'), cs, op, {_segment("cs", "op")},
+            INSERT INTO scores (account_id, cs, op, segment, priority, published_cs,
+                                published_op, breakdown, features, config_version,
+                                computed_at, next_check_at)
+            SELECT {_ACCOUNT_ID}, cs, op, {_segment("cs", "op")},
                    CASE WHEN {_h("prio")} < 0.1 THEN 'high' WHEN {_h("prio")} < 0.4
-                        THEN 'medium' ELSE 'low' END,
-                   $2::jsonb, '{{}}'::jsonb, 'bench', $3
+                        THEN 'medium' ELSE 'low' END, cs, op,
+                   $2::json, (CASE WHEN {active} THEN $4 ELSE $5 END)::json, 'bench', $3,
+                   CASE WHEN {active} THEN $6::timestamptz
+                        ELSE $7::timestamptz + make_interval(days => n % 365) END
             FROM (SELECT n, {cs_now} AS cs, {op_now} AS op FROM generate_series(1, $1) n
                   WHERE {scored}) s
             """,  # noqa: S608 - constant fragments only
             accounts,
-            _BREAKDOWN,
+            shape.breakdown or _BREAKDOWN,
             now - timedelta(minutes=5),
+            *shape.features,
+            *shape.next_check,
         )
         # History: a point every `every_days` days over 90 days, drifting towards today's
         # scores (the last point is today's score), so some accounts change segments.
@@ -187,7 +218,7 @@ async def load(url: str, accounts: int, every_days: int, now: datetime) -> dict[
             f"""
             INSERT INTO signals (signal_id, account_id, kind, rule, priority, episode, status,
                                  fired_at, payload)
-            SELECT 'sig-' || n, 'acct-' || lpad(n::text, 6, '0'),
+            SELECT 'sig-' || n, {_ACCOUNT_ID},
                    CASE WHEN n % 20 = 0 THEN 'churn_risk' ELSE 'opportunity' END,
                    CASE WHEN n % 20 = 0 THEN 'detractor' ELSE 'expansion_intent' END,
                    'medium', '1',
@@ -282,7 +313,10 @@ def pages() -> list[tuple[str, str, str]]:
     ]
 
 
-async def time_pages(url: str, requests: int, now: datetime) -> tuple[list[dict], dict]:
+async def time_pages(
+    url: str, requests: int, now: datetime, only: set[str] | None = None
+) -> tuple[list[dict], dict]:
+    """Each page of `pages()` (those labelled in `only`, if given) timed server-side."""
     from kizashi.console.app import create_app
     from kizashi.console.sessions import SESSION_COOKIE
     from kizashi.console.settings import ConsoleSettings
@@ -303,6 +337,8 @@ async def time_pages(url: str, requests: int, now: datetime) -> tuple[list[dict]
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://console") as client:
             for label, who, path in pages():
+                if only is not None and label not in only:
+                    continue
                 client.cookies.set(SESSION_COOKIE, cookies[who])
                 samples = []
                 for attempt in range(requests + 1):
