@@ -51,3 +51,19 @@ async def test_bench_scoring_reports_figures_and_cleans_up(database_url, bootstr
     assert "scoring ×2" in done.stdout and "ratio" in done.stdout
     assert "events committed" in done.stderr or "scoring:" in done.stderr  # progress shown
     assert await _leftovers(database_url) == (0, 0)
+
+
+async def test_scoring_rate_for_bench_e2e_scores_every_account_and_cleans_up(
+    database_url, bootstrap_servers
+):
+    """The closing phase of `kizashi bench e2e` (scoring alone on the stack's servers): it
+    checks that every account of its stream was scored, then removes them."""
+    from kizashi.tools.bench.scoring_rate import measure_scoring
+
+    rate = await measure_scoring(
+        database_url, bootstrap_servers, events=2000, accounts=100, replicas=2
+    )
+    assert rate.events == 2000 and rate.replicas == 2
+    assert rate.batches >= 1 and rate.seconds > 0
+    assert rate.events_per_s == 2000 / rate.seconds
+    assert await _leftovers(database_url) == (0, 0)

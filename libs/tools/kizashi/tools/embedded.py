@@ -67,7 +67,11 @@ class EmbeddedPostgres:
 
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{DATABASE_NAME}"
+        return self.url_for(self.port)
+
+    @staticmethod
+    def url_for(port: int) -> str:
+        return f"postgresql://postgres@127.0.0.1:{port}/{DATABASE_NAME}"
 
     @property
     def pgdata(self) -> Path:

@@ -79,9 +79,18 @@ async def load_rule_states(
     )
     states: dict[str, dict[str, RuleState]] = {}
     for row in rows:
-        values = dict(row)
-        account_id, rule = values.pop("account_id"), values.pop("rule")
-        states.setdefault(account_id, {})[rule] = RuleState(**values)
+        # Every rule of every account of the batch: the fields set directly, as
+        # RuleState.but does (the dataclass __init__ and dict(row) took 7 % of the consumer).
+        state = object.__new__(RuleState)
+        state.__dict__.update(
+            armed=row[2],
+            episode=row[3],
+            last_fired_at=row[4],
+            condition_since=row[5],
+            cleared_since=row[6],
+            last_value=row[7],
+        )
+        states.setdefault(row[0], {})[row[1]] = state
     return states
 
 

@@ -29,7 +29,7 @@ import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from kizashi.tools.bench.receiver import ALERT_OWNERS, AlertReceiver, routing_yaml
-from kizashi.tools.embedded import free_port
+from kizashi.tools.embedded import EmbeddedPostgres, free_port
 from kizashi.tools.settings import ToolSettings
 from kizashi.tools.stack import SERVICES, client_credentials, read_stack
 
@@ -79,6 +79,10 @@ class StackHandle:
     process: subprocess.Popen | None = None
     workdir: Path | None = None
     owners: int = 1  # webhooks the alerts are spread over (1 = the stack's default webhook)
+    # Its PostgreSQL and broker, when the bench knows them (its own embedded stack, or the
+    # configured servers of an attached one): "" otherwise.
+    database_url: str = ""
+    bootstrap_servers: str = ""
 
     def state(self) -> dict:
         return read_stack(self.data_dir) or {}
@@ -166,6 +170,8 @@ async def start_embedded_stack(
     )
     urls = {name: f"http://127.0.0.1:{ports[f'{name.upper()}_PORT']}" for name in SERVICES}
     stack = StackHandle(urls, "", "", workdir / "data", process, workdir, owners=ALERT_OWNERS)
+    stack.database_url = EmbeddedPostgres.url_for(ports["EMBEDDED_POSTGRES_PORT"])
+    stack.bootstrap_servers = f"127.0.0.1:{ports['EMBEDDED_BROKER_PORT']}"
     try:
         await wait_ready(stack, within=180)
     except BaseException:
@@ -183,7 +189,14 @@ def attach_running_stack(data_dir: Path, settings: ToolSettings) -> StackHandle:
         raise SystemExit(f"no running stack: {data_dir / 'stack.json'} does not exist")
     key, token = client_credentials(settings.model_copy(update={"data_dir": data_dir}))
     urls = {name: service["url"] for name, service in state["services"].items()}
-    return StackHandle(urls, key, token, data_dir)
+    return StackHandle(
+        urls,
+        key,
+        token,
+        data_dir,
+        database_url=settings.database_url or "",
+        bootstrap_servers=settings.kafka_bootstrap_servers or "",
+    )
 
 
 async def wait_ready(stack: StackHandle, within: float) -> None:

@@ -23,6 +23,7 @@ slightly negative.
 
 from collections.abc import Iterable
 
+from kizashi.tools.bench.harness import percentile
 from kizashi.tools.otlp import ReceivedSpan
 
 STAMPS = (
@@ -88,3 +89,32 @@ def hop_times(
         for hop in (*HOPS, TOTAL):
             times[hop_name(hop)].append((stamps[hop[1]] - stamps[hop[0]]) / 1e9)
     return times
+
+
+def hops_table(hops: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, dict]]:
+    """Prints p50/p99 per hop and phase; returns them in ms for the JSON."""
+    out: dict[str, dict[str, dict]] = {}
+    names = [hop_name(h) for h in (*HOPS, TOTAL)]
+    counts = {phase: len(times[names[-1]]) for phase, times in hops.items()}
+    print()
+    print(
+        "where the time goes (ms, from each alert's trace; alerts traced: "
+        + ", ".join(f"{phase} {n}" for phase, n in counts.items())
+        + ")"
+    )
+    print(f"{'hop':<40}" + "".join(f"{p + ' p50':>14}{p + ' p99':>14}" for p in hops))
+    for name in names:
+        cells = ""
+        for phase, times in hops.items():
+            p50, p99 = percentile(times[name], 50), percentile(times[name], 99)
+            cells += "".join(f"{'-' if v is None else f'{v * 1000:.0f}':>14}" for v in (p50, p99))
+            out.setdefault(phase, {})[name] = {
+                "p50": _round_ms(None if p50 is None else p50 * 1000),
+                "p99": _round_ms(None if p99 is None else p99 * 1000),
+            }
+        print(f"{name:<40}{cells}")
+    return out
+
+
+def _round_ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
