@@ -82,6 +82,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--otlp-port", type=int, default=0, help="port of the bench's OTLP/HTTP trace receiver"
     )
     parser.add_argument(
+        "--no-trace",
+        dest="trace",
+        action="store_false",
+        help="run the stack without tracing (no hop table): latency as deployed by default",
+    )
+    parser.add_argument(
         "--scoring-events",
         type=int,
         default=100_000,
@@ -166,7 +172,7 @@ class Bench:
 
     async def idle_baseline(self, count: int = 10) -> Phase:
         phase = Phase("idle", 0)
-        self.load.trace_alerts = True
+        self.load.trace_alerts = self.args.trace
         for _ in range(count):
             events, account = self.workload.next_alert()
             self.stats.sent += len(events)
@@ -301,7 +307,7 @@ async def _run(args: argparse.Namespace, settings: ToolSettings) -> dict:
     stack = (
         attach_running_stack(args.stack, settings)
         if args.stack
-        else await start_embedded_stack(receiver, extra_env=tracing_env(otlp))
+        else await start_embedded_stack(receiver, extra_env=tracing_env(otlp) if args.trace else {})
     )
     bench = Bench(args, stack, receiver)
     try:
@@ -315,7 +321,7 @@ async def _run(args: argparse.Namespace, settings: ToolSettings) -> dict:
         await bench.load.settle()
         await bench.drain()
         bench.say(f"latency: {args.rate:.0f} events/s for {args.duration:.0f} s …")
-        bench.load.trace_alerts = True
+        bench.load.trace_alerts = args.trace
         latency = await bench.loaded("latency", args.rate, args.duration)
         bench.load.trace_alerts = False
         bench.say(latency.row())
