@@ -105,12 +105,12 @@ def test_a_top_phase_has_nothing_missing():
         ("phases: []", "phases.yaml: phases: must hold at least 1 item"),
         (
             "phases: [{phase: 0, name: A}, {phase: 2, name: B}]",
-            "phases must be numbered 0, 1, 2, … in order, got [0, 2]",
+            "phases.yaml: phases: must be numbered 0, 1, 2, … in order, got [0, 2]",
         ),
         (
             "phases: [{phase: 0, name: A, criteria: [{id: x, question: q}]},"
             " {phase: 1, name: B, criteria: [{id: x, question: r}]}]",
-            "criterion 'x' is named twice",
+            "phases.yaml: phases: criterion 'x' is named twice",
         ),
         ("expiry_days: 0\nphases: [{phase: 0, name: A}]", "expiry_days: must be ≥ 1"),
         ("phases: [{phase: 0, name: A, colour: red}]", "phases.0.colour: unknown key"),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kizashi.contracts.text import Identifier, ShortText
 from kizashi.runtime.yamlconfig import ConfigFile, ConfigFileError
@@ -49,18 +49,19 @@ class PhaseConfig(BaseModel):
     expiry_days: int = Field(default=365, ge=1, le=MAX_EXPIRY_DAYS, strict=True)
     phases: tuple[Phase, ...] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _ladder(self) -> PhaseConfig:
-        numbers = [p.phase for p in self.phases]
+    @field_validator("phases")
+    @classmethod
+    def _ladder(cls, phases: tuple[Phase, ...]) -> tuple[Phase, ...]:
+        numbers = [p.phase for p in phases]
         if numbers != list(range(len(numbers))):
-            raise ValueError(f"phases must be numbered 0, 1, 2, … in order, got {numbers}")
+            raise ValueError(f"must be numbered 0, 1, 2, … in order, got {numbers}")
         seen: set[str] = set()
-        for phase in self.phases:
+        for phase in phases:
             for criterion in phase.criteria:
                 if criterion.id in seen:
                     raise ValueError(f"criterion '{criterion.id}' is named twice")
                 seen.add(criterion.id)
-        return self
+        return phases
 
     @property
     def criteria(self) -> frozenset[str]:
