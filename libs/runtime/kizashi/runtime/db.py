@@ -41,6 +41,13 @@ def is_transient(error: BaseException) -> bool:
     """Errors that mean "the database is away or busy", not "this data is bad"."""
     if isinstance(error, OperationalError | InterfaceError | ConnectionError | OSError):
         return True
+    # A raw asyncpg connection lost mid-transaction (PostgreSQL restarted) raises asyncpg's own
+    # InterfaceError ("... the underlying connection is closed"), not SQLAlchemy's. Other
+    # InterfaceErrors are misuse (a bug), which retrying would only repeat.
+    if isinstance(error, asyncpg.exceptions.ConnectionDoesNotExistError):
+        return True
+    if isinstance(error, asyncpg.InterfaceError) and "connection is closed" in str(error):
+        return True
     # Statements on the raw asyncpg connection (raw_transaction) raise asyncpg's own errors,
     # not SQLAlchemy's wrappers: a deadlock there is asyncpg's DeadlockDetectedError.
     if isinstance(error, asyncpg.PostgresError):  # connection errors carry class 08 states
