@@ -16,7 +16,6 @@ cluster keeps accepting `acks=all` writes. Each node writes `server.log` (log4j)
 
 import asyncio
 import atexit
-import os
 import re
 import shutil
 import signal
@@ -27,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kizashi.tools.embedded import free_port
+from kizashi.tools.localkafka import LOG4J2 as LOCAL_LOG4J2
+from kizashi.tools.localkafka import tools_dir
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = REPO / "deploy" / "install-test-tools.sh"
@@ -45,10 +46,6 @@ def kafka_version() -> str:
     return match.group(1)
 
 
-def tools_dir() -> Path:
-    return Path(os.environ.get("KIZASHI_TOOLS_DIR") or Path.home() / ".cache" / "kizashi-tools")
-
-
 def kafka_lib() -> Path:
     """The folder of jars for `java -cp '<lib>/*'`; KafkaUnavailable when not installed."""
     lib = tools_dir() / f"kafka-{kafka_version()}" / "lib"
@@ -61,20 +58,16 @@ def kafka_lib() -> Path:
     return lib
 
 
-LOG4J2 = """\
-status = warn
-appender.file.type = File
-appender.file.name = file
-appender.file.fileName = ${sys:kafka.logs.dir}/server.log
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.file.ref = file
+# The local node's log setup, with the chattiest loggers turned down for the test logs.
+LOG4J2 = (
+    LOCAL_LOG4J2
+    + """\
 logger.state.name = state.change.logger
 logger.state.level = WARN
 logger.request.name = kafka.request.logger
 logger.request.level = WARN
 """
+)
 
 
 @dataclass
