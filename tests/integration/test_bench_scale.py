@@ -8,7 +8,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import uuid
 
 import asyncpg
 import orjson
@@ -22,15 +21,8 @@ ACTIVE = 5  # n % 100 = 1 among 1..500; none of them is one of the 2 % left unsc
 
 @pytest.fixture
 async def scratch_database(database_url: str):
-    name = f"kizashi_scale_{uuid.uuid4().hex[:8]}"
-    server = infra._with_database(database_url, "postgres")
-    connection = await asyncpg.connect(server)
-    await connection.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield infra._with_database(database_url, name)
-    finally:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.close()
+    async with infra.scratch_database(database_url, "kizashi_scale", migrated=False) as url:
+        yield url
 
 
 async def _counts(url: str) -> dict[str, int]:

@@ -4,7 +4,10 @@ could not be recorded is never sent again, and a signal built before its account
 arrived still reaches the owner (architecture §5.7).
 
 Each "replica" is a NotifierState of its own (its own in-flight set, leases, memory) on the
-session's PostgreSQL and recording webhook; the delivery worker runs as in the service."""
+session's PostgreSQL server and recording webhook; the delivery worker runs as in the service.
+The module has a database of its own: the shared stack's notifier, when a test before this one
+started it, polls the shared database's pending deliveries and would send these to its own
+receivers (seen once in the full suite: 2 of 6 messages went to the stack's webhook path)."""
 
 import asyncio
 import uuid
@@ -12,6 +15,7 @@ from collections import Counter
 from contextlib import asynccontextmanager
 
 import orjson
+import pytest
 
 from kizashi.notifier import deliver, repository
 from kizashi.notifier.consumer import delivery_id_for
@@ -24,7 +28,14 @@ from kizashi.notifier.transport import WebhookSender
 from kizashi.runtime.db import create_engine, raw_transaction
 from kizashi.runtime.lifecycle import ServiceRuntime
 from kizashi.runtime.retry import RetryPolicy
+from tests.support import infra
 from tests.support.notifier_stack import make_signal
+
+
+@pytest.fixture(scope="module")
+async def database_url(database_url: str):
+    async with infra.scratch_database(database_url, "kizashi_replicas") as url:
+        yield url
 
 
 def routing(base: str):

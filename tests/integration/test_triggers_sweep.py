@@ -25,7 +25,6 @@ from kizashi.runtime.lifecycle import ServiceRuntime
 from kizashi.scoring.config import load_scoring_config
 from kizashi.scoring.pipeline import rescore
 from kizashi.scoring.repository import StoredAccount
-from kizashi.tools.migrate import upgrade
 from kizashi.tools.replay import published
 from kizashi.triggers.consumer import handle_changes
 from kizashi.triggers.rules import load_rules_config
@@ -40,17 +39,8 @@ DAY = timedelta(days=1)
 
 @pytest.fixture(scope="module")
 async def own_database(database_url: str):
-    name = f"kizashi_sweep_{uuid.uuid4().hex[:8]}"
-    server = infra._with_database(database_url, "postgres")
-    connection = await asyncpg.connect(server)
-    await connection.execute(f'CREATE DATABASE "{name}"')
-    url = infra._with_database(database_url, name)
-    try:
-        await asyncio.to_thread(upgrade, url)
+    async with infra.scratch_database(database_url, "kizashi_sweep") as url:
         yield url
-    finally:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.close()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -46,6 +46,23 @@ async def _drop_database(server_url: str, database: str) -> None:
         await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     finally:
         await connection.close()
+
+
+@asynccontextmanager
+async def scratch_database(database_url: str, prefix: str, *, migrated: bool = True):
+    """A database of its own on the session's PostgreSQL server, dropped afterwards; its URL.
+
+    For tests whose rows another consumer of the shared database must never see (the shared
+    stack's notifier polls every pending delivery; its sweeps re-score every due account)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    await _create_database(database_url, name)
+    url = _with_database(database_url, name)
+    try:
+        if migrated:
+            await asyncio.to_thread(upgrade, url)
+        yield url
+    finally:
+        await _drop_database(database_url, name)
 
 
 @contextmanager
