@@ -32,6 +32,8 @@ from kizashi.tools.stack import SERVICES, ensure_credentials, write_stack
 from kizashi.tools.users import ADMIN_PASSWORD_KEY, ensure_first_admin
 
 MAX_RESTART_DELAY_S = 30.0
+# `kizashi up`'s exit code when a stop on the embedded broker may have lost accepted events.
+NOT_DRAINED_EXIT = 1
 
 
 def _prepare_child() -> None:
@@ -244,14 +246,16 @@ class Stack:
         announce = asyncio.create_task(self._announce())
         await self.stopping.wait()
         announce.cancel()
-        await self.drain()
+        drained = await self.drain()
         self.say("stopping the services …")
         await self._stop_services()
         for watcher in watchers:
             watcher.cancel()
         if self.inbox is not None:
             await self.inbox.stop()
-        return 0
+        # Non-zero when the stop may have lost accepted events, so that a script or a service
+        # manager can tell; the log says what was left.
+        return 0 if drained else NOT_DRAINED_EXIT
 
     def _on_stop_signal(self) -> None:
         if not self.stopping.is_set():
@@ -266,20 +270,25 @@ class Stack:
             )
             self.say(f"second Ctrl-C: stopping at once, without waiting{lost}")
 
-    async def drain(self) -> None:
+    async def drain(self) -> bool:
         """Close ingest's intake, then wait until the pipeline has consumed and committed
         everything: the embedded broker's log dies with it. Apache Kafka (external, or
         `--broker kafka`) keeps its log, so there the services just stop (consumers resume
-        from their offsets)."""
+        from their offsets). False when the stop may lose accepted events: the drain was cut
+        short (its limit, a second Ctrl-C) or its backlog could not be read."""
         limit = self.settings.drain_timeout_s
-        if not isinstance(self.broker, EmbeddedBroker) or limit <= 0 or self.hurry.is_set():
-            return
+        if not isinstance(self.broker, EmbeddedBroker) or limit <= 0:
+            return True  # nothing to drain, or KIZASHI_DRAIN_TIMEOUT_S=0 asked not to wait
+        if self.hurry.is_set():
+            self.say("not drained (second Ctrl-C); what the embedded broker holds is lost")
+            return False
         self.say("closing ingest: events are answered 503 with Retry-After from now on")
         ingest = self.services["ingest"]
         readyz = f"http://{self.settings.host}:{ingest.port}/readyz"
         if not await close_intake(ingest.process, readyz, self.hurry):
             if self.hurry.is_set():
-                return
+                self.say("not drained (second Ctrl-C); what the embedded broker holds is lost")
+                return False
             self.say("ingest did not confirm that it closed; stopping it")
             await _terminate(ingest.process)
         probe = BacklogProbe(self.broker.bootstrap_servers, self.env["KIZASHI_DATABASE_URL"])
@@ -289,13 +298,14 @@ class Stack:
             await probe.close()
         if left is not None and left.empty():
             self.say("drained: scoring, triggers and the notifier committed everything")
-            return
+            return True
         what = left.describe() if left is not None else "unknown (the backlog could not be read)"
         reason = "second Ctrl-C" if self.hurry.is_set() else f"limit of {limit:.0f} s reached"
         self.say(
             f"not drained ({reason}); left: {what}. Records not yet consumed are lost with the "
             "embedded broker's memory; pending deliveries stay in PostgreSQL for the next start"
         )
+        return False
 
     async def _announce(self) -> None:
         host = self.settings.host
