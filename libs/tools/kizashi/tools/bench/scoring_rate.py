@@ -90,8 +90,8 @@ async def measure_scoring(
         result = ScoringRate(events, replicas, seconds, batches)
         say(f"scoring alone: {result.events_per_s:,.0f} events/s")
         if triggers:
-            say("triggers alone, on what scoring published: one process …")
-            rate = await measure_triggers(url, bootstrap, topic=changed_topic)
+            say(f"triggers alone, on what scoring published: {replicas} processes …")
+            rate = await measure_triggers(url, bootstrap, topic=changed_topic, replicas=replicas)
             result = ScoringRate(events, replicas, seconds, batches, rate)
             say(
                 f"triggers alone: {rate.changes:,} changes, {rate.changes_per_s:,.0f}/s "

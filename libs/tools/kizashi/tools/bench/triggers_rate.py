@@ -2,9 +2,10 @@
 
 Right after scoring alone (kizashi.tools.bench.scoring_rate), its `scores.changed` topic holds
 every change scoring published for the bench's stream. The triggers service's own handler
-(`handle_changes`) under the service's own `BatchConsumer`, one process as `kizashi up` runs
-it, with the collector tuned as the service tunes it, then reads that topic from its start on
-the stack's own PostgreSQL and broker. The signals it fires are counted, not published (the
+(`handle_changes`) under the service's own `BatchConsumer`, in as many processes as scoring
+had replicas (two, one group; deploy/k8s runs two of each), with the collector tuned as the
+service tunes it, then reads that topic from its start on the stack's own PostgreSQL and
+broker. The signals it fires are counted, not published (the
 stack's notifier must not see them), and its rows (signals, rule states, memories) are removed
 afterwards with scoring's. The clock runs from the first batch handed over to the moment the
 group's committed offsets reach the topic's end, as for scoring.
@@ -29,6 +30,7 @@ from kizashi.tools.bench.scoring import Run, _connect, _like, until_committed
 @dataclass(frozen=True)
 class TriggersRate:
     changes: int
+    replicas: int
     seconds: float
     batches: int
     signals: int
@@ -64,7 +66,9 @@ async def topic_ends(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
         await consumer.stop()
 
 
-async def measure_triggers(url: str, bootstrap: str, *, topic: str) -> TriggersRate:
+async def measure_triggers(
+    url: str, bootstrap: str, *, topic: str, replicas: int = 2
+) -> TriggersRate:
     ends = await topic_ends(bootstrap, topic)
     group = f"kizashi-bench-{uuid.uuid4().hex[:8]}-triggers"
     context = multiprocessing.get_context("spawn")  # no inherited event loop or sockets
@@ -72,20 +76,25 @@ async def measure_triggers(url: str, bootstrap: str, *, topic: str) -> TriggersR
     batches = context.Value("i", 0)
     signals = context.Value("i", 0)
     stop = context.Event()
-    process = context.Process(
-        target=_triggers_process,
-        args=(url, bootstrap, topic, group, first_batch_at, batches, signals, stop),
-        name="triggers-alone",
-    )
-    process.start()
+    processes = [
+        context.Process(
+            target=_triggers_process,
+            args=(url, bootstrap, topic, group, first_batch_at, batches, signals, stop),
+            name=f"triggers-alone-{index}",
+        )
+        for index in range(replicas)
+    ]
+    for process in processes:
+        process.start()
     watcher = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
     )
     await watcher.start()
 
     def check() -> None:
-        if not process.is_alive():
-            raise RuntimeError(f"{process.name} exited with code {process.exitcode}")
+        for process in processes:
+            if not process.is_alive():
+                raise RuntimeError(f"{process.name} exited with code {process.exitcode}")
 
     try:
         seconds, count = await until_committed(
@@ -94,10 +103,11 @@ async def measure_triggers(url: str, bootstrap: str, *, topic: str) -> TriggersR
     finally:
         await watcher.stop()
         stop.set()
-        process.join(timeout=30)
-        if process.is_alive():
-            process.kill()
-    return TriggersRate(sum(ends.values()), seconds, count, signals.value)
+        for process in processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+    return TriggersRate(sum(ends.values()), replicas, seconds, count, signals.value)
 
 
 async def forget_triggers_rows(url: str, prefix: str) -> None:
@@ -155,8 +165,9 @@ async def _serve(url, bootstrap, topic, group, first_batch_at, batches, signals,
 
     async def handler(records):
         handed_over = consumer.status.first_records_at or time.time()
-        if first_batch_at.value == 0:
-            first_batch_at.value = handed_over
+        with first_batch_at.get_lock():
+            if first_batch_at.value == 0 or handed_over < first_batch_at.value:
+                first_batch_at.value = handed_over
         rejected = await handle_changes(service, records)
         with batches.get_lock():
             batches.value += 1
