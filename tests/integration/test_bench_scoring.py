@@ -56,8 +56,9 @@ async def test_bench_scoring_reports_figures_and_cleans_up(database_url, bootstr
 async def test_scoring_rate_for_bench_e2e_scores_every_account_and_cleans_up(
     database_url, bootstrap_servers
 ):
-    """The closing phase of `kizashi bench e2e` (scoring alone on the stack's servers): it
-    checks that every account of its stream was scored, then removes them."""
+    """The closing phase of `kizashi bench e2e` (scoring alone on the stack's servers, then
+    triggers alone on what it published): it checks that every account of its stream was
+    scored and that triggers read every change, then removes both services' rows."""
     from kizashi.tools.bench.scoring_rate import measure_scoring
 
     rate = await measure_scoring(
@@ -66,4 +67,23 @@ async def test_scoring_rate_for_bench_e2e_scores_every_account_and_cleans_up(
     assert rate.events == 2000 and rate.replicas == 2
     assert rate.batches >= 1 and rate.seconds > 0
     assert rate.events_per_s == 2000 / rate.seconds
+    triggers = rate.triggers
+    assert triggers is not None and triggers.replicas == 2
+    # Every account scored published at least its first score, and triggers read them all.
+    assert triggers.changes >= 100 and triggers.batches >= 1
+    assert triggers.changes_per_s == triggers.changes / triggers.seconds
+    assert rate.changes_per_s == triggers.changes / rate.seconds
     assert await _leftovers(database_url) == (0, 0)
+    assert await _triggers_leftovers(database_url) == 0
+
+
+async def _triggers_leftovers(database_url: str) -> int:
+    connection = await asyncpg.connect(async_url(database_url).replace("+asyncpg", ""))
+    try:
+        return await connection.fetchval(
+            """SELECT (SELECT count(*) FROM trigger_accounts WHERE account_id LIKE 'bench-%')
+                    + (SELECT count(*) FROM rule_states WHERE account_id LIKE 'bench-%')
+                    + (SELECT count(*) FROM signals WHERE account_id LIKE 'bench-%')"""
+        )
+    finally:
+        await connection.close()

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from kizashi.contracts.topics import CONSUMED_BY
 from kizashi.runtime.app import create_service_app
+from kizashi.runtime.collector import tune_garbage_collector
 from kizashi.runtime.lifecycle import ServiceRuntime
 from kizashi.triggers import actions, api
 from kizashi.triggers.consumer import handle_changes
@@ -22,6 +23,7 @@ def create_app(settings: TriggersSettings | None = None) -> FastAPI:
 
     async def setup(runtime: ServiceRuntime) -> TriggersState:
         service = TriggersState(runtime=runtime, rules=rules)
+        tune_garbage_collector()
         runtime.consume(list(CONSUMED_BY["triggers"]), functools.partial(handle_changes, service))
         runtime.every(
             settings.sweep_interval_s, functools.partial(sweep_once, service), name="sweep"

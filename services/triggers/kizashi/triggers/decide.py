@@ -8,6 +8,7 @@ import orjson
 
 from kizashi.contracts.scores import ScoresChanged
 from kizashi.contracts.signals import ChurnRiskSignal, OpportunitySignal, SignalBase
+from kizashi.triggers.change import RuleInput
 from kizashi.triggers.engine import Evaluation, RuleState, evaluate, resolvable
 from kizashi.triggers.rules import SWEEP_RULES, RuleBook
 from kizashi.triggers.schedule import features_now, next_sweep_at
@@ -43,12 +44,16 @@ class AccountMemory:
             "next_sweep_at": self.next_sweep_at,
         }
 
+    def fired_on(self, day: date) -> int:
+        """Signals fired for this account on `day` (the daily cap counts them)."""
+        return self.fired_today if self.fired_day == day else 0
+
     def schedule(self, rules: RuleBook, now: datetime) -> None:
         """Set when the sweep should next look at this account (after every decision)."""
         self.next_sweep_at = next_sweep_at(
             latest=self.latest,
             states=self.states,
-            fired_today=today_count(self.as_row() if self.fired_day else None, now.date()),
+            fired_today=self.fired_on(now.date()),
             rules=rules,
             now=now,
         )
@@ -61,7 +66,7 @@ class Decision:
 
 
 def decide(
-    change: ScoresChanged,
+    change: RuleInput | ScoresChanged,
     memory: AccountMemory,
     rules: RuleBook,
     *,
@@ -85,7 +90,7 @@ def decide(
         scores_before=change.before,
         cs_history=parse_history(history),
         states=memory.states,
-        fired_today=today_count(memory.as_row() if memory.fired_day else None, day),
+        fired_today=memory.fired_on(day),
         rules=rules,
         now=now,
         only=only,
@@ -111,9 +116,7 @@ def decide(
         )
         for firing in evaluation.firings
     ]
-    memory.fired_today = today_count(memory.as_row() if memory.fired_day else None, day) + len(
-        signals
-    )
+    memory.fired_today = memory.fired_on(day) + len(signals)
     memory.fired_day = day
     memory.states = {**memory.states, **evaluation.states}
     if remember:
@@ -132,15 +135,13 @@ def sweep_decide(memory: AccountMemory, rules: RuleBook, *, now: datetime) -> De
     stayed clear long enough to resolve its signal."""
     assert memory.latest is not None, "only accounts with a scores.changed are swept"
     assert memory.latest_json is None, "the sweep reads the whole change from its row"
-    latest = ScoresChanged.model_validate(memory.latest)
+    latest = RuleInput.model_validate(memory.latest)
     change = latest.model_copy(
         update={
             "computed_at": now,
             "before": latest.after,
             "features": features_now(memory.latest, now),
             "events": [],
-            "event_count": 0,
-            "cause": "sweep",
         }
     )
     decision = decide(change, memory, rules, now=now, only=set(SWEEP_RULES), remember=False)
@@ -148,7 +149,7 @@ def sweep_decide(memory: AccountMemory, rules: RuleBook, *, now: datetime) -> De
     return replace(decision, evaluation=replace(decision.evaluation, cleared=cleared))
 
 
-def clock_view(change: ScoresChanged) -> dict:
+def clock_view(change: RuleInput | ScoresChanged) -> dict:
     """What scheduling reads of the latest change (kizashi.triggers.schedule: `features_now`,
     `renewal_date`), in the change's JSON shape."""
     renewal = change.account.renewal_date
@@ -159,13 +160,7 @@ def clock_view(change: ScoresChanged) -> dict:
     }
 
 
-# The account memory's CS history and daily firing count, as trigger_accounts stores them.
-
-
-def today_count(account: dict | None, day: date) -> int:
-    if account is None or account["fired_day"] != day:
-        return 0
-    return account["fired_today"]
+# The account memory's CS history, as trigger_accounts stores it.
 
 
 def trim_history(history: list, now: datetime, keep_days: int = 30) -> list:

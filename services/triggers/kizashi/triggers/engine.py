@@ -86,7 +86,8 @@ def evaluate(
     only: set[str] | None = None,
 ) -> Evaluation:
     now = _aware(now)
-    ctx = Context(features, scores, scores_before, [(_aware(t), v) for t, v in cs_history], now)
+    history = [(t if t.tzinfo is not None else t.replace(tzinfo=UTC), v) for t, v in cs_history]
+    ctx = Context(features, scores, scores_before, history, now)
     new_states: dict[str, RuleState] = {}
     candidates: list[tuple[tuple[int, int, int], str, RuleConfig, Reading]] = []
     for order, (name, cfg) in enumerate(rules.enabled()):
@@ -193,18 +194,24 @@ def _priority(cfg: RuleConfig, scores: ScoreSnapshot) -> Literal["high", "medium
 # --------------------------------------------------------------------------- times
 
 
+# A rule's state before it ever stepped; shared, as states are replaced, never changed in place.
+FRESH_STATE = RuleState()
+
+
 def _aware_state(state: RuleState | None) -> RuleState:
     if state is None:
-        return RuleState()
-    times = {
-        "last_fired_at": state.last_fired_at,
-        "condition_since": state.condition_since,
-        "cleared_since": state.cleared_since,
-    }
-    naive = {k: _aware(v) for k, v in times.items() if v is not None and v.tzinfo is None}
-    # As read from PostgreSQL, nothing to convert: the same state (states are replaced, never
-    # changed in place).
-    return state.but(**naive) if naive else state
+        return FRESH_STATE
+    fired, since, cleared = state.last_fired_at, state.condition_since, state.cleared_since
+    if (
+        (fired is None or fired.tzinfo is not None)
+        and (since is None or since.tzinfo is not None)
+        and (cleared is None or cleared.tzinfo is not None)
+    ):
+        # As read from PostgreSQL, nothing to convert: the same state (every rule's state on
+        # every change passes here).
+        return state
+    times = {"last_fired_at": fired, "condition_since": since, "cleared_since": cleared}
+    return state.but(**{k: _aware(v) for k, v in times.items() if v is not None})
 
 
 def _aware(moment: datetime) -> datetime:

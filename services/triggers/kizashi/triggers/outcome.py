@@ -41,7 +41,13 @@ class Outcome:
         changed = {}
         for account_id, memory in self.memories.items():
             loaded = self.loaded_states.get(account_id, {})
-            states = {r: s for r, s in memory.states.items() if loaded.get(r) != s}
+            # States are replaced, never changed in place: the same object is unchanged, and
+            # only a new one is compared field by field.
+            states = {
+                r: s
+                for r, s in memory.states.items()
+                if (was := loaded.get(r)) is not s and was != s
+            }
             if states:
                 changed[account_id] = states
         return changed

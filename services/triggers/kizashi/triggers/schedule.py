@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from kizashi.contracts.decay import DAY_S, MEAN_LIFE_7D_S, MEAN_LIFE_28D_S
-from kizashi.triggers.engine import RuleState, rule_option
+from kizashi.triggers.engine import FRESH_STATE, RuleState, rule_option
 from kizashi.triggers.rules import SWEEP_RULES, RuleBook, RuleConfig, SweepContext
 from kizashi.triggers.rules.base import PAST_EDGE, midnight
 
@@ -66,7 +66,7 @@ def next_sweep_at(
     clock = SweepContext(features_now(latest, now), renewal_date(latest), now)
     candidates: list[datetime] = []
     for name, cfg in rules.enabled():
-        state = states.get(name) or RuleState()
+        state = states.get(name) or FRESH_STATE
         after = rule_option(cfg, "auto_resolve_after")
         if after is not None and state.last_fired_at and state.cleared_since:
             candidates.append(state.cleared_since + after)

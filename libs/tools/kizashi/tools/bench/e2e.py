@@ -384,6 +384,14 @@ def _report(
             f"scoring alone, same run: {scoring_rate:,.0f} events/s; the pipeline sustains "
             f"{sustained / scoring_rate:.2f}× that (goal ≥ 0.5)"
         )
+    triggers = None if scoring is None else scoring.triggers
+    published = None if scoring is None else scoring.changes_per_s
+    if triggers is not None and published:
+        print(
+            f"triggers alone on scoring's output: {triggers.changes_per_s:,.0f} changes/s, "
+            f"{triggers.changes_per_s / published:.2f}× the {published:,.0f}/s scoring "
+            f"published alone"
+        )
     return {
         "p50_ms": _round(latency.ms(50)),
         "p95_ms": _round(latency.ms(95)),
@@ -393,6 +401,13 @@ def _report(
         # pipeline's sustained rate over it.
         "scoring_events_per_s": None if scoring_rate is None else round(scoring_rate),
         "sustained_to_scoring": None if not scoring_rate else round(sustained / scoring_rate, 3),
+        # Scoring's output while alone (scores.changed/s) and triggers alone on it
+        # (bench.triggers_rate): whether triggers keeps up with scoring, on one footing.
+        "scoring_changes_per_s": None if not published else round(published),
+        "triggers_changes_per_s": None if triggers is None else round(triggers.changes_per_s),
+        "triggers_to_scoring": None
+        if not (triggers and published)
+        else round(triggers.changes_per_s / published, 3),
         "alerts": len(latency.latencies),
         "alerts_expected": latency.expected_alerts,
         "rate_events_per_s": args.rate,

@@ -9,6 +9,9 @@ PostgreSQL and broker once the e2e phases are over and the pipeline is idle. Its
 account ids (removed afterwards) and `scores.changed` topic are the bench's own, so the stack
 never sees them. The stream is a live one (the last five minutes, `--days 0`), as the e2e load
 is; the clock runs from the first batch handed over to the last offset committed.
+
+Then triggers alone on what scoring published there (kizashi.tools.bench.triggers_rate), so
+that scoring's output rate and triggers' own rate compare in the same run.
 """
 
 import uuid
@@ -25,6 +28,11 @@ from kizashi.tools.bench.scoring import (
     run_scoring,
     say,
 )
+from kizashi.tools.bench.triggers_rate import (
+    TriggersRate,
+    forget_triggers_rows,
+    measure_triggers,
+)
 
 
 @dataclass(frozen=True)
@@ -33,14 +41,27 @@ class ScoringRate:
     replicas: int
     seconds: float
     batches: int
+    # Triggers alone on the `scores.changed` scoring published meanwhile (None: not measured).
+    triggers: TriggersRate | None = None
 
     @property
     def events_per_s(self) -> float:
         return self.events / self.seconds
 
+    @property
+    def changes_per_s(self) -> float | None:
+        """Scoring's output: the `scores.changed` it published a second while it ran."""
+        return None if self.triggers is None else self.triggers.changes / self.seconds
+
 
 async def measure_scoring(
-    url: str, bootstrap: str, *, events: int, accounts: int = 10_000, replicas: int = 2
+    url: str,
+    bootstrap: str,
+    *,
+    events: int,
+    accounts: int = 10_000,
+    replicas: int = 2,
+    triggers: bool = True,
 ) -> ScoringRate:
     from kizashi.contracts.topics import EVENT_TOPICS
     from kizashi.runtime.kafka import ensure_topics
@@ -66,8 +87,18 @@ async def measure_scoring(
         scored = await _scored_accounts(url, prefix)
         if scored != in_stream:
             raise RuntimeError(f"{scored} of the stream's {in_stream} accounts scored")
+        result = ScoringRate(events, replicas, seconds, batches)
+        say(f"scoring alone: {result.events_per_s:,.0f} events/s")
+        if triggers:
+            say(f"triggers alone, on what scoring published: {replicas} processes …")
+            rate = await measure_triggers(url, bootstrap, topic=changed_topic, replicas=replicas)
+            result = ScoringRate(events, replicas, seconds, batches, rate)
+            say(
+                f"triggers alone: {rate.changes:,} changes, {rate.changes_per_s:,.0f}/s "
+                f"(scoring published {result.changes_per_s:,.0f}/s)"
+            )
     finally:
         await _forget_accounts(url, prefix)
-    result = ScoringRate(events, replicas, seconds, batches)
-    say(f"scoring alone: {result.events_per_s:,.0f} events/s")
+        if triggers:
+            await forget_triggers_rows(url, prefix)
     return result
