@@ -12,6 +12,10 @@ EVENT_TOPICS: Final[dict[str, str]] = {
         "account_update",
     )
 }
+# What reps know (issue #18): its own topic, not consumed by scoring yet.
+REP_OBSERVATIONS: Final = "kizashi.events.rep_observation"
+# Where ingest produces each type it accepts.
+INGEST_TOPICS: Final[dict[str, str]] = {**EVENT_TOPICS, "rep_observation": REP_OBSERVATIONS}
 SCORES_CHANGED: Final = "kizashi.scores.changed"
 SIGNAL_TOPICS: Final[dict[str, str]] = {
     "opportunity": "kizashi.signals.opportunity",
@@ -28,6 +32,7 @@ CONSUMED_BY: Final[dict[str, tuple[str, ...]]] = {
 
 ALL_TOPICS: Final[tuple[str, ...]] = (
     *EVENT_TOPICS.values(),
+    REP_OBSERVATIONS,
     SCORES_CHANGED,
     *SIGNAL_TOPICS.values(),
     DEAD_LETTER,
