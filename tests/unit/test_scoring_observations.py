@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from kizashi.contracts.observations import rep_observation_adapter
 from kizashi.runtime.phases import load_phase_config
-from kizashi.scoring.config import load_scoring_config
+from kizashi.scoring.config import OBSERVED_PARTS, load_scoring_config
 from kizashi.scoring.features import AccountState
 from kizashi.scoring.pipeline import rescore
 from kizashi.scoring.repository import StoredAccount
@@ -76,9 +76,8 @@ def test_an_account_without_observations_scores_as_before_they_existed() -> None
     state = AccountState()
     first = rescore(StoredAccount("acme", None, None), [], config=CONFIG, now=NOW)
     lines = {line["component"]: line for line in first.scored.breakdown}
-    for name in ("rep_satisfaction", "outcome_realised", "key_person", "policy_change",
-                 "relationship_phase"):  # fmt: skip
-        assert lines[name]["points"] == 0 and "not counted" in lines[name]["explanation"]
+    assert len(lines) == 17  # the observed parts are left out, line and weight
+    assert OBSERVED_PARTS.isdisjoint(lines)
     # The index is over the other parts only: their points add up to it, out of 100.
     cs_points = sum(line["points"] for line in first.scored.breakdown if line["index"] == "cs")
     assert abs(cs_points - first.scored.cs) < 0.05
@@ -121,6 +120,8 @@ def test_the_phase_feeds_op_and_offers_land_best_from_phase_three() -> None:
     ladder = [c.id for p in PHASES.phases for c in p.criteria]
     by_phase = {p.phase: [c.id for q in PHASES.phases[: p.phase + 1] for c in q.criteria]
                 for p in PHASES.phases}  # fmt: skip
+    # Phase 0 with evidence logged (one of phase 1's two criteria): counted, at 0 points.
+    by_phase[0] = [PHASES.phases[1].criteria[0].id]
     points = [op_at(by_phase[n]) for n in range(5)]
     assert [phase for phase, _ in points] == [0, 1, 2, 3, 4]
     assert points[0][1] == 0 < points[1][1] < points[2][1] < points[3][1] == points[4][1]
