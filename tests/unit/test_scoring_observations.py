@@ -124,6 +124,17 @@ def test_the_phase_feeds_op_and_offers_land_best_from_phase_three() -> None:
     by_phase[0] = [PHASES.phases[1].criteria[0].id]
     points = [op_at(by_phase[n]) for n in range(5)]
     assert [phase for phase, _ in points] == [0, 1, 2, 3, 4]
+    three = rescore(
+        StoredAccount("acme", None, None),
+        [observation("phase_evidence", NOW - DAY, criterion=c) for c in by_phase[3]],
+        config=CONFIG,
+        now=NOW,
+    )
+    line = next(x for x in three.scored.breakdown if x["component"] == "relationship_phase")
+    assert line["explanation"] == (
+        "Relationship phase 3, newest evidence logged by ann@x.io on 2026-11-30; "
+        "an offer lands best from phase 3"
+    )
     assert points[0][1] == 0 < points[1][1] < points[2][1] < points[3][1] == points[4][1]
     assert len(ladder) == len(set(ladder))
 

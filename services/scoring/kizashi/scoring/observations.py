@@ -119,10 +119,18 @@ class Observed:
 
     latest: dict[str, list]
     phase: int | None
+    # The newest evidence that holds the phase up: [ts, event id, author], or None.
+    phase_by: list | None = None
 
     @classmethod
-    def of(cls, obs: dict, phase: int | None) -> "Observed":
-        return cls({kind: entries[0] for kind, entries in obs.items() if entries}, phase)
+    def of(cls, obs: dict, phase: int | None, held: Standing | None = None) -> "Observed":
+        by = None
+        if held is not None:
+            met = [m for m in held.met if m.phase <= held.phase]
+            if met:
+                newest = max(met, key=lambda m: (m.occurred_at, m.author))
+                by = [newest.occurred_at.timestamp(), newest.criterion, newest.author]
+        return cls({kind: entries[0] for kind, entries in obs.items() if entries}, phase, by)
 
 
 NOTHING_OBSERVED = Observed({}, None)
@@ -211,7 +219,9 @@ def op_parts(seen: Observed, cfg: Any, now: float, explain: bool) -> dict[str, P
         phase = (
             float(seen.phase),
             ramp(seen.phase),
-            f"Relationship phase {seen.phase}; an offer lands best from phase {ramp.high:.0f}"
+            f"Relationship phase {seen.phase}"
+            + (f", newest evidence {_by(seen.phase_by)}" if seen.phase_by else "")
+            + f"; an offer lands best from phase {ramp.high:.0f}"
             if explain
             else "",
         )
