@@ -13,7 +13,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from kizashi.contracts.accounts import AccountFacts
-from kizashi.contracts.scores import AppliedEvent, ScoreSnapshot
+from kizashi.contracts.scores import AppliedEvent, ObservationFact, ScoreSnapshot
 
 
 class RuleInput(BaseModel):
@@ -29,3 +29,6 @@ class RuleInput(BaseModel):
     account: AccountFacts
     features: dict[str, float | None]
     events: list[AppliedEvent] = Field(default_factory=list)
+    # What reps logged, for the observation rules (only accounts with some carry any).
+    phase: int = 0
+    observations: list[ObservationFact] = Field(default_factory=list)
