@@ -125,16 +125,17 @@ def test_an_unknown_type_lists_rep_observation():
     assert rejection.field == "type" and "rep_observation" in rejection.reason
 
 
-def test_observations_go_to_their_own_topic_which_scoring_does_not_read_yet():
+def test_observations_go_to_their_own_topic_which_scoring_reads():
     result = accept([observation("relocation")], source="t", now=NOW)
     [record] = result.records
     assert record.topic == REP_OBSERVATIONS == INGEST_TOPICS["rep_observation"]
     assert REP_OBSERVATIONS in ALL_TOPICS
-    assert REP_OBSERVATIONS not in CONSUMED_BY["scoring"]
+    assert REP_OBSERVATIONS in CONSUMED_BY["scoring"]
     assert orjson.loads(record.value)["source"] == "t"
 
 
-def test_scoring_decoder_does_not_know_observations():
+def test_the_input_event_union_does_not_hold_observations():
+    # Scoring decodes the observation topic with rep_observation_adapter, the others with this.
     with pytest.raises(ValidationError):
         input_event_adapter.validate_python(observation("relocation"))
 

@@ -27,7 +27,7 @@ def write(tmp_path: Path, data: Any) -> Path:
 
 def test_packaged_default_loads() -> None:
     config = load_scoring_config(None)
-    assert config.version == "2026.2"
+    assert config.version == "2026.3"
     assert config.cs.weights.total == 100 and config.op.weights.total == 100
     assert (config.segments.cs_high, config.segments.op_high) == (60, 50)
     assert config.priority.default == "low" and config.priority.rules
@@ -44,7 +44,7 @@ def test_a_file_in_the_config_dir_wins(tmp_path: Path) -> None:
     data["cs"]["weights"]["nps"] = 30
     config = load_scoring_config(write(tmp_path, data))
     assert config.version == "acme-7" and config.cs.weights.nps == 30
-    assert config.cs.weights.total == 118
+    assert config.cs.weights.total == 119  # 100, less nps's 11, plus 30
 
 
 def _set(data: dict, path: str, value: Any) -> None:

@@ -2,9 +2,9 @@
 own structured fields. It carries the envelope of every event (so its limits are theirs) plus
 `author` (a user's email, which ingest checks against `users`), `kind` and a `note`.
 
-Observations travel on their own topic (topics.REP_OBSERVATIONS). They are not in
-`InputEvent`, the union scoring decodes: scoring does not consume them yet
-(docs/architecture.md). Ingest decodes with `ingest_event_adapter`, which holds both.
+Observations travel on their own topic (topics.REP_OBSERVATIONS), which scoring consumes
+with the input events (it decodes each topic with its own adapter: `rep_observation_adapter`
+here). Ingest decodes with `ingest_event_adapter`, which holds both.
 """
 
 from datetime import date

@@ -12,7 +12,7 @@ EVENT_TOPICS: Final[dict[str, str]] = {
         "account_update",
     )
 }
-# What reps know (issue #18): its own topic, not consumed by scoring yet.
+# What reps know (issue #18): its own topic, consumed by scoring with the input events.
 REP_OBSERVATIONS: Final = "kizashi.events.rep_observation"
 # Where ingest produces each type it accepts.
 INGEST_TOPICS: Final[dict[str, str]] = {**EVENT_TOPICS, "rep_observation": REP_OBSERVATIONS}
@@ -25,7 +25,7 @@ DEAD_LETTER: Final = "kizashi.deadletter"
 
 # What each consuming service reads (one consumer group each, `kizashi-<service>`).
 CONSUMED_BY: Final[dict[str, tuple[str, ...]]] = {
-    "scoring": tuple(EVENT_TOPICS.values()),
+    "scoring": (*EVENT_TOPICS.values(), REP_OBSERVATIONS),
     "triggers": (SCORES_CHANGED,),
     "notifier": tuple(SIGNAL_TOPICS.values()),
 }

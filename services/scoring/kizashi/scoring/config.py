@@ -59,6 +59,9 @@ class CsWeights(_Weights):
     seat_adoption: Weight
     nps: Weight
     csat: Weight
+    # Reps' observations (issue #18). Defaulted so that a scoring.yaml from before them loads.
+    rep_satisfaction: Weight = 5
+    outcome_realised: Weight = 5
 
 
 class OpWeights(_Weights):
@@ -72,6 +75,10 @@ class OpWeights(_Weights):
     decision_maker: Weight
     plan_fit: Weight
     renewal_timing: Weight
+    # Reps' observations (issue #18), defaulted like CS's.
+    key_person: Weight = 5
+    policy_change: Weight = 5
+    relationship_phase: Weight = 10
 
 
 class CsConfig(_Strict):
@@ -125,6 +132,8 @@ class Normalise(_Strict):
     plans: dict[str, Unit]
     renewal_window_days: Ramp
     renewal_ramp_days: Positive
+    # The relationship phase: ≤ low gives 0, ≥ high (the phase an offer lands from) gives 1.
+    relationship_phase: Ramp = Ramp(low=0, high=3)
 
     @field_validator("plans")
     @classmethod
@@ -155,10 +164,26 @@ class Missing(_Strict):
     decision_maker: Unit
     plan_fit: Unit
     renewal_timing: Unit
+    rep_satisfaction: Unit = 0.5
+    outcome_realised: Unit = 0.5
+    key_person: Unit = 0.5
+    policy_change: Unit = 0.5
+    # No phase evidence logged at all: most such accounts are early on the ladder.
+    relationship_phase: Unit = 0.3
 
 
 class Surveys(_Strict):
     half_life_days: Positive
+
+
+class Observations(_Strict):
+    """How long reps' observations count (issue #18): answers fade with a half-life, news
+    counts in full until its max age."""
+
+    satisfaction_half_life_days: Positive = 180
+    outcome_half_life_days: Positive = 180
+    key_person_max_age_days: Positive = 180
+    policy_change_max_age_days: Positive = 180
 
 
 class Segments(_Strict):
@@ -217,6 +242,7 @@ class ScoringConfig(_Strict):
     normalise: Normalise
     missing: Missing
     surveys: Surveys
+    observations: Observations = Observations()
     segments: Segments
     priority: PriorityConfig
     changes: Changes

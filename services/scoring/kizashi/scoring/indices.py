@@ -11,6 +11,9 @@ from kizashi.contracts.decay import DAY_S
 from kizashi.contracts.scores import Index, Priority, ScoreComponent, ScoreSnapshot, Segment
 from kizashi.runtime.trusted import trusted
 from kizashi.scoring.config import ScoringConfig
+from kizashi.scoring.observations import NOTHING_OBSERVED, Observed
+from kizashi.scoring.observations import cs_parts as observed_cs_parts
+from kizashi.scoring.observations import op_parts as observed_op_parts
 
 Features = dict[str, float | None]
 # (raw value, normalised 0..1, sentence)
@@ -350,15 +353,20 @@ def score(
     now: datetime,
     *,
     explain: bool = True,
+    observed: Observed = NOTHING_OBSERVED,
 ) -> ScoreResult:
     """CS, OP, segment and priority, with one breakdown line per component. Without
     `explain` (the past points of score history), the same numbers and no breakdown: the
-    sentences are most of the cost."""
+    sentences are most of the cost. `observed`: what reps logged (the phase and the newest
+    observation of each kind, kizashi.scoring.observations)."""
     t = now.timestamp()
     lines: list[dict] = []
     out = lines if explain else None
-    cs = _index("cs", _cs_parts(features, config, t, explain), config.cs.weights.by_name, out)
+    cs_parts = _cs_parts(features, config, t, explain)
+    cs_parts.update(observed_cs_parts(observed, config, t, explain))
+    cs = _index("cs", cs_parts, config.cs.weights.by_name, out)
     op_parts = _op_parts(features, facts, config, t, explain)
+    op_parts.update(observed_op_parts(observed, config, t, explain))
     op = _index("op", op_parts, config.op.weights.by_name, out)
     # Valid by construction (indices clamped to 0–100, segment and priority from the validated
     # config): skip validation, which runs for every account of every batch.
