@@ -121,3 +121,17 @@ def test_the_funnel_escapes_phase_names() -> None:
     svg = funnel_svg([3, 1, 0], ["<b>Cold</b>", "Warm & close"])
     assert "<b>" not in svg and "&lt;b&gt;Cold&lt;/b&gt;" in svg and "Warm &amp; close" in svg
     assert 'data-phase="2" data-count="0"' in svg and "2 phase 2" in svg
+
+
+def test_the_ingest_key_the_console_sends_with() -> None:
+    from kizashi.console.settings import ConsoleSettings
+
+    def key(**values) -> tuple[str, str] | None:
+        settings = ConsoleSettings(_env_file=None, **{"console_ingest_key": None, **values})
+        return settings.ingest_key()
+
+    assert key(ingest_keys="web:w1,console:c1") == ("console", "c1")
+    assert key(ingest_keys="web:w1,other:o1") == ("web", "w1")
+    assert key(ingest_keys="bare") == ("default", "bare")
+    assert key(ingest_keys="web:w1", console_ingest_key="c2") == ("console", "c2")
+    assert key(ingest_keys="") is None

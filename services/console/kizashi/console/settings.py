@@ -8,8 +8,8 @@ from pydantic import Field, SecretStr
 
 from kizashi.runtime.settings import Settings, ingest_key_entries
 
-# The ingest key the console sends observations with: the entry of KIZASHI_INGEST_KEYS with
-# this name, else the first entry (architecture §11.5).
+# Without KIZASHI_CONSOLE_INGEST_KEY, the console sends observations with the entry of
+# KIZASHI_INGEST_KEYS of this name, else its first entry (architecture §11.5).
 CONSOLE_INGEST_KEY_NAME = "console"
 
 
@@ -23,7 +23,10 @@ class ConsoleSettings(Settings):
     # Ingest's API as the console reaches it (observations logged on the account page go through
     # POST /v1/events); unset means the ingest port on this host.
     ingest_url: str | None = None
-    # The same variable ingest reads; the console uses one entry of it (ingest_key).
+    # The ingest key the console sends observations with (one of ingest's keys; its name
+    # there becomes the observations' `source`). Unset: an entry of KIZASHI_INGEST_KEYS, the
+    # variable ingest reads, which `kizashi up` and compose hand to every service.
+    console_ingest_key: SecretStr | None = None
     ingest_keys: SecretStr = SecretStr("")
     # A session ends this long after sign-in (or at sign-out, or when its user is disabled).
     session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
@@ -38,8 +41,11 @@ class ConsoleSettings(Settings):
         return self._api(self.ingest_url, self.ingest_port)
 
     def ingest_key(self) -> tuple[str, str] | None:
-        """(name, secret) of the ingest key the console sends observations with: the one named
-        `console`, else the first; None when KIZASHI_INGEST_KEYS is empty."""
+        """(name, secret) of the ingest key the console sends observations with:
+        KIZASHI_CONSOLE_INGEST_KEY, else KIZASHI_INGEST_KEYS' entry named `console`, else its
+        first; None when there is none."""
+        if self.console_ingest_key and self.console_ingest_key.get_secret_value():
+            return CONSOLE_INGEST_KEY_NAME, self.console_ingest_key.get_secret_value()
         entries = ingest_key_entries(self.ingest_keys.get_secret_value())
         named = [e for e in entries if e[0] == CONSOLE_INGEST_KEY_NAME]
         return (named or entries or [None])[0]
