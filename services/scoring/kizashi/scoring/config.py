@@ -20,6 +20,11 @@ FILE_NAME = "scoring.yaml"
 PRIORITY_INPUTS = frozenset(FEATURE_NAMES) | {"cs", "op"}
 
 Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# The parts fed by reps' observations (kizashi.scoring.observations): counted only once
+# something is logged.
+OBSERVED_PARTS = frozenset(
+    {"rep_satisfaction", "outcome_realised", "key_person", "policy_change", "relationship_phase"}
+)
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Unit = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 Points = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
@@ -37,8 +42,12 @@ class _Strict(BaseModel):
 class _Weights(_Strict):
     @model_validator(mode="after")
     def _some_weight(self) -> "_Weights":
-        if not any(getattr(self, name) > 0 for name in type(self).model_fields):
-            raise ValueError("at least one weight must be > 0")
+        if not any(
+            getattr(self, name) > 0
+            for name in type(self).model_fields
+            if name not in OBSERVED_PARTS
+        ):
+            raise ValueError("at least one weight of a part that is not observed must be > 0")
         return self
 
     # Cached: score() reads these per account, and the config never changes once loaded.
@@ -48,7 +57,8 @@ class _Weights(_Strict):
 
     @cached_property
     def total(self) -> float:
-        return sum(self.by_name.values())
+        """Every weight but the observed parts': the total of an account no rep wrote about."""
+        return sum(w for name, w in self.by_name.items() if name not in OBSERVED_PARTS)
 
 
 class CsWeights(_Weights):
@@ -59,9 +69,10 @@ class CsWeights(_Weights):
     seat_adoption: Weight
     nps: Weight
     csat: Weight
-    # Reps' observations (issue #18). Defaulted so that a scoring.yaml from before them loads.
-    rep_satisfaction: Weight = 5
-    outcome_realised: Weight = 5
+    # Observed parts (reps' observations, issue #18): left out of the index, weight and all,
+    # while nothing is logged. Defaulted so that a scoring.yaml from before them loads.
+    rep_satisfaction: Weight = 6
+    outcome_realised: Weight = 6
 
 
 class OpWeights(_Weights):
@@ -75,10 +86,10 @@ class OpWeights(_Weights):
     decision_maker: Weight
     plan_fit: Weight
     renewal_timing: Weight
-    # Reps' observations (issue #18), defaulted like CS's.
+    # Observed parts, as CS's.
     key_person: Weight = 5
     policy_change: Weight = 5
-    relationship_phase: Weight = 10
+    relationship_phase: Weight = 8
 
 
 class CsConfig(_Strict):
@@ -164,12 +175,6 @@ class Missing(_Strict):
     decision_maker: Unit
     plan_fit: Unit
     renewal_timing: Unit
-    rep_satisfaction: Unit = 0.5
-    outcome_realised: Unit = 0.5
-    key_person: Unit = 0.5
-    policy_change: Unit = 0.5
-    # No phase evidence logged at all: most such accounts are early on the ladder.
-    relationship_phase: Unit = 0.3
 
 
 class Surveys(_Strict):

@@ -16,8 +16,8 @@ from kizashi.scoring.observations import cs_parts as observed_cs_parts
 from kizashi.scoring.observations import op_parts as observed_op_parts
 
 Features = dict[str, float | None]
-# (raw value, normalised 0..1, sentence)
-Part = tuple[float | None, float, str]
+# (raw value, normalised 0..1 or None for "not counted", sentence)
+Part = tuple[float | None, float | None, str]
 
 
 class BreakdownLine(dict):
@@ -306,12 +306,14 @@ def _op_parts(
 def _index(
     index: Index, parts: dict[str, Part], weights: dict[str, float], out: list[dict] | None
 ) -> float:
-    """The index from its parts; with `out`, one breakdown line per part appended to it."""
-    scale = 100.0 / sum(weights.values())
+    """The index from its parts; with `out`, one breakdown line per part appended to it. A
+    part normalised to None (an observed part with nothing logged) is left out, its weight
+    too: it shows in the breakdown with no points."""
+    scale = 100.0 / sum(weights[name] for name, part in parts.items() if part[1] is not None)
     score = 0.0
     for name, (raw, norm, sentence) in parts.items():
         weight = weights[name]
-        points = scale * weight * norm
+        points = 0.0 if norm is None else scale * weight * norm
         score += points
         if out is None:
             continue

@@ -141,38 +141,33 @@ def _half_life(norm: float, neutral: float, ts: float, now: float, days: float) 
     return neutral + (norm - neutral) * 0.5 ** (age_d / days)
 
 
-# (raw value, normalised 0..1, sentence), as kizashi.scoring.indices.Part
-Part = tuple[float | None, float, str]
+# (raw value, normalised 0..1, sentence), as kizashi.scoring.indices.Part. A part with
+# nothing logged is normalised to None: left out of its index (config.OBSERVED_PARTS).
+Part = tuple[float | None, float | None, str]
+# Where a fading answer tends: the middle of its scale.
+NEUTRAL = 0.5
 
 
 def cs_parts(seen: Observed, cfg: Any, now: float, explain: bool) -> dict[str, Part]:
     """CS: the customer's satisfaction with the rep (1–5) and whether they got the outcome
     they bought for; each pulled back towards neutral with its half-life."""
-    miss, rules = cfg.missing, cfg.observations
+    rules = cfg.observations
     entry = seen.latest.get("satisfaction_with_rep")
     if entry is None:
-        satisfaction: Part = (
-            None,
-            miss.rep_satisfaction,
-            "No satisfaction-with-rep answer logged, counted as neutral",
-        )
+        satisfaction: Part = (None, None, "No satisfaction-with-rep answer logged, not counted")
     else:
         value = float(entry[3]["satisfaction"])
         norm = _half_life(
-            (value - 1) / 4, miss.rep_satisfaction, entry[0], now, rules.satisfaction_half_life_days
+            (value - 1) / 4, NEUTRAL, entry[0], now, rules.satisfaction_half_life_days
         )
         said = f"Satisfaction with the rep {value:.0f}/5, {_by(entry)}" if explain else ""
         satisfaction = (value, norm, said)
     entry = seen.latest.get("outcome_realised")
     if entry is None:
-        outcome: Part = (
-            None,
-            miss.outcome_realised,
-            "No outcome-realised answer logged, counted as neutral",
-        )
+        outcome: Part = (None, None, "No outcome-realised answer logged, not counted")
     else:
         value, words = OUTCOMES[entry[3]["outcome"]]
-        norm = _half_life(value, miss.outcome_realised, entry[0], now, rules.outcome_half_life_days)
+        norm = _half_life(value, NEUTRAL, entry[0], now, rules.outcome_half_life_days)
         said = f"Outcome realised: {words}, {_by(entry)}" if explain else ""
         outcome = (value, norm, said)
     return {"rep_satisfaction": satisfaction, "outcome_realised": outcome}
@@ -192,16 +187,16 @@ def op_parts(seen: Observed, cfg: Any, now: float, explain: bool) -> dict[str, P
     """OP: a key person's change (role and influence; a new decision maker is the opening),
     a policy change (toward expansion or cost cutting), each counted for its max age, and the
     relationship phase (an offer lands better from `normalise.relationship_phase.high` up)."""
-    miss, rules = cfg.missing, cfg.observations
+    rules = cfg.observations
     entry = seen.latest.get("key_person_change")
     if entry is None or now - entry[0] > rules.key_person_max_age_days * DAY_S:
-        key_person: Part = (None, miss.key_person, "No recent key-person change logged")
+        key_person: Part = (None, None, "No recent key-person change logged, not counted")
     else:
         norm, words = _key_person(entry)
         key_person = (norm, norm, f"{words}, {_by(entry)}" if explain else "")
     entry = seen.latest.get("policy_change")
     if entry is None or now - entry[0] > rules.policy_change_max_age_days * DAY_S:
-        policy: Part = (None, miss.policy_change, "No recent policy change logged")
+        policy: Part = (None, None, "No recent policy change logged, not counted")
     else:
         direction = entry[3]["direction"]
         norm = 1.0 if direction == "expansion" else 0.0
@@ -209,11 +204,7 @@ def op_parts(seen: Observed, cfg: Any, now: float, explain: bool) -> dict[str, P
         policy = (norm, norm, f"Policy change {words}, {_by(entry)}" if explain else "")
     ramp = cfg.normalise.relationship_phase
     if seen.phase is None:
-        phase: Part = (
-            None,
-            miss.relationship_phase,
-            "No phase evidence logged, counted as an early phase",
-        )
+        phase: Part = (None, None, "No phase evidence logged, not counted")
     else:
         phase = (
             float(seen.phase),
@@ -231,13 +222,11 @@ def next_observed_check(obs: dict, cfg: Any, now: datetime) -> datetime | None:
     move) or a piece of news reaching its max age."""
     t = now.timestamp()
     moments: list[float] = []
-    cs, rules, miss = cfg.cs.weights, cfg.observations, cfg.missing
-    for kind, weight, neutral, half_life in (
-        ("satisfaction_with_rep", cs.rep_satisfaction, miss.rep_satisfaction,
-         rules.satisfaction_half_life_days),
-        ("outcome_realised", cs.outcome_realised, miss.outcome_realised,
-         rules.outcome_half_life_days),
-    ):  # fmt: skip
+    cs, rules = cfg.cs.weights, cfg.observations
+    for kind, weight, half_life in (
+        ("satisfaction_with_rep", cs.rep_satisfaction, rules.satisfaction_half_life_days),
+        ("outcome_realised", cs.outcome_realised, rules.outcome_half_life_days),
+    ):
         entries = obs.get(kind)
         if not entries:
             continue
@@ -247,7 +236,7 @@ def next_observed_check(obs: dict, cfg: Any, now: datetime) -> datetime | None:
             if kind == "satisfaction_with_rep"
             else OUTCOMES[entry[3]["outcome"]][0]
         )
-        pull = 100.0 * weight / cs.total * abs(norm - neutral)
+        pull = 100.0 * weight / cs.total * abs(norm - NEUTRAL)
         if _half_life(pull, 0.0, entry[0], t, half_life) >= cfg.changes.min_points / 2:
             moments.append(t + cfg.sweep.recheck_hours * 3600.0)
     for kind, max_age in (
