@@ -50,14 +50,17 @@ def _timeline(signals, deliveries, actions, observations) -> list[dict]:
     for row in observations:
         kind = BY_KIND.get(row["kind"])
         fields = orjson.loads(row["fields"]) if row["fields"] else {}
-        labels = {f.name: f.label for f in kind.fields} if kind else {}
+        known = [(f.name, f.label) for f in kind.fields] if kind else []
+        shown = [(label, _shown(fields[name])) for name, label in known if name in fields]
+        names = {name for name, _ in known}
+        shown += [(k, _shown(v)) for k, v in sorted(fields.items()) if k not in names]
         items.append(
             {
                 "type": "observation",
                 "at": row["occurred_at"],
                 "observation": row,
                 "label": kind.label if kind else row["kind"],
-                "fields": [(labels.get(k, k), _shown(v)) for k, v in fields.items()],
+                "fields": shown,
             }
         )
     items.sort(key=lambda item: item["at"], reverse=True)
