@@ -38,9 +38,9 @@ ACME_EVIDENCE = {
 }
 
 
-def _event(kind: str, account: str, at: datetime, **fields) -> dict:
+def _event(event_type: str, account: str, at: datetime, **fields) -> dict:
     return {
-        "type": kind,
+        "type": event_type,
         "account_id": account,
         "event_id": uuid.uuid4().hex,
         "occurred_at": at.isoformat(),
@@ -272,6 +272,12 @@ def run_demo(settings: ToolSettings, *, wait_s: float = 60) -> int:
         for reason in signal["reasons"]:
             print(f"      - {reason}")
     kinds = {s["kind"] for s in signals}
+    if not any(s["rule"] == "key_person_left" for s in signals):
+        print(
+            "  (Bob's key-person change at globex raised no key_person_left signal here: globex "
+            "already had its\n   daily cap of signals today, `daily_cap_per_account` in "
+            "rules.yaml, 3 by default; with a higher cap it arrives.)"
+        )
     print()
     if {"opportunity", "churn_risk"} <= kinds:
         print("Both kinds of alert arrived. Look at:")
