@@ -242,7 +242,8 @@ def run_demo(settings: ToolSettings, *, wait_s: float = 60) -> int:
         _wait_for_history(client, urls["scoring"], token, len(history), wait_s)
         accepted = _post(client, urls["ingest"], key, news)
         print(f"  {accepted} events of today's news accepted (a survey, pricing visits)")
-        if _reps_as_users(settings):
+        observed = _reps_as_users(settings)
+        if observed:
             logged = _post(client, urls["ingest"], key, observations(started))
             print(
                 f"  {logged} observations logged: Bob, a key-person change at globex; Alice, "
@@ -272,7 +273,7 @@ def run_demo(settings: ToolSettings, *, wait_s: float = 60) -> int:
         for reason in signal["reasons"]:
             print(f"      - {reason}")
     kinds = {s["kind"] for s in signals}
-    if not any(s["rule"] == "key_person_left" for s in signals):
+    if observed and not any(s["rule"] == "key_person_left" for s in signals):
         print(
             "  (Bob's key-person change at globex raised no key_person_left signal here: globex "
             "already had its\n   daily cap of signals today, `daily_cap_per_account` in "
