@@ -135,3 +135,18 @@ def test_the_ingest_key_the_console_sends_with() -> None:
     assert key(ingest_keys="bare") == ("default", "bare")
     assert key(ingest_keys="web:w1", console_ingest_key="c2") == ("console", "c2")
     assert key(ingest_keys="") is None
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_quoted() -> None:
+    from kizashi.console.kpis import _cell
+
+    assert [_cell(v) for v in ("=SUM(A1)", "+1", "-2", "@x", "ann", None, -3, 0.5)] == [
+        "'=SUM(A1)",
+        "'+1",
+        "'-2",
+        "'@x",
+        "ann",
+        "",
+        "-3",
+        "0.5",
+    ]

@@ -334,7 +334,8 @@ async def kpis_page(
         user=user,
         figures=figures,
         charts=charts,
-        owner=owner,
+        # What the owner filter shows as chosen (a manager's default is everyone's).
+        owner=owner.strip().lower() or ("mine" if user.role == "rep" else "all"),
         period=window.label,
         people=people,
         query=request.url.query,
