@@ -3,11 +3,14 @@ JavaScript off) against the whole stack under `kizashi up`: a rep logs a key-per
 and sees the signal it raises arrive; logs phase evidence and sees the phase move (the panel,
 and the phase scoring stored); bad input gets the form back with the reason, never a 500;
 a note is shown as text; a form without its CSRF token, or about another rep's account, is
-refused; and the KPI page shows the rep's funnel."""
+refused; and the KPI page shows the rep's funnel. With KIZASHI_SCREENSHOTS=1 the phase panel
+and the KPI page are written to /tmp/kizashi-screens/ for a look."""
 
 from __future__ import annotations
 
+import os
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +20,12 @@ from tests.support.console import add_person, sign_in
 pytestmark = pytest.mark.e2e
 
 HOSTILE = "<script>alert(1)</script> <b>bold</b>"
+SCREENS = Path("/tmp/kizashi-screens")
+
+
+async def _screenshot(page, name: str) -> None:
+    if os.environ.get("KIZASHI_SCREENSHOTS") == "1":
+        await page.screenshot(path=str(SCREENS / name), full_page=True)
 
 
 @pytest.fixture
@@ -138,6 +147,7 @@ async def test_phase_evidence_moves_the_phase(stack, page) -> None:
         return await panel.get_attribute("data-scored-phase") == "1"
 
     await stack.wait_for(scored, within=60, interval=0.5)
+    await _screenshot(page, "console-phase.png")
 
 
 async def test_bad_input_gets_the_form_back_with_the_reason(stack, page) -> None:
@@ -214,5 +224,6 @@ async def test_the_kpi_page_shows_the_reps_funnel(stack, page) -> None:
         == "1"
     )
     assert await page.locator("section.rep-kpis").count() == 1  # a rep sees their own only
+    await _screenshot(page, "console-kpis.png")
     csv_link = await page.locator("a.csv").get_attribute("href")
     assert csv_link.startswith("/v1/kpis.csv")

@@ -30,8 +30,9 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _timeline(signals, deliveries, actions, observations) -> list[dict]:
-    """Signals (with their deliveries and actions) and observations, newest first."""
+def _timeline(signals, deliveries, actions, observations, questions) -> list[dict]:
+    """Signals (with their deliveries and actions) and observations, newest first;
+    `questions`: criterion id → its question, to show phase evidence in words."""
     by_signal: dict[str, dict] = {
         s["signal_id"]: {
             "type": "signal",
@@ -52,6 +53,8 @@ def _timeline(signals, deliveries, actions, observations) -> list[dict]:
         fields = orjson.loads(row["fields"]) if row["fields"] else {}
         known = [(f.name, f.label) for f in kind.fields] if kind else []
         shown = [(label, _shown(fields[name])) for name, label in known if name in fields]
+        if row["kind"] == "phase_evidence" and fields.get("criterion") in questions:
+            shown = [("Criterion met", f"{questions[fields['criterion']]} ({fields['criterion']})")]
         names = {name for name, _ in known}
         shown += [(k, _shown(v)) for k, v in sorted(fields.items()) if k not in names]
         items.append(
@@ -165,7 +168,13 @@ async def account_view(
         history_days=HISTORY_DAYS,
         points=len(history),
         cutoffs=known,
-        timeline=_timeline(signals, deliveries, actions, observations),
+        timeline=_timeline(
+            signals,
+            deliveries,
+            actions,
+            observations,
+            {c.id: c.question for p in state.phases.phases for c in p.criteria},
+        ),
         standing=standing,
         scored_phase=row["phase"] if row is not None and row["cs"] is not None else None,
         ladder=state.phases.phases,
