@@ -1,8 +1,10 @@
 """rep_observation on ingest's native API (issue #18), against a running stack: what is
 accepted reaches its own topic and is never dead-lettered; each bad observation gets a 4xx
-that names the field and the problem."""
+that names the field and the problem; scoring applies it, and a decision maker's leaving
+reaches the rep as a churn-risk alert with the observation in its reasons."""
 
 import asyncio
+import re
 import uuid
 
 import pytest
@@ -97,7 +99,13 @@ async def test_observations_are_accepted_onto_their_topic_and_bad_ones_named(
     assert sorted(r["event_id"] for r in produced) == sorted(e["event_id"] for e in good)
     assert {r["author"] for r in produced} == {author}
     assert {r["source"] for r in produced} == {"tests"}
-    # Scoring does not read the topic yet: nothing accepted is dead-lettered.
+
+    # Scoring applies them (the account is created with them); none is dead-lettered.
+    async def applied():
+        response = await stack.get("scoring", f"/v1/accounts/{account}")
+        return response.status_code == 200 or None
+
+    await stack.wait_for(applied)
     assert await dead_letters_for(bootstrap_servers, {account}) == []
 
 
@@ -116,3 +124,54 @@ async def test_a_disabled_user_no_longer_authors(stack):
     second = await _post(stack, [_observation("acct-disabled", author)])
     assert second.status_code == 422, second.text
     assert second.json()["rejected"][0]["reason"] == f"'{author}' is not a known user"
+
+
+async def test_a_decision_maker_leaving_reaches_the_webhook_as_a_churn_risk(stack, webhook):
+    author = await add_person(stack, "rep")
+    account = f"kpl-{uuid.uuid4().hex[:8]}"
+    name = f"Globex {account}"
+    facts = {
+        "type": "account_update",
+        "account_id": account,
+        "event_id": uuid.uuid4().hex,
+        "name": name,
+        "owner_email": "alice@reps.example",
+    }
+    assert (await stack.post_events([facts]))["accepted"] == 1
+    left = _observation(
+        account,
+        author,
+        "key_person_change",
+        person="Hank <Scorpio>",  # user text: escaped by each channel, never markup
+        role="Chief Operating Officer",
+        change="left",
+        is_decision_maker=True,
+    )
+    response = await _post(stack, [left])
+    assert response.status_code == 202, response.text
+
+    async def signal():
+        found = await stack.get("triggers", "/v1/signals", account_id=account)
+        mine = [s for s in found.json() if s["rule"] == "key_person_left"]
+        return mine[0] if mine else None
+
+    fired = await stack.wait_for(signal)
+    assert fired["kind"] == "churn_risk" and fired["priority"] == "high"
+    assert fired["reasons"][0] == (
+        "'Hank <Scorpio>' ('Chief Operating Officer'), a decision maker, left"
+    )
+    # Ingest stamped occurred_at (the request had none): the reason names that day.
+    assert re.fullmatch(
+        rf"Logged by '{re.escape(author)}' on \d{{4}}-\d{{2}}-\d{{2}}", fired["reasons"][1]
+    )
+
+    async def slack_message():
+        mine = [r for r in webhook.requests_to("/slack") if name in str(r.json)]
+        return mine or None
+
+    [message] = await stack.wait_for(slack_message)
+    text = str(message.json)
+    assert "key person left" in text.lower()
+    # Slack's escaping of the person's name, and the author named.
+    assert "Hank &lt;Scorpio&gt;" in text and "<Scorpio>" not in text
+    assert author in text
