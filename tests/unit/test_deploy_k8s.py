@@ -13,8 +13,9 @@ from tests.support.prometheus import DEPLOY
 from tests.support.settings import read_by, read_by_any_service
 
 K8S = DEPLOY / "k8s"
-SECRET_KEYS = {"database-url", "ingest-keys", "api-token", "action-secret",
-               "action-secret-previous", "slack-webhook-url", "smtp-url"}  # fmt: skip
+SECRET_KEYS = {"database-url", "ingest-keys", "console-ingest-key", "api-token",
+               "action-secret", "action-secret-previous", "slack-webhook-url",
+               "smtp-url"}  # fmt: skip
 
 
 def _docs(name: str) -> list[dict]:
@@ -62,6 +63,8 @@ def test_deployment(name):
     secrets = {e["valueFrom"]["secretKeyRef"]["key"] for e in container["env"]}
     assert "database-url" in secrets
     assert ("ingest-keys" in secrets) == (name == "ingest"), "only ingest holds the ingest keys"
+    # The console holds its one key, for the observations it sends to ingest.
+    assert ("console-ingest-key" in secrets) == (name == "console")
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["config"]["configMap"]["name"] == "kizashi-config"

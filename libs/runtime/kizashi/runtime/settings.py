@@ -102,6 +102,19 @@ class Settings(BaseSettings):
         return self.kafka_bootstrap_servers
 
 
+def ingest_key_entries(value: str) -> list[tuple[str, str]]:
+    """KIZASHI_INGEST_KEYS as (name, secret) pairs, in order: entries are `name:secret`,
+    comma-separated, or a bare secret (the first named `default`, the others `key<i>`). Ingest
+    checks requests against them; the console sends its observations with one of them."""
+    entries = []
+    for index, entry in enumerate(filter(None, value.split(","))):
+        name, sep, secret = entry.strip().partition(":")
+        if not sep:
+            name, secret = ("default" if index == 0 else f"key{index}"), name
+        entries.append((name.strip(), secret.strip()))
+    return entries
+
+
 class ActionLinkSettings(Settings):
     """The key of the signed ack/snooze links in alerts: the notifier signs them, triggers
     checks them, so both services' settings derive from this class."""

@@ -1,6 +1,9 @@
 """`kizashi demo`: a few accounts with distinct stories, sent to a running stack, and the
-alerts they produce."""
+alerts they produce. The accounts' reps are made console users (when the demo can reach the
+stack's database), and log what they heard: Bob that Globex's decision maker left, Alice the
+phase evidence that puts Acme in phase 2 ("Trust built")."""
 
+import asyncio
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -9,6 +12,7 @@ import httpx
 
 from kizashi.tools.settings import ToolSettings
 from kizashi.tools.stack import client_credentials, read_stack
+from kizashi.tools.users import database_url, ensure_people
 
 STORIES = {
     "acme": "Acme Corp: busy and happy; today it says it wants more and reads the pricing page",
@@ -17,9 +21,26 @@ STORIES = {
 }
 
 
-def _event(kind: str, account: str, at: datetime, **fields) -> dict:
+# The reps who own the demo's accounts, made console users so they may author observations.
+REPS = {
+    "alice@acme-rep.example": ("Alice", "rep"),
+    "bob@acme-rep.example": ("Bob", "rep"),
+    "carol@acme-rep.example": ("Carol", "rep"),
+}
+# Alice's facts about Acme, with how many days ago each happened: phases 1 and 2 of the
+# default ladder (phases.yaml), so Acme stands at 2 and the panel lists phase 3's criteria.
+ACME_EVIDENCE = {
+    "contact_replied": 50,
+    "meeting_agreed": 45,
+    "met_in_person": 30,
+    "customer_shared_plans": 12,
+    "customer_introduced_colleague": 4,
+}
+
+
+def _event(event_type: str, account: str, at: datetime, **fields) -> dict:
     return {
-        "type": kind,
+        "type": event_type,
         "account_id": account,
         "event_id": uuid.uuid4().hex,
         "occurred_at": at.isoformat(),
@@ -136,6 +157,49 @@ def story_events(now: datetime) -> tuple[list[dict], list[dict]]:
     return history, news
 
 
+def observations(now: datetime) -> list[dict]:
+    """What the reps log: Bob hears that Globex's head of IT, a decision maker, has left;
+    Alice enters the facts that put Acme in phase 2."""
+    logged = [
+        _event(
+            "rep_observation",
+            "globex",
+            now - timedelta(hours=3),
+            kind="key_person_change",
+            author="bob@acme-rep.example",
+            person="Greta Globex",
+            role="Head of IT",
+            change="left",
+            is_decision_maker=True,
+            note="Told at the quarterly call: Greta moves to a competitor at month end.",
+        )
+    ]
+    logged += [
+        _event(
+            "rep_observation",
+            "acme",
+            now - timedelta(days=days),
+            kind="phase_evidence",
+            author="alice@acme-rep.example",
+            criterion=criterion,
+        )
+        for criterion, days in ACME_EVIDENCE.items()
+    ]
+    return logged
+
+
+def _reps_as_users(settings: ToolSettings) -> bool:
+    """Whether the reps are console users now (an observation's author must be one)."""
+    try:
+        added = asyncio.run(ensure_people(database_url(settings), REPS))
+    except Exception as error:  # noqa: BLE001 - whatever the reason: say so, and go on
+        print(f"  (the reps' observations are left out: no database to add them to: {error})")
+        return False
+    if added:
+        print(f"  made console users of the reps: {', '.join(added)}")
+    return True
+
+
 def _post(client: httpx.Client, url: str, key: str, events: list[dict]) -> int:
     accepted = 0
     for start in range(0, len(events), 500):
@@ -177,7 +241,15 @@ def run_demo(settings: ToolSettings, *, wait_s: float = 60) -> int:
         print(f"  {accepted} events of history accepted (four weeks of usage, CRM facts)")
         _wait_for_history(client, urls["scoring"], token, len(history), wait_s)
         accepted = _post(client, urls["ingest"], key, news)
-        print(f"  {accepted} events of today's news accepted (a survey, pricing visits)\n")
+        print(f"  {accepted} events of today's news accepted (a survey, pricing visits)")
+        observed = _reps_as_users(settings)
+        if observed:
+            logged = _post(client, urls["ingest"], key, observations(started))
+            print(
+                f"  {logged} observations logged: Bob, a key-person change at globex; Alice, "
+                "phase evidence at acme"
+            )
+        print()
         print(f"Waiting up to {wait_s:.0f} s for signals and their deliveries …")
         deadline = time.monotonic() + wait_s
         signals = _wait_for_signals(client, urls["triggers"], token, started, wait_s)
@@ -201,6 +273,12 @@ def run_demo(settings: ToolSettings, *, wait_s: float = 60) -> int:
         for reason in signal["reasons"]:
             print(f"      - {reason}")
     kinds = {s["kind"] for s in signals}
+    if observed and not any(s["rule"] == "key_person_left" for s in signals):
+        print(
+            "  (Bob's key-person change at globex raised no key_person_left signal here: globex "
+            "already had its\n   daily cap of signals today, `daily_cap_per_account` in "
+            "rules.yaml, 3 by default; with a higher cap it arrives.)"
+        )
     print()
     if {"opportunity", "churn_risk"} <= kinds:
         print("Both kinds of alert arrived. Look at:")
@@ -211,6 +289,9 @@ def run_demo(settings: ToolSettings, *, wait_s: float = 60) -> int:
         print(f"  - the Slack messages: {inbox['slack']}\n  - the emails: {inbox['email']}")
     print(f"  - signals: GET {urls['triggers']}/v1/signals  (Authorization: Bearer <API token>)")
     print(f"  - an account: GET {urls['scoring']}/v1/accounts/acme")
+    console = stack.get("services", {}).get("console", {}).get("url")
+    if console:
+        print(f"  - acme's phase and what the reps logged: {console}/accounts/acme")
     return 0 if {"opportunity", "churn_risk"} <= kinds else 1
 
 

@@ -190,6 +190,30 @@ async def _first_admin(url: str) -> str | None:
         await engine.dispose()
 
 
+async def ensure_people(url: str, people: dict[str, tuple[str, str]]) -> list[str]:
+    """Adds those of `people` (email → (name, role)) who are not users yet, each with a
+    generated password nobody is shown (`kizashi users reset-password` sets one); the emails
+    added. For `kizashi demo`, whose reps author observations."""
+    engine = create_engine(url, pool_size=1)
+    added = []
+    try:
+        async with raw_transaction(engine) as connection:
+            for email, (name, role) in people.items():
+                row = await repository.add_user(
+                    conn=connection,
+                    email=email,
+                    name=name,
+                    slack=None,
+                    role=role,
+                    password_hash=hash_password(generate_password()),
+                )
+                if row is not None:
+                    added.append(email)
+    finally:
+        await engine.dispose()
+    return added
+
+
 def ensure_first_admin(settings: ToolSettings, url: str) -> tuple[str, bool]:
     """For `kizashi up`: (the first admin's email, whether it was made now). A new admin's
     password goes to credentials.env (0600), never to the log."""

@@ -1,15 +1,15 @@
-"""The console's pages about accounts: the map (the home page), one account, the segments and
-their moves, and the filtered account list they link to. All read straight from the tables
-(architecture §11.2), a few indexed statements per page, but for what only a pass over every
-account can tell: everyone's map and segment counts (kizashi.console.mapdigest) and the
-segment moves (kizashi.console.moves), computed in the background. The charts are
-server-rendered SVG (kizashi.console.charts), so every page reads with JavaScript off."""
+"""The console's pages about accounts: the map (the home page), the segments and their moves,
+and the filtered account list they link to (one account's page is kizashi.console.account).
+All read straight from the tables (architecture §11.2), a few indexed statements per page,
+but for what only a pass over every account can tell: everyone's map and segment counts
+(kizashi.console.mapdigest) and the segment moves (kizashi.console.moves), computed in the
+background. The charts are server-rendered SVG (kizashi.console.charts), so every page reads
+with JavaScript off."""
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
@@ -19,9 +19,7 @@ from kizashi.console.charts import (
     PRIORITY_COLOURS,
     SEGMENTS,
     UNKNOWN_COLOUR,
-    Signal,
     density_cell,
-    history_svg,
     map_svg,
 )
 from kizashi.console.deps import EngineDep, PageError, StateDep, User, UserDep
@@ -34,7 +32,6 @@ router = APIRouter(include_in_schema=False)
 PRIORITIES = ("high", "medium", "low")
 TRAIL_DAYS = (0, 7, 30, 90)
 MOVE_DAYS = (7, 30)
-HISTORY_DAYS = 90
 PAGE_SIZE = 50
 
 Text = Annotated[str, Query(max_length=320)]
@@ -58,10 +55,6 @@ def _owner(user: User, owner: str) -> tuple[str, str | None]:
     if chosen == "all":
         return chosen, None
     return chosen, chosen
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -144,81 +137,6 @@ async def _owners_map(connection, owner: str, segment: str | None, priority: str
     for point in points:  # the cells count the accounts not drawn as points
         density[density_cell(point["cs"], point["op"], MAP_GRID)] -= 1
     return MapView(points=[dict(p) for p in points], density=density, total=total)
-
-
-def _timeline(signals, deliveries, actions) -> list[dict]:
-    by_signal: dict[str, dict] = {
-        s["signal_id"]: {"signal": s, "deliveries": [], "actions": []} for s in signals
-    }
-    for delivery in deliveries:
-        by_signal[delivery["signal_id"]]["deliveries"].append(delivery)
-    for action in actions:
-        by_signal[action["signal_id"]]["actions"].append(action)
-    return list(by_signal.values())
-
-
-@router.get("/accounts/{account_id:path}", response_class=HTMLResponse)
-async def account_page(
-    request: Request, engine: EngineDep, state: StateDep, user: UserDep, account_id: str
-) -> Response:
-    now = datetime.now(UTC)
-    since = now - timedelta(days=HISTORY_DAYS)
-    async with raw_transaction(engine) as connection:
-        row = await repository.account(conn=connection, account_id=account_id)
-        signals = await repository.account_signals(conn=connection, account_id=account_id)
-        if row is None and not signals:
-            raise PageError(404, "No such account", "There is no account with that id.")
-        history = await repository.account_history(
-            conn=connection, account_id=account_id, since=since, limit=2_000
-        )
-        ids = [s["signal_id"] for s in signals]
-        deliveries = await repository.deliveries_of(conn=connection, signal_ids=ids)
-        actions = await repository.actions_of(conn=connection, signal_ids=ids)
-    known = await cutoffs.current(state.scoring)
-    facts = orjson.loads(row["facts"]) if row is not None else {}
-    breakdown = orjson.loads(row["breakdown"]) if row is not None and row["breakdown"] else []
-    marks = [
-        Signal(at=s["fired_at"], headline=s["headline"] or s["rule"], kind=s["kind"])
-        for s in signals
-        if s["fired_at"] >= since
-    ]
-    chart = history_svg([dict(p) for p in history], known.cutoffs, marks, since=since, until=now)
-    shown = {"name", "owner_email", "owner_slack", "plan", "arr", "seats", "renewal_date"}
-    return render(
-        request,
-        "account.html",
-        user=user,
-        account_id=account_id,
-        name=facts.get("name") or account_id,
-        facts=facts,
-        other_facts={k: v for k, v in facts.items() if k not in shown},
-        arr=_number(facts.get("arr")),
-        seats=facts.get("seats"),
-        renewal=_renewal(facts.get("renewal_date"), now.date()),
-        scores=row if row is not None and row["cs"] is not None else None,
-        breakdown={
-            index: [line for line in breakdown if line.get("index") == index]
-            for index in ("cs", "op")
-        },
-        chart=Markup(chart),  # noqa: S704 - charts.py escapes every text it draws
-        history_days=HISTORY_DAYS,
-        points=len(history),
-        cutoffs=known,
-        timeline=_timeline(signals, deliveries, actions),
-        nav="accounts",
-    )
-
-
-def _renewal(value: Any, today: date) -> str | None:
-    if not value:
-        return None
-    try:
-        day = date.fromisoformat(str(value)[:10])
-    except ValueError:
-        return str(value)
-    days = (day - today).days
-    when = f"in {days} days" if days >= 0 else f"{-days} days ago"
-    return f"{day.isoformat()} ({when})"
 
 
 @router.get("/segments", response_class=HTMLResponse)

@@ -1,6 +1,7 @@
 """The console's FastAPI app: server-rendered pages (sign-in, the signals inbox, tokens) on
 the shared runtime (/healthz, /readyz, /metrics, request metrics). No broker: it reads its
-own tables and, read-only, the signals and accounts; actions go through triggers' API."""
+own tables and, read-only, the signals, accounts and observations; actions go through
+triggers' API, observations through ingest's, and the KPIs answer at /v1/kpis."""
 
 import asyncio
 from datetime import UTC, datetime
@@ -8,10 +9,21 @@ from datetime import UTC, datetime
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from kizashi.console import accounts, inbox, mapdigest, moves, pages, people, repository
+from kizashi.console import (
+    account,
+    accounts,
+    inbox,
+    kpis,
+    mapdigest,
+    moves,
+    observations,
+    pages,
+    people,
+    repository,
+)
 from kizashi.console.deps import PageError, SignInRequired
 from kizashi.console.settings import ConsoleSettings, get_settings
 from kizashi.console.state import ConsoleState
@@ -20,10 +32,13 @@ from kizashi.runtime.app import create_service_app
 from kizashi.runtime.db import raw_transaction
 from kizashi.runtime.http import validation_errors
 from kizashi.runtime.lifecycle import ServiceRuntime
+from kizashi.runtime.phases import load_phase_config
 
 
 def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # Loaded before anything starts: a broken phases.yaml stops the console at once.
+    phases = load_phase_config(settings.config_dir)
 
     async def setup(runtime: ServiceRuntime) -> ConsoleState:
         token = settings.api_token.get_secret_value() if settings.api_token else ""
@@ -35,9 +50,23 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         scoring = httpx.AsyncClient(
             base_url=settings.scoring_api(), headers=client.headers, timeout=3
         )
-        state = ConsoleState(runtime=runtime, settings=settings, triggers=client, scoring=scoring)
+        key = settings.ingest_key()
+        ingest = httpx.AsyncClient(
+            base_url=settings.ingest_api(),
+            headers={"Authorization": f"Bearer {key[1]}"} if key else {},
+            timeout=15,
+        )
+        state = ConsoleState(
+            runtime=runtime,
+            settings=settings,
+            triggers=client,
+            scoring=scoring,
+            ingest=ingest,
+            phases=phases,
+        )
         runtime.background(_close_on_cancel(client), name="triggers-client")
         runtime.background(_close_on_cancel(scoring), name="scoring-client")
+        runtime.background(_close_on_cancel(ingest), name="ingest-client")
         runtime.every(3600, lambda: _forget_expired_sessions(state), name="session-cleanup")
         runtime.every(
             moves.REFRESH_S, lambda: state.moves.refresh(state.engine), name="segment-moves"
@@ -50,7 +79,15 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     app = create_service_app(
         service="console",
         settings=settings,
-        routers=[pages.router, accounts.router, inbox.router, people.router],
+        routers=[
+            pages.router,
+            accounts.router,
+            account.router,
+            observations.router,
+            kpis.router,
+            inbox.router,
+            people.router,
+        ],
         setup=setup,
         broker=False,
         openapi=False,
@@ -77,6 +114,9 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> Response:
+        if request.url.path.startswith("/v1/"):
+            errors = validation_errors(error)
+            return JSONResponse({"error": "invalid_request", "errors": errors}, status_code=422)
         reasons = "; ".join(f"{e['field']}: {e['reason']}" for e in validation_errors(error))
         return render(
             request,

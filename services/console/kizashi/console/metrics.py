@@ -17,3 +17,8 @@ ACTIONS = Counter(
 TOKENS = Counter(
     "kizashi_console_api_tokens_total", "Personal API tokens created and revoked", ["event"]
 )
+OBSERVATIONS = Counter(
+    "kizashi_console_observations_total",
+    "Observations sent from the account page, by outcome (logged, refused, failed, forbidden)",
+    ["outcome"],
+)

@@ -4,7 +4,7 @@ from functools import lru_cache
 
 from pydantic import SecretStr
 
-from kizashi.runtime.settings import Settings
+from kizashi.runtime.settings import Settings, ingest_key_entries
 
 
 class IngestSettings(Settings):
@@ -13,13 +13,8 @@ class IngestSettings(Settings):
 
     def ingest_key_names(self) -> dict[str, str]:
         """secret → key name. Entries are `name:secret` or a bare secret (named `default`)."""
-        keys: dict[str, str] = {}
-        for index, entry in enumerate(filter(None, self.ingest_keys.get_secret_value().split(","))):
-            name, sep, secret = entry.strip().partition(":")
-            if not sep:
-                name, secret = ("default" if index == 0 else f"key{index}"), name
-            keys[secret.strip()] = name.strip()
-        return keys
+        entries = ingest_key_entries(self.ingest_keys.get_secret_value())
+        return {secret: name for name, secret in entries}
 
 
 @lru_cache

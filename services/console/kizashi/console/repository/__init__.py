@@ -1,8 +1,8 @@
 """Every SQL statement of the console, in one package: its own tables (identity), and
-read-only queries on the signals and accounts that triggers and scoring own (signals,
-accounts; architecture §11.2 says why it reads them directly). Keyword-only functions on a
-connection the caller holds in a transaction; every value is a bound parameter. Callers use
-`repository.<function>` whatever the module."""
+read-only queries on the signals, accounts and observations that triggers and scoring own
+(signals, accounts, observations, kpis; architecture §11.2 says why it reads them directly).
+Keyword-only functions on a connection the caller holds in a transaction; every value is a
+bound parameter. Callers use `repository.<function>` whatever the module."""
 
 from kizashi.console.repository.accounts import (
     account_history,
@@ -39,6 +39,15 @@ from kizashi.console.repository.identity import (
     set_password,
     user_for_signin,
 )
+from kizashi.console.repository.kpis import (
+    accounts_per_phase,
+    coverage,
+    observations_logged,
+    phase_moves,
+    phase_stays,
+    signals_acted,
+)
+from kizashi.console.repository.observations import account_observations, phase_evidence
 from kizashi.console.repository.signals import (
     account,
     account_signals,
@@ -52,7 +61,9 @@ __all__ = [
     "account",
     "account_history",
     "account_list",
+    "account_observations",
     "account_signals",
+    "accounts_per_phase",
     "actions_of",
     "add_token",
     "add_user",
@@ -60,6 +71,7 @@ __all__ = [
     "blocked_until",
     "clear_failures",
     "count_users",
+    "coverage",
     "create_session",
     "delete_expired_sessions",
     "delete_session",
@@ -72,7 +84,11 @@ __all__ = [
     "map_density",
     "map_leaders",
     "map_points",
+    "observations_logged",
     "owners",
+    "phase_evidence",
+    "phase_moves",
+    "phase_stays",
     "positions_then",
     "record_failure",
     "rehash_password",
@@ -83,6 +99,7 @@ __all__ = [
     "set_password",
     "signal",
     "signal_actions",
+    "signals_acted",
     "status_counts",
     "unscored_count",
     "user_for_signin",

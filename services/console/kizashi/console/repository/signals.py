@@ -92,7 +92,7 @@ async def account(*, conn: asyncpg.Connection, account_id: str) -> asyncpg.Recor
     return await conn.fetchrow(
         """
         SELECT a.account_id, a.facts::text AS facts, sc.cs, sc.op, sc.segment, sc.priority,
-               sc.computed_at, sc.breakdown::text AS breakdown
+               sc.computed_at, sc.breakdown::text AS breakdown, sc.phase
         FROM accounts a LEFT JOIN scores sc ON sc.account_id = a.account_id
         WHERE a.account_id = $1
         """,
