@@ -106,6 +106,8 @@ def test_up_then_demo_shows_alerts_and_stops_cleanly(tmp_path: Path):
         assert "[opportunity] acme" in demo.stdout, demo.stdout
         assert "[churn_risk] globex" in demo.stdout, demo.stdout
         assert "detractor" in demo.stdout and "upsell_intent" in demo.stdout, demo.stdout
+        # Bob's observation: Globex's decision maker left (not held by the daily cap).
+        assert "key_person_left" in demo.stdout, demo.stdout
 
         # The alerts really arrived at the stand-in Slack and mail server, and were printed.
         inbox = data_dir / "inbox"

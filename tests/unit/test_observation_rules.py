@@ -173,3 +173,24 @@ def test_next_sweep_at_ignores_accounts_without_a_due_date() -> None:
 @pytest.mark.parametrize("rule", ["key_person_left", "new_decision_maker", "renewal_timing"])
 def test_no_observation_is_unknown_not_clear(rule: str) -> None:
     assert fire(rule) == []
+
+
+def test_observation_rules_are_neither_held_by_the_daily_cap_nor_counted() -> None:
+    """The account already had its three signals today: a decision maker leaving still fires,
+    and does not use up the cap for tomorrow's count either."""
+    left = fact("key_person_change", **person("left", dm=True))
+    evaluation = evaluate(
+        account_id="acme",
+        features={},
+        scores=ScoreSnapshot(cs=50, op=50, segment="nurture", priority="low"),
+        scores_before=None,
+        cs_history=[],
+        states={},
+        fired_today=BOOK.daily_cap_per_account,
+        rules=BOOK,
+        now=T0,
+        only={"key_person_left", "new_decision_maker"},
+        observations=[left],
+    )
+    assert [f.rule for f in evaluation.firings] == ["key_person_left"]
+    assert evaluation.capped == 0 and evaluation.suppressed == []

@@ -119,7 +119,7 @@ def decide(
         )
         for firing in evaluation.firings
     ]
-    memory.fired_today = memory.fired_on(day) + len(signals)
+    memory.fired_today = memory.fired_on(day) + evaluation.capped
     memory.fired_day = day
     memory.states = {**memory.states, **evaluation.states}
     if remember:

@@ -67,6 +67,8 @@ class Evaluation:
     states: dict[str, RuleState]
     cleared: list[str]
     suppressed: list[str]
+    # How many of the firings count toward the daily cap.
+    capped: int = 0
 
 
 def signal_id_for(account_id: str, rule: str, episode: str) -> str:
@@ -111,14 +113,18 @@ def evaluate(
             candidates.append((rank, name, cfg, reading))
 
     # Under the cap the most urgent go first; the rest stay armed and fire on a later day.
+    # Rules on reps' observations are neither held by the cap nor counted toward it.
     cap = rules.daily_cap_per_account
     room = len(candidates) if cap is None else max(0, cap - fired_today)
     firings: list[Firing] = []
     suppressed: list[str] = []
+    capped = 0
     for _, name, cfg, reading in sorted(candidates, key=lambda c: c[0]):
-        if len(firings) >= room:
-            suppressed.append(name)
-            continue
+        if cfg.CAPPED:
+            if capped >= room:
+                suppressed.append(name)
+                continue
+            capped += 1
         state = new_states[name]
         n = state.episode + 1
         episode = f"{name}:{_iso(reading.answered_at) if reading.answered_at else n}"
@@ -137,7 +143,9 @@ def evaluate(
         )
 
     cleared = [n for n, st in new_states.items() if _cleared_long_enough(rules.get(n), st, now)]
-    return Evaluation(firings=firings, states=new_states, cleared=cleared, suppressed=suppressed)
+    return Evaluation(
+        firings=firings, states=new_states, cleared=cleared, suppressed=suppressed, capped=capped
+    )
 
 
 # --------------------------------------------------------------------------- state machine

@@ -134,6 +134,9 @@ class _Rule(BaseModel):
 
     # The periodic sweep evaluates this rule: its condition moves with the clock alone.
     SWEPT: ClassVar[bool] = False
+    # Held by `daily_cap_per_account` and counted toward it (rules on reps' observations are
+    # not: see _ObservationRule).
+    CAPPED: ClassVar[bool] = True
 
     enabled: bool
     cooldown: Duration
@@ -212,7 +215,13 @@ class _Hysteresis(BaseModel):
 
 class _ObservationRule(BaseModel):
     """A rule on reps' observations: each matching observation is an episode of its own
-    (its time is the episode's, as a survey answer's is), acted on within `max_age`."""
+    (its time is the episode's, as a survey answer's is), acted on within `max_age`.
+
+    Not held by the daily cap, nor counted toward it: the cap keeps machine-read signals from
+    piling on one account, while an observation is news a person chose to log (a decision
+    maker leaving must not wait for tomorrow because usage fell the same day)."""
+
+    CAPPED: ClassVar[bool] = False
 
     max_age: Duration
 
