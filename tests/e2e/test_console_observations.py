@@ -4,7 +4,8 @@ and sees the signal it raises arrive; logs phase evidence and sees the phase mov
 and the phase scoring stored); bad input gets the form back with the reason, never a 500;
 a note is shown as text; a form without its CSRF token, or about another rep's account, is
 refused; and the KPI page shows the rep's funnel. With KIZASHI_SCREENSHOTS=1 the phase panel
-and the KPI page are written to /tmp/kizashi-screens/ for a look."""
+and the KPI page are written to docs/console-phase.png and docs/console-kpis.png (the README's).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from tests.support.console import add_person, sign_in
 pytestmark = pytest.mark.e2e
 
 HOSTILE = "<script>alert(1)</script> <b>bold</b>"
-SCREENS = Path("/tmp/kizashi-screens")
+SCREENS = Path(__file__).resolve().parents[2] / "docs"
 
 
 async def _screenshot(page, name: str) -> None:
