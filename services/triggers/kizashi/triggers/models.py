@@ -36,8 +36,14 @@ signals = Table(
     Column("status_changed_by", Text, nullable=True),
     # The whole signal as emitted: reasons, suggested play, account and score snapshots.
     Column("payload", JSONB, nullable=False),
+    # The last feedback given (0015): the history is signal_actions' 'feedback' rows.
+    Column("feedback_useful", Boolean, nullable=True),
+    Column("feedback_reason", Text, nullable=True),
+    Column("feedback_by", Text, nullable=True),
+    Column("feedback_at", DateTime(timezone=True), nullable=True),
     Index("signals_account_fired", "account_id", "fired_at"),
     Index("signals_status", "status", "fired_at"),
+    Index("signals_rule_fired", "rule", "fired_at"),
 )
 
 signal_actions = Table(

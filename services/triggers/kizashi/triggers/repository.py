@@ -282,7 +282,8 @@ async def reopen_due_snoozes(*, conn: asyncpg.Connection, now: datetime) -> list
 # -- The signals API -------------------------------------------------------------------------
 
 _SIGNAL_COLUMNS = """signal_id, account_id, kind, rule, priority, status, snoozed_until,
-                     fired_at, status_changed_at, status_changed_by, payload::text AS payload"""
+                     fired_at, status_changed_at, status_changed_by, payload::text AS payload,
+                     feedback_useful, feedback_reason, feedback_by, feedback_at"""
 
 
 async def list_signals(
@@ -341,4 +342,92 @@ async def signal_actions(*, conn: asyncpg.Connection, signal_id: str) -> list[as
         WHERE signal_id = $1 ORDER BY id
         """,
         signal_id,
+    )
+
+
+# -- Feedback and each rule's performance (kizashi.triggers.feedback, .performance) ----------
+
+
+async def record_feedback(
+    *,
+    conn: asyncpg.Connection,
+    signal_id: str,
+    useful: bool,
+    reason: str | None,
+    actor: str,
+    channel: str,
+    now: datetime,
+) -> asyncpg.Record | None:
+    """The answer becomes the signal's current feedback and one more 'feedback' row of its
+    history, in one statement; None (and nothing written) when there is no such signal."""
+    return await conn.fetchrow(
+        """
+        WITH current AS (
+            UPDATE signals SET feedback_useful = $2, feedback_reason = $3, feedback_by = $4,
+                   feedback_at = $6
+            WHERE signal_id = $1
+            RETURNING signal_id, feedback_useful, feedback_reason, feedback_by, feedback_at
+        ), logged AS (
+            INSERT INTO signal_actions (signal_id, action, actor, at, detail)
+            SELECT signal_id, 'feedback', $4, $6,
+                   jsonb_build_object('useful', $2::bool, 'reason', $3::text, 'channel', $5::text)
+            FROM current
+        )
+        SELECT * FROM current
+        """,
+        signal_id,
+        useful,
+        reason,
+        actor,
+        channel,
+        now,
+    )
+
+
+# Steps a person took (kizashi.triggers.lifecycle names them by the status they lead to); the
+# first one after a signal fired is its "first action". The service's own steps (kizashi:…,
+# auto-resolve and snoozes ending) are no one's action.
+FIRST_ACTIONS = ["acknowledged", "snoozed", "resolved", "feedback"]
+
+
+async def rule_performance(
+    *,
+    conn: asyncpg.Connection,
+    rules: Sequence[str],
+    since: datetime | None,
+    until: datetime,
+) -> list[asyncpg.Record]:
+    """Per rule, and per rule and calendar month (UTC) of firing, over signals fired in
+    [since, until): signals fired, their current feedback (useful / not useful), how many had a
+    first action and the median seconds from firing to it. One pass over the rules' signals
+    (index signals_rule_fired) and their actions; a row whose `month` is NULL is the rule's
+    whole period. Months with no signal have no row."""
+    return await conn.fetch(
+        """
+        WITH fired AS (
+            SELECT signal_id, rule, fired_at, feedback_useful,
+                   to_char(fired_at AT TIME ZONE 'UTC', 'YYYY-MM') AS month
+            FROM signals
+            WHERE rule = ANY($1::text[]) AND ($2::timestamptz IS NULL OR fired_at >= $2)
+              AND fired_at < $3
+        ), first_action AS (
+            SELECT a.signal_id, min(a.at) AS at
+            FROM signal_actions a JOIN fired f ON f.signal_id = a.signal_id
+            WHERE a.action = ANY($4::text[]) AND a.actor NOT LIKE 'kizashi:%'
+            GROUP BY a.signal_id
+        )
+        SELECT f.rule, f.month, count(*) AS fired,
+               count(*) FILTER (WHERE f.feedback_useful) AS useful,
+               count(*) FILTER (WHERE NOT f.feedback_useful) AS not_useful,
+               count(fa.at) AS acted,
+               percentile_cont(0.5) WITHIN GROUP
+                   (ORDER BY extract(epoch FROM fa.at - f.fired_at)) AS median_first_action_s
+        FROM fired f LEFT JOIN first_action fa ON fa.signal_id = f.signal_id
+        GROUP BY GROUPING SETS ((f.rule), (f.rule, f.month))
+        ORDER BY f.rule, f.month NULLS FIRST
+        """,
+        list(rules),
+        since,
+        until,
+        FIRST_ACTIONS,
     )
