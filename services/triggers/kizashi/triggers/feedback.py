@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import asyncpg
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from kizashi.contracts.feedback import FeedbackReason
 from kizashi.contracts.text import ShortText
+from kizashi.runtime.auth import ACTING_USER_HEADER
 from kizashi.runtime.db import raw_transaction
 from kizashi.triggers import repository
 from kizashi.triggers.api import FeedbackView, acting_as
@@ -71,10 +72,11 @@ async def give_feedback(
 
 @router.post("/signals/{signal_id}/feedback", response_model=FeedbackView)
 async def feedback(
-    signal_id: str, body: FeedbackBody, engine: EngineDep, caller: CallerDep
+    signal_id: str, body: FeedbackBody, request: Request, engine: EngineDep, caller: CallerDep
 ) -> FeedbackView:
-    """Record the caller's answer. The console names its channel by acting for a person;
-    anything else with a token is the API."""
+    """Record the caller's answer. A call that acts for a person with the service token (which
+    only the console makes) is the console's channel; anything else is the API's."""
+    console = not caller.is_service and ACTING_USER_HEADER in request.headers
     try:
         async with raw_transaction(engine) as connection:
             actor = await acting_as(connection, caller, signal_id, body.by)
@@ -84,7 +86,7 @@ async def feedback(
                 useful=body.useful,
                 reason=body.reason,
                 actor=actor,
-                channel="api",
+                channel="console" if console else "api",
             )
     except NotFound as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no signal {signal_id!r}") from error
