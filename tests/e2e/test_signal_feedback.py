@@ -171,6 +171,31 @@ async def test_feedback_from_each_channel_lands_exactly_once(stack, webhook, smt
     assert "not useful" in await page.inner_text(f"#signal-{sid} .feedback-mark")
 
 
+async def test_a_rep_may_not_answer_for_another_owners_signal(stack, page) -> None:
+    rep, other = await add_person(stack, "rep"), await add_person(stack, "rep")
+    theirs = (await signal_for(stack, other))["signal_id"]
+    console = stack.urls["console"]
+    await sign_in(page, stack, rep)
+    await page.goto(f"{console}/signals/{theirs}")
+    csrf = await page.locator("form[action$='/feedback'] input[name=csrf]").first.get_attribute(
+        "value"
+    )
+    refused = await page.request.post(
+        f"{console}/signals/{theirs}/feedback", form={"csrf": csrf, "useful": "true"}
+    )
+    assert refused.status == 403
+    # Nor through the API acting as them (what the console would send).
+    async with stack.api() as client:
+        response = await client.post(
+            f"{stack.urls['triggers']}/v1/signals/{theirs}/feedback",
+            json={"useful": False},
+            headers={"X-Kizashi-Acting-User": rep},
+        )
+    assert response.status_code == 403, response.text
+    assert await _answers(stack, theirs) == []
+    assert (await _view(stack, theirs))["feedback"] is None
+
+
 async def test_the_rules_pages(stack, page) -> None:
     rep = await add_person(stack, "rep")
     signal = await signal_for(stack, rep)
