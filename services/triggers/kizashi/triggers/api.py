@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
+import asyncpg
 import orjson
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
@@ -161,7 +162,9 @@ async def get_signal(signal_id: str, engine: EngineDep, _: ApiCaller) -> SignalV
     return view
 
 
-async def acting_as(connection: Any, caller: Caller, signal_id: str, by: str | None = None) -> str:
+async def acting_as(
+    connection: asyncpg.Connection, caller: Caller, signal_id: str, by: str | None = None
+) -> str:
     """Who an action by `caller` is recorded as. A person (a personal token, or the console
     acting for them) is recorded as themselves and may act only where their role allows (a
     rep: the accounts they own; 403 else); `by` names the actor only for the service token."""
