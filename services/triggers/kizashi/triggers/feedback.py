@@ -3,6 +3,7 @@
 signed links in alerts (kizashi.triggers.actions). An answer never changes a signal's status;
 it can be changed, the last one counts, and each one is a row of the signal's history."""
 
+import hmac
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -12,13 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from kizashi.contracts.feedback import FeedbackReason
 from kizashi.contracts.text import ShortText
-from kizashi.runtime.auth import ACTING_USER_HEADER
+from kizashi.runtime.auth import ACTING_USER_HEADER, bearer_token
 from kizashi.runtime.db import raw_transaction
 from kizashi.triggers import repository
 from kizashi.triggers.api import FeedbackView, acting_as
-from kizashi.triggers.deps import CallerDep, EngineDep
+from kizashi.triggers.deps import CallerDep, EngineDep, SettingsDep
 from kizashi.triggers.lifecycle import NotFound
 from kizashi.triggers.metrics import FEEDBACK_GIVEN
+from kizashi.triggers.settings import TriggersSettings
 
 router = APIRouter(prefix="/v1", tags=["signals"])
 
@@ -70,13 +72,28 @@ async def give_feedback(
     )
 
 
+def _acting_with_service_token(request: Request, settings: TriggersSettings) -> bool:
+    token = settings.api_token.get_secret_value() if settings.api_token else ""
+    supplied = bearer_token(request) or ""
+    return (
+        ACTING_USER_HEADER in request.headers
+        and bool(token)
+        and hmac.compare_digest(supplied.encode(), token.encode())
+    )
+
+
 @router.post("/signals/{signal_id}/feedback", response_model=FeedbackView)
 async def feedback(
-    signal_id: str, body: FeedbackBody, request: Request, engine: EngineDep, caller: CallerDep
+    signal_id: str,
+    body: FeedbackBody,
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    caller: CallerDep,
 ) -> FeedbackView:
     """Record the caller's answer. A call that acts for a person with the service token (which
     only the console makes) is the console's channel; anything else is the API's."""
-    console = not caller.is_service and ACTING_USER_HEADER in request.headers
+    console = not caller.is_service and _acting_with_service_token(request, settings)
     try:
         async with raw_transaction(engine) as connection:
             actor = await acting_as(connection, caller, signal_id, body.by)
