@@ -91,7 +91,7 @@ async def test_one_account_with_breakdown_features_and_event_counts(stack, accou
     assert 0 <= body["cs"] <= 100 and 0 <= body["op"] <= 100
     assert body["segment"] in {"expand", "recover", "nurture", "at_risk"}
     assert body["priority"] in {"high", "medium", "low"}
-    assert body["config_version"] == "2026.2"
+    assert body["config_version"] == "2026.3"
     assert set(body["features"]) == set(FEATURE_NAMES)
     expected: dict[str, int] = {}
     for event in events:

@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from kizashi.contracts.scores import ScoresChanged
-from kizashi.contracts.topics import EVENT_TOPICS, SCORES_CHANGED
+from kizashi.contracts.topics import INGEST_TOPICS, SCORES_CHANGED
 from kizashi.runtime.db import create_engine, raw_transaction
 from kizashi.runtime.kafka import Producer, ensure_topics
 from kizashi.runtime.lifecycle import ServiceRuntime
@@ -92,7 +92,7 @@ def records(events: list[dict]) -> list[ConsumerRecord]:
         key = item["account_id"].encode()
         out.append(
             ConsumerRecord(
-                EVENT_TOPICS[item["type"]],
+                INGEST_TOPICS[item["type"]],
                 0,
                 next(_offsets),
                 0,

@@ -72,6 +72,18 @@ def test_up_checks_every_file_before_starting_anything(tmp_path: Path) -> None:
     assert not data_dir.exists() or not any(data_dir.iterdir())
 
 
+@pytest.mark.parametrize("command", [["serve", "ingest"], ["up"]])
+def test_a_bad_phases_yaml_stops_ingest_and_up(command: list[str], tmp_path: Path) -> None:
+    (tmp_path / "phases.yaml").write_text("phases:\n  - {phase: 1, name: A}\n")
+    result = _run(command, tmp_path, tmp_path / "data", servers=command != ["up"])
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr == (
+        f"kizashi: {tmp_path / 'phases.yaml'}: phases: "
+        "must be numbered 0, 1, 2, … in order, got [1]\n"
+    )
+    assert "starting" not in result.stdout
+
+
 def test_a_custom_rules_file_is_named_by_its_path(tmp_path: Path) -> None:
     file_name, text, said = BROKEN["triggers"]
     (tmp_path / file_name).write_text(text, encoding="utf-8")

@@ -113,7 +113,13 @@ def test_kustomize_build_resolves_the_generated_config():
     assert built.returncode == 0, built.stderr
     docs = [d for d in yaml.safe_load_all(built.stdout) if d]
     (config,) = [d for d in docs if d["metadata"]["name"].startswith("kizashi-config-")]
-    assert set(config["data"]) == {"scoring.yaml", "rules.yaml", "routing.yaml", "segment.yaml"}
+    assert set(config["data"]) == {
+        "scoring.yaml",
+        "rules.yaml",
+        "routing.yaml",
+        "segment.yaml",
+        "phases.yaml",
+    }
     for doc in docs:
         if doc["kind"] == "Deployment":
             assert doc["metadata"]["namespace"] == "kizashi"

@@ -262,3 +262,36 @@ def test_unreadable_yaml_is_a_config_error(tmp_path: Path) -> None:
         load_routing_config(tmp_path, slack_webhook_url=None, smtp_configured=False)
     with pytest.raises(RoutingConfigError, match="must be a mapping"):
         build_tree(["x"], source="r.yaml", environ={}, smtp_configured=False)
+
+
+PHASE_CONFIG = f"""
+receivers:
+  - {{name: sales, type: slack, webhook_url: "{HOOK}"}}
+  - {{name: partners, type: email, to: [partners@example.com]}}
+  - {{name: early, type: email, to: [early@example.com]}}
+routes:
+  - name: partners
+    match: {{phase: [3, 4]}}
+    receivers: [partners]
+  - name: early on
+    match: {{phase: "~[0-1]"}}
+    receivers: [early]
+default:
+  receivers: [sales]
+"""
+
+
+@pytest.mark.parametrize(
+    ("phase", "receivers"),
+    [(4, ["partners"]), (3, ["partners"]), (2, ["sales"]), (0, ["early"]), (None, ["sales"])],
+)
+def test_phase_is_a_routing_attribute(phase: int | None, receivers: list[str]) -> None:
+    tree = tree_from(PHASE_CONFIG)
+    assert names(tree.match(make_signal(phase=phase))) == receivers
+
+
+def test_a_single_phase_number_matches_that_phase_only() -> None:
+    tree = tree_from(PHASE_CONFIG.replace("phase: [3, 4]", "phase: 3"))
+    assert names(tree.match(make_signal(phase=3))) == ["partners"]
+    assert names(tree.match(make_signal(phase=4))) == ["sales"]
+    assert '"phase": ["3"]' in json.dumps(tree.describe())

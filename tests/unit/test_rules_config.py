@@ -23,11 +23,17 @@ CATALOGUE = {
     "cross_sell_click": "opportunity",
     "seat_pressure": "opportunity",
     "renewal_window": "opportunity",
+    "new_decision_maker": "opportunity",
+    "competitor_trouble": "opportunity",
+    "customer_pain": "opportunity",
+    "relocation_or_policy_change": "opportunity",
+    "renewal_timing": "opportunity",
     "usage_drop": "churn_risk",
     "inactivity": "churn_risk",
     "detractor": "churn_risk",
     "health_drop": "churn_risk",
     "renewal_at_risk": "churn_risk",
+    "key_person_left": "churn_risk",
 }
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kizashi.contracts.scores import ScoreSnapshot
+from kizashi.contracts.scores import ObservationFact, ScoreSnapshot
 from kizashi.triggers.engine import Evaluation, RuleState, evaluate
 from kizashi.triggers.rules import SWEEP_RULES, RuleBook, load_rules_config, parse_rules_config
 
@@ -138,6 +138,60 @@ def _detractor(level: str, now: datetime, answered: datetime) -> dict[str, Any]:
     return {"features": {"nps": v, "nps_previous": 9, "nps_at": epoch(answered)}}
 
 
+# The rules on reps' observations: "fire" is a matching observation logged at `answered`,
+# "band" the same one again, "below" and "rearm" one that does not match.
+def fact(kind: str, at: datetime, **fields: Any) -> ObservationFact:
+    return ObservationFact(
+        observation_id=f"{kind}-{at.isoformat()}",
+        kind=kind,
+        occurred_at=at,
+        author="rep@example.com",
+        fields=fields,
+    )
+
+
+def _observed(kind: str, matching: dict, other: dict | None) -> Make:
+    """`other` None: every observation of the kind matches; one past the rule's max_age is
+    what does not."""
+
+    def make(level: str, now: datetime, answered: datetime) -> dict[str, Any]:
+        if level in ("fire", "band"):
+            return {"observations": [fact(kind, answered, **matching)]}
+        if other is None:
+            rule = next(name for name, make_ in CASES.items() if make_ is make)
+            old = now - BOOK.get(rule).max_age - DAY
+            return {"observations": [fact(kind, old, **matching)]}
+        return {"observations": [fact(kind, answered, **other)]}
+
+    return make
+
+
+_PERSON = {"person": "Dana Reyes", "role": "CFO"}
+_key_person_left = _observed(
+    "key_person_change",
+    {**_PERSON, "change": "left", "is_decision_maker": True},
+    {**_PERSON, "role": "intern", "change": "left", "is_decision_maker": False},
+)
+_new_decision_maker = _observed(
+    "key_person_change",
+    {**_PERSON, "change": "joined", "is_decision_maker": True},
+    {**_PERSON, "change": "joined", "is_decision_maker": False},
+)
+_competitor_trouble = _observed(
+    "competitor_trouble", {"competitor": "Initrode", "what": "botched delivery"}, None
+)
+_customer_pain = _observed("customer_pain", {"pain": "urgent"}, None)
+_relocation_or_policy = _observed(
+    "policy_change", {"direction": "expansion"}, {"direction": "cost_cutting"}
+)
+
+
+def _renewal_timing(level: str, now: datetime, answered: datetime) -> dict[str, Any]:
+    days = {"fire": 90, "band": 90, "below": 123, "rearm": 200}[level]
+    due = (now + days * DAY).date().isoformat()
+    return {"observations": [fact("renewal_timing", answered, due_date=due)]}
+
+
 CASES: dict[str, Make] = {
     "expansion_ready": _expansion,
     "upsell_intent": _upsell,
@@ -150,8 +204,23 @@ CASES: dict[str, Make] = {
     "detractor": _detractor,
     "health_drop": _health_drop,
     "renewal_at_risk": _renewal_at_risk,
+    "new_decision_maker": _new_decision_maker,
+    "competitor_trouble": _competitor_trouble,
+    "customer_pain": _customer_pain,
+    "relocation_or_policy_change": _relocation_or_policy,
+    "renewal_timing": _renewal_timing,
+    "key_person_left": _key_person_left,
 }
-SURVEY_RULES = {"upsell_intent", "detractor"}
+# Rules whose episodes are answers or observations: the same one again is not a new episode.
+OBSERVATION_RULES = {
+    "new_decision_maker",
+    "competitor_trouble",
+    "customer_pain",
+    "relocation_or_policy_change",
+    "renewal_timing",
+    "key_person_left",
+}
+SURVEY_RULES = {"upsell_intent", "detractor", *OBSERVATION_RULES}
 
 
 def test_every_catalogued_rule_is_covered():

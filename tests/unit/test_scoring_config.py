@@ -27,7 +27,8 @@ def write(tmp_path: Path, data: Any) -> Path:
 
 def test_packaged_default_loads() -> None:
     config = load_scoring_config(None)
-    assert config.version == "2026.2"
+    assert config.version == "2026.3"
+    # Without the observed parts (counted only once a rep logs something), 100 each.
     assert config.cs.weights.total == 100 and config.op.weights.total == 100
     assert (config.segments.cs_high, config.segments.op_high) == (60, 50)
     assert config.priority.default == "low" and config.priority.rules
@@ -89,7 +90,10 @@ def test_a_missing_key_is_named(tmp_path: Path) -> None:
 def test_all_zero_weights_are_refused() -> None:
     data = default_data()
     data["op"]["weights"] = {name: 0 for name in data["op"]["weights"]}
-    with pytest.raises(ConfigError, match=r"op\.weights: at least one weight must be > 0"):
+    with pytest.raises(
+        ConfigError,
+        match=r"op\.weights: at least one weight of a part that is not observed must be > 0",
+    ):
         parse_scoring_config(yaml.safe_dump(data))
 
 

@@ -137,7 +137,10 @@ def test_breakdown_lines_add_up_to_the_scores() -> None:
         "About 43 uses of the product in the last 7 days, against a target of 60 for 12 seats"
     )
     assert component(result, "renewal_timing").raw == (date(2027, 2, 28) - NOW.date()).days
-    assert component(result, "renewal_timing").points == pytest.approx(10.0)
+    # The weights add up to 100, so full timing is worth its weight in points.
+    assert component(result, "renewal_timing").points == pytest.approx(
+        CONFIG.op.weights.renewal_timing
+    )
 
 
 def test_missing_survey_is_neutral_not_punishing() -> None:
@@ -145,7 +148,8 @@ def test_missing_survey_is_neutral_not_punishing() -> None:
         return component(scored(state_of(*events)), "nps").points
 
     asked = event("survey_response", NOW, survey_id="s", nps=5)
-    assert nps_points() == pytest.approx(nps_points(asked)) == pytest.approx(6.0)
+    half = CONFIG.cs.weights.nps / 2
+    assert nps_points() == pytest.approx(nps_points(asked)) == pytest.approx(half)
     assert nps_points() > nps_points(event("survey_response", NOW, survey_id="s", nps=0))
     assert component(scored(state_of()), "nps").explanation.startswith("No NPS answer yet")
 
@@ -155,8 +159,9 @@ def test_old_survey_answers_fade_towards_neutral() -> None:
     old = scored(
         state_of(event("survey_response", NOW - timedelta(days=180), survey_id="s", nps=10))
     )
-    assert component(fresh, "nps").points == pytest.approx(12.0)
-    assert component(old, "nps").points == pytest.approx(9.0)
+    weight = CONFIG.cs.weights.nps
+    assert component(fresh, "nps").points == pytest.approx(weight)
+    assert component(old, "nps").points == pytest.approx(weight * 0.75)
 
 
 def test_silence_lowers_cs_with_no_new_event() -> None:

@@ -12,6 +12,7 @@ from kizashi.contracts.events import (
     WebVisit,
     input_event_adapter,
 )
+from kizashi.contracts.observations import RepObservation, rep_observation_adapter
 from kizashi.contracts.scores import (
     AppliedEvent,
     Priority,
@@ -39,6 +40,7 @@ __all__ = [
     "InputEvent",
     "OpportunitySignal",
     "Priority",
+    "RepObservation",
     "ProductUsage",
     "ScoreComponent",
     "ScoreSnapshot",
@@ -49,5 +51,6 @@ __all__ = [
     "SurveyResponse",
     "WebVisit",
     "input_event_adapter",
+    "rep_observation_adapter",
     "signal_adapter",
 ]

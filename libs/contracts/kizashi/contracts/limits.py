@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 # Ids: account_id, event_id, user_id, decision makers, and Segment's userId/groupId/messageId.
 MAX_ID_LENGTH = 128
 MAX_SHORT_TEXT_LENGTH = 256
+# A rep_observation's free-text `note`.
+MAX_NOTE_LENGTH = 2000
 
 # `properties` and `attributes`: nested objects and lists at most this deep (the object itself
 # is level 1). Checked without recursion; every consumer's JSON parser goes deeper than this.

@@ -24,11 +24,18 @@ RULES: dict[str, RuleName] = {
     "cross_sell_click": RuleName("opportunity", "cross-sell clicks"),
     "seat_pressure": RuleName("opportunity", "seat pressure"),
     "renewal_window": RuleName("opportunity", "renewal window"),
+    # From reps' observations (issue #18).
+    "new_decision_maker": RuleName("opportunity", "new decision maker"),
+    "competitor_trouble": RuleName("opportunity", "competitor trouble"),
+    "customer_pain": RuleName("opportunity", "customer pain"),
+    "relocation_or_policy_change": RuleName("opportunity", "relocation or policy change"),
+    "renewal_timing": RuleName("opportunity", "renewal date heard"),
     "usage_drop": RuleName("churn_risk", "usage drop"),
     "inactivity": RuleName("churn_risk", "inactivity"),
     "detractor": RuleName("churn_risk", "detractor"),
     "health_drop": RuleName("churn_risk", "health drop"),
     "renewal_at_risk": RuleName("churn_risk", "renewal at risk"),
+    "key_person_left": RuleName("churn_risk", "key person left"),
 }
 RULE_NAMES: tuple[str, ...] = tuple(RULES)
 RULE_KINDS: dict[str, RuleKind] = {name: rule.kind for name, rule in RULES.items()}

@@ -8,6 +8,7 @@ from pydantic import TypeAdapter
 
 from kizashi.contracts.deadletter import DeadLetter
 from kizashi.contracts.events import InputEvent
+from kizashi.contracts.observations import RepObservation
 from kizashi.contracts.scores import ScoresChanged
 from kizashi.contracts.signals import ChurnRiskSignal, OpportunitySignal
 
@@ -15,6 +16,7 @@ SCHEMA_DIR = Path(__file__).parent / "schemas"
 
 EXPORTED: dict[str, Any] = {
     "input_event": InputEvent,
+    "rep_observation": RepObservation,
     "scores_changed": ScoresChanged,
     "signal_opportunity": OpportunitySignal,
     "signal_churn_risk": ChurnRiskSignal,

@@ -45,6 +45,19 @@ class AppliedEvent(BaseModel):
     received_at: datetime | None = None
 
 
+class ObservationFact(BaseModel):
+    """A rep's observation as the rules read it (kizashi.contracts.observations): who logged
+    what, when, and the kind's structured fields (the note is not carried)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    observation_id: str
+    kind: str
+    occurred_at: datetime
+    author: str
+    fields: dict[str, str | int | bool | None] = Field(default_factory=dict)
+
+
 class ScoresChanged(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -61,3 +74,10 @@ class ScoresChanged(BaseModel):
     event_count: int = 0
     # "events" when new events moved the scores, "sweep" when time (decay, the calendar) did.
     cause: Literal["events", "sweep", "rescore"] = "events"
+    # The relationship phase (kizashi.runtime.phases) after this change, and before it (None
+    # on the first score). The same on an account no rep has logged evidence for: 0.
+    phase: int = 0
+    phase_before: int | None = None
+    # The account's recent observations the rules read (the newest few of each kind), newest
+    # first; empty, and left out of the message, for an account with none.
+    observations: list[ObservationFact] = Field(default_factory=list)

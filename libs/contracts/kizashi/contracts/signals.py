@@ -30,6 +30,8 @@ class SignalBase(BaseModel):
     scores_before: ScoreSnapshot | None = None
     # The oldest `received_at` among the events behind this signal, for end-to-end latency.
     caused_at: datetime | None = None
+    # The account's relationship phase when the signal fired (issue #18; a routing attribute).
+    phase: int | None = None
 
 
 class OpportunitySignal(SignalBase):

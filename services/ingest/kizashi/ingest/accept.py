@@ -1,15 +1,16 @@
 """Turning a parsed request into records for Kafka: validate each event, stamp it, and list
 what was rejected by index, field and reason."""
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
-from kizashi.contracts.events import input_event_adapter
+from kizashi.contracts.observations import OBSERVATION_KINDS, PhaseEvidence, ingest_event_adapter
 from kizashi.contracts.text import error_reason
-from kizashi.contracts.topics import EVENT_TOPICS
+from kizashi.contracts.topics import INGEST_TOPICS
 from kizashi.ingest.limits import MAX_EVENT_BYTES, MAX_EVENTS_PER_BATCH, MAX_FUTURE_SKEW_S
 from kizashi.runtime.kafka import OutgoingRecord
 
@@ -36,6 +37,32 @@ class Accepted:
     event_ids: list[str] = field(default_factory=list)
     types: list[str] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    # Per accepted record: its index in the request, and an observation's author.
+    indexes: list[int] = field(default_factory=list)
+    authors: list[str | None] = field(default_factory=list)
+
+    def authors_to_check(self) -> set[str]:
+        return {author for author in self.authors if author is not None}
+
+    def refuse_unknown_authors(self, known: Collection[str]) -> None:
+        """Move every observation whose author is not in `known` to the rejected."""
+        keep = [a is None or a in known for a in self.authors]
+        if all(keep):
+            return
+        for i, kept in enumerate(keep):
+            if not kept:
+                self.rejected.append(
+                    Rejection(
+                        self.indexes[i],
+                        "author",
+                        f"'{self.authors[i]}' is not a known user",
+                        self.event_ids[i],
+                    )
+                )
+        self.rejected.sort(key=lambda r: r.index)
+        for name in ("records", "event_ids", "types", "indexes", "authors"):
+            values = getattr(self, name)
+            setattr(self, name, [v for v, kept in zip(values, keep, strict=True) if kept])
 
 
 class BatchShapeError(ValueError):
@@ -67,18 +94,34 @@ def _first_error(error: ValidationError) -> tuple[str, str]:
     item = error.errors()[0]
     # The discriminator ("type") is the first element of the location for typed fields.
     loc = [str(part) for part in item.get("loc", ())]
-    if len(loc) > 1 and loc[0] in EVENT_TOPICS:
+    if len(loc) > 1 and loc[0] in INGEST_TOPICS:
+        loc = loc[1:]
+    # An observation's kind is the second tag: rep_observation.<kind>.<field>.
+    if len(loc) > 1 and loc[0] in OBSERVATION_KINDS:
         loc = loc[1:]
     reason = error_reason(item)
+    on_kind = (item.get("ctx") or {}).get("discriminator") == "'kind'"
     if item.get("type") == "union_tag_invalid":
-        reason = f"unknown event type; expected one of {', '.join(EVENT_TOPICS)}"
-        loc = ["type"]
+        if on_kind:
+            loc = ["kind"]
+            reason = f"unknown observation kind; expected one of {', '.join(OBSERVATION_KINDS)}"
+        else:
+            loc = ["type"]
+            reason = f"unknown event type; expected one of {', '.join(INGEST_TOPICS)}"
     elif item.get("type") == "union_tag_not_found":
-        loc, reason = ["type"], "missing event type"
+        missing = "kind" if on_kind else "type"
+        loc, reason = [missing], f"missing {'observation kind' if on_kind else 'event type'}"
     return ".".join(loc) or "(event)", reason
 
 
-def accept(raw_events: list[Any], *, source: str, now: datetime | None = None) -> Accepted:
+def accept(
+    raw_events: list[Any],
+    *,
+    source: str,
+    now: datetime | None = None,
+    criteria: Collection[str] | None = None,
+) -> Accepted:
+    """`criteria`: the phase_evidence criteria phases.yaml names (None: not checked)."""
     now = now or datetime.now(UTC)
     latest_allowed = now + timedelta(seconds=MAX_FUTURE_SKEW_S)
     result = Accepted()
@@ -100,7 +143,7 @@ def accept(raw_events: list[Any], *, source: str, now: datetime | None = None) -
             if stamped.get("occurred_at") is None:
                 stamped["occurred_at"] = now
             try:
-                event = input_event_adapter.validate_python(stamped)
+                event = ingest_event_adapter.validate_python(stamped)
             except ValidationError as error:
                 field_name, reason = _first_error(error)
                 result.rejected.append(Rejection(index, field_name, reason, event_id))
@@ -123,7 +166,22 @@ def accept(raw_events: list[Any], *, source: str, now: datetime | None = None) -
                     )
                 )
                 continue
-            result.records.append(OutgoingRecord(EVENT_TOPICS[event.type], event.account_id, value))
+            if criteria is not None and isinstance(event, PhaseEvidence):
+                if event.criterion not in criteria:
+                    result.rejected.append(
+                        Rejection(
+                            index,
+                            "criterion",
+                            f"'{event.criterion[:64]}' is not a criterion in phases.yaml",
+                            event.event_id,
+                        )
+                    )
+                    continue
+            result.records.append(
+                OutgoingRecord(INGEST_TOPICS[event.type], event.account_id, value)
+            )
             result.event_ids.append(event.event_id)
             result.types.append(event.type)
+            result.indexes.append(index)
+            result.authors.append(getattr(event, "author", None))
     return result

@@ -9,12 +9,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from kizashi.ingest.accept import BatchShapeError, accept, events_of
+from kizashi.ingest.authors import known_authors
 from kizashi.ingest.body import parse_json, read_limited
 from kizashi.ingest.deps import IngestSource, StateDep
 from kizashi.ingest.intake import CLOSED_DETAIL
 from kizashi.ingest.limits import RETRY_AFTER_S
 from kizashi.ingest.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
 from kizashi.ingest.state import IngestState
+from kizashi.runtime.db import is_transient
 from kizashi.runtime.kafka import BrokerUnavailable, RecordRejected
 
 log = logging.getLogger(__name__)
@@ -47,14 +49,33 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": IngestResult, "description": "No event in the request was valid"},
     503: {
         "model": ErrorBody,
-        "description": "The broker did not acknowledge, or ingest is stopping; retry later",
+        "description": "The broker (or the database, for observations' authors) did not "
+        "answer, or ingest is stopping; retry later",
     },
 }
 
 
 async def publish(state: IngestState, raw_events: list[Any], source: str) -> JSONResponse:
     """Validate, send and answer: 202 only once Kafka acknowledged every accepted event."""
-    result = accept(raw_events, source=source)
+    result = accept(raw_events, source=source, criteria=state.phase_criteria)
+    if authors := result.authors_to_check():
+        try:
+            assert state.runtime.engine is not None
+            known = await known_authors(state.runtime.engine, authors)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            log.warning("database unavailable: %s", type(error).__name__)
+            return JSONResponse(
+                {
+                    "error": "database_unavailable",
+                    "detail": "could not check the observations' authors; nothing was "
+                    "accepted, retry with the same event_ids",
+                },
+                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
+        result.refuse_unknown_authors(known)
     for rejection in result.rejected:
         EVENTS_REJECTED.labels(reason_label(rejection.reason)).inc()
     body = {

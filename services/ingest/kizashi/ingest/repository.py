@@ -1,5 +1,6 @@
 """Every SQL statement of the ingest service: the user → account links it learns from Segment
-`identify`/`group` calls (ingest_user_accounts), as keyword-only functions on a connection the
+`identify`/`group` calls (ingest_user_accounts), and which observation authors are users (a
+read of `users`), as keyword-only functions on a connection the
 caller holds in a transaction (`raw_transaction`). Set-based: one statement per request."""
 
 from collections.abc import Sequence
@@ -29,3 +30,12 @@ async def save_user_accounts(*, conn: asyncpg.Connection, links: dict[str, str])
         users,
         [links[u] for u in users],
     )
+
+
+async def known_users(*, conn: asyncpg.Connection, emails: Sequence[str]) -> set[str]:
+    """Those of `emails` (lower-case) that are enabled users. Read-only on the console's
+    `users` table, as kizashi.runtime.auth reads it: who may author an observation."""
+    rows = await conn.fetch(
+        "SELECT email FROM users WHERE email = ANY($1::text[]) AND NOT disabled", list(emails)
+    )
+    return {row["email"] for row in rows}

@@ -12,6 +12,8 @@ from kizashi.runtime.lifecycle import ServiceState
 class IngestState(ServiceState):
     identities: Identities
     segment_mapping: SegmentMapping
+    # The criteria phases.yaml names: what a phase_evidence observation may cite.
+    phase_criteria: frozenset[str] = frozenset()
     intake: Intake = field(default_factory=Intake)
 
     def readiness(self) -> dict[str, bool]:

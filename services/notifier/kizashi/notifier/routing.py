@@ -3,7 +3,8 @@
 The file has `receivers` (slack / email), ordered `routes` and a `default` route, which is
 taken only when no route matched; `defaults/routing.yaml` documents every key. A matcher is a
 string or a list of strings (any of them); "~regex" must match the whole value, "~~x" is the
-literal "~x". `owner` is compared with both the account's `owner_email` and `owner_slack`.
+literal "~x". `owner` is compared with both the account's `owner_email` and `owner_slack`;
+`phase` with the account's relationship phase when the signal fired (`3`, `[3, 4]`, "~[3-9]").
 
 A Slack receiver whose webhook env var is unset, or an email receiver without SMTP, is kept but
 disabled: routes may name it, `match()` skips it and `describe()` says why. That is what lets
@@ -139,6 +140,8 @@ class Route:
             "priority": (signal.priority,),
             "segment": (signal.scores.segment,),
             "owner": (account.owner_email, account.owner_slack),
+            # None (a signal from before phases) matches no phase matcher.
+            "phase": (None if signal.phase is None else str(signal.phase),),
         }
         return all(m.matches(*facts[key]) for key, m in self.matchers.items())
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     field_validator,
@@ -76,12 +77,26 @@ ReceiverConfig = Annotated[SlackReceiverConfig | EmailReceiverConfig, Field(disc
 MatchValue = str | list[str]
 
 
+def _phase_text(value: Any) -> Any:
+    """Phases are numbers (0-4 by default): `phase: 3` and `phase: [3, 4]` read as text."""
+    if isinstance(value, list):
+        return [_phase_text(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+# The account's relationship phase (phases.yaml): a number, a list, or "~regex" ("~[3-9]").
+PhaseMatch = Annotated[MatchValue, BeforeValidator(_phase_text)]
+
+
 class MatchConfig(_Strict):
     kind: MatchValue | None = None
     rule: MatchValue | None = None
     priority: MatchValue | None = None
     segment: MatchValue | None = None
     owner: MatchValue | None = None
+    phase: PhaseMatch | None = None
 
 
 class DigestConfig(_Strict):

@@ -10,6 +10,7 @@ from kizashi.contracts.topics import CONSUMED_BY
 from kizashi.runtime.app import create_service_app
 from kizashi.runtime.collector import tune_garbage_collector
 from kizashi.runtime.lifecycle import ServiceRuntime
+from kizashi.runtime.phases import load_phase_config
 from kizashi.scoring import api, history_api
 from kizashi.scoring.config import load_scoring_config
 from kizashi.scoring.consumer import handle_events
@@ -25,6 +26,7 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     # Validated before anything starts: a bad scoring.yaml stops the service with its reason.
     config = load_scoring_config(settings.config_dir)
+    phases = load_phase_config(settings.config_dir)
 
     async def setup(runtime: ServiceRuntime) -> ScoringState:
         service = ScoringState(
@@ -32,6 +34,7 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
             config=config,
             history_retention_days=settings.score_history_retention_days,
             dedup_window=timedelta(days=settings.dedup_window_days),
+            phases=phases,
         )
         tune_garbage_collector()
         runtime.consume(

@@ -31,9 +31,11 @@ from kizashi.contracts.events import EventEnvelope, occurred
 from kizashi.scoring.config import ScoringConfig
 from kizashi.scoring.features import AccountState, facts_model, features_at, utc_day
 from kizashi.scoring.indices import meaningful_change, score
+from kizashi.scoring.observations import Observed
 
-# (at, cs, op, segment, priority): one row of score_history.
-Point = tuple[datetime, float, float, str, str]
+# (at, cs, op, segment, priority, phase): one row of score_history. A past point's phase is
+# None (not computed: the ladder's expiry is read at the live score only).
+Point = tuple[datetime, float, float, str, str, int | None]
 _LAST_MICROSECOND = timedelta(days=1, microseconds=-1)
 
 
@@ -117,10 +119,13 @@ def _point(
     """The score at the end of `day`, appended to `points` when it would have been published;
     returns the new reference."""
     at = end_of_day(day)
-    snapshot = score(features_at(state, facts, at), facts, config, at, explain=False).snapshot
+    # The observations as the state holds them; the phase counted as unknown (see Point).
+    observed = Observed.of(state.obs, None)
+    features = features_at(state, facts, at)
+    snapshot = score(features, facts, config, at, explain=False, observed=observed).snapshot
     if not meaningful_change(reference, snapshot, config):
         return reference
-    points.append((at, snapshot.cs, snapshot.op, snapshot.segment, snapshot.priority))
+    points.append((at, snapshot.cs, snapshot.op, snapshot.segment, snapshot.priority, None))
     return {
         "cs": snapshot.cs,
         "op": snapshot.op,

@@ -20,6 +20,11 @@ FILE_NAME = "scoring.yaml"
 PRIORITY_INPUTS = frozenset(FEATURE_NAMES) | {"cs", "op"}
 
 Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# The parts fed by reps' observations (kizashi.scoring.observations): counted only once
+# something is logged.
+OBSERVED_PARTS = frozenset(
+    {"rep_satisfaction", "outcome_realised", "key_person", "policy_change", "relationship_phase"}
+)
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Unit = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 Points = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
@@ -37,8 +42,12 @@ class _Strict(BaseModel):
 class _Weights(_Strict):
     @model_validator(mode="after")
     def _some_weight(self) -> "_Weights":
-        if not any(getattr(self, name) > 0 for name in type(self).model_fields):
-            raise ValueError("at least one weight must be > 0")
+        if not any(
+            getattr(self, name) > 0
+            for name in type(self).model_fields
+            if name not in OBSERVED_PARTS
+        ):
+            raise ValueError("at least one weight of a part that is not observed must be > 0")
         return self
 
     # Cached: score() reads these per account, and the config never changes once loaded.
@@ -48,7 +57,8 @@ class _Weights(_Strict):
 
     @cached_property
     def total(self) -> float:
-        return sum(self.by_name.values())
+        """Every weight but the observed parts': the total of an account no rep wrote about."""
+        return sum(w for name, w in self.by_name.items() if name not in OBSERVED_PARTS)
 
 
 class CsWeights(_Weights):
@@ -59,6 +69,10 @@ class CsWeights(_Weights):
     seat_adoption: Weight
     nps: Weight
     csat: Weight
+    # Observed parts (reps' observations, issue #18): left out of the index, weight and all,
+    # while nothing is logged. Defaulted so that a scoring.yaml from before them loads.
+    rep_satisfaction: Weight = 6
+    outcome_realised: Weight = 6
 
 
 class OpWeights(_Weights):
@@ -72,6 +86,10 @@ class OpWeights(_Weights):
     decision_maker: Weight
     plan_fit: Weight
     renewal_timing: Weight
+    # Observed parts, as CS's.
+    key_person: Weight = 5
+    policy_change: Weight = 5
+    relationship_phase: Weight = 8
 
 
 class CsConfig(_Strict):
@@ -125,6 +143,8 @@ class Normalise(_Strict):
     plans: dict[str, Unit]
     renewal_window_days: Ramp
     renewal_ramp_days: Positive
+    # The relationship phase: ≤ low gives 0, ≥ high (the phase an offer lands from) gives 1.
+    relationship_phase: Ramp = Ramp(low=0, high=3)
 
     @field_validator("plans")
     @classmethod
@@ -159,6 +179,16 @@ class Missing(_Strict):
 
 class Surveys(_Strict):
     half_life_days: Positive
+
+
+class Observations(_Strict):
+    """How long reps' observations count (issue #18): answers fade with a half-life, news
+    counts in full until its max age."""
+
+    satisfaction_half_life_days: Positive = 180
+    outcome_half_life_days: Positive = 180
+    key_person_max_age_days: Positive = 180
+    policy_change_max_age_days: Positive = 180
 
 
 class Segments(_Strict):
@@ -217,6 +247,7 @@ class ScoringConfig(_Strict):
     normalise: Normalise
     missing: Missing
     surveys: Surveys
+    observations: Observations = Observations()
     segments: Segments
     priority: PriorityConfig
     changes: Changes

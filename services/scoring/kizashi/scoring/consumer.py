@@ -12,10 +12,13 @@ import logging
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 
+import orjson
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from kizashi.contracts.events import EventEnvelope, input_event_adapter
+from kizashi.contracts.observations import rep_observation_adapter
+from kizashi.contracts.topics import REP_OBSERVATIONS
 from kizashi.runtime import tracing
 from kizashi.runtime.collector import collection_paused
 from kizashi.runtime.consumer import PermanentRecordError, Rejected
@@ -27,6 +30,7 @@ from kizashi.scoring.metrics import (
     EVENTS_EXPIRED,
     record_outcomes,
 )
+from kizashi.scoring.observations import structured_fields
 from kizashi.scoring.persist import rescore_and_write
 from kizashi.scoring.repository import EventKey
 from kizashi.scoring.state import ScoringState
@@ -38,8 +42,12 @@ def decode(records: list[ConsumerRecord]) -> tuple[list[EventEnvelope], Rejected
     events: list[EventEnvelope] = []
     rejected: Rejected = []
     for record in records:
+        # Reps' observations have a topic and a contract of their own.
+        adapter = (
+            rep_observation_adapter if record.topic == REP_OBSERVATIONS else input_event_adapter
+        )
         try:
-            events.append(input_event_adapter.validate_json(record.value))
+            events.append(adapter.validate_json(record.value))
         except ValidationError as error:
             rejected.append((record, PermanentRecordError(f"schema violation: {error}")))
         except (TypeError, ValueError) as error:
@@ -96,6 +104,8 @@ async def _apply(service: ScoringState, records: list[ConsumerRecord]) -> Reject
         if not by_account:
             return rejected
         stored = await repository.lock_accounts(conn=connection, account_ids=by_account)
+        observed = [_observation_row(e, now) for e in fresh if e.type == "rep_observation"]  # type: ignore[attr-defined]
+        await repository.insert_observations(conn=connection, rows=observed)
         outcomes = await rescore_and_write(
             service, connection, stored, by_account, cause="events", now=now, spans=spans
         )
@@ -104,3 +114,17 @@ async def _apply(service: ScoringState, records: list[ConsumerRecord]) -> Reject
         EVENTS_APPLIED.labels(kind).inc(count)
     record_outcomes(outcomes)
     return rejected
+
+
+def _observation_row(event: EventEnvelope, now: datetime) -> tuple:
+    """The `observations` row of a rep_observation (repository.insert_observations)."""
+    return (
+        event.account_id,
+        event.event_id,
+        event.occurred_at or event.received_at or now,
+        event.received_at or now,
+        event.author,  # type: ignore[attr-defined]
+        event.kind,  # type: ignore[attr-defined]
+        event.note,  # type: ignore[attr-defined]
+        orjson.dumps(structured_fields(event)).decode(),
+    )

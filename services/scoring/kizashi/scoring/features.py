@@ -15,6 +15,7 @@ How each part of the state stays order-independent:
 | `surveys` | answer -> newest two `[ts, event_id, value]` | top-2 by (ts, event_id) |
 | `crm` | field -> `[ts, event_id, value]` | last writer wins; newest 200 attributes |
 | `counts` | event type -> lifetime count | sum |
+| `obs`, `evidence` | reps' observations (kizashi.scoring.observations) | top-N, max |
 
 Decay constants are fixed here, not in scoring.yaml, because they are baked into the stored
 state; changing them needs a rebuild from the event log (docs/features.md fixes them too):
@@ -43,6 +44,7 @@ from kizashi.contracts.events import (
 from kizashi.contracts.limits import MAX_ATTRIBUTE_KEYS
 from kizashi.runtime.trusted import trusted
 from kizashi.scoring.attributes import ATTRIBUTE_PREFIX, cap_attributes
+from kizashi.scoring.observations import fold_observation
 
 RETENTION_DAYS = 42
 # Bounds keep the json row small for huge accounts; past them the most recent keys are kept,
@@ -113,6 +115,8 @@ class AccountState:
     contact_days: dict[str, int] = field(default_factory=dict)
     surveys: dict[str, list[list[Any]]] = field(default_factory=dict)
     crm: dict[str, list[Any]] = field(default_factory=dict)
+    obs: dict[str, list[list[Any]]] = field(default_factory=dict)
+    evidence: dict[str, list[Any]] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: dict | None) -> "AccountState":
@@ -133,11 +137,13 @@ class AccountState:
             contact_days=data.get("contact_days", {}),
             surveys=data.get("surveys", {}),
             crm=crm,
+            obs=data.get("obs", {}),
+            evidence=data.get("evidence", {}),
         )
 
     def to_json(self) -> dict:
         """The row to store, as JSON data."""
-        return {
+        out = {
             "counts": self.counts,
             "usage": self.usage,
             "max_day": self.max_day,
@@ -148,6 +154,12 @@ class AccountState:
             "surveys": self.surveys,
             "crm": self.crm,
         }
+        # Only on accounts reps have logged something for: most rows stay as they were.
+        if self.obs:
+            out["obs"] = self.obs
+        if self.evidence:
+            out["evidence"] = self.evidence
+        return out
 
     def apply(self, event: InputEvent) -> None:
         """Fold one input event into the state (in place; order- and batching-independent)."""
@@ -158,6 +170,9 @@ class AccountState:
         # path, and this runs for every event.
         if kind == "product_usage":
             self._apply_usage(event, ts)  # type: ignore[arg-type]
+            return
+        if kind == "rep_observation":
+            fold_observation(self.obs, self.evidence, event, ts)
             return
         if event.user_id is not None and kind != "account_update":
             day = utc_day(ts)

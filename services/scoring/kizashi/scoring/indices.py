@@ -11,10 +11,13 @@ from kizashi.contracts.decay import DAY_S
 from kizashi.contracts.scores import Index, Priority, ScoreComponent, ScoreSnapshot, Segment
 from kizashi.runtime.trusted import trusted
 from kizashi.scoring.config import ScoringConfig
+from kizashi.scoring.observations import NOTHING_OBSERVED, Observed
+from kizashi.scoring.observations import cs_parts as observed_cs_parts
+from kizashi.scoring.observations import op_parts as observed_op_parts
 
 Features = dict[str, float | None]
-# (raw value, normalised 0..1, sentence)
-Part = tuple[float | None, float, str]
+# (raw value, normalised 0..1 or None for "not counted", sentence)
+Part = tuple[float | None, float | None, str]
 
 
 class BreakdownLine(dict):
@@ -303,12 +306,14 @@ def _op_parts(
 def _index(
     index: Index, parts: dict[str, Part], weights: dict[str, float], out: list[dict] | None
 ) -> float:
-    """The index from its parts; with `out`, one breakdown line per part appended to it."""
-    scale = 100.0 / sum(weights.values())
+    """The index from its parts; with `out`, one breakdown line per part appended to it. A
+    part normalised to None (an observed part with nothing logged) is left out, its weight
+    too: it shows in the breakdown with no points."""
+    scale = 100.0 / sum(weights[name] for name, part in parts.items() if part[1] is not None)
     score = 0.0
     for name, (raw, norm, sentence) in parts.items():
         weight = weights[name]
-        points = scale * weight * norm
+        points = 0.0 if norm is None else scale * weight * norm
         score += points
         if out is None:
             continue
@@ -350,15 +355,20 @@ def score(
     now: datetime,
     *,
     explain: bool = True,
+    observed: Observed = NOTHING_OBSERVED,
 ) -> ScoreResult:
     """CS, OP, segment and priority, with one breakdown line per component. Without
     `explain` (the past points of score history), the same numbers and no breakdown: the
-    sentences are most of the cost."""
+    sentences are most of the cost. `observed`: what reps logged (the phase and the newest
+    observation of each kind, kizashi.scoring.observations)."""
     t = now.timestamp()
     lines: list[dict] = []
     out = lines if explain else None
-    cs = _index("cs", _cs_parts(features, config, t, explain), config.cs.weights.by_name, out)
+    cs_parts = _cs_parts(features, config, t, explain)
+    cs_parts.update(observed_cs_parts(observed, config, t, explain))
+    cs = _index("cs", cs_parts, config.cs.weights.by_name, out)
     op_parts = _op_parts(features, facts, config, t, explain)
+    op_parts.update(observed_op_parts(observed, config, t, explain))
     op = _index("op", op_parts, config.op.weights.by_name, out)
     # Valid by construction (indices clamped to 0–100, segment and priority from the validated
     # config): skip validation, which runs for every account of every batch.

@@ -6,9 +6,11 @@ from sqlalchemy import (
     Float,
     Index,
     MetaData,
+    SmallInteger,
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSON, JSONB
 
@@ -46,6 +48,8 @@ scores = Table(
     Column("features", JSON, nullable=False),
     Column("config_version", Text, nullable=False),
     Column("computed_at", DateTime(timezone=True), nullable=False),
+    # The relationship phase (kizashi.runtime.phases) when it was scored (migration 0014).
+    Column("phase", SmallInteger, nullable=False, server_default="0"),
     # When time alone (decay, a window edge, the calendar) can next move this account's scores.
     Column("next_check_at", DateTime(timezone=True), nullable=True),
     Index("scores_next_check_at", "next_check_at"),
@@ -82,6 +86,36 @@ score_history = Table(
     Column("op", Float, nullable=False),
     Column("segment", Text, nullable=False),
     Column("priority", Text, nullable=False),
+    Column("phase", SmallInteger, nullable=True),  # null: scored before migration 0014
     # The pruning job deletes by age.
     Index("score_history_at", "at"),
+)
+
+observations = Table(
+    "observations",
+    metadata,
+    # Every accepted rep_observation (issue #18), one row per (account, event id) so that a
+    # redelivery is one row. The kind's structured fields are in `fields`.
+    Column("account_id", Text, primary_key=True),
+    Column("observation_id", Text, primary_key=True),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("author", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("note", Text, nullable=False, server_default=""),
+    Column("fields", JSONB, nullable=False),
+    # One account's timeline and evidence; one author's observations in a period (KPIs).
+    Index("observations_account_time", "account_id", text("occurred_at DESC")),
+    Index("observations_author_time", "author", "occurred_at"),
+)
+
+phase_changes = Table(
+    "phase_changes",
+    metadata,
+    # One row each time an account's relationship phase moves (the managers' KPIs).
+    Column("account_id", Text, primary_key=True),
+    Column("at", DateTime(timezone=True), primary_key=True),
+    Column("from_phase", SmallInteger, nullable=False),
+    Column("to_phase", SmallInteger, nullable=False),
+    Index("phase_changes_at", "at"),
 )

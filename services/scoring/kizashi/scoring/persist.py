@@ -57,6 +57,7 @@ async def rescore_and_write(
                         now=now,
                         cause=cause,
                         history_since=since,
+                        phases=service.phases,
                     )
                     for i in ids[start : start + CHUNK]
                 ]

@@ -10,11 +10,19 @@ import orjson
 
 from kizashi.contracts.events import EventEnvelope
 from kizashi.contracts.scores import ScoresChanged, ScoreSnapshot
+from kizashi.runtime.phases import PhaseConfig, load_phase_config
 from kizashi.scoring.backfill import fold
 from kizashi.scoring.config import ScoringConfig
 from kizashi.scoring.drift import next_drift_check
 from kizashi.scoring.features import AccountState, facts_model, features_at
 from kizashi.scoring.indices import meaningful_change, score
+from kizashi.scoring.observations import (
+    Observed,
+    next_expiry,
+    next_observed_check,
+    standing,
+)
+from kizashi.scoring.observations import facts as observation_facts
 from kizashi.scoring.repository import ScoredAccount, StoredAccount
 
 # Features whose every movement a rule may care about, even when the scores barely move.
@@ -34,6 +42,8 @@ WATCHED_FEATURES = (
 )
 MAX_EVENT_REFS = 20
 _SNAPSHOT_FIELDS = tuple(ScoreSnapshot.model_fields)
+# phases.yaml as packaged, for callers that pass none (tools, tests).
+DEFAULT_PHASES = load_phase_config(None)
 
 
 @dataclass
@@ -76,8 +86,10 @@ def rescore(
     now: datetime,
     cause: str = "events",
     history_since: datetime | None = None,
+    phases: PhaseConfig = DEFAULT_PHASES,
 ) -> Outcome:
-    """`history_since`: score history's retention cut-off (no past point before it)."""
+    """`history_since`: score history's retention cut-off (no past point before it);
+    `phases`: the ladder (phases.yaml) the relationship phase is computed on."""
     state = AccountState.from_json(stored.state)
     history = fold(
         state,
@@ -91,12 +103,23 @@ def rescore(
     facts_json = state.facts_json(stored.account_id)
     facts = facts_model(facts_json)
     features = features_at(state, facts, now)
-    result = score(features, facts, config, now)
+    phase = standing(state.evidence, phases, now).phase if state.evidence else 0
+    observed = Observed.of(state.obs, phase if state.evidence else None)
+    result = score(features, facts, config, now, observed=observed)
     # As last published: cs, op, segment, priority (and the features last computed).
     before = stored.scores
     after = result.snapshot
-    moved = meaningful_change(before, after, config) or _watched_moved(
-        None if before is None else before["features"], features
+    phase_before = None if before is None else before.get("phase", 0)
+    moved = (
+        meaningful_change(before, after, config)
+        or phase != phase_before
+        or bool(events and state.obs and any(_is_observation(e) for e in events))
+        or _watched_moved(None if before is None else before["features"], features)
+    )
+    next_check = _earliest(
+        next_drift_check(state, now, config),
+        next_expiry(state.evidence, phases, now) if state.evidence else None,
+        next_observed_check(state.obs, config, now) if state.obs else None,
     )
     # Encoded once, for the row and for the message.
     breakdown_json = orjson.dumps(result.lines)
@@ -113,17 +136,19 @@ def rescore(
         features=features,
         config_version=config.version,
         computed_at=now,
-        next_check_at=next_drift_check(state, now, config),
+        next_check_at=next_check,
         published_cs=after.cs if moved or before is None else before["cs"],
         published_op=after.op if moved or before is None else before["op"],
         breakdown_json=breakdown_json,
         features_json=features_json,
         history=history,
+        phase=phase,
+        phase_before=phase_before,
     )
     if not moved:
         return Outcome(scored, None)
     # Every published score is kept (after the past points a backfill made, if any).
-    history.append((now, after.cs, after.op, after.segment, after.priority))
+    history.append((now, after.cs, after.op, after.segment, after.priority, phase))
     # The fields of ScoresChanged, in its JSON form (a unit test holds the two together).
     message = {
         "account_id": stored.account_id,
@@ -145,5 +170,17 @@ def rescore(
         ],
         "event_count": len(events),
         "cause": cause,
+        "phase": phase,
+        "phase_before": phase_before,
     }
+    if state.obs:  # only for accounts reps logged something for: ordinary events pay nothing
+        message["observations"] = observation_facts(state.obs)
     return Outcome(scored, message)
+
+
+def _is_observation(event: EventEnvelope) -> bool:
+    return event.type == "rep_observation"  # type: ignore[attr-defined]
+
+
+def _earliest(*moments: datetime | None) -> datetime | None:
+    return min((m for m in moments if m is not None), default=None)

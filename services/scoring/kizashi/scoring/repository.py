@@ -1,4 +1,5 @@
-"""Every SQL statement of the scoring service (accounts, scores, processed_events), as
+"""Every SQL statement of the scoring service (accounts, scores, processed_events,
+observations, phase_changes), as
 keyword-only functions on a connection the caller holds in a transaction (`raw_transaction`).
 
 Writes are set-based: one statement per batch, never one per event (arrays through `unnest`).
@@ -34,6 +35,7 @@ class StoredAccount:
                 "segment": scored.segment,
                 "priority": scored.priority,
                 "features": scored.features,
+                "phase": scored.phase,
             },
         )
 
@@ -133,7 +135,7 @@ async def lock_accounts(
     scores = await conn.fetch(
         """
         SELECT account_id, coalesce(published_cs, cs) AS cs, coalesce(published_op, op) AS op,
-               segment, priority, features::text AS features
+               segment, priority, features::text AS features, phase
         FROM scores WHERE account_id = ANY($1::text[])
         """,
         [row["account_id"] for row in locked],
@@ -145,6 +147,7 @@ async def lock_accounts(
             "segment": row["segment"],
             "priority": row["priority"],
             "features": orjson.loads(row["features"]),
+            "phase": row["phase"],
         }
         for row in scores
     }
@@ -178,53 +181,64 @@ class ScoredAccount:
     # encodes each once for both the row and the scores.changed message).
     breakdown_json: bytes | None = None
     features_json: bytes | None = None
-    # Score-history points to keep, oldest first: (at, cs, op, segment, priority), written
-    # with the row (kizashi.scoring.backfill).
-    history: Sequence[tuple[datetime, float, float, str, str]] = ()
+    # Score-history points to keep, oldest first: (at, cs, op, segment, priority, phase),
+    # written with the row (kizashi.scoring.backfill; phase None on a backfill's past points).
+    history: Sequence[tuple[datetime, float, float, str, str, int | None]] = ()
+    # The relationship phase now and as last stored (None: the account's first score).
+    phase: int = 0
+    phase_before: int | None = None
 
 
 async def save(*, conn: asyncpg.Connection, scored: Sequence[ScoredAccount]) -> None:
-    """Upsert accounts and scores and add their score-history points, in one statement (one
-    round trip per batch). A point already kept at the same time (a past day that an earlier
-    batch of the same backfill also ended) takes the newer, fuller value."""
+    """Upsert accounts and scores and add their score-history points and phase changes, in
+    one statement (one round trip per batch). A point already kept at the same time (a past
+    day that an earlier batch of the same backfill also ended) takes the newer, fuller value.
+    A phase change is a move from the phase last stored (0 for a new account)."""
     if not scored:
         return
     scored = sorted(scored, key=lambda s: s.account_id)
     points = [(s.account_id, *point) for s in scored for point in s.history]
+    moves = [s for s in scored if s.phase != (s.phase_before or 0)]
     await conn.execute(
         """
         WITH rows AS (
             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::float8[],
                                  $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
                                  $11::timestamptz[], $12::timestamptz[], $13::float8[],
-                                 $14::float8[])
+                                 $14::float8[], $21::int2[])
                 AS u(id, facts, state, cs, op, segment, priority, breakdown, features, version,
-                     computed_at, next_check_at, published_cs, published_op)
+                     computed_at, next_check_at, published_cs, published_op, phase)
         ), saved_accounts AS (
             INSERT INTO accounts (account_id, facts, state, updated_at)
             SELECT id, facts::jsonb, state::json, now() FROM rows
             ON CONFLICT (account_id) DO UPDATE
             SET facts = EXCLUDED.facts, state = EXCLUDED.state, updated_at = now()
         ), saved_history AS (
-            INSERT INTO score_history (account_id, at, cs, op, segment, priority)
+            INSERT INTO score_history (account_id, at, cs, op, segment, priority, phase)
             SELECT * FROM unnest($15::text[], $16::timestamptz[], $17::float8[],
-                                 $18::float8[], $19::text[], $20::text[])
+                                 $18::float8[], $19::text[], $20::text[], $22::int2[])
             ON CONFLICT (account_id, at) DO UPDATE
             SET cs = EXCLUDED.cs, op = EXCLUDED.op, segment = EXCLUDED.segment,
-                priority = EXCLUDED.priority
+                priority = EXCLUDED.priority, phase = EXCLUDED.phase
+        ), saved_moves AS (
+            INSERT INTO phase_changes (account_id, at, from_phase, to_phase)
+            SELECT * FROM unnest($23::text[], $24::timestamptz[], $25::int2[], $26::int2[])
+            ON CONFLICT (account_id, at) DO UPDATE
+            SET to_phase = EXCLUDED.to_phase
         )
         INSERT INTO scores (account_id, cs, op, segment, priority, breakdown, features,
                             config_version, computed_at, next_check_at, published_cs,
-                            published_op)
+                            published_op, phase)
         SELECT id, cs, op, segment, priority, breakdown::json, features::json,
-               version, computed_at, next_check_at, published_cs, published_op
+               version, computed_at, next_check_at, published_cs, published_op, phase
         FROM rows
         ON CONFLICT (account_id) DO UPDATE
         SET cs = EXCLUDED.cs, op = EXCLUDED.op, segment = EXCLUDED.segment,
             priority = EXCLUDED.priority, breakdown = EXCLUDED.breakdown,
             features = EXCLUDED.features, config_version = EXCLUDED.config_version,
             computed_at = EXCLUDED.computed_at, next_check_at = EXCLUDED.next_check_at,
-            published_cs = EXCLUDED.published_cs, published_op = EXCLUDED.published_op
+            published_cs = EXCLUDED.published_cs, published_op = EXCLUDED.published_op,
+            phase = EXCLUDED.phase
         """,
         [s.account_id for s in scored],
         [orjson.dumps(s.facts).decode() for s in scored],
@@ -241,6 +255,32 @@ async def save(*, conn: asyncpg.Connection, scored: Sequence[ScoredAccount]) -> 
         [s.published_cs for s in scored],
         [s.published_op for s in scored],
         *([p[i] for p in points] for i in range(6)),
+        [s.phase for s in scored],
+        [p[6] for p in points],
+        [s.account_id for s in moves],
+        [s.computed_at for s in moves],
+        [s.phase_before or 0 for s in moves],
+        [s.phase for s in moves],
+    )
+
+
+async def insert_observations(*, conn: asyncpg.Connection, rows: Sequence[tuple]) -> None:
+    """Store rep observations, one statement per batch: (account id, observation id,
+    occurred_at, received_at, author, kind, note, fields as JSON text). A redelivered one is
+    already there and is left as it is."""
+    if not rows:
+        return
+    rows = sorted(rows, key=lambda r: (r[0], r[1]))
+    await conn.execute(
+        """
+        INSERT INTO observations (account_id, observation_id, occurred_at, received_at, author,
+                                  kind, note, fields)
+        SELECT a, i, o, r, w, k, n, f::jsonb
+        FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[],
+                    $6::text[], $7::text[], $8::text[]) AS u(a, i, o, r, w, k, n, f)
+        ON CONFLICT (account_id, observation_id) DO NOTHING
+        """,
+        *([row[i] for row in rows] for i in range(8)),
     )
 
 

@@ -4,7 +4,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from kizashi.runtime.lifecycle import ServiceState
+from kizashi.runtime.phases import PhaseConfig
 from kizashi.scoring.config import ScoringConfig
+from kizashi.scoring.pipeline import DEFAULT_PHASES
 
 
 @dataclass
@@ -21,3 +23,5 @@ class ScoringState(ServiceState):
     # Whether processed ids from before migration 0010 (source unknown) may be left: None
     # until asked (the first batch asks), False once the pruning found none.
     legacy_ids: bool | None = None
+    # The relationship-phase ladder (phases.yaml in KIZASHI_CONFIG_DIR, else the packaged one).
+    phases: PhaseConfig = DEFAULT_PHASES

@@ -89,6 +89,8 @@ def decide(
         rules=rules,
         now=now,
         only=only,
+        observations=change.observations,
+        phase=change.phase,
     )
     caused_at = min(
         (e.received_at for e in change.events if e.received_at is not None), default=None
@@ -108,6 +110,7 @@ def decide(
             scores=change.after,
             scores_before=change.before,
             caused_at=caused_at,
+            phase=change.phase,
         )
         for firing in evaluation.firings
     ]
@@ -150,13 +153,18 @@ def sweep_decide(memory: AccountMemory, rules: RuleBook, *, now: datetime) -> De
 
 def clock_view(change: ScoresChanged) -> dict:
     """What scheduling reads of the latest change (kizashi.triggers.schedule: `features_now`,
-    `renewal_date`), in the change's JSON shape."""
+    `renewal_date`, `observations`), in the change's JSON shape."""
     renewal = change.account.renewal_date
-    return {
+    view = {
         "computed_at": change.computed_at,
         "features": change.features,
         "account": {"renewal_date": None if renewal is None else renewal.isoformat()},
     }
+    # The due dates reps logged (rules.renewal_timing's sweep edges).
+    due = [o.model_dump(mode="json") for o in change.observations if o.kind == "renewal_timing"]
+    if due:
+        view["observations"] = due
+    return view
 
 
 # The account memory's CS history and daily firing count, as trigger_accounts stores them.

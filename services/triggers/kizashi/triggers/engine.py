@@ -10,11 +10,12 @@ firings with cooldown, hysteresis, episodes and the daily cap.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from kizashi.contracts.scores import ScoreSnapshot
+from kizashi.contracts.scores import ObservationFact, ScoreSnapshot
 from kizashi.triggers.rules import Context, Reading, RuleBook, RuleConfig
 
 # Fixed forever: changing it would change every signal id, and replays would alert twice.
@@ -84,9 +85,19 @@ def evaluate(
     rules: RuleBook,
     now: datetime,
     only: set[str] | None = None,
+    observations: Sequence[ObservationFact] = (),
+    phase: int = 0,
 ) -> Evaluation:
     now = _aware(now)
-    ctx = Context(features, scores, scores_before, [(_aware(t), v) for t, v in cs_history], now)
+    ctx = Context(
+        features,
+        scores,
+        scores_before,
+        [(_aware(t), v) for t, v in cs_history],
+        now,
+        tuple(observations),
+        phase,
+    )
     new_states: dict[str, RuleState] = {}
     candidates: list[tuple[tuple[int, int, int], str, RuleConfig, Reading]] = []
     for order, (name, cfg) in enumerate(rules.enabled()):

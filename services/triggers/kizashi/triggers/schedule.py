@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from kizashi.contracts.decay import DAY_S, MEAN_LIFE_7D_S, MEAN_LIFE_28D_S
+from kizashi.contracts.scores import ObservationFact
 from kizashi.triggers.engine import RuleState, rule_option
 from kizashi.triggers.rules import SWEEP_RULES, RuleBook, RuleConfig, SweepContext
 from kizashi.triggers.rules.base import PAST_EDGE, midnight
@@ -45,6 +46,11 @@ def features_now(latest: dict[str, Any], now: datetime) -> dict[str, float | Non
     return features
 
 
+def observed_facts(latest: dict[str, Any]) -> tuple[ObservationFact, ...]:
+    """The observations the latest change carried (none for most accounts)."""
+    return tuple(ObservationFact.model_validate(o) for o in latest.get("observations") or ())
+
+
 def renewal_date(latest: dict[str, Any]) -> date | None:
     value = (latest.get("account") or {}).get("renewal_date")
     return None if value is None else date.fromisoformat(value)
@@ -63,7 +69,9 @@ def next_sweep_at(
     churn-risk signal. None when nothing can happen before the next scores.changed."""
     if latest is None:
         return None
-    clock = SweepContext(features_now(latest, now), renewal_date(latest), now)
+    clock = SweepContext(
+        features_now(latest, now), renewal_date(latest), now, observed_facts(latest)
+    )
     candidates: list[datetime] = []
     for name, cfg in rules.enabled():
         state = states.get(name) or RuleState()

@@ -25,7 +25,7 @@ from pydantic import (
     field_validator,
 )
 
-from kizashi.contracts.scores import ScoreSnapshot
+from kizashi.contracts.scores import ObservationFact, ScoreSnapshot
 
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION = re.compile(r"^(?:\d+[wdhms])+$")
@@ -104,6 +104,9 @@ class Context:
     before: ScoreSnapshot | None
     cs_history: list[tuple[datetime, float]]
     now: datetime
+    # What reps logged (the newest few of each kind, newest first) and the relationship phase.
+    observations: tuple[ObservationFact, ...] = ()
+    phase: int = 0
 
     def f(self, name: str) -> float | None:
         value = self.features.get(name)
@@ -117,6 +120,7 @@ class SweepContext:
     features: dict[str, float | None]  # already moved to `now` (schedule.features_now)
     renewal: date | None
     now: datetime
+    observations: tuple[ObservationFact, ...] = ()
 
 
 # --------------------------------------------------------------------------- config bases
@@ -198,6 +202,51 @@ class _Hysteresis(BaseModel):
         if self.RISING:
             return "on" if value >= self.threshold else "off" if value < self.rearm_at else "band"
         return "on" if value < self.threshold else "off" if value >= self.rearm_at else "band"
+
+
+# --------------------------------------------------------------------------- observations
+
+
+class _ObservationRule(BaseModel):
+    """A rule on reps' observations: each matching observation is an episode of its own
+    (its time is the episode's, as a survey answer's is), acted on within `max_age`."""
+
+    max_age: Duration
+
+    def matches(self, fact: ObservationFact) -> bool:
+        raise NotImplementedError
+
+    KINDS: ClassVar[tuple[str, ...]] = ()
+
+    def observed(self, ctx: Context) -> Reading:
+        """ "on" for the newest matching observation within max_age (its reasons from
+        `describe`), "off" when the account has observations of the rule's kinds but none
+        matches now, "unknown" when it has none."""
+        facts = [f for f in ctx.observations if f.kind in self.KINDS]
+        if not facts:
+            return Reading("unknown")
+        for fact in facts:  # newest first
+            if ctx.now - fact.occurred_at <= self.max_age and self.matches(fact):
+                return Reading(
+                    "on", None, (*self.describe(fact), logged(fact)), answered_at=fact.occurred_at
+                )
+        return Reading("off")
+
+    def describe(self, fact: ObservationFact) -> tuple[str, ...]:
+        raise NotImplementedError
+
+
+def quoted(value: object, limit: int = 120) -> str:
+    """A rep's free text inside a reason: on one line, clipped, in quotes. Reasons are plain
+    text; each channel escapes them for itself (kizashi.notifier.render)."""
+    text = " ".join(str(value).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return f"'{text}'"
+
+
+def logged(fact: ObservationFact) -> str:
+    return f"Logged by {quoted(fact.author)} on {fact.occurred_at:%Y-%m-%d}"
 
 
 # --------------------------------------------------------------------------- formatting
