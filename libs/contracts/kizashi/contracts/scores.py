@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from kizashi.contracts.accounts import AccountFacts
+from kizashi.contracts.outcomes import OutcomeFact
 
 Segment = Literal["expand", "recover", "nurture", "at_risk"]
 Priority = Literal["high", "medium", "low"]
@@ -81,3 +82,6 @@ class ScoresChanged(BaseModel):
     # The account's recent observations the rules read (the newest few of each kind), newest
     # first; empty, and left out of the message, for an account with none.
     observations: list[ObservationFact] = Field(default_factory=list)
+    # Outcomes (renewal, churn, expansion, contraction) the batch's account_updates recorded;
+    # empty, and left out of the message, when there are none (issue #19).
+    outcomes: list[OutcomeFact] = Field(default_factory=list)

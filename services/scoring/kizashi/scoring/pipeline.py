@@ -23,6 +23,7 @@ from kizashi.scoring.observations import (
     standing,
 )
 from kizashi.scoring.observations import facts as observation_facts
+from kizashi.scoring.outcomes import detect as detect_outcomes
 from kizashi.scoring.repository import ScoredAccount, StoredAccount
 
 # Features whose every movement a rule may care about, even when the scores barely move.
@@ -91,6 +92,8 @@ def rescore(
     """`history_since`: score history's retention cut-off (no past point before it);
     `phases`: the ladder (phases.yaml) the relationship phase is computed on."""
     state = AccountState.from_json(stored.state)
+    # Against the facts before this batch: fold changes them.
+    outcomes = detect_outcomes(state.crm, events) if events else []
     history = fold(
         state,
         stored.account_id,
@@ -114,6 +117,7 @@ def rescore(
         meaningful_change(before, after, config)
         or phase != phase_before
         or bool(events and state.obs and any(_is_observation(e) for e in events))
+        or bool(outcomes)
         or _watched_moved(None if before is None else before["features"], features)
     )
     next_check = _earliest(
@@ -175,6 +179,8 @@ def rescore(
     }
     if state.obs:  # only for accounts reps logged something for: ordinary events pay nothing
         message["observations"] = observation_facts(state.obs)
+    if outcomes:  # only when an account_update recorded one
+        message["outcomes"] = outcomes
     return Outcome(scored, message)
 
 

@@ -72,7 +72,7 @@ async def give_feedback(
     )
 
 
-def _acting_with_service_token(request: Request, settings: TriggersSettings) -> bool:
+def acting_with_service_token(request: Request, settings: TriggersSettings) -> bool:
     token = settings.api_token.get_secret_value() if settings.api_token else ""
     supplied = bearer_token(request) or ""
     return (
@@ -93,7 +93,7 @@ async def feedback(
 ) -> FeedbackView:
     """Record the caller's answer. A call that acts for a person with the service token (which
     only the console makes) is the console's channel; anything else is the API's."""
-    console = not caller.is_service and _acting_with_service_token(request, settings)
+    console = not caller.is_service and acting_with_service_token(request, settings)
     try:
         async with raw_transaction(engine) as connection:
             actor = await acting_as(connection, caller, signal_id, body.by)

@@ -35,6 +35,13 @@ RULE_FEEDBACK = Gauge(
     "Signals of the last 90 days whose current feedback is useful (true) or not (false)",
     ["rule", "useful"],
 )
+RULE_OUTCOMES = Gauge(
+    "kizashi_rule_outcome_signals",
+    "Signals of the last 90 days by what followed within the outcome window: won "
+    "(opportunity, an expansion), confirmed (churn risk, churn or a contraction), averted "
+    "(churn risk, a renewal)",
+    ["rule", "result"],
+)
 RULE_PRECISION = Gauge(
     "kizashi_rule_precision_ratio",
     "useful / (useful + not useful) over the last 90 days; absent with no feedback",

@@ -87,3 +87,21 @@ trigger_accounts = Table(
     Column("next_sweep_at", DateTime(timezone=True), nullable=True),
     Index("trigger_accounts_next_sweep", "next_sweep_at"),
 )
+
+# What happened to accounts (0016; kizashi.contracts.outcomes): from account_updates (carried
+# on scores.changed, source 'crm') and from the outcome API and the console's form ('api',
+# 'console'). Read against signals by account and time (GET /v1/rules/{name}/performance).
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("outcome_id", Text, primary_key=True),
+    Column("account_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("amount", Float, nullable=True),
+    Column("source", Text, nullable=False),
+    Column("recorded_by", Text, nullable=True),
+    Column("note", Text, nullable=True),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("outcomes_account_occurred", "account_id", "occurred_at"),
+)

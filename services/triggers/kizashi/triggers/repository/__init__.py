@@ -1,6 +1,6 @@
 """Every SQL statement of the triggers service (trigger_accounts, rule_states, signals,
-signal_actions), as keyword-only functions on a connection the caller holds in a transaction
-(`raw_transaction`).
+signal_actions, outcomes), as keyword-only functions on a connection the caller holds in a
+transaction (`raw_transaction`). A rule's record and outcomes live in `.performance`.
 
 The consumer's and the sweep's writes are set-based: one statement per batch through `unnest`,
 keys sorted so that concurrent batches lock rows in one order. Every value is a bound
@@ -384,50 +384,22 @@ async def record_feedback(
     )
 
 
-# Steps a person took (kizashi.triggers.lifecycle names them by the status they lead to); the
-# first one after a signal fired is its "first action". The service's own steps (kizashi:…,
-# auto-resolve and snoozes ending) are no one's action.
-FIRST_ACTIONS = ["acknowledged", "snoozed", "resolved", "feedback"]
-
-
-async def rule_performance(
-    *,
-    conn: asyncpg.Connection,
-    rules: Sequence[str],
-    since: datetime | None,
-    until: datetime,
-) -> list[asyncpg.Record]:
-    """Per rule, and per rule and calendar month (UTC) of firing, over signals fired in
-    [since, until): signals fired, their current feedback (useful / not useful), how many had a
-    first action and the median seconds from firing to it. One pass over the rules' signals
-    (index signals_rule_fired) and their actions; a row whose `month` is NULL is the rule's
-    whole period. Months with no signal have no row."""
-    return await conn.fetch(
-        """
-        WITH fired AS (
-            SELECT signal_id, rule, fired_at, feedback_useful,
-                   to_char(fired_at AT TIME ZONE 'UTC', 'YYYY-MM') AS month
-            FROM signals
-            WHERE rule = ANY($1::text[]) AND ($2::timestamptz IS NULL OR fired_at >= $2)
-              AND fired_at < $3
-        ), first_action AS (
-            SELECT a.signal_id, min(a.at) AS at
-            FROM signal_actions a JOIN fired f ON f.signal_id = a.signal_id
-            WHERE a.action = ANY($4::text[]) AND a.actor NOT LIKE 'kizashi:%'
-            GROUP BY a.signal_id
-        )
-        SELECT f.rule, f.month, count(*) AS fired,
-               count(*) FILTER (WHERE f.feedback_useful) AS useful,
-               count(*) FILTER (WHERE NOT f.feedback_useful) AS not_useful,
-               count(fa.at) AS acted,
-               percentile_cont(0.5) WITHIN GROUP
-                   (ORDER BY extract(epoch FROM fa.at - f.fired_at)) AS median_first_action_s
-        FROM fired f LEFT JOIN first_action fa ON fa.signal_id = f.signal_id
-        GROUP BY GROUPING SETS ((f.rule), (f.rule, f.month))
-        ORDER BY f.rule, f.month NULLS FIRST
-        """,
-        list(rules),
-        since,
-        until,
-        FIRST_ACTIONS,
-    )
+# A rule's record and the outcomes it is judged by (kizashi.triggers.repository.performance).
+from kizashi.triggers.repository.performance import (  # noqa: E402
+    FIRST_ACTIONS as FIRST_ACTIONS,
+)
+from kizashi.triggers.repository.performance import (  # noqa: E402
+    account_outcomes as account_outcomes,
+)
+from kizashi.triggers.repository.performance import (  # noqa: E402
+    account_owner as account_owner,
+)
+from kizashi.triggers.repository.performance import (  # noqa: E402
+    get_outcome as get_outcome,
+)
+from kizashi.triggers.repository.performance import (  # noqa: E402
+    insert_outcomes as insert_outcomes,
+)
+from kizashi.triggers.repository.performance import (  # noqa: E402
+    rule_performance as rule_performance,
+)
