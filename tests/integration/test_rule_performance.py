@@ -2,8 +2,9 @@
 database of its own (the shared stack's rules fire on their own), checked against figures
 worked out by hand: precision with its Wilson interval, feedback changed through the real
 API (the history kept, the last answer counting), the median time to a first action (the
-service's own steps not counted), the months, the gauges, and the 4xx answers. The console's
-copy of the query gives the same rows."""
+service's own steps not counted), the months, the gauges, and the 4xx answers. Outcomes,
+scripted and recorded through the outcome API, make signals won, confirmed or averted within
+the window and not outside it; every rule's figures at once agree with each rule's."""
 
 from __future__ import annotations
 
@@ -18,10 +19,9 @@ import pytest
 import uvicorn
 from prometheus_client import REGISTRY
 
-from kizashi.console.repository import rule_performance as console_rule_performance
 from kizashi.runtime.app import create_service_app
 from kizashi.tools.embedded import free_port
-from kizashi.triggers import feedback, performance, repository
+from kizashi.triggers import feedback, outcomes, performance
 from kizashi.triggers.api import router as signals_router
 from kizashi.triggers.rules import load_rules_config
 from kizashi.triggers.settings import TriggersSettings
@@ -59,6 +59,25 @@ SCRIPT: dict[str, tuple[float, list, list]] = {
     "o0": (200, [], [(True, None, 1)]),
     "o1": (201, [], [(False, None, 1)]),
 }
+DAY = timedelta(days=1)
+# Outcomes: (account, kind, time, amount). Opportunities (upsell_intent) are won by an
+# expansion in [fired, fired + 90 days); churn risks (usage_drop) confirmed by churn or a
+# contraction, else averted by a renewal.
+OUTCOMES = [
+    ("acct-s0", "expansion", NOW - 0.5 * DAY, 5000.0),  # s0 won
+    ("acct-s2", "contraction", NOW - 1 * DAY, 100.0),  # not an expansion: s2 not won
+    ("acct-s3", "expansion", NOW - 5 * DAY, 900.0),  # before s3 fired (4 days ago): no
+    ("acct-s4", "renewal", NOW - 1 * DAY, 9000.0),  # a renewal wins no opportunity
+    ("acct-o0", "expansion", NOW - 90 * DAY, 100.0),  # 110 days after o0: outside the window
+    ("acct-c0", "churn", NOW - 1 * DAY, 20_000.0),  # c0 confirmed
+    ("acct-c1", "renewal", NOW - 1 * DAY, 20_000.0),  # c1 averted
+    ("acct-c2", "renewal", NOW - 2 * DAY, 20_000.0),  # c2: renewed, then contracted:
+    ("acct-c2", "contraction", NOW - 1 * DAY, 5_000.0),  # confirmed, not averted
+    ("acct-c3", "expansion", NOW - 1 * DAY, 5_000.0),  # c3: neither
+]
+CHURN_RULE = "usage_drop"
+CHURN_SIGNALS = {"c0": 3, "c1": 3, "c2": 3, "c3": 3}  # days ago
+
 # First actions of the recent signals, in hours: 1, 2, 3, 5, 24, 24, 24, 24, 7, 20.
 MEDIAN_S = statistics.median([1, 2, 3, 5, 24, 24, 24, 24, 7, 20]) * 3600
 
@@ -83,6 +102,24 @@ async def _script(url: str) -> None:
                     REP,
                     fired + hours * HOUR,
                 )
+        for sid, days in CHURN_SIGNALS.items():
+            await _signal(connection, sid, CHURN_RULE, NOW - days * DAY, kind="churn_risk")
+        for number, (account, kind, at, amount) in enumerate(OUTCOMES):
+            await connection.execute(
+                """INSERT INTO outcomes (outcome_id, account_id, kind, occurred_at, amount,
+                                         source) VALUES ($1, $2, $3, $4, $5, 'crm')""",
+                f"o{number}",
+                account,
+                kind,
+                at,
+                amount,
+            )
+        # The account the API records an outcome for (triggers knows it from a change).
+        await connection.execute(
+            """INSERT INTO trigger_accounts (account_id, latest)
+               VALUES ('acct-s1', $1::json)""",
+            orjson.dumps({"account": {"account_id": "acct-s1", "owner_email": REP}}).decode(),
+        )
         # Another rule's signal, with feedback: not counted for this one.
         await _signal(connection, "d0", "detractor", NOW - timedelta(days=1))
         await connection.execute(
@@ -93,16 +130,19 @@ async def _script(url: str) -> None:
         await connection.close()
 
 
-async def _signal(connection, sid: str, rule: str, fired: datetime) -> None:
+async def _signal(
+    connection, sid: str, rule: str, fired: datetime, kind: str = "opportunity"
+) -> None:
     await connection.execute(
         """INSERT INTO signals (signal_id, account_id, kind, rule, priority, episode, fired_at,
                                 payload)
-           VALUES ($1, $2, 'opportunity', $3, 'medium', '1', $4, $5::jsonb)""",
+           VALUES ($1, $2, $6, $3, 'medium', '1', $4, $5::jsonb)""",
         sid,
         f"acct-{sid}",
         rule,
         fired,
         orjson.dumps({"signal_id": sid, "reasons": ["scripted"]}).decode(),
+        kind,
     )
 
 
@@ -132,7 +172,7 @@ async def triggers(database_url: str):
         app = create_service_app(
             service="triggers",
             settings=settings,
-            routers=[signals_router, feedback.router, performance.router],
+            routers=[signals_router, feedback.router, performance.router, outcomes.router],
             setup=setup,
             broker=False,
         )
@@ -185,7 +225,15 @@ async def test_the_figures_over_scripted_signals(triggers) -> None:
     assert value == 0.8 and (round(low, 3), round(high, 3)) == (0.490, 0.943)
     assert figures["precision"]["confidence"] == 0.95
     assert figures["median_time_to_first_action_s"] == pytest.approx(MEDIAN_S) == 13.5 * 3600
-    assert "won" not in figures and "outcomes" not in figures  # item 2, not counted yet
+    assert (figures["won"], figures["confirmed"], figures["averted"]) == (1, 0, 0)
+    assert figures["outcome_window_days"] == 90
+    churn = await _performance(client, rule=CHURN_RULE, period="90d")
+    assert (churn["signals_fired"], churn["won"], churn["confirmed"], churn["averted"]) == (
+        4,
+        0,
+        2,
+        1,
+    )
 
     months: dict[str, list[int]] = {}
     for _sid, (days, _, answers) in SCRIPT.items():
@@ -212,15 +260,17 @@ async def test_the_figures_over_scripted_signals(triggers) -> None:
     assert silent["precision"] == {"value": None, "low": None, "high": None, "confidence": 0.95}
     assert silent["median_time_to_first_action_s"] is None
 
-    # The console reads the same rows with its own copy of the query.
-    connection = await asyncpg.connect(url)
-    try:
-        args = {"rules": [RULE, "detractor"], "since": None, "until": datetime.now(UTC)}
-        ours = await repository.rule_performance(conn=connection, **args)
-        theirs = await console_rule_performance(conn=connection, **args)
-        assert [dict(r) for r in ours] == [dict(r) for r in theirs]
-    finally:
-        await connection.close()
+    # Every rule at once: the same figures as each rule's.
+    listed = await client.get("/v1/rules/performance", params={"period": "90d"})
+    assert listed.status_code == 200, listed.text
+    by_rule = {r["rule"]: r for r in listed.json()["rules"]}
+    for name, one in ((RULE, figures), (CHURN_RULE, churn)):
+        assert {k: v for k, v in by_rule[name].items() if k != "rule"} == {
+            k: v
+            for k, v in one.items()
+            if k not in ("rule", "period", "since", "until", "months", "outcome_window_days")
+        }
+    assert by_rule["seat_pressure"]["signals_fired"] == 0
 
     await performance.refresh_gauges(app.state.service)
 
@@ -234,9 +284,91 @@ async def test_the_figures_over_scripted_signals(triggers) -> None:
     assert round(gauge("kizashi_rule_precision_lower_ratio"), 3) == 0.490
     assert round(gauge("kizashi_rule_precision_upper_ratio"), 3) == 0.943
     assert gauge("kizashi_rule_first_action_median_seconds") == pytest.approx(MEDIAN_S)
+    assert gauge("kizashi_rule_outcome_signals", result="won") == 1
+    assert gauge("kizashi_rule_outcome_signals", result="confirmed") == 0
+    churn_gauge = {"rule": CHURN_RULE}
+    assert (
+        REGISTRY.get_sample_value(
+            "kizashi_rule_outcome_signals", {**churn_gauge, "result": "confirmed"}
+        )
+        == 2
+    )
+    assert (
+        REGISTRY.get_sample_value(
+            "kizashi_rule_outcome_signals", {**churn_gauge, "result": "averted"}
+        )
+        == 1
+    )
     quiet = {"rule": "seat_pressure"}
     assert REGISTRY.get_sample_value("kizashi_rule_fired_signals", quiet) == 0
     assert REGISTRY.get_sample_value("kizashi_rule_precision_ratio", quiet) is None
+
+
+async def test_an_outcome_recorded_through_the_api_counts(triggers) -> None:
+    """After the figures above: an expansion recorded for s1's account wins s1."""
+    client, _, url = triggers
+    body = {
+        "kind": "expansion",
+        "occurred_at": (NOW - 0.25 * DAY).isoformat(),
+        "amount": 1200.5,
+        "note": "two more teams <b>",
+        "by": "rita",
+    }
+    recorded = await client.post("/v1/accounts/acct-s1/outcomes", json=body)
+    assert recorded.status_code == 201, recorded.text
+    view = recorded.json()
+    assert (view["kind"], view["amount"], view["source"], view["recorded_by"]) == (
+        "expansion",
+        1200.5,
+        "api",
+        "rita",
+    )
+    assert view["note"] == "two more teams <b>"
+    listed = (await client.get("/v1/accounts/acct-s1/outcomes")).json()
+    assert [o["outcome_id"] for o in listed] == [view["outcome_id"]]
+    figures = await _performance(client, period="90d")
+    assert figures["won"] == 2
+
+
+async def test_bad_outcomes_get_a_clear_4xx_and_record_nothing(triggers) -> None:
+    client, _, url = triggers
+    before = await _count(url, "SELECT count(*) FROM outcomes")
+    at = (NOW - DAY).isoformat()
+    for body in (
+        {},
+        {"kind": "upsell", "occurred_at": at},
+        {"kind": "churn"},
+        {"kind": "churn", "occurred_at": "2026-01-01T00:00:00"},  # no time zone
+        {"kind": "churn", "occurred_at": (NOW + 3 * DAY).isoformat()},
+        {"kind": "churn", "occurred_at": at, "amount": -1},
+        {"kind": "churn", "occurred_at": at, "amount": "100"},
+        {"kind": "churn", "occurred_at": at, "colour": "red"},
+        {"kind": "churn", "occurred_at": at, "note": "nul\x00"},
+        ["churn"],
+    ):
+        response = await client.post("/v1/accounts/acct-s1/outcomes", json=body)
+        assert response.status_code == 422, (body, response.text)
+    missing = await client.post(
+        "/v1/accounts/no-such-account/outcomes", json={"kind": "churn", "occurred_at": at}
+    )
+    assert missing.status_code == 404 and "no-such-account" in missing.json()["detail"]
+    async with httpx.AsyncClient(base_url=str(client.base_url)) as anonymous:
+        response = await anonymous.post(
+            "/v1/accounts/acct-s1/outcomes", json={"kind": "churn", "occurred_at": at}
+        )
+        assert response.status_code == 401
+        assert (await anonymous.get("/v1/accounts/acct-s1/outcomes")).status_code == 401
+        assert (await anonymous.get("/v1/rules/performance")).status_code == 401
+    assert (await client.get("/v1/rules/performance", params={"period": "6m"})).status_code == 422
+    assert await _count(url, "SELECT count(*) FROM outcomes") == before
+
+
+async def _count(url: str, query: str) -> int:
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetchval(query)
+    finally:
+        await connection.close()
 
 
 async def test_bad_requests_get_a_clear_4xx(triggers) -> None:
