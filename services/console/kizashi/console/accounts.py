@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
-from kizashi.console import cutoffs, repository
+from kizashi.console import cutoffs, outcomes, repository
 from kizashi.console.charts import (
     PRIORITY_COLOURS,
     SEGMENTS,
@@ -159,7 +159,12 @@ def _timeline(signals, deliveries, actions) -> list[dict]:
 
 @router.get("/accounts/{account_id:path}", response_class=HTMLResponse)
 async def account_page(
-    request: Request, engine: EngineDep, state: StateDep, user: UserDep, account_id: str
+    request: Request,
+    engine: EngineDep,
+    state: StateDep,
+    user: UserDep,
+    account_id: str,
+    done: Annotated[str, Query(max_length=16)] = "",
 ) -> Response:
     now = datetime.now(UTC)
     since = now - timedelta(days=HISTORY_DAYS)
@@ -175,6 +180,7 @@ async def account_page(
         deliveries = await repository.deliveries_of(conn=connection, signal_ids=ids)
         actions = await repository.actions_of(conn=connection, signal_ids=ids)
     known = await cutoffs.current(state.scoring)
+    happened = await outcomes.account_outcomes(state, account_id)
     facts = orjson.loads(row["facts"]) if row is not None else {}
     breakdown = orjson.loads(row["breakdown"]) if row is not None and row["breakdown"] else []
     marks = [
@@ -205,6 +211,10 @@ async def account_page(
         points=len(history),
         cutoffs=known,
         timeline=_timeline(signals, deliveries, actions),
+        outcomes=happened,
+        outcome_kinds=outcomes.KINDS,
+        today=now.date().isoformat(),
+        notice="Outcome recorded." if done == "outcome" else None,
         nav="accounts",
     )
 

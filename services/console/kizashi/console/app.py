@@ -11,7 +11,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from kizashi.console import accounts, inbox, mapdigest, moves, pages, people, repository, rules
+from kizashi.console import (
+    accounts,
+    inbox,
+    mapdigest,
+    moves,
+    outcomes,
+    pages,
+    people,
+    repository,
+    rules,
+)
 from kizashi.console.deps import PageError, SignInRequired
 from kizashi.console.settings import ConsoleSettings, get_settings
 from kizashi.console.state import ConsoleState
@@ -50,7 +60,14 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     app = create_service_app(
         service="console",
         settings=settings,
-        routers=[pages.router, accounts.router, inbox.router, people.router, rules.router],
+        routers=[
+            pages.router,
+            accounts.router,
+            inbox.router,
+            people.router,
+            rules.router,
+            outcomes.router,
+        ],
         setup=setup,
         broker=False,
         openapi=False,

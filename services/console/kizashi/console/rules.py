@@ -1,27 +1,27 @@
 """The rules pages: how good each rule has been over a period (signals fired, feedback,
-precision with its 95 % Wilson interval, the median time to a first action) and one rule's
-trend by month. Read from triggers' tables (architecture §11.2); the same figures as
-triggers' GET /v1/rules/{name}/performance. Outcomes (won, confirmed, averted) are not
-counted yet (issue #19, item 2)."""
+precision with its 95 % Wilson interval, outcomes, the median time to a first action) and one
+rule's trend by month. The figures are triggers' own: the pages ask its
+`GET /v1/rules/performance` and `GET /v1/rules/{name}/performance` (kizashi.triggers.
+performance), so the console never counts them a second way. Outcomes: an opportunity is won
+when an expansion followed within rules.yaml's outcome window; a churn risk confirmed when
+churn or a contraction did, averted when the account renewed."""
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
+import httpx
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from kizashi.console import repository
-from kizashi.console.deps import EngineDep, PageError, UserDep
+from kizashi.console.deps import PageError, StateDep, UserDep
 from kizashi.console.views import render
-from kizashi.contracts.feedback import DEFAULT_PERIOD, BadPeriod, period_start, precision
+from kizashi.contracts.feedback import DEFAULT_PERIOD
 from kizashi.contracts.rules import RULES
-from kizashi.runtime.db import raw_transaction
 
 router = APIRouter(include_in_schema=False)
 
 PERIODS = (("30d", "30 days"), ("90d", "90 days"), ("365d", "a year"), ("all", "all time"))
 Period = Annotated[str, Query(max_length=16)]
-EMPTY = {"fired": 0, "useful": 0, "not_useful": 0, "acted": 0, "median_first_action_s": None}
 
 
 def _duration(seconds: float | None) -> str:
@@ -34,66 +34,78 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds} s"
 
 
-def _figures(row: Any) -> dict[str, Any]:
-    useful, not_useful = row["useful"], row["not_useful"]
-    value, low, high = precision(useful, not_useful)
+def _figures(data: dict[str, Any]) -> dict[str, Any]:
+    """Triggers' figures as the templates show them."""
+    precision = data["precision"]
     return {
-        "fired": row["fired"],
-        "useful": useful,
-        "not_useful": not_useful,
-        "no_feedback": row["fired"] - useful - not_useful,
-        "precision": value,
-        "low": low,
-        "high": high,
-        "acted": row["acted"],
-        "median": _duration(row["median_first_action_s"]),
+        "fired": data["signals_fired"],
+        "useful": data["useful"],
+        "not_useful": data["not_useful"],
+        "no_feedback": data["no_feedback"],
+        "precision": precision["value"],
+        "low": precision["low"],
+        "high": precision["high"],
+        "won": data["won"],
+        "confirmed": data["confirmed"],
+        "averted": data["averted"],
+        "acted": data["acted_on"],
+        "median": _duration(data["median_time_to_first_action_s"]),
     }
 
 
-async def _rows(engine, rules: list[str], period: str) -> list[Any]:
-    until = datetime.now(UTC)
+async def _ask(state, path: str, period: str) -> dict[str, Any]:
     try:
-        since = period_start(period, until)
-    except BadPeriod as error:
-        raise PageError(400, "Unknown period", str(error)) from error
-    async with raw_transaction(engine) as connection:
-        return await repository.rule_performance(
-            conn=connection, rules=rules, since=since, until=until
-        )
+        response = await state.triggers.get(path, params={"period": period})
+    except httpx.HTTPError as error:
+        raise PageError(
+            502, "Triggers unreachable", "The signals service did not answer; try again."
+        ) from error
+    if response.status_code == 422:
+        raise PageError(400, "Unknown period", "Choose one of the periods offered.")
+    if response.status_code != 200:
+        raise PageError(502, "No figures", f"The signals service answered {response.status_code}.")
+    return response.json()
 
 
 @router.get("/rules", response_class=HTMLResponse)
 async def rules_page(
-    request: Request, engine: EngineDep, user: UserDep, period: Period = DEFAULT_PERIOD
+    request: Request, state: StateDep, user: UserDep, period: Period = DEFAULT_PERIOD
 ) -> Response:
-    rows = await _rows(engine, list(RULES), period)
-    wholes = {row["rule"]: row for row in rows if row["month"] is None}
+    data = await _ask(state, "/v1/rules/performance", period)
+    known = {r["rule"]: r for r in data["rules"]}
     rules = [
-        {"name": name, "kind": rule.kind, "words": rule.words, **_figures(wholes.get(name, EMPTY))}
+        {"name": name, "kind": rule.kind, "words": rule.words, **_figures(known[name])}
         for name, rule in RULES.items()
+        if name in known
     ]
     return render(
-        request, "rules.html", user=user, nav="rules", rules=rules, period=period, periods=PERIODS
+        request,
+        "rules.html",
+        user=user,
+        nav="rules",
+        rules=rules,
+        period=period,
+        periods=PERIODS,
+        window_days=data["outcome_window_days"],
     )
 
 
 @router.get("/rules/{name}", response_class=HTMLResponse)
 async def rule_page(
-    request: Request, engine: EngineDep, user: UserDep, name: str, period: Period = DEFAULT_PERIOD
+    request: Request, state: StateDep, user: UserDep, name: str, period: Period = DEFAULT_PERIOD
 ) -> Response:
     if name not in RULES:
         raise PageError(404, "No such rule", "There is no rule with that name.")
-    rows = await _rows(engine, [name], period)
-    whole = next((row for row in rows if row["month"] is None), EMPTY)
-    months = [{"month": row["month"], **_figures(row)} for row in rows if row["month"]]
+    data = await _ask(state, f"/v1/rules/{quote(name, safe='')}/performance", period)
     return render(
         request,
         "rule.html",
         user=user,
         nav="rules",
         rule={"name": name, "kind": RULES[name].kind, "words": RULES[name].words},
-        figures=_figures(whole),
-        months=months,
+        figures=_figures(data),
+        months=[{"month": m["month"], **_figures(m)} for m in data["months"]],
         period=period,
         periods=PERIODS,
+        window_days=data["outcome_window_days"],
     )

@@ -39,7 +39,6 @@ from kizashi.console.repository.identity import (
     set_password,
     user_for_signin,
 )
-from kizashi.console.repository.rules import rule_performance
 from kizashi.console.repository.signals import (
     account,
     account_signals,
@@ -78,7 +77,6 @@ __all__ = [
     "record_failure",
     "rehash_password",
     "revoke_token",
-    "rule_performance",
     "segment_counts",
     "segment_movers",
     "session_user",
