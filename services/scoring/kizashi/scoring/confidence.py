@@ -55,58 +55,56 @@ _ASK = {
 }
 
 
-def coverage(
-    name: str, part: Part, features: Features, config: ScoringConfig, now: float
-) -> tuple[float, str | None]:
-    """(0..1 of the component's weight covered, what would raise it or None)."""
-    raw, norm, _ = part
-    if norm is None:
-        return 0.0, None  # not counted at all (an observed part with nothing logged)
-    if name in _SURVEYS:
-        at = features.get(f"{name}_at")
-        if raw is None:
-            return 0.0, _ASK[name]
-        if at is None:
-            return 1.0, None
-        age_d = max(0.0, now - at) / DAY_S
-        covered = 0.5 ** (age_d / config.surveys.half_life_days)
-        if covered >= 0.9:
-            return covered, None
-        return covered, f"a newer {_SURVEY_WORDS[name]} answer (the latest is {age_d:.0f} days old)"
-    if raw is None:
-        return 0.0, _ASK.get(name, f"a value for {name.replace('_', ' ')}")
-    if name in _USAGE:
-        days = features.get("usage_history_days") or 0.0
-        target = config.confidence.usage_history_days
-        covered = min(1.0, days / target)
-        hint = f"more usage history ({days:.0f} of {target:.0f} days)" if covered < 1.0 else None
-        if name == "usage_health" and not features.get("seats"):
-            return covered * 0.5, hint or "the seats bought (usage health's target)"
-        return covered, hint
-    return 1.0, None
-
-
 def index_confidence(
     parts: dict[str, Part],
     weights: dict[str, float],
     features: Features,
     config: ScoringConfig,
     now: float,
+    *,
+    explain: bool = True,
 ) -> tuple[float, list[str]]:
-    """The index's confidence (rounded to 3 places) and what would raise it, the heaviest
-    missing weight first (each hint once)."""
+    """The index's confidence (rounded to 3 places) and, with `explain`, what would raise it,
+    the heaviest missing weight first (each hint once). Runs for every score, past points
+    of score history included: no hint is built without `explain`."""
+    days = features.get("usage_history_days") or 0.0
+    target = config.confidence.usage_history_days
+    history = days / target if days < target else 1.0
+    half_life_s = config.surveys.half_life_days * DAY_S
     counted = covered = 0.0
-    missing: list[tuple[float, str]] = []
-    for name, part in parts.items():
-        if part[1] is None:
-            continue
+    missing: list[tuple[float, str]] | None = [] if explain else None
+    for name, (raw, norm, _) in parts.items():
+        if norm is None:
+            continue  # not counted at all (an observed part with nothing logged)
         weight = weights[name]
-        share, hint = coverage(name, part, features, config, now)
         counted += weight
+        hint = None
+        if raw is None:
+            share = 0.0
+            if missing is not None:
+                hint = _ASK.get(name) or f"a value for {name.replace('_', ' ')}"
+        elif name in _SURVEYS:
+            at = features.get(f"{name}_at")
+            share = 1.0 if at is None else 0.5 ** (max(0.0, now - at) / half_life_s)
+            if missing is not None and share < 0.9 and at is not None:
+                age_d = (now - at) / DAY_S
+                hint = f"a newer {_SURVEY_WORDS[name]} answer (the latest is {age_d:.0f} days old)"
+        elif name in _USAGE:
+            share = history
+            if missing is not None and history < 1.0:
+                hint = f"more usage history ({days:.0f} of {target:.0f} days)"
+            if name == "usage_health" and not features.get("seats"):
+                share *= 0.5
+                if missing is not None and hint is None:
+                    hint = "the seats bought (usage health's target)"
+        else:
+            share = 1.0
         covered += weight * share
         if hint is not None:
-            missing.append((weight * (1.0 - share), hint))
+            missing.append((weight * (1.0 - share), hint))  # type: ignore[union-attr]
     value = round(covered / counted, 3) if counted else 0.0
+    if not missing:
+        return value, []
     hints: list[str] = []
     for _, hint in sorted(missing, key=lambda item: -item[0]):
         if hint not in hints:

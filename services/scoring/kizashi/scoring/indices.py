@@ -383,14 +383,18 @@ def score(
     cs_parts = _cs_parts(features, config, t, explain)
     cs_parts.update(observed_cs_parts(observed, config, t, explain))
     cs = _index("cs", cs_parts, config.cs.weights.by_name, out)
-    cs_conf, cs_hints = index_confidence(cs_parts, config.cs.weights.by_name, features, config, t)
+    cs_conf, cs_hints = index_confidence(
+        cs_parts, config.cs.weights.by_name, features, config, t, explain=explain
+    )
     minimum = config.confidence.min_confidence
     if out is not None:
         out.append(_confidence_line("cs", cs_conf, cs_hints, minimum))
     op_parts = _op_parts(features, facts, config, t, explain)
     op_parts.update(observed_op_parts(observed, config, t, explain))
     op = _index("op", op_parts, config.op.weights.by_name, out)
-    op_conf, op_hints = index_confidence(op_parts, config.op.weights.by_name, features, config, t)
+    op_conf, op_hints = index_confidence(
+        op_parts, config.op.weights.by_name, features, config, t, explain=explain
+    )
     if out is not None:
         out.append(_confidence_line("op", op_conf, op_hints, minimum))
     confidence = min(cs_conf, op_conf)
