@@ -1,7 +1,7 @@
 """The accounts API: one account with its breakdown, a filtered list, and segment counts."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import RedirectResponse
@@ -13,6 +13,9 @@ from kizashi.scoring import repository
 from kizashi.scoring.deps import ApiCaller, EngineDep, StateDep
 from kizashi.scoring.features import AccountState, event_counts
 from kizashi.scoring.paging import BadCursor, decode_cursor, encode_cursor
+
+# Every segment, insufficient_data (too little evidence for the scores) last.
+SEGMENTS: tuple[Segment, ...] = get_args(Segment)
 
 router = APIRouter(prefix="/v1", tags=["accounts"])
 
@@ -142,11 +145,11 @@ async def segments(engine: EngineDep, state: StateDep, _: ApiCaller) -> SegmentC
     async with raw_transaction(engine) as connection:
         rows = await repository.segment_counts(conn=connection)
     counts = [SegmentCount(**row) for row in rows]
-    totals: dict[str, int] = {s: 0 for s in ("expand", "recover", "nurture", "at_risk")}
+    totals: dict[str, int] = dict.fromkeys(SEGMENTS, 0)
     for count in counts:
         totals[count.segment] += count.accounts
     return SegmentChart(
-        segments=["expand", "recover", "nurture", "at_risk"],
+        segments=list(SEGMENTS),
         priorities=["high", "medium", "low"],
         counts=counts,
         totals=totals,
