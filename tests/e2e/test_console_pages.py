@@ -202,10 +202,14 @@ async def _points(page) -> dict[str, dict]:
         circle = await link.query_selector("circle")
         title = await (await circle.query_selector("title")).text_content()
         # re.S: the stack is shared, and test_console_escaping's hostile name carries a CRLF.
-        name, cs, op = re.fullmatch(r"(.*) — CS (\d+), OP (\d+)", title, re.S).groups()
+        name, cs, op, apart = re.fullmatch(
+            r"(.*) — CS (\d+), OP (\d+)( \(insufficient data\))?", title, re.S
+        ).groups()
         found[name] = {
             "cs": int(cs),
             "op": int(op),
+            # Too little evidence: drawn apart, as a ring (issue #19).
+            "apart": apart is not None,
             "r": float(await circle.get_attribute("r")),
             "priority": await circle.get_attribute("data-priority"),
             "href": await link.get_attribute("href"),

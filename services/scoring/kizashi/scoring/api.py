@@ -27,6 +27,9 @@ class AccountView(BaseModel):
     op: float | None
     segment: Segment | None
     priority: Priority | None
+    # How much evidence the scores stand on, 0..1 (the breakdown's `confidence` lines say
+    # what would raise it); below min_confidence the segment is insufficient_data.
+    confidence: float | None = None
     breakdown: list[ScoreComponent]
     features: dict[str, float | None]
     event_counts: dict[str, int]
@@ -88,6 +91,8 @@ async def get_account(account_id: str, engine: EngineDep, _: ApiCaller) -> Accou
         row = await repository.get_account(conn=connection, account_id=account_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no account {account_id!r}")
+    features = row["features"] or {}
+    confidence = features.pop("confidence", None)  # kept with the features (pipeline)
     return AccountView(
         account_id=row["account_id"],
         attributes=row["facts"],
@@ -95,8 +100,9 @@ async def get_account(account_id: str, engine: EngineDep, _: ApiCaller) -> Accou
         op=row["op"],
         segment=row["segment"],
         priority=row["priority"],
+        confidence=confidence,
         breakdown=row["breakdown"] or [],
-        features=row["features"] or {},
+        features=features,
         event_counts=event_counts(AccountState.from_json(row["state"])),
         config_version=row["config_version"],
         computed_at=row["computed_at"],
