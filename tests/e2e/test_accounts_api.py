@@ -104,8 +104,9 @@ async def test_one_account_with_breakdown_features_and_event_counts(stack, accou
         expected[event["type"]] = expected.get(event["type"], 0) + 1
     assert body["event_counts"] == expected
     lines = body["breakdown"]
-    # 22 components (the observed ones too) and a confidence line per index
-    assert len(lines) == 24 and all(set(line) == BREAKDOWN_KEYS for line in lines)
+    # 17 parts (the 5 observed ones are left out while no rep logged anything) and a
+    # confidence line per index.
+    assert len(lines) == 19 and all(set(line) == BREAKDOWN_KEYS for line in lines)
     for index in ("cs", "op"):
         points = sum(line["points"] for line in lines if line["index"] == index)
         assert points == pytest.approx(body[index], abs=0.05)

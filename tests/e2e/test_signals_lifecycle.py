@@ -213,17 +213,25 @@ async def test_the_rules_in_force_are_listed(stack) -> None:
         "cross_sell_click",
         "seat_pressure",
         "renewal_window",
+        "new_decision_maker",
+        "competitor_trouble",
+        "customer_pain",
+        "relocation_or_policy_change",
+        "renewal_timing",
         "usage_drop",
         "inactivity",
         "detractor",
         "health_drop",
         "renewal_at_risk",
+        "key_person_left",
     ]
     pricing = rules["pricing_interest"]
     assert pricing["kind"] == "opportunity" and pricing["cooldown"] == "14d"
     assert pricing["parameters"] == {"threshold": 3.0, "rearm_at": 1.0}
     assert pricing["condition"] == "high_value_visits_7d >= 3"
     assert rules["inactivity"]["auto_resolve_after"] == "3d"
+    left = rules["key_person_left"]
+    assert left["kind"] == "churn_risk" and left["parameters"]["max_age"] == "30d"
     assert all(rule["suggested_play"] for rule in rules.values())
     async with httpx.AsyncClient() as anonymous:
         assert (await anonymous.get(f"{stack.urls['triggers']}/v1/rules")).status_code == 401

@@ -9,7 +9,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from kizashi.contracts.topics import EVENT_TOPICS, SCORES_CHANGED, SIGNAL_TOPICS
+from kizashi.contracts.topics import EVENT_TOPICS, REP_OBSERVATIONS, SCORES_CHANGED, SIGNAL_TOPICS
 from tests.faults.pipeline import (
     Client,
     FaultStack,
@@ -24,6 +24,7 @@ pytestmark = pytest.mark.faults
 
 CONSUMED = {
     **{topic: "scoring" for topic in EVENT_TOPICS.values()},
+    REP_OBSERVATIONS: "scoring",
     SCORES_CHANGED: "triggers",
     **{topic: "notifier" for topic in SIGNAL_TOPICS.values()},
 }

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
 from kizashi.contracts.events import EventEnvelope, input_event_adapter
+from kizashi.contracts.observations import rep_observation_adapter
 from kizashi.contracts.topics import SCORES_CHANGED, SIGNAL_TOPICS
 from kizashi.runtime.lifecycle import ServiceRuntime
 from kizashi.scoring.config import load_scoring_config
@@ -235,3 +236,36 @@ async def test_the_sweep_skips_an_account_the_consumer_holds(
         await holder.close()
     await sweep_once(triggers, now=due_at + timedelta(minutes=2))
     assert [s["rule"] for s in await signals_of(own_database, account)] == ["inactivity"]
+
+
+async def test_a_due_date_a_rep_logged_fires_renewal_timing_at_the_sweep(
+    triggers: TriggersState, own_database: str
+) -> None:
+    scoring = Scoring()
+    now = datetime.now(UTC).replace(microsecond=0)
+    account = f"due-{uuid.uuid4().hex[:6]}"
+    due = (now + 200 * DAY).date()
+    heard = rep_observation_adapter.validate_python(
+        {
+            "type": "rep_observation",
+            "account_id": account,
+            "occurred_at": now - DAY,
+            "author": "ann@reps.example",
+            "kind": "renewal_timing",
+            "due_date": due.isoformat(),
+        }
+    )
+    await handle_changes(triggers, [scoring.change(account, [heard], now)])
+    assert await signals_of(own_database, account) == []
+    # The window (122 to 60 days before the due date) opens at a UTC midnight: the sweep's time.
+    opens = datetime.combine(due - timedelta(days=122), datetime.min.time(), tzinfo=UTC)
+    assert (await account_row(own_database, account))["next_sweep_at"] == opens
+    assert await sweep_once(triggers, now=opens + timedelta(minutes=1)) >= 1
+    [signal] = await signals_of(own_database, account)
+    assert (signal["rule"], signal["status"]) == ("renewal_timing", "open")
+    payload = orjson.loads(signal["payload"])
+    assert payload["reasons"] == [
+        f"Due on {due.isoformat()}, in 122 days",
+        f"Logged by 'ann@reps.example' on {(now - DAY).date().isoformat()}",
+    ]
+    assert payload["phase"] == 0

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from kizashi.contracts.scores import ScoreSnapshot
+from kizashi.scoring.config import OBSERVED_PARTS
 from kizashi.scoring.drift import next_drift_check
 from kizashi.scoring.features import AccountState, features_at
 from kizashi.scoring.indices import (
@@ -122,9 +123,12 @@ def test_breakdown_lines_add_up_to_the_scores() -> None:
     )
     cs_lines = [line for line in result.breakdown if line.index == "cs"]
     op_lines = [line for line in result.breakdown if line.index == "op"]
-    # Each index's components, and its confidence (no weight, no points).
-    assert {line.component for line in cs_lines} == {*CONFIG.cs.weights.by_name, "confidence"}
-    assert {line.component for line in op_lines} == {*CONFIG.op.weights.by_name, "confidence"}
+    # Every part but the observed ones (no line while nothing is logged), and each index's
+    # confidence (no weight, no points).
+    cs_parts = set(CONFIG.cs.weights.by_name) - OBSERVED_PARTS
+    op_parts = set(CONFIG.op.weights.by_name) - OBSERVED_PARTS
+    assert {line.component for line in cs_lines} == {*cs_parts, "confidence"}
+    assert {line.component for line in op_lines} == {*op_parts, "confidence"}
     assert sum(line.points for line in cs_lines) == pytest.approx(result.snapshot.cs, abs=0.05)
     assert sum(line.points for line in op_lines) == pytest.approx(result.snapshot.op, abs=0.05)
     for line in result.breakdown:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from kizashi.runtime.db import create_engine, raw_transaction
 from kizashi.runtime.kafka import Producer
 from kizashi.runtime.lifecycle import ServiceRuntime
+from kizashi.runtime.phases import load_phase_config
 from kizashi.scoring import repository
 from kizashi.scoring.config import load_scoring_config
 from kizashi.scoring.state import ScoringState
@@ -121,7 +122,10 @@ async def _run(settings: ToolSettings, batch: int) -> int:
     )
     await runtime.producer.start()
     try:
-        service = ScoringState(runtime=runtime, config=config)
+        # The ladder in force too: a re-score recomputes every account's phase.
+        service = ScoringState(
+            runtime=runtime, config=config, phases=load_phase_config(settings.config_dir)
+        )
         progress = ProgressBar(total=await count_accounts(service))
         print(f"re-scoring with scoring.yaml version {config.version!r}", file=sys.stderr)
         done = await rescore_all(service, batch=batch, progress=progress)

@@ -311,12 +311,15 @@ def _index(
 ) -> float:
     """The index from its parts; with `out`, one breakdown line per part appended to it. A
     part normalised to None (an observed part with nothing logged) is left out, its weight
-    too: it shows in the breakdown with no points."""
+    and its line too: an account no rep wrote about has the breakdown (and the
+    `scores.changed` size) it had before observations."""
     scale = 100.0 / sum(weights[name] for name, part in parts.items() if part[1] is not None)
     score = 0.0
     for name, (raw, norm, sentence) in parts.items():
+        if norm is None:
+            continue
         weight = weights[name]
-        points = 0.0 if norm is None else scale * weight * norm
+        points = scale * weight * norm
         score += points
         if out is None:
             continue

@@ -119,10 +119,18 @@ class Observed:
 
     latest: dict[str, list]
     phase: int | None
+    # The newest evidence that holds the phase up: [ts, event id, author], or None.
+    phase_by: list | None = None
 
     @classmethod
-    def of(cls, obs: dict, phase: int | None) -> "Observed":
-        return cls({kind: entries[0] for kind, entries in obs.items() if entries}, phase)
+    def of(cls, obs: dict, phase: int | None, held: Standing | None = None) -> "Observed":
+        by = None
+        if held is not None:
+            met = [m for m in held.met if m.phase <= held.phase]
+            if met:
+                newest = max(met, key=lambda m: (m.occurred_at, m.author))
+                by = [newest.occurred_at.timestamp(), newest.criterion, newest.author]
+        return cls({kind: entries[0] for kind, entries in obs.items() if entries}, phase, by)
 
 
 NOTHING_OBSERVED = Observed({}, None)
@@ -144,6 +152,8 @@ def _half_life(norm: float, neutral: float, ts: float, now: float, days: float) 
 # (raw value, normalised 0..1, sentence), as kizashi.scoring.indices.Part. A part with
 # nothing logged is normalised to None: left out of its index (config.OBSERVED_PARTS).
 Part = tuple[float | None, float | None, str]
+# A part with nothing logged: no line, no weight (kizashi.scoring.indices._index).
+_LEFT_OUT: Part = (None, None, "")
 # Where a fading answer tends: the middle of its scale.
 NEUTRAL = 0.5
 
@@ -154,7 +164,7 @@ def cs_parts(seen: Observed, cfg: Any, now: float, explain: bool) -> dict[str, P
     rules = cfg.observations
     entry = seen.latest.get("satisfaction_with_rep")
     if entry is None:
-        satisfaction: Part = (None, None, "No satisfaction-with-rep answer logged, not counted")
+        satisfaction: Part = _LEFT_OUT
     else:
         value = float(entry[3]["satisfaction"])
         norm = _half_life(
@@ -164,7 +174,7 @@ def cs_parts(seen: Observed, cfg: Any, now: float, explain: bool) -> dict[str, P
         satisfaction = (value, norm, said)
     entry = seen.latest.get("outcome_realised")
     if entry is None:
-        outcome: Part = (None, None, "No outcome-realised answer logged, not counted")
+        outcome: Part = _LEFT_OUT
     else:
         value, words = OUTCOMES[entry[3]["outcome"]]
         norm = _half_life(value, NEUTRAL, entry[0], now, rules.outcome_half_life_days)
@@ -190,13 +200,13 @@ def op_parts(seen: Observed, cfg: Any, now: float, explain: bool) -> dict[str, P
     rules = cfg.observations
     entry = seen.latest.get("key_person_change")
     if entry is None or now - entry[0] > rules.key_person_max_age_days * DAY_S:
-        key_person: Part = (None, None, "No recent key-person change logged, not counted")
+        key_person: Part = _LEFT_OUT
     else:
         norm, words = _key_person(entry)
         key_person = (norm, norm, f"{words}, {_by(entry)}" if explain else "")
     entry = seen.latest.get("policy_change")
     if entry is None or now - entry[0] > rules.policy_change_max_age_days * DAY_S:
-        policy: Part = (None, None, "No recent policy change logged, not counted")
+        policy: Part = _LEFT_OUT
     else:
         direction = entry[3]["direction"]
         norm = 1.0 if direction == "expansion" else 0.0
@@ -204,12 +214,14 @@ def op_parts(seen: Observed, cfg: Any, now: float, explain: bool) -> dict[str, P
         policy = (norm, norm, f"Policy change {words}, {_by(entry)}" if explain else "")
     ramp = cfg.normalise.relationship_phase
     if seen.phase is None:
-        phase: Part = (None, None, "No phase evidence logged, not counted")
+        phase: Part = _LEFT_OUT
     else:
         phase = (
             float(seen.phase),
             ramp(seen.phase),
-            f"Relationship phase {seen.phase}; an offer lands best from phase {ramp.high:.0f}"
+            f"Relationship phase {seen.phase}"
+            + (f", newest evidence {_by(seen.phase_by)}" if seen.phase_by else "")
+            + f"; an offer lands best from phase {ramp.high:.0f}"
             if explain
             else "",
         )

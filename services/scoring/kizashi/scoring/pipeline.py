@@ -106,8 +106,9 @@ def rescore(
     facts_json = state.facts_json(stored.account_id)
     facts = facts_model(facts_json)
     features = features_at(state, facts, now)
-    phase = standing(state.evidence, phases, now).phase if state.evidence else 0
-    observed = Observed.of(state.obs, phase if state.evidence else None)
+    held = standing(state.evidence, phases, now) if state.evidence else None
+    phase = 0 if held is None else held.phase
+    observed = Observed.of(state.obs, None if held is None else phase, held)
     result = score(features, facts, config, now, observed=observed)
     # Kept with the features (stored and published), so the next change's `before` has it.
     features["confidence"] = result.snapshot.confidence
