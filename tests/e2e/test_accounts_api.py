@@ -89,7 +89,13 @@ async def test_one_account_with_breakdown_features_and_event_counts(stack, accou
     body = response.json()
     assert body["account_id"] == account and body["attributes"]["name"] == "Company 0"
     assert 0 <= body["cs"] <= 100 and 0 <= body["op"] <= 100
-    assert body["segment"] in {"expand", "recover", "nurture", "at_risk"}
+    assert body["segment"] in {"expand", "recover", "nurture", "at_risk", "insufficient_data"}
+    assert 0 <= body["confidence"] <= 1
+    assert (body["segment"] == "insufficient_data") == (body["confidence"] < 0.5)
+    confidence = {
+        line["index"]: line for line in body["breakdown"] if line["component"] == ("confidence")
+    }
+    assert min(confidence["cs"]["raw"], confidence["op"]["raw"]) == body["confidence"]
     assert body["priority"] in {"high", "medium", "low"}
     assert body["config_version"] == "2026.3"
     assert set(body["features"]) == set(FEATURE_NAMES)
@@ -98,8 +104,9 @@ async def test_one_account_with_breakdown_features_and_event_counts(stack, accou
         expected[event["type"]] = expected.get(event["type"], 0) + 1
     assert body["event_counts"] == expected
     lines = body["breakdown"]
-    # 17 parts; the 5 observed ones are left out while no rep logged anything.
-    assert len(lines) == 17 and all(set(line) == BREAKDOWN_KEYS for line in lines)
+    # 17 parts (the 5 observed ones are left out while no rep logged anything) and a
+    # confidence line per index.
+    assert len(lines) == 19 and all(set(line) == BREAKDOWN_KEYS for line in lines)
     for index in ("cs", "op"):
         points = sum(line["points"] for line in lines if line["index"] == index)
         assert points == pytest.approx(body[index], abs=0.05)
@@ -228,7 +235,7 @@ async def test_segment_counts_are_shaped_for_a_chart(stack, accounts) -> None:
     response = await stack.get("scoring", "/v1/segments")
     assert response.status_code == 200
     chart = response.json()
-    assert chart["segments"] == ["expand", "recover", "nurture", "at_risk"]
+    assert chart["segments"] == ["expand", "recover", "nurture", "at_risk", "insufficient_data"]
     assert chart["priorities"] == ["high", "medium", "low"]
     assert set(chart["totals"]) == set(chart["segments"])
     assert chart["cutoffs"] == {"cs_high": 60, "op_high": 50}  # the default scoring.yaml

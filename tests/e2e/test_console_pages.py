@@ -202,10 +202,14 @@ async def _points(page) -> dict[str, dict]:
         circle = await link.query_selector("circle")
         title = await (await circle.query_selector("title")).text_content()
         # re.S: the stack is shared, and test_console_escaping's hostile name carries a CRLF.
-        name, cs, op = re.fullmatch(r"(.*) — CS (\d+), OP (\d+)", title, re.S).groups()
+        name, cs, op, apart = re.fullmatch(
+            r"(.*) — CS (\d+), OP (\d+)( \(insufficient data\))?", title, re.S
+        ).groups()
         found[name] = {
             "cs": int(cs),
             "op": int(op),
+            # Too little evidence: drawn apart, as a ring (issue #19).
+            "apart": apart is not None,
             "r": float(await circle.get_attribute("r")),
             "priority": await circle.get_attribute("data-priority"),
             "href": await link.get_attribute("href"),
@@ -268,6 +272,7 @@ async def test_the_map_is_a_reps_own_by_default_with_cutoffs_sizes_filters_and_t
             for name, p in points.items()
             if (p["cs"] >= cutoffs["cs_high"]) == high_cs
             and (p["op"] >= cutoffs["op_high"]) == high_op
+            and not p["apart"]  # too little evidence: in no quadrant's segment
         }
         # Titles round the scores; leave out the accounts on a line.
         near = {
@@ -276,6 +281,15 @@ async def test_the_map_is_a_reps_own_by_default_with_cutoffs_sizes_filters_and_t
             if abs(p["cs"] - cutoffs["cs_high"]) <= 1 or abs(p["op"] - cutoffs["op_high"]) <= 1
         }
         assert set(shown) - near <= wanted and wanted - near <= set(shown), segment
+    # Those on too little evidence (insufficient_data) are drawn apart, as rings, and their
+    # own filter shows exactly them.
+    apart = {name for name, p in points.items() if p["apart"]}
+    assert apart  # the demo's extra accounts with a fact or two and no usage
+    await page.goto(f"{everyone}&segment=insufficient_data")
+    assert set(await _points(page)) == apart
+    for name in apart:
+        ring = page.locator("svg.kz-map circle[data-segment=insufficient_data]", has_text=name)
+        assert await ring.get_attribute("fill") == "none"
 
     # The trail: none, or from 7, 30 or 90 days ago, as chosen (the demo's history is four
     # weeks long: nobody was anywhere 90 days ago).

@@ -111,7 +111,7 @@ async def test_prometheus_sees_the_pipeline_move(stack, tmp_path):
                 return sizes if sum(sizes.values()) >= 3 else None
 
             sizes = await stack.wait_for(segments_reported, within=60, interval=1)
-            assert set(sizes) == {"expand", "recover", "nurture", "at_risk"}
+            assert set(sizes) == {"expand", "recover", "nurture", "at_risk", "insufficient_data"}
 
             lag = await _query(client, 'kizashi_consumer_lag_records{service="scoring"}')
             assert lag and {"topic", "partition"} <= set(lag[0]["metric"])

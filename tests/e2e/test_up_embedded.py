@@ -108,6 +108,9 @@ def test_up_then_demo_shows_alerts_and_stops_cleanly(tmp_path: Path):
         assert "detractor" in demo.stdout and "upsell_intent" in demo.stdout, demo.stdout
         # Bob's observation: Globex's decision maker left (not held by the daily cap).
         assert "key_person_left" in demo.stdout, demo.stdout
+        # The demo tells the truth: acme's early CS on thin evidence is no high point to fall
+        # from (issue #19): no health_drop.
+        assert "health_drop" not in demo.stdout, demo.stdout
 
         # The alerts really arrived at the stand-in Slack and mail server, and were printed.
         inbox = data_dir / "inbox"

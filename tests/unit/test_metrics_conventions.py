@@ -17,6 +17,7 @@ UNIT_SUFFIXES = (
     "_connections",
     "_accounts",
     "_signals",
+    "_ratio",
 )
 FORBIDDEN_LABELS = {"account_id", "account", "user_id", "event_id", "signal_id", "delivery_id"}
 # Prometheus attaches these to every scraped series; a metric's own label of the same name

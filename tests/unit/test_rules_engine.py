@@ -503,3 +503,25 @@ def test_only_rule_states_that_changed_are_written_back():
     }
     with pytest.raises(TypeError, match="no \\['armd'\\]"):
         kept.but(armd=False)
+
+
+def test_score_rules_stay_quiet_on_insufficient_data_and_raw_fact_rules_fire() -> None:
+    """Issue #19: on scores of too little evidence the rules that read the scores keep their
+    state and fire nothing; a detractor answer (a raw fact) fires all the same. Once there
+    is evidence, the score rules read the scores again."""
+    inputs = {
+        "features": {"nps": 2.0, "nps_at": epoch(T0 - DAY), "days_to_renewal": 30.0},
+        "cs_history": [(T0 - DAY, 90.0)],
+        "scores_before": snap(cs=90, op=80, segment="expand"),
+    }
+    thin = Account()
+    ev = thin.run(
+        T0, scores=snap(cs=20, op=80, segment="insufficient_data", priority="high"), **inputs
+    )
+    assert [f.rule for f in ev.firings] == ["detractor"]
+    reading_scores = {"expansion_ready", "health_drop", "renewal_at_risk", "renewal_window"}
+    assert not reading_scores & set(ev.states)  # no reading, no state change
+    # The same inputs on scores with evidence: health_drop and renewal_at_risk fire too.
+    known = Account()
+    ev = known.run(T0, scores=snap(cs=20, op=80, segment="recover", priority="high"), **inputs)
+    assert {"detractor", "health_drop", "renewal_at_risk"} <= {f.rule for f in ev.firings}

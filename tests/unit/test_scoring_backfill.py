@@ -102,4 +102,5 @@ def test_explain_false_gives_the_same_numbers_without_the_breakdown() -> None:
         features = features_at(state, facts, at)
         full = score(features, facts, CONFIG, at)
         lean = score(features, facts, CONFIG, at, explain=False)
-        assert lean.snapshot == full.snapshot and lean.lines == [] and len(full.lines) == 17
+        # 17 parts and a confidence line per index
+        assert lean.snapshot == full.snapshot and lean.lines == [] and len(full.lines) == 19

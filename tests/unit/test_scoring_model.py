@@ -123,13 +123,19 @@ def test_breakdown_lines_add_up_to_the_scores() -> None:
     )
     cs_lines = [line for line in result.breakdown if line.index == "cs"]
     op_lines = [line for line in result.breakdown if line.index == "op"]
-    # Every part but the observed ones, which have no line while nothing is logged.
-    assert {line.component for line in cs_lines} == set(CONFIG.cs.weights.by_name) - OBSERVED_PARTS
-    assert {line.component for line in op_lines} == set(CONFIG.op.weights.by_name) - OBSERVED_PARTS
+    # Every part but the observed ones (no line while nothing is logged), and each index's
+    # confidence (no weight, no points).
+    cs_parts = set(CONFIG.cs.weights.by_name) - OBSERVED_PARTS
+    op_parts = set(CONFIG.op.weights.by_name) - OBSERVED_PARTS
+    assert {line.component for line in cs_lines} == {*cs_parts, "confidence"}
+    assert {line.component for line in op_lines} == {*op_parts, "confidence"}
     assert sum(line.points for line in cs_lines) == pytest.approx(result.snapshot.cs, abs=0.05)
     assert sum(line.points for line in op_lines) == pytest.approx(result.snapshot.op, abs=0.05)
     for line in result.breakdown:
         assert line.explanation[:1].isupper() or line.explanation[:1].isdigit()
+        if line.component == "confidence":
+            assert line.weight == line.points == 0 and 0 <= line.raw <= 1
+            continue
         assert line.weight == CONFIG.model_dump()[line.index]["weights"][line.component]
     assert component(result, "active_days").explanation == (
         # Ten days back from noon, in 3-hour steps up to 21 h, touches 11 UTC days.

@@ -75,7 +75,11 @@ def test_evidence_in_any_order_makes_the_same_state_and_phase(pieces, rnd) -> No
 def test_an_account_without_observations_scores_as_before_they_existed() -> None:
     state = AccountState()
     first = rescore(StoredAccount("acme", None, None), [], config=CONFIG, now=NOW)
-    lines = {line["component"]: line for line in first.scored.breakdown}
+    lines = {
+        line["component"]: line
+        for line in first.scored.breakdown
+        if line["component"] != "confidence"  # each index's confidence line (issue #19)
+    }
     assert len(lines) == 17  # the observed parts are left out, line and weight
     assert OBSERVED_PARTS.isdisjoint(lines)
     # The index is over the other parts only: their points add up to it, out of 100.

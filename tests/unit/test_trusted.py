@@ -13,7 +13,10 @@ from kizashi.scoring.features import AccountState, facts_model
 @pytest.mark.parametrize(
     ("model", "values"),
     [
-        (ScoreSnapshot, {"cs": 71.5, "op": 12.0, "segment": "nurture", "priority": "low"}),
+        (
+            ScoreSnapshot,
+            {"cs": 71.5, "op": 12.0, "segment": "nurture", "priority": "low", "confidence": 0.8},
+        ),
         (
             AccountFacts,
             {

@@ -21,6 +21,8 @@ class AccountFacts(BaseModel):
     employees: int | None = None
     decision_makers: list[str] | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
+    # "active" or "churned" (account_update's status), None when never given.
+    status: str | None = None
 
     @property
     def display_name(self) -> str:

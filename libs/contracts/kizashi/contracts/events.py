@@ -173,6 +173,8 @@ class AccountUpdate(EventEnvelope):
     # economic-buyer contact roles); the OP index counts whether they engage.
     decision_makers: list[Identifier] | None = Field(default=None, max_length=50)
     attributes: Attributes | None = None
+    # The customer's standing in the CRM; `churned` records a churn outcome (issue #19).
+    status: Literal["active", "churned"] | None = None
 
     @model_validator(mode="after")
     def _has_a_fact(self) -> "AccountUpdate":
@@ -198,6 +200,7 @@ ACCOUNT_FACT_FIELDS = frozenset(
         "employees",
         "decision_makers",
         "attributes",
+        "status",
     }
 )
 

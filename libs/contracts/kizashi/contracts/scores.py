@@ -6,8 +6,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from kizashi.contracts.accounts import AccountFacts
+from kizashi.contracts.outcomes import OutcomeFact
 
-Segment = Literal["expand", "recover", "nurture", "at_risk"]
+# insufficient_data: the scores' confidence is below scoring.yaml's min_confidence.
+Segment = Literal["expand", "recover", "nurture", "at_risk", "insufficient_data"]
 Priority = Literal["high", "medium", "low"]
 Index = Literal["cs", "op"]
 
@@ -32,6 +34,9 @@ class ScoreSnapshot(BaseModel):
     op: float = Field(ge=0, le=100)
     segment: Segment
     priority: Priority
+    # How much evidence the scores stand on, 0..1 (the lower of CS's and OP's; the breakdown's
+    # `confidence` lines give each and what would raise it). None from an older scoring.
+    confidence: float | None = Field(default=None, ge=0, le=1)
 
 
 class AppliedEvent(BaseModel):
@@ -81,3 +86,6 @@ class ScoresChanged(BaseModel):
     # The account's recent observations the rules read (the newest few of each kind), newest
     # first; empty, and left out of the message, for an account with none.
     observations: list[ObservationFact] = Field(default_factory=list)
+    # Outcomes (renewal, churn, expansion, contraction) the batch's account_updates recorded;
+    # empty, and left out of the message, when there are none (issue #19).
+    outcomes: list[OutcomeFact] = Field(default_factory=list)

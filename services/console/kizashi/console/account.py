@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
-from kizashi.console import cutoffs, repository
+from kizashi.console import cutoffs, outcomes, repository
 from kizashi.console.charts import Signal, history_svg
 from kizashi.console.deps import EngineDep, PageError, StateDep, User, UserDep
 from kizashi.console.obsform import BY_KIND, KINDS, new_form_id
@@ -105,6 +105,8 @@ async def account_page(
 ) -> Response:
     logged = request.query_params.get("logged")
     notice = f"Logged: {BY_KIND[logged].label}." if logged in BY_KIND else None
+    if request.query_params.get("done") == "outcome":
+        notice = "Outcome recorded."
     return await account_view(request, state, user, account_id, notice=notice)
 
 
@@ -137,6 +139,7 @@ async def account_view(
         )
         evidence = await repository.phase_evidence(conn=connection, account_id=account_id)
     known = await cutoffs.current(state.scoring)
+    happened = await outcomes.account_outcomes(state, account_id)
     facts = orjson.loads(row["facts"]) if row is not None else {}
     breakdown = orjson.loads(row["breakdown"]) if row is not None and row["breakdown"] else []
     marks = [
@@ -179,6 +182,8 @@ async def account_view(
         scored_phase=row["phase"] if row is not None and row["cs"] is not None else None,
         ladder=state.phases.phases,
         kinds=KINDS,
+        outcomes=happened,
+        outcome_kinds=outcomes.KINDS,
         may_log=row is not None and may_log(user, facts.get("owner_email")),
         form=form or {},
         errors=errors or {},

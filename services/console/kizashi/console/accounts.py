@@ -16,6 +16,7 @@ from markupsafe import Markup
 
 from kizashi.console import cutoffs, repository
 from kizashi.console.charts import (
+    INSUFFICIENT,
     PRIORITY_COLOURS,
     SEGMENTS,
     UNKNOWN_COLOUR,
@@ -97,6 +98,7 @@ async def account_map(
         max_points=MAP_POINTS,
         grid=MAP_GRID,
         density=view.density,
+        apart=[p["account_id"] for p in view.points if p.get("segment") == INSUFFICIENT],
     )
     return render(
         request,

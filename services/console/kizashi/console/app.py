@@ -20,9 +20,11 @@ from kizashi.console import (
     mapdigest,
     moves,
     observations,
+    outcomes,
     pages,
     people,
     repository,
+    rules,
 )
 from kizashi.console.deps import PageError, SignInRequired
 from kizashi.console.settings import ConsoleSettings, get_settings
@@ -87,6 +89,8 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
             kpis.router,
             inbox.router,
             people.router,
+            rules.router,
+            outcomes.router,
         ],
         setup=setup,
         broker=False,

@@ -29,7 +29,10 @@ from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
-SEGMENTS = ("expand", "recover", "nurture", "at_risk")
+# insufficient_data: scores on too little evidence (scoring.yaml's min_confidence); the map
+# draws those accounts apart, as rings.
+INSUFFICIENT = "insufficient_data"
+SEGMENTS = ("expand", "recover", "nurture", "at_risk", INSUFFICIENT)
 PRIORITY_COLOURS = {"high": "#c0392b", "medium": "#e08a00", "low": "#2e6da4"}
 UNKNOWN_COLOUR = "#8a8a8a"
 _PRIORITY_RANK = {"high": 0, "medium": 1, "low": 2}
@@ -124,6 +127,7 @@ def map_svg(
     grid: int = 20,
     href_prefix: str = "/accounts/",
     density: Mapping[tuple[int, int], int] | None = None,
+    apart: Iterable[str] = (),
 ) -> str:
     """The map as an SVG document. `points`: MapPoint-like items (attributes or keys
     account_id, name, cs, op, priority, arr); those without CS or OP are left out. `trails`:
@@ -132,8 +136,10 @@ def map_svg(
     `density`, when the caller chose the points already (the console does it in SQL: the
     `max_points` most important, and the others counted per cell): (i, j) → how many other
     accounts fall in cell i (CS) × j (OP) of the `grid` × `grid` lattice; every point given
-    is then drawn."""
+    is then drawn. `apart`: the accounts whose scores stand on too little evidence
+    (insufficient_data), drawn as rings rather than dots."""
     cs_high, op_high = cutoffs
+    apart = set(apart)
     left, top, right, bottom = 48, 16, width - 16, height - 40
     span_x, span_y = right - left, bottom - top
 
@@ -182,10 +188,15 @@ def map_svg(
         colour = PRIORITY_COLOURS.get(priority, UNKNOWN_COLOUR)
         label = f"{name or account_id} — CS {cs:.0f}, OP {op:.0f}"
         radius = point_radius(arr)
+        if account_id in apart:
+            paint = f'fill="none" stroke="{colour}" stroke-width="2" data-segment="{INSUFFICIENT}"'
+            label += " (insufficient data)"
+        else:
+            paint = f'fill="{colour}"'
         out.append(
             f'<a href="{_esc(href_prefix + quote(account_id, safe=""))}">'
             f'<circle cx="{x(cs):.1f}" cy="{y(op):.1f}" r="{radius:.1f}" '
-            f'fill="{colour}" data-priority="{_esc(priority or "unknown")}">'
+            f'{paint} data-priority="{_esc(priority or "unknown")}">'
             f"<title>{_esc(label)}</title></circle></a>"
         )
     out.append("</g>")

@@ -1,5 +1,5 @@
 """The signals inbox, a signal's page, and the actions (ack, snooze,
-resolve). Reading is straight from the tables (architecture §11.2); every action goes to
+resolve, feedback). Reading is straight from the tables (architecture §11.2); every action goes to
 triggers' signals API as the signed-in person, so it runs triggers' one lifecycle code and
 triggers' own check of who may act."""
 
@@ -16,6 +16,7 @@ from kizashi.console.deps import EngineDep, FormUserDep, PageError, StateDep, Us
 from kizashi.console.metrics import ACTIONS
 from kizashi.console.pages import safe_next, see_other
 from kizashi.console.views import render
+from kizashi.contracts.feedback import REASONS
 from kizashi.contracts.rules import RULE_NAMES
 from kizashi.runtime.auth import ACTING_USER_HEADER
 from kizashi.runtime.db import raw_transaction
@@ -26,7 +27,12 @@ STATUSES = ("open", "acknowledged", "snoozed", "resolved")
 KINDS = ("opportunity", "churn_risk")
 SNOOZE_CHOICES = ((1, "1 hour"), (4, "4 hours"), (24, "1 day"), (72, "3 days"), (168, "1 week"))
 INBOX_LIMIT = 200
-DONE = {"ack": "Acknowledged.", "snooze": "Snoozed.", "resolve": "Resolved."}
+DONE = {
+    "ack": "Acknowledged.",
+    "snooze": "Snoozed.",
+    "resolve": "Resolved.",
+    "feedback": "Thank you: your feedback is recorded.",
+}
 
 Choice = Annotated[str, Query(max_length=64)]
 
@@ -116,6 +122,7 @@ async def signal_page(
         s=signal,
         actions=actions,
         snooze_choices=SNOOZE_CHOICES,
+        reasons=REASONS,
         back=f"/signals/{quote(signal_id, safe='')}",
         notice=DONE.get(done),
     )
@@ -157,6 +164,32 @@ def _detail(response: httpx.Response) -> str:
     return str(detail or response.reason_phrase)
 
 
+@router.post("/signals/{signal_id}/feedback")
+async def feedback(
+    state: StateDep,
+    engine: EngineDep,
+    user: FormUserDep,
+    signal_id: str,
+    useful: Annotated[str, Form(max_length=8)] = "",
+    reason: Annotated[str, Form(max_length=64)] = "",
+    back: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Useful or not (and why not), recorded by triggers as the signed-in person."""
+    if useful not in ("true", "false"):
+        raise PageError(400, "Useful or not?", "Choose Useful or Not useful.")
+    if reason and (useful == "true" or reason not in REASONS):
+        raise PageError(400, "Why not useful?", "Choose one of the reasons offered, or none.")
+    return await _perform(
+        state,
+        engine,
+        user,
+        signal_id,
+        "feedback",
+        {"useful": useful == "true", "reason": reason or None},
+        back,
+    )
+
+
 @router.post("/signals/{signal_id}/{action}")
 async def act(
     state: StateDep,
@@ -167,7 +200,7 @@ async def act(
     hours: Annotated[str, Form(max_length=8)] = "",
     back: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    if action not in DONE:
+    if action not in DONE or action == "feedback":
         raise PageError(404, "No such action", "The actions are ack, snooze and resolve.")
     body = None
     if action == "snooze":
@@ -175,6 +208,13 @@ async def act(
         if hours not in allowed:
             raise PageError(400, "Snooze for how long?", "Choose one of the offered durations.")
         body = {"hours": int(hours)}
+    return await _perform(state, engine, user, signal_id, action, body, back)
+
+
+async def _perform(
+    state, engine, user: User, signal_id: str, action: str, body: dict | None, back: str
+) -> Response:
+    """Check the signal and the person's right to act on it, then ask triggers."""
     async with raw_transaction(engine) as connection:
         row = await repository.signal(conn=connection, signal_id=signal_id)
     if row is None:

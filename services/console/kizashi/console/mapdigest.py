@@ -61,7 +61,7 @@ class MapDigest(Snapshot):
         points: dict[tuple, list[dict]] = {}
         for row in rows:
             point = dict(row)
-            points.setdefault((point.pop("segment"), point["priority"]), []).append(point)
+            points.setdefault((point["segment"], point["priority"]), []).append(point)
         grids: dict[tuple, dict[tuple[int, int], int]] = {}
         for row in cells:
             grids.setdefault((row["segment"], row["priority"]), {})[(row["i"], row["j"])] = row["n"]

@@ -28,7 +28,7 @@ from kizashi.contracts.signals import SignalBase, signal_adapter
 from kizashi.contracts.topics import DEAD_LETTER, SIGNAL_TOPICS
 from kizashi.notifier import repository
 from kizashi.notifier.digest import digest_id_for, send_digest
-from kizashi.notifier.links import action_links, console_link, recipient_of
+from kizashi.notifier.links import action_links, console_link, feedback_links, recipient_of
 from kizashi.notifier.metrics import (
     DELIVERIES,
     DELIVERIES_FAILED,
@@ -63,9 +63,14 @@ async def send_once(
         url = receiver.webhook_for(signal.account)
         if not url:
             return SendResult("failed", "no webhook for this account's owner")
-        ack_url, snooze_url = action_links(service, signal, recipient_of(signal.account))
+        recipient = recipient_of(signal.account)
+        ack_url, snooze_url = action_links(service, signal, recipient)
         payload = service.renderer.slack(
-            signal, ack_url=ack_url, snooze_url=snooze_url, open_url=open_url
+            signal,
+            ack_url=ack_url,
+            snooze_url=snooze_url,
+            open_url=open_url,
+            feedback_urls=feedback_links(service, signal, recipient),
         )
         return await service.webhooks.send(
             url, payload, headers={"X-Kizashi-Delivery-Id": delivery_id}
@@ -77,11 +82,14 @@ async def send_once(
         if not recipients:
             # Retried (a bounded number of times): the facts may still be on their way.
             return SendResult("retry", "the account has no owner_email")
-        ack_url, snooze_url = action_links(
-            service, signal, recipient_of(signal.account, recipients)
-        )
+        recipient = recipient_of(signal.account, recipients)
+        ack_url, snooze_url = action_links(service, signal, recipient)
         message = service.renderer.email(
-            signal, ack_url=ack_url, snooze_url=snooze_url, open_url=open_url
+            signal,
+            ack_url=ack_url,
+            snooze_url=snooze_url,
+            open_url=open_url,
+            feedback_urls=feedback_links(service, signal, recipient),
         )
         return await service.smtp.send(
             recipients,

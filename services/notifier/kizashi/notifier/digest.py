@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 
 from kizashi.contracts.signals import SignalBase
-from kizashi.notifier.links import action_links, recipient_of
+from kizashi.notifier.links import action_links, feedback_links, recipient_of
 from kizashi.notifier.routing import EmailReceiver, SlackReceiver
 from kizashi.notifier.state import NotifierState
 from kizashi.notifier.transport import SendResult
@@ -48,8 +48,12 @@ async def send_digest(
     # Every signal of a digest has the same owner, so the first one's account says where to.
     account = signals[0].account
     # One owner per digest: the links act as them.
-    links = {s.signal_id: action_links(service, s, recipient_of(account)) for s in signals}
-    rendered = service.renderer.digest(signals, links=links, title=digest_title(signals))
+    recipient = recipient_of(account)
+    links = {s.signal_id: action_links(service, s, recipient) for s in signals}
+    feedback = {s.signal_id: feedback_links(service, s, recipient) for s in signals}
+    rendered = service.renderer.digest(
+        signals, links=links, title=digest_title(signals), feedback=feedback
+    )
     headers = {"X-Kizashi-Delivery-Id": digest_id}
     if isinstance(receiver, SlackReceiver):
         url = receiver.webhook_for(account)

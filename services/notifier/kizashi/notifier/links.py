@@ -1,5 +1,6 @@
-"""The links an alert carries: the signed acknowledge/snooze links (no API token needed to
-act on them), and the console's page for the signal when KIZASHI_CONSOLE_URL is set."""
+"""The links an alert carries: the signed acknowledge/snooze and useful/not useful links (no
+API token needed to act on them), and the console's page for the signal when
+KIZASHI_CONSOLE_URL is set."""
 
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
@@ -21,16 +22,30 @@ def recipient_of(account: AccountFacts, addresses: list[str] | None = None) -> s
     return owner.strip().lower() if owner else None
 
 
-def action_links(
-    service: NotifierState, signal: SignalBase, recipient: str | None = None
+def _signed(
+    service: NotifierState, signal: SignalBase, recipient: str | None, actions: tuple[str, str]
 ) -> tuple[str, str]:
     expires = datetime.now(UTC) + ACTION_LINK_TTL
     base = service.public_url.rstrip("/")
     return tuple(  # type: ignore[return-value]
         f"{base}/v1/actions/"
         f"{sign_action(signal.signal_id, action, expires, service.action_secret, recipient)}"
-        for action in ("ack", "snooze")
+        for action in actions
     )
+
+
+def action_links(
+    service: NotifierState, signal: SignalBase, recipient: str | None = None
+) -> tuple[str, str]:
+    """(acknowledge, snooze 24 h)."""
+    return _signed(service, signal, recipient, ("ack", "snooze"))
+
+
+def feedback_links(
+    service: NotifierState, signal: SignalBase, recipient: str | None = None
+) -> tuple[str, str]:
+    """(useful, not useful): the answer is recorded as `recipient`'s feedback."""
+    return _signed(service, signal, recipient, ("useful", "not_useful"))
 
 
 def console_link(service: NotifierState, signal: SignalBase) -> str | None:

@@ -8,19 +8,18 @@ Email uses Jinja templates from the package's `templates/`; a file of the same n
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from kizashi.contracts.rules import RULE_WORDS
-from kizashi.contracts.scores import ScoreSnapshot
 from kizashi.contracts.signals import Signal
+from kizashi.notifier.view import PRIORITY_ORDER, SignalView, clip, one_line, signal_view
+
+__all__ = ["clip", "Renderer", "RenderedDigest", "RenderedEmail", "slack_escape"]
 
 PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
 HEADER_MAX = 150
@@ -30,14 +29,12 @@ BUTTON_MAX = 75
 BLOCKS_MAX = 50
 SUBJECT_MAX = 200
 
-KIND_LABELS = {"opportunity": "Opportunity", "churn_risk": "Churn risk"}
 KIND_EMOJI = {"opportunity": ":chart_with_upwards_trend:", "churn_risk": ":warning:"}
-PRIORITY_ORDER = {"high": 0, "medium": 1, "low": 2}
-# The first number in a reason, with its scale ("9/10", "92%") and a leading acronym ("NPS 2").
-_FIGURE = re.compile(r"(?:\b[A-Z]{2,6}\s*[:=]?\s*)?-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+|\s*%)?")
-_SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{6,}$")
 
 ActionLinks = tuple[str | None, str | None]
+# (useful, not useful): signed feedback links, kept apart from ActionLinks so that templates
+# written for (ack, snooze) pairs keep working.
+FeedbackLinks = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -66,126 +63,12 @@ class RenderedDigest:
     email: RenderedEmail
 
 
-@dataclass(frozen=True)
-class SignalView:
-    """A signal in words, shared by the Slack builder and the email templates."""
-
-    signal: Any
-    kind_label: str
-    name: str
-    rule_words: str
-    figure: str | None
-    headline: str
-    summary: str
-    facts: list[tuple[str, str]]
-    scores: list[tuple[str, str]]
-    reasons: list[str]
-    play: str
-    owner_slack_mention: str | None
-    fired_at: str
-
-
 # --- formatting ------------------------------------------------------------------------------
 
 
 def slack_escape(text: str) -> str:
     """Slack's three control characters; everything else in mrkdwn is left as written."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def clip(text: str, limit: int) -> str:
-    """At most `limit` chars, ending in "…" when cut, never inside an `&amp;`-style entity."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    amp = cut.rfind("&")
-    if amp != -1 and ";" not in cut[amp:] and len(cut) - amp <= 5:
-        cut = cut[:amp]
-    return cut + "…"
-
-
-def _one_line(text: str) -> str:
-    # Subjects and headers must not carry line breaks (header injection, broken rendering).
-    return " ".join(text.split())
-
-
-def _number(value: float) -> str:
-    return f"{value:.0f}" if abs(value - round(value)) < 0.05 else f"{value:.1f}"
-
-
-def _change(now: float, before: float | None) -> str:
-    if before is None:
-        return _number(now)
-    delta = now - before
-    if abs(delta) < 0.5:
-        return f"{_number(now)} (unchanged)"
-    arrow = "▲" if delta > 0 else "▼"
-    return f"{_number(now)} {arrow}{_number(abs(delta))} (was {_number(before)})"
-
-
-def _renewal(renewal: date | None, today: date) -> str:
-    if renewal is None:
-        return "—"
-    days = (renewal - today).days
-    when = "today" if days == 0 else f"in {days} days" if days > 0 else f"{-days} days ago"
-    return f"{renewal.isoformat()} ({when})"
-
-
-def _figure(reasons: list[str]) -> str | None:
-    found = _FIGURE.search(reasons[0]) if reasons else None
-    return " ".join(found.group(0).split()) if found else None
-
-
-def signal_view(signal: Signal) -> SignalView:
-    account = signal.account
-    before: ScoreSnapshot | None = signal.scores_before
-    kind_label = KIND_LABELS.get(signal.kind, signal.kind)
-    rule_words = RULE_WORDS.get(signal.rule, signal.rule.replace("_", " "))
-    figure = _figure(signal.reasons)
-    # The rule engine's own headline says it best; older signals fall back to the first
-    # figure of the first reason: "upsell intent 9/10", "detractor, NPS 2".
-    summary = signal.headline or rule_words
-    if figure and not signal.headline:
-        summary += f", {figure}" if figure[0].isalpha() else f" {figure}"
-    name = _one_line(account.display_name)
-    owner = account.owner_email or "—"
-    if account.owner_slack:
-        owner = (
-            f"{account.owner_email} (Slack: {account.owner_slack})"
-            if account.owner_email
-            else f"Slack: {account.owner_slack}"
-        )
-    segment = signal.scores.segment
-    if before is not None and before.segment != segment:
-        segment += f" (was {before.segment})"
-    mention = None
-    if account.owner_slack and _SLACK_USER_ID.match(account.owner_slack.lstrip("@")):
-        mention = f"<@{account.owner_slack.lstrip('@')}>"
-    return SignalView(
-        signal=signal,
-        kind_label=kind_label,
-        name=name,
-        rule_words=rule_words,
-        figure=figure,
-        headline=_one_line(f"{kind_label}: {name} — {summary}"),
-        summary=_one_line(summary),
-        facts=[
-            ("Plan", account.plan or "—"),
-            ("ARR", f"${account.arr:,.0f}" if account.arr is not None else "—"),
-            ("Renewal", _renewal(account.renewal_date, signal.fired_at.date())),
-            ("Owner", owner),
-        ],
-        scores=[
-            ("CS", _change(signal.scores.cs, before.cs if before else None)),
-            ("OP", _change(signal.scores.op, before.op if before else None)),
-            ("Segment", segment),
-            ("Priority", signal.priority),
-        ],
-        reasons=list(signal.reasons),
-        play=signal.suggested_play,
-        owner_slack_mention=mention,
-        fired_at=signal.fired_at.strftime("%Y-%m-%d %H:%M %Z").strip(),
-    )
 
 
 # --- Slack -----------------------------------------------------------------------------------
@@ -213,7 +96,7 @@ def _button(label: str, url: str, action_id: str, style: str | None) -> dict[str
 
 
 def _bullets(items: list[str]) -> str:
-    return "\n".join(f"• {slack_escape(_one_line(item))}" for item in items) or "—"
+    return "\n".join(f"• {slack_escape(one_line(item))}" for item in items) or "—"
 
 
 def _link(url: str, label: str) -> str:
@@ -221,7 +104,12 @@ def _link(url: str, label: str) -> str:
 
 
 def slack_message(
-    view: SignalView, *, ack_url: str | None, snooze_url: str | None, open_url: str | None = None
+    view: SignalView,
+    *,
+    ack_url: str | None,
+    snooze_url: str | None,
+    open_url: str | None = None,
+    feedback_urls: FeedbackLinks | None = None,
 ) -> dict:
     signal = view.signal
     fact_block = _fields(view.facts)
@@ -252,6 +140,9 @@ def slack_message(
         buttons.append(_button("Acknowledge", ack_url, "kizashi_ack", "primary"))
     if snooze_url:
         buttons.append(_button("Snooze 24h", snooze_url, "kizashi_snooze", None))
+    if feedback_urls:
+        buttons.append(_button("Useful", feedback_urls[0], "kizashi_useful", None))
+        buttons.append(_button("Not useful", feedback_urls[1], "kizashi_not_useful", None))
     if open_url:
         buttons.append(_button("Open in Kizashi", open_url, "kizashi_open", None))
     if buttons:
@@ -262,7 +153,10 @@ def slack_message(
 
 
 def slack_digest(
-    views: list[SignalView], links: Mapping[str, ActionLinks], title: str
+    views: list[SignalView],
+    links: Mapping[str, ActionLinks],
+    title: str,
+    feedback: Mapping[str, FeedbackLinks] | None = None,
 ) -> dict[str, Any]:
     header = {"type": "header", "text": {"type": "plain_text", "text": clip(title, HEADER_MAX)}}
     blocks: list[dict[str, Any]] = [header]
@@ -273,9 +167,11 @@ def slack_digest(
         line = f"*{slack_escape(view.kind_label)}* · *{slack_escape(view.name)}* — "
         line += f"{slack_escape(view.summary)} · {signal.priority} priority"
         line += f"\nCS {slack_escape(view.scores[0][1])} · OP {slack_escape(view.scores[1][1])}"
-        line += f"\n_{slack_escape(_one_line(view.play))}_"
+        line += f"\n_{slack_escape(one_line(view.play))}_"
         ack, snooze = links.get(signal.signal_id, (None, None))
+        useful, not_useful = (feedback or {}).get(signal.signal_id, (None, None))
         pairs = ((ack, "Acknowledge"), (snooze, "Snooze 24h"))
+        pairs += ((useful, "Useful"), (not_useful, "Not useful"))
         actions = [_link(url, label) for url, label in pairs if url]
         if actions:
             line += "\n" + " · ".join(actions)
@@ -309,7 +205,7 @@ class Renderer:
     def _email(self, prefix: str, context: dict[str, Any]) -> RenderedEmail:
         subject = self.env.get_template(f"{prefix}_subject.txt").render(context)
         return RenderedEmail(
-            subject=clip(_one_line(subject), SUBJECT_MAX),
+            subject=clip(one_line(subject), SUBJECT_MAX),
             text=self.env.get_template(f"{prefix}.txt").render(context),
             html=self.env.get_template(f"{prefix}.html").render(context),
         )
@@ -321,9 +217,16 @@ class Renderer:
         ack_url: str | None,
         snooze_url: str | None,
         open_url: str | None = None,
+        feedback_urls: FeedbackLinks | None = None,
     ) -> dict:
         view = signal_view(signal)
-        return slack_message(view, ack_url=ack_url, snooze_url=snooze_url, open_url=open_url)
+        return slack_message(
+            view,
+            ack_url=ack_url,
+            snooze_url=snooze_url,
+            open_url=open_url,
+            feedback_urls=feedback_urls,
+        )
 
     def email(
         self,
@@ -332,12 +235,16 @@ class Renderer:
         ack_url: str | None,
         snooze_url: str | None,
         open_url: str | None = None,
+        feedback_urls: FeedbackLinks | None = None,
     ) -> RenderedEmail:
+        useful, not_useful = feedback_urls or (None, None)
         context = {
             "v": signal_view(signal),
             "ack_url": ack_url,
             "snooze_url": snooze_url,
             "open_url": open_url,
+            "useful_url": useful,
+            "not_useful_url": not_useful,
         }
         return self._email("email", context)
 
@@ -347,15 +254,23 @@ class Renderer:
         *,
         links: Mapping[str, ActionLinks] | None = None,
         title: str | None = None,
+        feedback: Mapping[str, FeedbackLinks] | None = None,
     ) -> RenderedDigest:
         ordered = sorted(signals, key=lambda s: (PRIORITY_ORDER.get(s.priority, 9), s.fired_at))
         views = [signal_view(s) for s in ordered]
         links = links or {}
         count = len(views)
-        title = _one_line(title or f"Kizashi digest: {count} signal{'s' if count != 1 else ''}")
-        context = {"views": views, "links": links, "title": title, "count": count}
+        title = one_line(title or f"Kizashi digest: {count} signal{'s' if count != 1 else ''}")
+        feedback = feedback or {}
+        context = {
+            "views": views,
+            "links": links,
+            "feedback": feedback,
+            "title": title,
+            "count": count,
+        }
         email = self._email("digest", context)
-        return RenderedDigest(slack=slack_digest(views, links, title), email=email)
+        return RenderedDigest(slack=slack_digest(views, links, title, feedback), email=email)
 
 
 _default_renderer: Renderer | None = None

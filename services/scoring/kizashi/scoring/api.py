@@ -1,7 +1,7 @@
 """The accounts API: one account with its breakdown, a filtered list, and segment counts."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import RedirectResponse
@@ -14,6 +14,9 @@ from kizashi.scoring.deps import ApiCaller, EngineDep, StateDep
 from kizashi.scoring.features import AccountState, event_counts
 from kizashi.scoring.paging import BadCursor, decode_cursor, encode_cursor
 
+# Every segment, insufficient_data (too little evidence for the scores) last.
+SEGMENTS: tuple[Segment, ...] = get_args(Segment)
+
 router = APIRouter(prefix="/v1", tags=["accounts"])
 
 
@@ -24,6 +27,9 @@ class AccountView(BaseModel):
     op: float | None
     segment: Segment | None
     priority: Priority | None
+    # How much evidence the scores stand on, 0..1 (the breakdown's `confidence` lines say
+    # what would raise it); below min_confidence the segment is insufficient_data.
+    confidence: float | None = None
     breakdown: list[ScoreComponent]
     features: dict[str, float | None]
     event_counts: dict[str, int]
@@ -85,6 +91,8 @@ async def get_account(account_id: str, engine: EngineDep, _: ApiCaller) -> Accou
         row = await repository.get_account(conn=connection, account_id=account_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no account {account_id!r}")
+    features = row["features"] or {}
+    confidence = features.pop("confidence", None)  # kept with the features (pipeline)
     return AccountView(
         account_id=row["account_id"],
         attributes=row["facts"],
@@ -92,8 +100,9 @@ async def get_account(account_id: str, engine: EngineDep, _: ApiCaller) -> Accou
         op=row["op"],
         segment=row["segment"],
         priority=row["priority"],
+        confidence=confidence,
         breakdown=row["breakdown"] or [],
-        features=row["features"] or {},
+        features=features,
         event_counts=event_counts(AccountState.from_json(row["state"])),
         config_version=row["config_version"],
         computed_at=row["computed_at"],
@@ -142,11 +151,11 @@ async def segments(engine: EngineDep, state: StateDep, _: ApiCaller) -> SegmentC
     async with raw_transaction(engine) as connection:
         rows = await repository.segment_counts(conn=connection)
     counts = [SegmentCount(**row) for row in rows]
-    totals: dict[str, int] = {s: 0 for s in ("expand", "recover", "nurture", "at_risk")}
+    totals: dict[str, int] = dict.fromkeys(SEGMENTS, 0)
     for count in counts:
         totals[count.segment] += count.accounts
     return SegmentChart(
-        segments=["expand", "recover", "nurture", "at_risk"],
+        segments=list(SEGMENTS),
         priorities=["high", "medium", "low"],
         counts=counts,
         totals=totals,

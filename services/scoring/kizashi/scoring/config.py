@@ -240,6 +240,13 @@ class Sweep(_Strict):
     recheck_hours: Positive
 
 
+class ConfidenceConfig(_Strict):
+    # Below this confidence (0..1) an account's segment is insufficient_data.
+    min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.5
+    # Days of usage history that count as the whole evidence of the usage components.
+    usage_history_days: Positive = 28
+
+
 class ScoringConfig(_Strict):
     version: Annotated[str, Field(min_length=1, max_length=64)]
     cs: CsConfig
@@ -252,6 +259,7 @@ class ScoringConfig(_Strict):
     priority: PriorityConfig
     changes: Changes
     sweep: Sweep
+    confidence: ConfidenceConfig = ConfidenceConfig()
 
 
 SCORING_FILE = ConfigFile(

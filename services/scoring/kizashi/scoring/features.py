@@ -91,6 +91,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "employees",
     "support_visits_14d",
     "decision_makers_engaged_28d",
+    "usage_history_days",
 )
 
 
@@ -354,7 +355,10 @@ def features_at(state: AccountState, facts: AccountFacts, now: datetime) -> dict
 
     since_28, since_14, since_7 = today - 27, today - 13, today - 6
     active_14 = active_28 = pricing = high_value = cross_sell = opens = support = 0
+    first_usage_day = today + 1
     for day, bucket in state.days.items():
+        if bucket[USAGE] and day < first_usage_day:
+            first_usage_day = day
         if day < since_28:
             continue
         if bucket[USAGE]:
@@ -421,4 +425,7 @@ def features_at(state: AccountState, facts: AccountFacts, now: datetime) -> dict
         "employees": None if facts.employees is None else float(facts.employees),
         "support_visits_14d": float(support),
         "decision_makers_engaged_28d": decision_makers_engaged,
+        # Days from the first retained day with usage to today (0 with none): the evidence
+        # behind the usage components (kizashi.scoring.confidence).
+        "usage_history_days": float(max(0, today - first_usage_day + 1)),
     }

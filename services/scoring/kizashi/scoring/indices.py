@@ -10,12 +10,15 @@ from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.decay import DAY_S
 from kizashi.contracts.scores import Index, Priority, ScoreComponent, ScoreSnapshot, Segment
 from kizashi.runtime.trusted import trusted
+from kizashi.scoring.confidence import explanation, index_confidence
 from kizashi.scoring.config import ScoringConfig
 from kizashi.scoring.observations import NOTHING_OBSERVED, Observed
 from kizashi.scoring.observations import cs_parts as observed_cs_parts
 from kizashi.scoring.observations import op_parts as observed_op_parts
 
 Features = dict[str, float | None]
+# The breakdown line of each index that gives its confidence (weight 0, no points).
+CONFIDENCE = "confidence"
 # (raw value, normalised 0..1 or None for "not counted", sentence)
 Part = tuple[float | None, float | None, str]
 
@@ -333,6 +336,19 @@ def _index(
     return round(min(100.0, max(0.0, score)), 2)
 
 
+def _confidence_line(index: Index, value: float, hints: list[str], minimum: float) -> dict:
+    """The breakdown's last line of an index: its confidence (raw), no weight, no points, and
+    what would raise it."""
+    return {
+        "index": index,
+        "component": CONFIDENCE,
+        "raw": value,
+        "weight": 0.0,
+        "points": 0.0,
+        "explanation": explanation(value, hints, minimum),
+    }
+
+
 def segment_of(cs: float, op: float, config: ScoringConfig) -> Segment:
     cs_high, op_high = cs >= config.segments.cs_high, op >= config.segments.op_high
     if cs_high:
@@ -370,9 +386,21 @@ def score(
     cs_parts = _cs_parts(features, config, t, explain)
     cs_parts.update(observed_cs_parts(observed, config, t, explain))
     cs = _index("cs", cs_parts, config.cs.weights.by_name, out)
+    cs_conf, cs_hints = index_confidence(
+        cs_parts, config.cs.weights.by_name, features, config, t, explain=explain
+    )
+    minimum = config.confidence.min_confidence
+    if out is not None:
+        out.append(_confidence_line("cs", cs_conf, cs_hints, minimum))
     op_parts = _op_parts(features, facts, config, t, explain)
     op_parts.update(observed_op_parts(observed, config, t, explain))
     op = _index("op", op_parts, config.op.weights.by_name, out)
+    op_conf, op_hints = index_confidence(
+        op_parts, config.op.weights.by_name, features, config, t, explain=explain
+    )
+    if out is not None:
+        out.append(_confidence_line("op", op_conf, op_hints, minimum))
+    confidence = min(cs_conf, op_conf)
     # Valid by construction (indices clamped to 0–100, segment and priority from the validated
     # config): skip validation, which runs for every account of every batch.
     snapshot = trusted(
@@ -380,8 +408,9 @@ def score(
         {
             "cs": cs,
             "op": op,
-            "segment": segment_of(cs, op, config),
+            "segment": "insufficient_data" if confidence < minimum else segment_of(cs, op, config),
             "priority": priority_of(features, cs, op, config),
+            "confidence": confidence,
         },
     )
     return ScoreResult(snapshot=snapshot, lines=lines)

@@ -23,6 +23,7 @@ from kizashi.scoring.observations import (
     standing,
 )
 from kizashi.scoring.observations import facts as observation_facts
+from kizashi.scoring.outcomes import detect as detect_outcomes
 from kizashi.scoring.repository import ScoredAccount, StoredAccount
 
 # Features whose every movement a rule may care about, even when the scores barely move.
@@ -91,6 +92,8 @@ def rescore(
     """`history_since`: score history's retention cut-off (no past point before it);
     `phases`: the ladder (phases.yaml) the relationship phase is computed on."""
     state = AccountState.from_json(stored.state)
+    # Against the facts before this batch: fold changes them.
+    outcomes = detect_outcomes(state.crm, events) if events else []
     history = fold(
         state,
         stored.account_id,
@@ -107,6 +110,8 @@ def rescore(
     phase = 0 if held is None else held.phase
     observed = Observed.of(state.obs, None if held is None else phase, held)
     result = score(features, facts, config, now, observed=observed)
+    # Kept with the features (stored and published), so the next change's `before` has it.
+    features["confidence"] = result.snapshot.confidence
     # As last published: cs, op, segment, priority (and the features last computed).
     before = stored.scores
     after = result.snapshot
@@ -115,6 +120,7 @@ def rescore(
         meaningful_change(before, after, config)
         or phase != phase_before
         or bool(events and state.obs and any(_is_observation(e) for e in events))
+        or bool(outcomes)
         or _watched_moved(None if before is None else before["features"], features)
     )
     next_check = _earliest(
@@ -155,7 +161,7 @@ def rescore(
         "account_id": stored.account_id,
         "computed_at": now,
         "config_version": config.version,
-        "before": None if before is None else {k: before[k] for k in _SNAPSHOT_FIELDS},
+        "before": None if before is None else _before(before),
         "after": dict(vars(after)),  # dict(model) iterates in Python: 3.4 µs against 0.1
         "breakdown": orjson.Fragment(breakdown_json),
         "account": facts_json,
@@ -176,7 +182,16 @@ def rescore(
     }
     if state.obs:  # only for accounts reps logged something for: ordinary events pay nothing
         message["observations"] = observation_facts(state.obs)
+    if outcomes:  # only when an account_update recorded one
+        message["outcomes"] = outcomes
     return Outcome(scored, message)
+
+
+def _before(before: dict) -> dict:
+    """The snapshot last published, as stored (its confidence is kept with the features)."""
+    snapshot = {k: before[k] for k in _SNAPSHOT_FIELDS if k != "confidence"}
+    snapshot["confidence"] = (before.get("features") or {}).get("confidence")
+    return snapshot
 
 
 def _is_observation(event: EventEnvelope) -> bool:

@@ -3,11 +3,13 @@
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
+import asyncpg
 import orjson
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kizashi.contracts.feedback import FeedbackReason
 from kizashi.contracts.signals import SignalKind
 from kizashi.contracts.text import ShortText
 from kizashi.runtime.auth import Caller
@@ -30,6 +32,15 @@ class ActionView(BaseModel):
     detail: dict[str, Any] | None
 
 
+class FeedbackView(BaseModel):
+    """The last answer given on a signal; `GET /v1/signals/{id}`'s actions hold every one."""
+
+    useful: bool
+    reason: FeedbackReason | None
+    by: str
+    at: datetime
+
+
 class SignalView(BaseModel):
     signal_id: str
     account_id: str
@@ -44,6 +55,7 @@ class SignalView(BaseModel):
     reasons: list[str]
     suggested_play: str
     signal: dict[str, Any]
+    feedback: FeedbackView | None = None
     # The lifecycle so far, oldest first (GET /v1/signals/{id} only).
     actions: list[ActionView] | None = None
 
@@ -97,6 +109,14 @@ def _view(row: Any) -> SignalView:
         reasons=payload.get("reasons", []),
         suggested_play=payload.get("suggested_play", ""),
         signal=payload,
+        feedback=None
+        if row["feedback_useful"] is None
+        else FeedbackView(
+            useful=row["feedback_useful"],
+            reason=row["feedback_reason"],
+            by=row["feedback_by"],
+            at=row["feedback_at"],
+        ),
     )
 
 
@@ -142,6 +162,24 @@ async def get_signal(signal_id: str, engine: EngineDep, _: ApiCaller) -> SignalV
     return view
 
 
+async def acting_as(
+    connection: asyncpg.Connection, caller: Caller, signal_id: str, by: str | None = None
+) -> str:
+    """Who an action by `caller` is recorded as. A person (a personal token, or the console
+    acting for them) is recorded as themselves and may act only where their role allows (a
+    rep: the accounts they own; 403 else); `by` names the actor only for the service token."""
+    if caller.is_service:
+        return by or caller.actor
+    owner = await repository.signal_owner(conn=connection, signal_id=signal_id)
+    if owner is not None and not caller.may_act_on(owner[0]):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=f"a rep may act only on their own accounts' signals; "
+            f"{signal_id!r} belongs to another owner",
+        )
+    return caller.actor
+
+
 async def act(
     engine: AsyncEngine,
     signal_id: str,
@@ -150,20 +188,10 @@ async def act(
     by: str | None = None,
     until: datetime | None = None,
 ) -> dict:
-    """Apply `action` as `caller`. A person (a personal token, or the console acting for them)
-    is recorded as themselves and may act only where their role allows (a rep: the accounts
-    they own); `by` names the actor only for the service token, as before."""
-    actor = (by or caller.actor) if caller.is_service else caller.actor
+    """Apply `action` as `caller` (see `acting_as`)."""
     try:
         async with raw_transaction(engine) as connection:
-            if not caller.is_service:
-                owner = await repository.signal_owner(conn=connection, signal_id=signal_id)
-                if owner is not None and not caller.may_act_on(owner[0]):
-                    raise HTTPException(
-                        status.HTTP_403_FORBIDDEN,
-                        detail=f"a rep may act only on their own accounts' signals; "
-                        f"{signal_id!r} belongs to another owner",
-                    )
+            actor = await acting_as(connection, caller, signal_id, by)
             return await apply_action(
                 connection,
                 signal_id=signal_id,

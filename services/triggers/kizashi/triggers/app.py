@@ -8,7 +8,7 @@ from kizashi.contracts.topics import CONSUMED_BY
 from kizashi.runtime.app import create_service_app
 from kizashi.runtime.collector import tune_garbage_collector
 from kizashi.runtime.lifecycle import ServiceRuntime
-from kizashi.triggers import actions, api
+from kizashi.triggers import actions, api, feedback, outcomes, performance
 from kizashi.triggers.consumer import handle_changes
 from kizashi.triggers.rules import load_rules_config
 from kizashi.triggers.settings import TriggersSettings, get_settings
@@ -28,8 +28,16 @@ def create_app(settings: TriggersSettings | None = None) -> FastAPI:
         runtime.every(
             settings.sweep_interval_s, functools.partial(sweep_once, service), name="sweep"
         )
+        runtime.every(
+            performance.GAUGE_REFRESH_S,
+            functools.partial(performance.refresh_gauges, service),
+            name="rule-gauges",
+        )
         return service
 
     return create_service_app(
-        service="triggers", settings=settings, routers=[api.router, actions.router], setup=setup
+        service="triggers",
+        settings=settings,
+        routers=[api.router, feedback.router, performance.router, outcomes.router, actions.router],
+        setup=setup,
     )

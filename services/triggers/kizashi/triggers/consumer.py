@@ -1,5 +1,7 @@
 """The triggers consumer: `scores.changed` in, signals stored and published.
 
+Outcomes the changes carry (from account_updates) are stored with them.
+
 Rules see every applied input event through `scores.changed`, which scoring publishes for
 each account an event moved, after the account's facts and features include it. So a rule
 never sees a survey before the account's name or owner that arrived with it.
@@ -74,5 +76,13 @@ async def _handle(service: TriggersState, records: list[ConsumerRecord]) -> Reje
                         )
             outcome.memories[account_id] = memory
         await out.record(connection, service, outcome, max(c.computed_at for c, _, _ in changes))
+        # What happened to the accounts (kizashi.contracts.outcomes), stored once each.
+        facts = [(c.account_id, o) for c, _, _ in changes for o in c.outcomes]
+        await repository.insert_outcomes(
+            conn=connection,
+            account_ids=[account for account, _ in facts],
+            outcomes=[fact for _, fact in facts],
+            source="crm",
+        )
     out.count(outcome)
     return rejected

@@ -11,6 +11,7 @@ from kizashi.contracts.signals import ChurnRiskSignal, OpportunitySignal, Signal
 from kizashi.triggers.change import RuleInput
 from kizashi.triggers.engine import Evaluation, RuleState, evaluate, resolvable
 from kizashi.triggers.rules import SWEEP_RULES, RuleBook
+from kizashi.triggers.rules.base import INSUFFICIENT
 from kizashi.triggers.schedule import features_now, next_sweep_at
 
 SIGNAL_MODELS: dict[str, type[SignalBase]] = {
@@ -123,7 +124,10 @@ def decide(
     memory.fired_day = day
     memory.states = {**memory.states, **evaluation.states}
     if remember:
-        memory.cs_history = [*history, [now.timestamp(), change.after.cs]]
+        # A CS of too little evidence is not history health_drop compares with.
+        if change.after.segment != INSUFFICIENT:
+            history = [*history, [now.timestamp(), change.after.cs]]
+        memory.cs_history = history
         if message is not None:
             memory.latest, memory.latest_json = clock_view(change), message
         else:

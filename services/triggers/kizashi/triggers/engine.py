@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from kizashi.contracts.scores import ObservationFact, ScoreSnapshot
 from kizashi.triggers.rules import Context, Reading, RuleBook, RuleConfig
+from kizashi.triggers.rules.base import INSUFFICIENT
 
 # Fixed forever: changing it would change every signal id, and replays would alert twice.
 SIGNAL_NAMESPACE = uuid.UUID("6b1f0c2e-4f7a-5d1e-9c3b-2a8e7d4f6a10")
@@ -102,9 +103,12 @@ def evaluate(
     )
     new_states: dict[str, RuleState] = {}
     candidates: list[tuple[tuple[int, int, int], str, RuleConfig, Reading]] = []
+    insufficient = scores.segment == INSUFFICIENT
     for order, (name, cfg) in enumerate(rules.enabled()):
         if only is not None and name not in only:
             continue
+        if insufficient and cfg.READS_SCORES:
+            continue  # its state stays as it was: no reading on scores of too little evidence
         reading = cfg.read(ctx)
         state, ready = _step(cfg, reading, _aware_state(states.get(name)), now)
         new_states[name] = state

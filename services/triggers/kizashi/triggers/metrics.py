@@ -1,4 +1,4 @@
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 SIGNALS_FIRED = Counter(
     "kizashi_triggers_signals_fired_total", "Signals fired, by kind and rule", ["kind", "rule"]
@@ -18,4 +18,47 @@ SIGNAL_ACTIONS = Counter(
 SWEPT_ACCOUNTS = Counter(
     "kizashi_triggers_swept_accounts_total",
     "Accounts the periodic sweep evaluated (only those due: time can change a rule for them)",
+)
+FEEDBACK_GIVEN = Counter(
+    "kizashi_triggers_feedback_total",
+    "Feedback answers recorded on signals, by channel and answer",
+    ["channel", "useful"],
+)
+
+# Each rule's record over GAUGE_PERIOD (kizashi.triggers.performance), refreshed every minute
+# from the signals table: every replica reports the same figures (read them with max by rule).
+RULE_FIRED = Gauge(
+    "kizashi_rule_fired_signals", "Signals the rule fired in the last 90 days", ["rule"]
+)
+RULE_FEEDBACK = Gauge(
+    "kizashi_rule_feedback_signals",
+    "Signals of the last 90 days whose current feedback is useful (true) or not (false)",
+    ["rule", "useful"],
+)
+RULE_OUTCOMES = Gauge(
+    "kizashi_rule_outcome_signals",
+    "Signals of the last 90 days by what followed within the outcome window: won "
+    "(opportunity, an expansion), confirmed (churn risk, churn or a contraction), averted "
+    "(churn risk, a renewal)",
+    ["rule", "result"],
+)
+RULE_PRECISION = Gauge(
+    "kizashi_rule_precision_ratio",
+    "useful / (useful + not useful) over the last 90 days; absent with no feedback",
+    ["rule"],
+)
+RULE_PRECISION_LOWER = Gauge(
+    "kizashi_rule_precision_lower_ratio",
+    "Lower bound of the 95 % Wilson interval of the rule's precision",
+    ["rule"],
+)
+RULE_PRECISION_UPPER = Gauge(
+    "kizashi_rule_precision_upper_ratio",
+    "Upper bound of the 95 % Wilson interval of the rule's precision",
+    ["rule"],
+)
+RULE_FIRST_ACTION = Gauge(
+    "kizashi_rule_first_action_median_seconds",
+    "Median time from a signal firing to the first action a person took on it (90 days)",
+    ["rule"],
 )

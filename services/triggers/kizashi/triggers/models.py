@@ -36,8 +36,14 @@ signals = Table(
     Column("status_changed_by", Text, nullable=True),
     # The whole signal as emitted: reasons, suggested play, account and score snapshots.
     Column("payload", JSONB, nullable=False),
+    # The last feedback given (0015): the history is signal_actions' 'feedback' rows.
+    Column("feedback_useful", Boolean, nullable=True),
+    Column("feedback_reason", Text, nullable=True),
+    Column("feedback_by", Text, nullable=True),
+    Column("feedback_at", DateTime(timezone=True), nullable=True),
     Index("signals_account_fired", "account_id", "fired_at"),
     Index("signals_status", "status", "fired_at"),
+    Index("signals_rule_fired", "rule", "fired_at"),
 )
 
 signal_actions = Table(
@@ -80,4 +86,22 @@ trigger_accounts = Table(
     # nothing can until the next scores.changed. The sweep reads only the accounts due.
     Column("next_sweep_at", DateTime(timezone=True), nullable=True),
     Index("trigger_accounts_next_sweep", "next_sweep_at"),
+)
+
+# What happened to accounts (0016; kizashi.contracts.outcomes): from account_updates (carried
+# on scores.changed, source 'crm') and from the outcome API and the console's form ('api',
+# 'console'). Read against signals by account and time (GET /v1/rules/{name}/performance).
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("outcome_id", Text, primary_key=True),
+    Column("account_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("amount", Float, nullable=True),
+    Column("source", Text, nullable=False),
+    Column("recorded_by", Text, nullable=True),
+    Column("note", Text, nullable=True),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("outcomes_account_occurred", "account_id", "occurred_at"),
 )

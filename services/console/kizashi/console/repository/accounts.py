@@ -39,7 +39,7 @@ async def map_points(
         found += await conn.fetch(
             f"""
             SELECT sc.account_id, a.facts ->> 'name' AS name, sc.cs, sc.op, sc.priority,
-                   {_ARR} AS arr
+                   sc.segment, {_ARR} AS arr
             FROM scores sc JOIN accounts a ON a.account_id = sc.account_id
             WHERE {_MAP_FILTERS}
             ORDER BY coalesce({_ARR}, 0) DESC, sc.account_id

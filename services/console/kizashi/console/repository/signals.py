@@ -35,7 +35,8 @@ async def inbox(
         SELECT s.signal_id, s.account_id, s.kind, s.rule, s.priority, s.status,
                s.snoozed_until, s.fired_at, s.status_changed_at, s.status_changed_by,
                s.payload ->> 'headline' AS headline, s.payload -> 'reasons' AS reasons,
-               s.payload -> 'account' ->> 'name' AS account_name, {_OWNER} AS owner
+               s.payload -> 'account' ->> 'name' AS account_name, {_OWNER} AS owner,
+               s.feedback_useful, s.feedback_reason
         FROM signals s LEFT JOIN trigger_accounts ta ON ta.account_id = s.account_id
         WHERE {_INBOX_FILTERS}
           AND (CASE WHEN $4::text IS NULL THEN s.status <> 'resolved' ELSE s.status = $4 END)
@@ -73,7 +74,8 @@ async def signal(*, conn: asyncpg.Connection, signal_id: str) -> asyncpg.Record 
     return await conn.fetchrow(
         f"""
         SELECT s.signal_id, s.account_id, s.kind, s.rule, s.priority, s.status,
-               s.snoozed_until, s.fired_at, s.payload::text AS payload, {_OWNER} AS owner
+               s.snoozed_until, s.fired_at, s.payload::text AS payload, {_OWNER} AS owner,
+               s.feedback_useful, s.feedback_reason, s.feedback_by, s.feedback_at
         FROM signals s LEFT JOIN trigger_accounts ta ON ta.account_id = s.account_id
         WHERE s.signal_id = $1
         """,  # noqa: S608 - constant fragments only
@@ -83,7 +85,11 @@ async def signal(*, conn: asyncpg.Connection, signal_id: str) -> asyncpg.Record 
 
 async def signal_actions(*, conn: asyncpg.Connection, signal_id: str) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT action, actor, at FROM signal_actions WHERE signal_id = $1 ORDER BY id",
+        """
+        SELECT action, actor, at, (detail ->> 'useful')::bool AS useful,
+               detail ->> 'reason' AS reason, detail ->> 'channel' AS channel
+        FROM signal_actions WHERE signal_id = $1 ORDER BY id
+        """,
         signal_id,
     )
 

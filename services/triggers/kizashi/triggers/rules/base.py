@@ -129,6 +129,11 @@ class SweepContext:
 # --------------------------------------------------------------------------- config bases
 
 
+# The segment of an account whose scores stand on too little evidence (scoring's
+# min_confidence): rules that READS_SCORES stay quiet on it.
+INSUFFICIENT = "insufficient_data"
+
+
 class _Rule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -137,6 +142,10 @@ class _Rule(BaseModel):
     # Held by `daily_cap_per_account` and counted toward it (rules on reps' observations are
     # not: see _ObservationRule).
     CAPPED: ClassVar[bool] = True
+    # The rule reads the scores (CS, OP or the segment): it stays quiet, its state as it was,
+    # while the account's segment is insufficient_data (too little evidence for the scores;
+    # docs/signals.md). Rules on raw facts (a survey answer, usage, visits) never set it.
+    READS_SCORES: ClassVar[bool] = False
 
     enabled: bool
     cooldown: Duration

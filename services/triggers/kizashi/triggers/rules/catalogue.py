@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pkgutil
 from collections.abc import Iterator
+from datetime import timedelta
 from importlib import import_module
 from pathlib import Path
 from typing import Any, get_args
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from kizashi.contracts.rules import RULE_KINDS, RULE_NAMES
 from kizashi.runtime.yamlconfig import ConfigFile, ConfigFileError, Keys
-from kizashi.triggers.rules.base import RuleConfig
+from kizashi.triggers.rules.base import Duration, RuleConfig
 
 _SHARED_MODULES = {"base", "catalogue"}
 
@@ -52,6 +53,8 @@ class RuleBook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     daily_cap_per_account: int | None = Field(ge=0)
+    # How long after a signal an outcome still counts for it (won, confirmed, averted).
+    outcome_window: Duration = timedelta(days=90)
     rules: Rules  # type: ignore[valid-type]
 
     def items(self) -> Iterator[tuple[str, RuleConfig]]:

@@ -6,6 +6,8 @@ from kizashi.triggers.rules.base import Context, Reading, _Opportunity, n
 
 
 class ExpansionReady(_Opportunity):
+    READS_SCORES = True
+
     def condition(self) -> str:
         return "the account enters the expand segment"
 

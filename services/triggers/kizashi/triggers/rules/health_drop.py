@@ -8,6 +8,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from kizashi.triggers.rules.base import (
+    INSUFFICIENT,
     Context,
     Duration,
     Reading,
@@ -20,6 +21,7 @@ from kizashi.triggers.rules.base import (
 
 class HealthDrop(_Hysteresis, _ChurnRisk):
     METRIC: ClassVar[str] = "CS fall from its window high"
+    READS_SCORES: ClassVar[bool] = True
     window: Duration
     threshold: float = Field(gt=0, le=100)
     rearm_at: float = Field(ge=0)
@@ -31,7 +33,8 @@ class HealthDrop(_Hysteresis, _ChurnRisk):
         # The history holds every published CS with its time, `before` among them. Without any
         # (triggers' memory starts mid-stream), `before` is the one earlier CS known; when the
         # history has points, `before` may be older than the window and must not count.
-        if ctx.before is not None and not ctx.cs_history:
+        # A CS of too little evidence is no high point: its fall is evidence arriving.
+        if ctx.before is not None and not ctx.cs_history and ctx.before.segment != INSUFFICIENT:
             points.append(ctx.before.cs)
         peak = max([cs, *points])
         drop = peak - cs

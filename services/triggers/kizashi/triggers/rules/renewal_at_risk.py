@@ -25,6 +25,7 @@ from kizashi.triggers.rules.base import (
 class RenewalAtRisk(_ChurnRisk):
     # days_to_renewal moves with the calendar, not with events.
     SWEPT: ClassVar[bool] = True
+    READS_SCORES: ClassVar[bool] = True
 
     within_days: float = Field(gt=0)
     cs_threshold: CsLevel

@@ -24,6 +24,7 @@ from kizashi.triggers.rules.base import (
 class RenewalWindow(_Opportunity):
     # days_to_renewal moves with the calendar, not with events.
     SWEPT: ClassVar[bool] = True
+    READS_SCORES: ClassVar[bool] = True
 
     min_days: float = Field(ge=0)
     max_days: float = Field(gt=0)

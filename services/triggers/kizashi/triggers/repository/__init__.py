@@ -1,6 +1,6 @@
 """Every SQL statement of the triggers service (trigger_accounts, rule_states, signals,
-signal_actions), as keyword-only functions on a connection the caller holds in a transaction
-(`raw_transaction`).
+signal_actions, outcomes), as keyword-only functions on a connection the caller holds in a
+transaction (`raw_transaction`). A rule's record and outcomes live in `.performance`.
 
 The consumer's and the sweep's writes are set-based: one statement per batch through `unnest`,
 keys sorted so that concurrent batches lock rows in one order. Every value is a bound
@@ -282,7 +282,8 @@ async def reopen_due_snoozes(*, conn: asyncpg.Connection, now: datetime) -> list
 # -- The signals API -------------------------------------------------------------------------
 
 _SIGNAL_COLUMNS = """signal_id, account_id, kind, rule, priority, status, snoozed_until,
-                     fired_at, status_changed_at, status_changed_by, payload::text AS payload"""
+                     fired_at, status_changed_at, status_changed_by, payload::text AS payload,
+                     feedback_useful, feedback_reason, feedback_by, feedback_at"""
 
 
 async def list_signals(
@@ -342,3 +343,63 @@ async def signal_actions(*, conn: asyncpg.Connection, signal_id: str) -> list[as
         """,
         signal_id,
     )
+
+
+# -- Feedback and each rule's performance (kizashi.triggers.feedback, .performance) ----------
+
+
+async def record_feedback(
+    *,
+    conn: asyncpg.Connection,
+    signal_id: str,
+    useful: bool,
+    reason: str | None,
+    actor: str,
+    channel: str,
+    now: datetime,
+) -> asyncpg.Record | None:
+    """The answer becomes the signal's current feedback and one more 'feedback' row of its
+    history, in one statement; None (and nothing written) when there is no such signal."""
+    return await conn.fetchrow(
+        """
+        WITH current AS (
+            UPDATE signals SET feedback_useful = $2, feedback_reason = $3, feedback_by = $4,
+                   feedback_at = $6
+            WHERE signal_id = $1
+            RETURNING signal_id, feedback_useful, feedback_reason, feedback_by, feedback_at
+        ), logged AS (
+            INSERT INTO signal_actions (signal_id, action, actor, at, detail)
+            SELECT signal_id, 'feedback', $4, $6,
+                   jsonb_build_object('useful', $2::bool, 'reason', $3::text, 'channel', $5::text)
+            FROM current
+        )
+        SELECT * FROM current
+        """,
+        signal_id,
+        useful,
+        reason,
+        actor,
+        channel,
+        now,
+    )
+
+
+# A rule's record and the outcomes it is judged by (kizashi.triggers.repository.performance).
+from kizashi.triggers.repository.performance import (  # noqa: E402
+    FIRST_ACTIONS as FIRST_ACTIONS,
+)
+from kizashi.triggers.repository.performance import (  # noqa: E402
+    account_outcomes as account_outcomes,
+)
+from kizashi.triggers.repository.performance import (  # noqa: E402
+    account_owner as account_owner,
+)
+from kizashi.triggers.repository.performance import (  # noqa: E402
+    get_outcome as get_outcome,
+)
+from kizashi.triggers.repository.performance import (  # noqa: E402
+    insert_outcomes as insert_outcomes,
+)
+from kizashi.triggers.repository.performance import (  # noqa: E402
+    rule_performance as rule_performance,
+)
