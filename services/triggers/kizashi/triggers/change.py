@@ -13,6 +13,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from kizashi.contracts.accounts import AccountFacts
+from kizashi.contracts.outcomes import OutcomeFact
 from kizashi.contracts.scores import AppliedEvent, ObservationFact, ScoreSnapshot
 
 
@@ -32,3 +33,6 @@ class RuleInput(BaseModel):
     # What reps logged, for the observation rules (only accounts with some carry any).
     phase: int = 0
     observations: list[ObservationFact] = Field(default_factory=list)
+    # What happened to the account (renewal, churn, expansion, contraction), stored by the
+    # consumer for the rules' outcomes.
+    outcomes: list[OutcomeFact] = Field(default_factory=list)
