@@ -77,7 +77,7 @@ class FieldSpec(BaseModel):
         if not isinstance(value, str):
             return f"must be text, got {_shown(value)}"
         if self.type == "date":
-            return None if _is_day(value) else f"must be a date like 2026-12-03, got {_shown(value)}"
+            return None if _is_day(value) else f"must be a date like 2026-12-03, got {value!r}"
         if self.type == "choice":
             if value not in self.choices:
                 return f"must be one of {', '.join(self.choices)}, got {_shown(value)}"
