@@ -191,3 +191,16 @@ def test_custom_observations_round_trip_through_the_contract():
         {**_observation("site_visit", fields=GOOD), "received_at": NOW, "source": "t"}
     )
     assert event.fields == GOOD
+
+
+def test_scoring_stores_a_custom_kinds_fields_and_keeps_nothing_of_it_in_the_state():
+    from kizashi.scoring.observations import fold_observation, structured_fields
+
+    event = CustomObservation.model_validate(
+        {**_observation("site_visit", fields=GOOD), "received_at": NOW, "source": "t"}
+    )
+    assert structured_fields(event) == GOOD  # the `observations` row's `fields`
+    obs: dict = {}
+    evidence: dict = {}
+    fold_observation(obs, evidence, event, NOW.timestamp())
+    assert obs == {} and evidence == {}
