@@ -100,6 +100,10 @@ def test_the_deployed_file_is_the_packaged_one():
         ("kinds: {Site-Visit: {fields: {}}}", "kinds.Site-Visit: a name is lower-case letters"),
         ("kinds: {s: {fields: {A b: {type: text}}}}", "kinds.s.fields.A b: a name is lower-case"),
         ("kinds: {s: {fields: {}}}\nkinds: {}", "duplicate key 'kinds'"),
+        (
+            "kinds: {s: {fields: {note: {type: text}, csrf: {type: text}}}}",
+            "kinds.s.fields: csrf, note: a name the observation itself uses",
+        ),
         ("- kinds", "must be a mapping at the top level"),
         ("colours: {}", "colours: unknown key"),
     ],

@@ -11,6 +11,7 @@ read the built-in kinds' fields, which only the contract fixes.
 from __future__ import annotations
 
 from datetime import date
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -31,6 +32,11 @@ from kizashi.runtime.yamlconfig import ConfigFile, ConfigFileError
 # Kind and field names: what a form input, a JSON key and a rule's text can all carry.
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 FieldType = Literal["text", "number", "boolean", "date", "choice"]
+# Names a custom field may not take: the event's own keys, and the console form's inputs
+# beside the kind's fields (kizashi.console.obsform.COMMON_FIELDS).
+RESERVED_FIELD_NAMES = frozenset(
+    {"type", "kind", "author", "note", "fields", "account_id", "event_id", "csrf", "occurred_on"}
+)
 
 
 class ObservationConfigError(ConfigFileError):
@@ -99,6 +105,14 @@ class KindSpec(BaseModel):
     hint: ShortText | None = None
     fields: dict[Name, FieldSpec] | None = Field(default=None, max_length=MAX_CUSTOM_FIELDS)
 
+    @field_validator("fields")
+    @classmethod
+    def _names_free(cls, fields: dict[str, FieldSpec] | None) -> dict[str, FieldSpec] | None:
+        taken = sorted(set(fields or ()) & RESERVED_FIELD_NAMES)
+        if taken:
+            raise ValueError(f"{', '.join(taken)}: a name the observation itself uses")
+        return fields
+
 
 class ObservationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -120,7 +134,7 @@ class ObservationConfig(BaseModel):
                 )
         return kinds
 
-    @property
+    @cached_property
     def enabled(self) -> tuple[str, ...]:
         """The kinds reps may log, built-in ones first (in the contract's order)."""
         builtin = [k for k in OBSERVATION_KINDS if self.spec(k).enabled]
@@ -202,3 +216,9 @@ OBSERVATIONS_FILE = ConfigFile(
 def load_observation_config(config_dir: Path | None) -> ObservationConfig:
     """The packaged observations.yaml with `<config_dir>/observations.yaml` laid over it."""
     return OBSERVATIONS_FILE.load(config_dir)
+
+
+@cache
+def packaged_observation_config() -> ObservationConfig:
+    """observations.yaml as packaged, for callers that pass none (tools, tests)."""
+    return load_observation_config(None)

@@ -15,7 +15,11 @@ from pydantic import ValidationError
 from kizashi.contracts.limits import MAX_NOTE_LENGTH, MAX_SHORT_TEXT_LENGTH
 from kizashi.contracts.observations import CUSTOM_TAG, OBSERVATION_KINDS, rep_observation_adapter
 from kizashi.contracts.text import error_reason
-from kizashi.runtime.observation_kinds import ObservationConfig, load_observation_config
+from kizashi.runtime.observation_kinds import (
+    RESERVED_FIELD_NAMES,
+    ObservationConfig,
+    packaged_observation_config,
+)
 from kizashi.runtime.phases import PhaseConfig
 
 
@@ -112,7 +116,6 @@ KINDS: tuple[Kind, ...] = (
 BY_KIND = {k.kind: k for k in KINDS}
 assert set(BY_KIND) == set(OBSERVATION_KINDS), "a kind of the contract has no form"  # noqa: S101
 
-PACKAGED_KINDS = load_observation_config(None)
 # A custom field's type (observations.yaml) -> the form's input for it.
 INPUTS = {"text": "text", "number": "number", "boolean": "checkbox", "date": "date"}
 
@@ -151,6 +154,8 @@ def kinds_of(config: ObservationConfig, *, every: bool = False) -> tuple[Kind, .
 
 
 COMMON_FIELDS = ("csrf", "account_id", "kind", "event_id", "occurred_on", "note")
+# A custom kind's field never shares a name with these (observations.yaml refuses it).
+assert set(COMMON_FIELDS) <= RESERVED_FIELD_NAMES  # noqa: S101
 MAX_VALUE_LENGTH = max(MAX_NOTE_LENGTH, MAX_SHORT_TEXT_LENGTH) * 4  # bytes, well before parsing
 
 
@@ -180,12 +185,13 @@ def observation_of(
     *,
     author: str,
     phases: PhaseConfig,
-    kinds: ObservationConfig = PACKAGED_KINDS,
+    kinds: ObservationConfig | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The `rep_observation` event the form describes, as ingest's API takes it (no
     received_at or source: ingest stamps those). Raises FormRefused naming each bad field."""
     now = now or datetime.now(UTC)
+    kinds = kinds or packaged_observation_config()
     offered = {k.kind: k for k in kinds_of(kinds)}
     kind = offered.get(form.get("kind", ""))
     if kind is None:

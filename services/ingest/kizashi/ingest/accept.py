@@ -19,11 +19,9 @@ from kizashi.contracts.text import error_reason
 from kizashi.contracts.topics import INGEST_TOPICS
 from kizashi.ingest.limits import MAX_EVENT_BYTES, MAX_EVENTS_PER_BATCH, MAX_FUTURE_SKEW_S
 from kizashi.runtime.kafka import OutgoingRecord
-from kizashi.runtime.observation_kinds import ObservationConfig, load_observation_config
+from kizashi.runtime.observation_kinds import ObservationConfig, packaged_observation_config
 
 SERVER_FIELDS = ("received_at", "source")
-# observations.yaml as packaged: the kinds checked when a caller passes none.
-PACKAGED_KINDS = load_observation_config(None)
 
 
 @dataclass(frozen=True)
@@ -138,7 +136,7 @@ def accept(
 ) -> Accepted:
     """`criteria`: the phase_evidence criteria phases.yaml names; `kinds`: observations.yaml,
     the kinds enabled and custom kinds' fields (None: the packaged file's)."""
-    kinds = kinds or PACKAGED_KINDS
+    kinds = kinds or packaged_observation_config()
     now = now or datetime.now(UTC)
     latest_allowed = now + timedelta(seconds=MAX_FUTURE_SKEW_S)
     result = Accepted()
