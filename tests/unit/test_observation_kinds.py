@@ -208,3 +208,14 @@ def test_scoring_stores_a_custom_kinds_fields_and_keeps_nothing_of_it_in_the_sta
     evidence: dict = {}
     fold_observation(obs, evidence, event, NOW.timestamp())
     assert obs == {} and evidence == {}
+
+
+def test_the_schema_lets_a_built_in_kind_match_only_its_own_model():
+    import json
+
+    from kizashi.contracts.schemas import render_schemas
+
+    schema = json.loads(render_schemas()["rep_observation.schema.json"])
+    kind = schema["$defs"]["CustomObservation"]["properties"]["kind"]
+    assert sorted(kind["not"]["enum"]) == sorted(OBSERVATION_KINDS)
+    assert {"$ref": "#/$defs/CustomObservation"} in schema["oneOf"]

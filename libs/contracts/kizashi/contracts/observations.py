@@ -112,15 +112,6 @@ CUSTOM_TAG = "custom"
 CustomValue = StrictBool | StrictInt | StrictFloat | Note
 
 
-class CustomObservation(_Observation):
-    """A kind a team configured (observations.yaml), not one of the built-in nine."""
-
-    kind: Identifier
-    fields: dict[Identifier, CustomValue] = Field(
-        default_factory=dict, max_length=MAX_CUSTOM_FIELDS
-    )
-
-
 BUILTIN_MODELS: tuple[type[_Observation], ...] = (
     RenewalTiming,
     KeyPersonChange,
@@ -136,6 +127,17 @@ OBSERVATION_KINDS: tuple[str, ...] = tuple(
     m.model_fields["kind"].annotation.__args__[0]  # type: ignore[union-attr]
     for m in BUILTIN_MODELS
 )
+
+
+class CustomObservation(_Observation):
+    """A kind a team configured (observations.yaml), not one of the built-in nine."""
+
+    # Never a built-in kind (the union routes those to their models); the JSON Schema says
+    # so too, so that each event matches exactly one member of its `oneOf`.
+    kind: Annotated[Identifier, Field(json_schema_extra={"not": {"enum": list(OBSERVATION_KINDS)}})]
+    fields: dict[Identifier, CustomValue] = Field(
+        default_factory=dict, max_length=MAX_CUSTOM_FIELDS
+    )
 
 
 def _kind_tag(value: Any) -> str | None:
