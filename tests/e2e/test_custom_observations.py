@@ -2,16 +2,24 @@
 whose KIZASHI_CONFIG_DIR adds `site_visit` (tests.support.stack.CUSTOM_KINDS): ingest takes a
 site visit and refuses bad ones with a 4xx naming the field; scoring stores it in the
 `observations` table with its fields; the console's account page shows it in the timeline and
-offers the kind, with its hint and fields, in its form, which logs one."""
+offers the kind, with its hint and fields, in its form, which logs one. One more ingest
+server, whose observations.yaml switches `relocation` off, refuses relocations."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
+import time
 import uuid
 
 import asyncpg
+import httpx
 import orjson
 import pytest
 
+from kizashi.tools.embedded import free_port
 from tests.support.console import add_person, sign_in
 
 pytestmark = pytest.mark.e2e
@@ -164,3 +172,74 @@ async def test_a_site_visit_is_stored_and_shown_on_the_account_page(stack, brows
         assert "Machines seen: 7" in newest and "Escorted: no" in newest
     finally:
         await context.close()
+
+
+@pytest.fixture
+async def ingest_without_relocation(stack, database_url, bootstrap_servers, tmp_path):
+    """One more ingest server (`kizashi serve ingest`) on the stack's database and broker,
+    with an observations.yaml that switches `relocation` off; its base URL."""
+    (tmp_path / "observations.yaml").write_text("kinds:\n  relocation: {enabled: false}\n")
+    port = free_port()
+    env = {
+        **os.environ,
+        "KIZASHI_DATABASE_URL": database_url,
+        "KIZASHI_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+        "KIZASHI_INGEST_KEYS": f"tests:{stack.ingest_key}",
+        "KIZASHI_HOST": "127.0.0.1",
+        "KIZASHI_INGEST_PORT": str(port),
+        "KIZASHI_CONFIG_DIR": str(tmp_path),
+        "KIZASHI_LOG_LEVEL": "WARNING",
+    }
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "kizashi.tools.cli", "serve", "ingest"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        async with httpx.AsyncClient() as client:
+            while True:
+                try:
+                    if (await client.get(f"{base}/readyz", timeout=1)).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert process.returncode is None and time.monotonic() < deadline, "no ingest"
+                await asyncio.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 30)
+
+
+async def test_a_switched_off_kind_is_refused_naming_the_kinds_that_are_on(
+    stack, ingest_without_relocation
+):
+    author = await add_person(stack, "rep")
+    account = f"reloc-{uuid.uuid4().hex[:8]}"
+    relocation = {
+        "type": "rep_observation",
+        "account_id": account,
+        "event_id": uuid.uuid4().hex,
+        "author": author,
+        "kind": "relocation",
+        "moving_on": "2027-01-01",
+    }
+    pain = {**relocation, "event_id": uuid.uuid4().hex, "kind": "customer_pain", "pain": "urgent"}
+    del pain["moving_on"]
+    headers = {"Authorization": f"Bearer {stack.ingest_key}"}
+    async with httpx.AsyncClient(base_url=ingest_without_relocation, headers=headers) as client:
+        refused = await client.post("/v1/events", json=relocation)
+        assert refused.status_code == 422, refused.text
+        [rejection] = refused.json()["rejected"]
+        assert rejection["field"] == "kind"
+        assert rejection["reason"] == (
+            "unknown observation kind: 'relocation' is switched off in observations.yaml; "
+            "expected one of renewal_timing, key_person_change, policy_change, "
+            "competitor_trouble, customer_pain, satisfaction_with_rep, outcome_realised, "
+            "phase_evidence"
+        )
+        taken = await client.post("/v1/events", json=pain)
+        assert taken.status_code == 202, taken.text
