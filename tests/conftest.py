@@ -14,7 +14,7 @@ import pytest
 
 from tests.support import infra
 from tests.support.smtp_server import RecordingSmtpServer
-from tests.support.stack import start_stack
+from tests.support.stack import CUSTOM_KINDS, start_stack
 from tests.support.webhook_server import RecordingWebhookServer
 
 warnings.filterwarnings("ignore", module="platformdirs")
@@ -133,7 +133,12 @@ async def smtp(broker_flavour: str):
 
 @pytest.fixture(scope="session")
 async def stack(workdir, database_url, bootstrap_servers, broker_flavour, webhook, smtp):
-    """The four services under `kizashi up`, on the session's PostgreSQL and broker."""
+    """The four services under `kizashi up`, on the session's PostgreSQL and broker. Its
+    KIZASHI_CONFIG_DIR holds only an observations.yaml adding a custom kind
+    (tests.support.stack.CUSTOM_KINDS); every other file is the packaged default."""
+    config_dir = workdir / "stack-config"
+    config_dir.mkdir(exist_ok=True)
+    (config_dir / "observations.yaml").write_text(CUSTOM_KINDS, encoding="utf-8")
     running = await asyncio.to_thread(
         start_stack,
         workdir,
@@ -141,6 +146,7 @@ async def stack(workdir, database_url, bootstrap_servers, broker_flavour, webhoo
         bootstrap_servers=bootstrap_servers,
         slack_webhook_url=webhook.url("/slack"),
         smtp_url=smtp.url,
+        extra_env={"KIZASHI_CONFIG_DIR": str(config_dir)},
     )
     if not os.environ.get("KIZASHI_TEST_KAFKA_BOOTSTRAP_SERVERS"):
         # Each service told the broker's flavour apart by itself (KIZASHI_KAFKA_FLAVOUR=auto).

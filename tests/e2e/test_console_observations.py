@@ -200,7 +200,7 @@ async def test_forms_without_a_token_about_anothers_account_or_with_a_made_up_cr
         unknown = await client.post(
             "/observations", data={**base, "account_id": mine, "csrf": csrf, "kind": "gossip"}
         )
-        assert unknown.status_code == 422 and "one of renewal_timing" in unknown.text
+        assert unknown.status_code == 422 and "one of key_person_change" in unknown.text
         future = await client.post(
             "/observations",
             data={**base, "account_id": mine, "csrf": csrf, "occurred_on": "2999-01-01"},

@@ -81,6 +81,22 @@ class RunningStack:
         return self.process.returncode
 
 
+# The shared stack's observations.yaml (tests/conftest.py): the packaged kinds plus a custom
+# one, so the end-to-end tests see a team's own kind go through ingest, scoring and the console.
+CUSTOM_KINDS = """\
+kinds:
+  site_visit:
+    label: Site visit
+    hint: "You walked the customer's site: what did you see?"
+    fields:
+      visited_on: {type: date, required: true, label: Visited on}
+      machines_seen: {type: number, label: Machines seen}
+      state: {type: choice, choices: [new, worn, failing], required: true, label: State}
+      summary: {type: text, max_length: 80, label: Summary}
+      escorted: {type: boolean, label: Escorted}
+"""
+
+
 def start_stack(
     workdir: Path,
     *,

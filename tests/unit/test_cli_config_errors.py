@@ -84,6 +84,17 @@ def test_a_bad_phases_yaml_stops_ingest_and_up(command: list[str], tmp_path: Pat
     assert "starting" not in result.stdout
 
 
+@pytest.mark.parametrize("command", [["serve", "ingest"], ["up"]])
+def test_a_bad_observations_yaml_stops_ingest_and_up(command: list[str], tmp_path: Path) -> None:
+    (tmp_path / "observations.yaml").write_text("kinds:\n  site_visit: {label: Visit}\n")
+    result = _run(command, tmp_path, tmp_path / "data", servers=command != ["up"])
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith(
+        f"kizashi: {tmp_path / 'observations.yaml'}: kinds: 'site_visit' is not a built-in kind"
+    ), result.stderr
+    assert "starting" not in result.stdout
+
+
 def test_a_custom_rules_file_is_named_by_its_path(tmp_path: Path) -> None:
     file_name, text, said = BROKEN["triggers"]
     (tmp_path / file_name).write_text(text, encoding="utf-8")

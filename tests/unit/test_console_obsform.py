@@ -72,7 +72,7 @@ def test_today_is_left_to_ingest_and_typed_fields_are_typed() -> None:
 @pytest.mark.parametrize(
     ("form", "field", "reason"),
     [
-        (_form("gossip"), "kind", "one of renewal_timing"),
+        (_form("gossip"), "kind", "one of key_person_change, phase_evidence"),
         (_form("phase_evidence", criterion="likes_us"), "criterion", "not a criterion"),
         (_form("phase_evidence"), "criterion", "is required"),
         (_form("customer_pain", pain="bored"), "pain", "'urgent' or 'inexperienced_staff'"),
@@ -150,3 +150,107 @@ def test_csv_cells_a_spreadsheet_would_run_are_quoted() -> None:
         "-3",
         "0.5",
     ]
+
+
+def _site_visit_config():
+    from kizashi.runtime.observation_kinds import OBSERVATIONS_FILE
+
+    return OBSERVATIONS_FILE.validate(
+        {
+            "kinds": {
+                "relocation": {"enabled": False},
+                "renewal_timing": {"label": "Contract end", "hint": "When it ends."},
+                "site_visit": {
+                    "label": "Site visit",
+                    "hint": "You walked their site.",
+                    "fields": {
+                        "visited_on": {"type": "date", "required": True},
+                        "machines_seen": {"type": "number", "label": "Machines seen"},
+                        "state": {"type": "choice", "choices": ["new", "worn"], "required": True},
+                        "summary": {"type": "text", "max_length": 10},
+                        "escorted": {"type": "boolean"},
+                    },
+                },
+            }
+        },
+        "observations.yaml",
+    )
+
+
+def test_the_form_offers_the_configured_kinds_with_labels_hints_and_fields() -> None:
+    from kizashi.console.obsform import kinds_of
+
+    offered = {k.kind: k for k in kinds_of(_site_visit_config())}
+    assert "relocation" not in offered
+    assert (offered["renewal_timing"].label, offered["renewal_timing"].hint) == (
+        "Contract end",
+        "When it ends.",
+    )
+    visit = offered["site_visit"]
+    assert visit.custom and visit.hint == "You walked their site."
+    assert [(f.name, f.input, f.required) for f in visit.fields] == [
+        ("visited_on", "date", True),
+        ("machines_seen", "number", False),
+        ("state", "select", True),
+        ("summary", "text", False),
+        ("escorted", "checkbox", False),
+    ]
+    assert visit.fields[1].label == "Machines seen" and visit.fields[3].max_length == 10
+    # The timeline still names a switched-off kind's old observations.
+    from kizashi.console.obsform import kinds_of as every_kind
+
+    assert "relocation" in {k.kind for k in every_kind(_site_visit_config(), every=True)}
+
+
+def test_a_custom_kind_becomes_an_event_with_typed_fields() -> None:
+    config = _site_visit_config()
+    form = _form(
+        "site_visit", visited_on="2026-12-02", machines_seen="3", state="worn", escorted="on"
+    )
+    event = observation_of(form, author=AUTHOR, phases=PHASES, kinds=config, now=NOW)
+    assert event["kind"] == "site_visit"
+    assert event["fields"] == {
+        "visited_on": "2026-12-02",
+        "machines_seen": 3,
+        "state": "worn",
+        "escorted": True,
+    }
+    rep_observation_adapter.validate_python({**event, "received_at": NOW})
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "reason"),
+    [
+        ({"state": "worn"}, "visited_on", "is required"),
+        ({"visited_on": "2026-12-02", "state": "broken"}, "state", "must be one of new, worn"),
+        (
+            {"visited_on": "2026-12-02", "state": "new", "machines_seen": "many"},
+            "machines_seen",
+            "a number",
+        ),
+        (
+            {"visited_on": "2026-12-02", "state": "new", "summary": "x" * 11},
+            "summary",
+            "at most 10",
+        ),
+    ],
+)
+def test_a_custom_kinds_bad_fields_are_named(fields, field, reason) -> None:
+    with pytest.raises(FormRefused) as refused:
+        observation_of(
+            _form("site_visit", **fields),
+            author=AUTHOR,
+            phases=PHASES,
+            kinds=_site_visit_config(),
+            now=NOW,
+        )
+    assert reason in refused.value.errors[field]
+
+
+def test_a_switched_off_kind_is_not_taken() -> None:
+    with pytest.raises(FormRefused) as refused:
+        observation_of(
+            _form("relocation"), author=AUTHOR, phases=PHASES, kinds=_site_visit_config(), now=NOW
+        )
+    assert "relocation" not in refused.value.errors["kind"]
+    assert "site_visit" in refused.value.errors["kind"]

@@ -125,6 +125,7 @@ def test_services_wait_for_kafka_and_the_migrations(name):
 def test_config_mount_holds_config_the_services_accept():
     from kizashi.ingest.segment_config import load_segment_config
     from kizashi.notifier.routing import load_routing_config
+    from kizashi.runtime.observation_kinds import load_observation_config
     from kizashi.runtime.phases import load_phase_config
     from kizashi.scoring.config import load_scoring_config
     from kizashi.triggers.rules import load_rules_config
@@ -134,12 +135,14 @@ def test_config_mount_holds_config_the_services_accept():
         host = ROOT / _mounts(name)[config_dir]
         assert host == DEPLOY / "config"
     config = DEPLOY / "config"
-    for file in ("scoring.yaml", "rules.yaml", "routing.yaml", "segment.yaml", "phases.yaml"):
+    files = ("scoring.yaml", "rules.yaml", "routing.yaml", "segment.yaml", "phases.yaml")
+    for file in (*files, "observations.yaml"):
         assert (config / file).is_file(), file
     load_scoring_config(config)
     load_rules_config(config)
     load_segment_config(config)
     load_phase_config(config)
+    load_observation_config(config)
     load_routing_config(config, slack_webhook_url=None, smtp_configured=True)
 
 

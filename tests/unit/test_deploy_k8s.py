@@ -122,6 +122,7 @@ def test_kustomize_build_resolves_the_generated_config():
         "routing.yaml",
         "segment.yaml",
         "phases.yaml",
+        "observations.yaml",
     }
     for doc in docs:
         if doc["kind"] == "Deployment":

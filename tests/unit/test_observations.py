@@ -113,7 +113,9 @@ def test_an_unknown_or_missing_kind_is_named():
     raw = {**observation("relocation"), "kind": "gossip"}
     [unknown] = accept([raw], source="t", now=NOW).rejected
     assert unknown.field == "kind"
-    assert unknown.reason.startswith("unknown observation kind; expected one of renewal_timing")
+    assert unknown.reason.startswith(
+        "unknown observation kind: 'gossip' is not configured; expected one of renewal_timing"
+    )
     raw = observation("relocation")
     del raw["kind"]
     [missing] = accept([raw], source="t", now=NOW).rejected

@@ -5,12 +5,28 @@ own structured fields. It carries the envelope of every event (so its limits are
 Observations travel on their own topic (topics.REP_OBSERVATIONS), which scoring consumes
 with the input events (it decodes each topic with its own adapter: `rep_observation_adapter`
 here). Ingest decodes with `ingest_event_adapter`, which holds both.
+
+The nine kinds below are the built-in ones, each with its model. A team's own kinds
+(observations.yaml, kizashi.runtime.observation_kinds) travel as `CustomObservation`: any
+`kind` that is not built-in, with its values in a flat `fields` object. The contract bounds
+that object (MAX_CUSTOM_FIELDS identifier keys; text, number or true/false values); which kinds
+exist and what their fields are is configuration, checked by ingest.
 """
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints, TypeAdapter
+from pydantic import (
+    AfterValidator,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    Tag,
+    TypeAdapter,
+)
 
 from kizashi.contracts.events import (
     AccountUpdate,
@@ -89,29 +105,66 @@ class PhaseEvidence(_Observation):
     criterion: Identifier
 
 
-RepObservation = Annotated[
-    RenewalTiming
-    | KeyPersonChange
-    | Relocation
-    | PolicyChange
-    | CompetitorTrouble
-    | CustomerPain
-    | SatisfactionWithRep
-    | OutcomeRealised
-    | PhaseEvidence,
-    Field(discriminator="kind"),
-]
-OBSERVATION_KINDS: tuple[str, ...] = (
-    "renewal_timing",
-    "key_person_change",
-    "relocation",
-    "policy_change",
-    "competitor_trouble",
-    "customer_pain",
-    "satisfaction_with_rep",
-    "outcome_realised",
-    "phase_evidence",
+# A custom kind's fields: at most this many, each value text (dates as ISO text), a number
+# or true/false; which names and types a kind has is observations.yaml's to say.
+MAX_CUSTOM_FIELDS = 32
+CUSTOM_TAG = "custom"
+CustomValue = StrictBool | StrictInt | StrictFloat | Note
+
+
+BUILTIN_MODELS: tuple[type[_Observation], ...] = (
+    RenewalTiming,
+    KeyPersonChange,
+    Relocation,
+    PolicyChange,
+    CompetitorTrouble,
+    CustomerPain,
+    SatisfactionWithRep,
+    OutcomeRealised,
+    PhaseEvidence,
 )
+OBSERVATION_KINDS: tuple[str, ...] = tuple(
+    m.model_fields["kind"].annotation.__args__[0]  # type: ignore[union-attr]
+    for m in BUILTIN_MODELS
+)
+
+
+class CustomObservation(_Observation):
+    """A kind a team configured (observations.yaml), not one of the built-in nine."""
+
+    # Never a built-in kind (the union routes those to their models); the JSON Schema says
+    # so too, so that each event matches exactly one member of its `oneOf`.
+    kind: Annotated[Identifier, Field(json_schema_extra={"not": {"enum": list(OBSERVATION_KINDS)}})]
+    fields: dict[Identifier, CustomValue] = Field(
+        default_factory=dict, max_length=MAX_CUSTOM_FIELDS
+    )
+
+
+def _kind_tag(value: Any) -> str | None:
+    """The union member an observation is decoded with: its built-in kind, else custom."""
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    if kind is None:
+        return None
+    return kind if kind in OBSERVATION_KINDS else CUSTOM_TAG
+
+
+RepObservation = Annotated[
+    Annotated[RenewalTiming, Tag("renewal_timing")]
+    | Annotated[KeyPersonChange, Tag("key_person_change")]
+    | Annotated[Relocation, Tag("relocation")]
+    | Annotated[PolicyChange, Tag("policy_change")]
+    | Annotated[CompetitorTrouble, Tag("competitor_trouble")]
+    | Annotated[CustomerPain, Tag("customer_pain")]
+    | Annotated[SatisfactionWithRep, Tag("satisfaction_with_rep")]
+    | Annotated[OutcomeRealised, Tag("outcome_realised")]
+    | Annotated[PhaseEvidence, Tag("phase_evidence")]
+    | Annotated[CustomObservation, Tag(CUSTOM_TAG)],
+    Discriminator(
+        _kind_tag,
+        custom_error_type="missing_kind",
+        custom_error_message="missing observation kind",
+    ),
+]
 rep_observation_adapter: TypeAdapter[RepObservation] = TypeAdapter(RepObservation)
 
 # What ingest's native API accepts: the five input events and observations.

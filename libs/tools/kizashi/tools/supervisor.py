@@ -128,6 +128,7 @@ class Stack:
         services exiting and restarting in a loop. Raises ConfigFileError."""
         from kizashi.ingest.segment_config import load_segment_config
         from kizashi.notifier.routing import load_routing_config_for
+        from kizashi.runtime.observation_kinds import load_observation_config
         from kizashi.runtime.phases import load_phase_config
         from kizashi.scoring.config import load_scoring_config
         from kizashi.triggers.rules import load_rules_config
@@ -145,6 +146,7 @@ class Stack:
         try:
             load_segment_config(settings.config_dir)
             load_phase_config(settings.config_dir)
+            load_observation_config(settings.config_dir)
             load_scoring_config(settings.config_dir)
             load_rules_config(settings.config_dir)
             load_routing_config_for(settings)

@@ -14,7 +14,7 @@ from markupsafe import Markup
 from kizashi.console import cutoffs, outcomes, repository
 from kizashi.console.charts import Signal, history_svg
 from kizashi.console.deps import EngineDep, PageError, StateDep, User, UserDep
-from kizashi.console.obsform import BY_KIND, KINDS, new_form_id
+from kizashi.console.obsform import Kind, kinds_of, new_form_id
 from kizashi.console.state import ConsoleState
 from kizashi.console.views import render
 from kizashi.runtime.db import raw_transaction
@@ -30,9 +30,10 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _timeline(signals, deliveries, actions, observations, questions) -> list[dict]:
+def _timeline(signals, deliveries, actions, observations, questions, kinds) -> list[dict]:
     """Signals (with their deliveries and actions) and observations, newest first;
-    `questions`: criterion id → its question, to show phase evidence in words."""
+    `questions`: criterion id → its question, to show phase evidence in words; `kinds`: kind →
+    its form (obsform.kinds_of), for the labels of the kind and its fields."""
     by_signal: dict[str, dict] = {
         s["signal_id"]: {
             "type": "signal",
@@ -49,7 +50,7 @@ def _timeline(signals, deliveries, actions, observations, questions) -> list[dic
         by_signal[action["signal_id"]]["actions"].append(action)
     items = list(by_signal.values())
     for row in observations:
-        kind = BY_KIND.get(row["kind"])
+        kind: Kind | None = kinds.get(row["kind"])
         fields = orjson.loads(row["fields"]) if row["fields"] else {}
         known = [(f.name, f.label) for f in kind.fields] if kind else []
         shown = [(label, _shown(fields[name])) for name, label in known if name in fields]
@@ -104,7 +105,8 @@ async def account_page(
     request: Request, engine: EngineDep, state: StateDep, user: UserDep, account_id: str
 ) -> Response:
     logged = request.query_params.get("logged")
-    notice = f"Logged: {BY_KIND[logged].label}." if logged in BY_KIND else None
+    offered = {k.kind: k for k in kinds_of(state.observation_kinds)}
+    notice = f"Logged: {offered[logged].label}." if logged in offered else None
     if request.query_params.get("done") == "outcome":
         notice = "Outcome recorded."
     return await account_view(request, state, user, account_id, notice=notice)
@@ -177,11 +179,12 @@ async def account_view(
             actions,
             observations,
             {c.id: c.question for p in state.phases.phases for c in p.criteria},
+            {k.kind: k for k in kinds_of(state.observation_kinds, every=True)},
         ),
         standing=standing,
         scored_phase=row["phase"] if row is not None and row["cs"] is not None else None,
         ladder=state.phases.phases,
-        kinds=KINDS,
+        kinds=kinds_of(state.observation_kinds),
         outcomes=happened,
         outcome_kinds=outcomes.KINDS,
         may_log=row is not None and may_log(user, facts.get("owner_email")),

@@ -34,6 +34,7 @@ from kizashi.runtime.app import create_service_app
 from kizashi.runtime.db import raw_transaction
 from kizashi.runtime.http import validation_errors
 from kizashi.runtime.lifecycle import ServiceRuntime
+from kizashi.runtime.observation_kinds import load_observation_config
 from kizashi.runtime.phases import load_phase_config
 
 
@@ -41,6 +42,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     # Loaded before anything starts: a broken phases.yaml stops the console at once.
     phases = load_phase_config(settings.config_dir)
+    observation_kinds = load_observation_config(settings.config_dir)
 
     async def setup(runtime: ServiceRuntime) -> ConsoleState:
         token = settings.api_token.get_secret_value() if settings.api_token else ""
@@ -65,6 +67,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
             scoring=scoring,
             ingest=ingest,
             phases=phases,
+            observation_kinds=observation_kinds,
         )
         runtime.background(_close_on_cancel(client), name="triggers-client")
         runtime.background(_close_on_cancel(scoring), name="scoring-client")

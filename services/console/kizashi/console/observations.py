@@ -82,7 +82,9 @@ async def log_observation(
             "Ask the owner or a manager.",
         )
     try:
-        event = observation_of(form, author=user.email, phases=state.phases)
+        event = observation_of(
+            form, author=user.email, phases=state.phases, kinds=state.observation_kinds
+        )
         await send(state, event)
     except (FormRefused, NotSent) as refused:
         OBSERVATIONS.labels("refused" if refused_by_input(refused) else "failed").inc()

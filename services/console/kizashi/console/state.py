@@ -8,6 +8,7 @@ from kizashi.console.mapdigest import MapDigest
 from kizashi.console.moves import Moves
 from kizashi.console.settings import ConsoleSettings
 from kizashi.runtime.lifecycle import ServiceState
+from kizashi.runtime.observation_kinds import ObservationConfig
 from kizashi.runtime.phases import PhaseConfig
 
 
@@ -22,6 +23,8 @@ class ConsoleState(ServiceState):
     ingest: httpx.AsyncClient
     # The ladder of phases.yaml (KIZASHI_CONFIG_DIR or the default), loaded at start.
     phases: PhaseConfig
+    # observations.yaml: the kinds the form offers, their labels, hints and custom fields.
+    observation_kinds: ObservationConfig
     # Segment moves over 7 and 30 days, refreshed in the background (kizashi.console.moves).
     moves: Moves = field(default_factory=Moves)
     # Everyone's map and segment counts, refreshed in the background (kizashi.console.mapdigest).

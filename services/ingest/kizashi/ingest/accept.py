@@ -8,11 +8,18 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kizashi.contracts.observations import OBSERVATION_KINDS, PhaseEvidence, ingest_event_adapter
+from kizashi.contracts.observations import (
+    CUSTOM_TAG,
+    OBSERVATION_KINDS,
+    CustomObservation,
+    PhaseEvidence,
+    ingest_event_adapter,
+)
 from kizashi.contracts.text import error_reason
 from kizashi.contracts.topics import INGEST_TOPICS
 from kizashi.ingest.limits import MAX_EVENT_BYTES, MAX_EVENTS_PER_BATCH, MAX_FUTURE_SKEW_S
 from kizashi.runtime.kafka import OutgoingRecord
+from kizashi.runtime.observation_kinds import ObservationConfig, packaged_observation_config
 
 SERVER_FIELDS = ("received_at", "source")
 
@@ -96,21 +103,26 @@ def _first_error(error: ValidationError) -> tuple[str, str]:
     loc = [str(part) for part in item.get("loc", ())]
     if len(loc) > 1 and loc[0] in INGEST_TOPICS:
         loc = loc[1:]
-    # An observation's kind is the second tag: rep_observation.<kind>.<field>.
-    if len(loc) > 1 and loc[0] in OBSERVATION_KINDS:
+    # An observation's kind is the second tag: rep_observation.<kind>.<field>, or
+    # rep_observation.custom.<field> for a kind that is not built-in.
+    if len(loc) > 1 and (loc[0] in OBSERVATION_KINDS or loc[0] == CUSTOM_TAG):
         loc = loc[1:]
     reason = error_reason(item)
-    on_kind = (item.get("ctx") or {}).get("discriminator") == "'kind'"
+    if loc[:1] == ["fields"] and len(loc) > 2:
+        # A custom field's value that is none of the contract's types: said once, unless it
+        # is text the contract refuses (a NUL, too long), which says why itself.
+        loc, reason = loc[:2], "must be text, a number or true/false"
+        for other in error.errors():
+            if str(other["loc"][-1]).endswith("str") and other["type"] != "string_type":
+                reason = error_reason(other)
+                break
     if item.get("type") == "union_tag_invalid":
-        if on_kind:
-            loc = ["kind"]
-            reason = f"unknown observation kind; expected one of {', '.join(OBSERVATION_KINDS)}"
-        else:
-            loc = ["type"]
-            reason = f"unknown event type; expected one of {', '.join(INGEST_TOPICS)}"
+        loc = ["type"]
+        reason = f"unknown event type; expected one of {', '.join(INGEST_TOPICS)}"
     elif item.get("type") == "union_tag_not_found":
-        missing = "kind" if on_kind else "type"
-        loc, reason = [missing], f"missing {'observation kind' if on_kind else 'event type'}"
+        loc, reason = ["type"], "missing event type"
+    elif item.get("type") == "missing_kind":
+        loc, reason = ["kind"], "missing observation kind"
     return ".".join(loc) or "(event)", reason
 
 
@@ -120,8 +132,11 @@ def accept(
     source: str,
     now: datetime | None = None,
     criteria: Collection[str] | None = None,
+    kinds: ObservationConfig | None = None,
 ) -> Accepted:
-    """`criteria`: the phase_evidence criteria phases.yaml names (None: not checked)."""
+    """`criteria`: the phase_evidence criteria phases.yaml names; `kinds`: observations.yaml,
+    the kinds enabled and custom kinds' fields (None: the packaged file's)."""
+    kinds = kinds or packaged_observation_config()
     now = now or datetime.now(UTC)
     latest_allowed = now + timedelta(seconds=MAX_FUTURE_SKEW_S)
     result = Accepted()
@@ -138,6 +153,12 @@ def accept(
                 )
                 break
         else:
+            # The kind first: fields a kind does not have say less than that it is off.
+            kind = raw.get("kind") if raw.get("type") == "rep_observation" else None
+            refused = kinds.kind_refusal(kind) if isinstance(kind, str) else None
+            if refused is not None:
+                result.rejected.append(Rejection(index, *refused, event_id))
+                continue
             # The server fields go in before validation: one pass, no model copy afterwards.
             stamped = {**raw, "received_at": now, "source": source}
             if stamped.get("occurred_at") is None:
@@ -166,6 +187,11 @@ def accept(
                     )
                 )
                 continue
+            if isinstance(event, CustomObservation):
+                refused = kinds.fields_refusal(event.kind, event.fields)
+                if refused is not None:
+                    result.rejected.append(Rejection(index, *refused, event.event_id))
+                    continue
             if criteria is not None and isinstance(event, PhaseEvidence):
                 if event.criterion not in criteria:
                     result.rejected.append(

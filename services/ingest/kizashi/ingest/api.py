@@ -57,7 +57,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 async def publish(state: IngestState, raw_events: list[Any], source: str) -> JSONResponse:
     """Validate, send and answer: 202 only once Kafka acknowledged every accepted event."""
-    result = accept(raw_events, source=source, criteria=state.phase_criteria)
+    result = accept(
+        raw_events,
+        source=source,
+        criteria=state.phase_criteria,
+        kinds=state.observation_kinds,
+    )
     if authors := result.authors_to_check():
         try:
             assert state.runtime.engine is not None

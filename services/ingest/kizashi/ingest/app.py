@@ -13,6 +13,7 @@ from kizashi.ingest.settings import IngestSettings, get_settings
 from kizashi.ingest.state import IngestState
 from kizashi.runtime.app import create_service_app
 from kizashi.runtime.lifecycle import ServiceRuntime, ServiceState
+from kizashi.runtime.observation_kinds import load_observation_config
 from kizashi.runtime.phases import load_phase_config
 
 
@@ -21,6 +22,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     # Read before serving: a broken mapping file stops the start with the key it names.
     mapping = load_segment_config(settings.config_dir)
     criteria = load_phase_config(settings.config_dir).criteria
+    kinds = load_observation_config(settings.config_dir)
 
     async def setup(runtime: ServiceRuntime) -> ServiceState:
         assert runtime.engine is not None
@@ -29,6 +31,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             identities=Identities(runtime.engine),
             segment_mapping=mapping,
             phase_criteria=criteria,
+            observation_kinds=kinds,
         )
         state.intake.close_on_signal(asyncio.get_running_loop())
         return state

@@ -6,6 +6,7 @@ from kizashi.ingest.identities import Identities
 from kizashi.ingest.intake import Intake
 from kizashi.ingest.segment_config import SegmentMapping
 from kizashi.runtime.lifecycle import ServiceState
+from kizashi.runtime.observation_kinds import ObservationConfig
 
 
 @dataclass
@@ -14,6 +15,8 @@ class IngestState(ServiceState):
     segment_mapping: SegmentMapping
     # The criteria phases.yaml names: what a phase_evidence observation may cite.
     phase_criteria: frozenset[str] = frozenset()
+    # observations.yaml: the kinds reps may log, and custom kinds' fields.
+    observation_kinds: ObservationConfig | None = None
     intake: Intake = field(default_factory=Intake)
 
     def readiness(self) -> dict[str, bool]:

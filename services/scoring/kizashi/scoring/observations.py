@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kizashi.contracts.decay import DAY_S
+from kizashi.contracts.observations import CustomObservation
 from kizashi.runtime.phases import Evidence, PhaseConfig, Standing, phase_of
 
 # The newest observations of each kind kept in the state and carried to the rules.
@@ -45,13 +46,20 @@ OUTCOMES = {"yes": (1.0, "yes"), "partly": (0.5, "partly"), "no": (0.0, "no")}
 
 
 def structured_fields(event: Any) -> dict[str, Any]:
-    """The kind's own fields of a rep_observation, as JSON data (dates as ISO text)."""
+    """The kind's own fields of a rep_observation, as JSON data (dates as ISO text); a custom
+    kind's (observations.yaml) are its `fields` object as it came."""
+    if isinstance(event, CustomObservation):
+        return dict(event.fields)
     data = event.model_dump(mode="json")
     return {k: v for k, v in data.items() if k not in _ENVELOPE}
 
 
 def fold_observation(obs: dict, evidence: dict, event: Any, ts: float) -> None:
-    """Fold one rep_observation into the state's `obs` and `evidence` (in place)."""
+    """Fold one rep_observation into the state's `obs` and `evidence` (in place). A custom
+    kind (observations.yaml) is stored in the `observations` table only: it moves no score and
+    fires no rule, so the state keeps nothing of it."""
+    if isinstance(event, CustomObservation):
+        return
     fields = structured_fields(event)
     if event.kind == "phase_evidence":
         criterion = fields["criterion"]
