@@ -158,6 +158,9 @@ async def test_webhook_timeout_and_connection_refused_are_retryable() -> None:
 
 async def test_webhook_urls_never_reach_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    # httpx's own level too: a service configured in this process earlier (configure_logging)
+    # leaves it at WARNING, and its request line would then never be written at all.
+    caplog.set_level(logging.DEBUG, logger="httpx")
     async with recording_webhook_server() as hooks, WebhookSender() as sender:
         assert (await sender.send(hooks.url("/services/T0/B0/TOPSECRET"), PAYLOAD)).ok
     assert "TOPSECRET" not in caplog.text
