@@ -21,13 +21,12 @@ import shutil
 import signal
 import subprocess
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kizashi.tools.embedded import free_port
 from kizashi.tools.localkafka import LOG4J2 as LOCAL_LOG4J2
-from kizashi.tools.localkafka import tools_dir
+from kizashi.tools.localkafka import new_cluster_id, tools_dir
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = REPO / "deploy" / "install-test-tools.sh"
@@ -375,10 +374,3 @@ class KafkaCluster:
         for node in self.nodes:
             self._signal(node, signal.SIGCONT)
             self._signal(node, signal.SIGKILL)
-
-
-def new_cluster_id() -> str:
-    """A random cluster id in Kafka's form (base64 of a UUID, 22 characters)."""
-    import base64
-
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")

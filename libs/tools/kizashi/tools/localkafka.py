@@ -79,7 +79,7 @@ class LocalKafka:
         (self.folder / "log4j2.properties").write_text(LOG4J2)
         properties = self._write_properties()
         if not (self.folder / "data" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = new_cluster_id()
             subprocess.run(
                 [*self._java(lib), "kafka.tools.StorageTool", "format", "-t", cluster_id]
                 + ["-c", str(properties)],
@@ -166,3 +166,13 @@ def _read_from(path: Path, offset: int) -> bytes:
     with path.open("rb") as log:
         log.seek(offset)
         return log.read()
+
+
+def new_cluster_id() -> str:
+    """A random cluster id in Kafka's form (base64 of a UUID, 22 characters), never starting
+    with "-": kafka-storage would read `-t -abc…` as an option (1 id in 64; Kafka's own
+    Uuid.randomUuid skips them too)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
