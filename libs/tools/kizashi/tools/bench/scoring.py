@@ -233,6 +233,25 @@ class ReplicaPlan:
     group: str
 
 
+def counted_handler(handle, status_of, first_batch_at, batches):
+    """A consumer's batch handler that also keeps, across the bench's processes, the earliest
+    moment a batch was handed over and how many batches were handled."""
+
+    async def handler(records):
+        # Wall clock (replicas are separate processes), from when the records were handed
+        # over, before the consumer topped the batch up.
+        handed_over = status_of().first_records_at or time.time()
+        with first_batch_at.get_lock():
+            if first_batch_at.value == 0 or handed_over < first_batch_at.value:
+                first_batch_at.value = handed_over
+        rejected = await handle(records)
+        with batches.get_lock():
+            batches.value += 1
+        return rejected
+
+    return handler
+
+
 def _scoring_replica(plan: ReplicaPlan, first_batch_at, batches, stop) -> None:
     """A spawned process: one scoring consumer, as one replica of the service runs it."""
     asyncio.run(_serve_replica(plan, first_batch_at, batches, stop))
@@ -259,17 +278,12 @@ async def _serve_replica(plan: ReplicaPlan, first_batch_at, batches, stop) -> No
     service = ScoringState(runtime=runtime, config=load_scoring_config(settings.config_dir))
     tune_garbage_collector()  # as the scoring service does at start-up
 
-    async def handler(records):
-        # Wall clock (replicas are separate processes), from when the records were handed
-        # over, before the consumer topped the batch up.
-        handed_over = consumer.status.first_records_at or time.time()
-        with first_batch_at.get_lock():
-            if first_batch_at.value == 0 or handed_over < first_batch_at.value:
-                first_batch_at.value = handed_over
-        rejected = await handle_events(service, records)
-        with batches.get_lock():
-            batches.value += 1
-        return rejected
+    handler = counted_handler(
+        lambda records: handle_events(service, records),
+        lambda: consumer.status,
+        first_batch_at,
+        batches,
+    )
 
     consumer = BatchConsumer(
         service="scoring",

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from kizashi.contracts.topics import DEAD_LETTER
-from kizashi.tools.bench.scoring import Run, _connect, _like, until_committed
+from kizashi.tools.bench.scoring import Run, _connect, _like, counted_handler, until_committed
 
 
 @dataclass(frozen=True)
@@ -163,15 +163,12 @@ async def _serve(url, bootstrap, topic, group, first_batch_at, batches, signals,
     service = TriggersState(runtime=runtime, rules=load_rules_config(settings.config_dir))
     tune_garbage_collector()  # as the triggers service does at start-up
 
-    async def handler(records):
-        handed_over = consumer.status.first_records_at or time.time()
-        with first_batch_at.get_lock():
-            if first_batch_at.value == 0 or handed_over < first_batch_at.value:
-                first_batch_at.value = handed_over
-        rejected = await handle_changes(service, records)
-        with batches.get_lock():
-            batches.value += 1
-        return rejected
+    handler = counted_handler(
+        lambda records: handle_changes(service, records),
+        lambda: consumer.status,
+        first_batch_at,
+        batches,
+    )
 
     consumer = BatchConsumer(
         service="triggers",
