@@ -23,25 +23,11 @@ from kizashi.tools.demo import story_events
 from tests.integration.scoring_support import (
     changes_for,
     event,
-    private_scoring,
     records,
-    scoring_service,
     usage,
 )
 
 TOKEN = "history-test-token"
-
-
-@pytest.fixture(scope="module")
-async def servers(database_url, workdir):
-    async with private_scoring(database_url, workdir) as found:
-        yield found
-
-
-@pytest.fixture(scope="module")
-async def service(servers):
-    async with scoring_service(servers) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

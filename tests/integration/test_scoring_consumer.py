@@ -26,23 +26,9 @@ from tests.integration.scoring_support import (
     account_row,
     changes_for,
     event,
-    private_scoring,
     records,
-    scoring_service,
     usage,
 )
-
-
-@pytest.fixture(scope="module")
-async def servers(database_url, workdir):
-    async with private_scoring(database_url, workdir) as found:
-        yield found
-
-
-@pytest.fixture(scope="module")
-async def service(servers):
-    async with scoring_service(servers) as running:
-        yield running
 
 
 def _account(name: str) -> str:

@@ -14,7 +14,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import pytest
 from alembic import command
 from prometheus_client import REGISTRY
 
@@ -26,24 +25,11 @@ from kizashi.tools.migrate import alembic_config, upgrade
 from tests.integration.scoring_support import (
     account_row,
     event,
-    private_scoring,
     records,
     scoring_service,
     usage,
 )
 from tests.support.infra import _create_database, _drop_database, _with_database
-
-
-@pytest.fixture(scope="module")
-async def servers(database_url, workdir):
-    async with private_scoring(database_url, workdir) as found:
-        yield found
-
-
-@pytest.fixture(scope="module")
-async def service(servers):
-    async with scoring_service(servers) as running:
-        yield running
 
 
 def _account(name: str) -> str:

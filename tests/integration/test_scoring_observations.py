@@ -7,7 +7,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import orjson
-import pytest
 
 from kizashi.runtime.db import raw_transaction
 from kizashi.scoring.consumer import handle_events
@@ -16,24 +15,10 @@ from tests.integration.scoring_support import (
     account_row,
     changes_for,
     event,
-    private_scoring,
     records,
-    scoring_service,
 )
 
 REP = "rep@example.com"
-
-
-@pytest.fixture(scope="module")
-async def servers(database_url, workdir):
-    async with private_scoring(database_url, workdir) as found:
-        yield found
-
-
-@pytest.fixture(scope="module")
-async def service(servers):
-    async with scoring_service(servers) as running:
-        yield running
 
 
 def _account(name: str) -> str:

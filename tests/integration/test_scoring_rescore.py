@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 
 import asyncpg
-import pytest
 
 from kizashi.contracts.scores import ScoresChanged
 from kizashi.contracts.topics import SCORES_CHANGED
@@ -24,7 +23,6 @@ from tests.integration.scoring_support import (
     account_row,
     changes_for,
     event,
-    private_scoring,
     read_topic,
     records,
     scoring_service,
@@ -38,12 +36,6 @@ NEW_YAML = DEFAULT_YAML.replace('version: "2026.3"', 'version: "test-nps-heavy"'
 )
 
 assert "nps: 120" in NEW_YAML and "test-nps-heavy" in NEW_YAML
-
-
-@pytest.fixture(scope="module")
-async def servers(database_url, workdir):
-    async with private_scoring(database_url, workdir) as found:
-        yield found
 
 
 async def _versions(service) -> dict[str, int]:
