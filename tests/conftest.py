@@ -14,7 +14,7 @@ import pytest
 
 from tests.support import infra
 from tests.support.smtp_server import RecordingSmtpServer
-from tests.support.stack import CUSTOM_KINDS, start_stack
+from tests.support.stack import CUSTOM_KINDS, SETTLE_FAST_RULES, start_stack
 from tests.support.webhook_server import RecordingWebhookServer
 
 warnings.filterwarnings("ignore", module="platformdirs")
@@ -134,11 +134,13 @@ async def smtp(broker_flavour: str):
 @pytest.fixture(scope="session")
 async def stack(workdir, database_url, bootstrap_servers, broker_flavour, webhook, smtp):
     """The four services under `kizashi up`, on the session's PostgreSQL and broker. Its
-    KIZASHI_CONFIG_DIR holds only an observations.yaml adding a custom kind
-    (tests.support.stack.CUSTOM_KINDS); every other file is the packaged default."""
+    KIZASHI_CONFIG_DIR holds an observations.yaml adding a custom kind
+    (tests.support.stack.CUSTOM_KINDS) and a rules.yaml settling backfills in a second
+    (SETTLE_FAST_RULES); every other file is the packaged default."""
     config_dir = workdir / "stack-config"
     config_dir.mkdir(exist_ok=True)
     (config_dir / "observations.yaml").write_text(CUSTOM_KINDS, encoding="utf-8")
+    (config_dir / "rules.yaml").write_text(SETTLE_FAST_RULES, encoding="utf-8")
     running = await asyncio.to_thread(
         start_stack,
         workdir,

@@ -111,6 +111,9 @@ def test_up_then_demo_shows_alerts_and_stops_cleanly(tmp_path: Path):
         # The demo tells the truth: acme's early CS on thin evidence is no high point to fall
         # from (issue #19): no health_drop.
         assert "health_drop" not in demo.stdout, demo.stdout
+        # Nor does its four weeks of history, read oldest first, make it look silent or fallen
+        # midway (docs/signals.md#history-arriving): the busy, happy account has no churn risk.
+        assert "[churn_risk] acme" not in demo.stdout, demo.stdout
 
         # The alerts really arrived at the stand-in Slack and mail server, and were printed.
         inbox = data_dir / "inbox"

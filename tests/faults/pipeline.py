@@ -35,7 +35,7 @@ from kizashi.tools.migrate import upgrade
 from kizashi.tools.stack import credentials_file, read_env_file
 from tests.support import infra
 from tests.support.kafka_cluster import KafkaCluster
-from tests.support.stack import RunningStack, start_stack
+from tests.support.stack import SETTLE_FAST_RULES, RunningStack, start_stack
 from tests.support.webhook_server import RecordingWebhookServer
 
 OWNERS = 16  # alert owners, each with a webhook of its own (the notifier paces each to ~1/s)
@@ -127,6 +127,7 @@ async def open_fault_stack(workdir: Path, flavour: str = "embedded") -> FaultSta
     config_dir = workdir / "config"
     config_dir.mkdir()
     (config_dir / "routing.yaml").write_text(routing_yaml(webhook))
+    (config_dir / "rules.yaml").write_text(SETTLE_FAST_RULES)
     stack = await asyncio.to_thread(
         start_stack,
         workdir,

@@ -166,6 +166,13 @@ async def test_silence_fires_inactivity_at_the_sweep_and_the_return_resolves_it(
     ]
     await handle_changes(triggers, records)
     assert await signals_of(own_database, silent) == []
+    # The silent account's events are all history (the newest 13 days old): inactivity held
+    # its state on them, and the sweep judges it once that history has settled: 13 days is
+    # not yet 14, so it then waits for the 14th day.
+    settled = now + triggers.rules.backfill.settle
+    assert (await account_row(own_database, silent))["next_sweep_at"] == settled
+    assert await sweep_once(triggers, now=settled) == 1
+    assert await signals_of(own_database, silent) == []
     due = await account_row(own_database, silent)
     last_event = last_use + timedelta(hours=2)
     assert due["next_sweep_at"] == last_event + 14 * DAY
@@ -218,8 +225,10 @@ async def test_the_sweep_skips_an_account_the_consumer_holds(
         account, [facts(account, now - 40 * DAY), *used(account, [now - 13 * DAY])], now
     )
     await handle_changes(triggers, [record])
+    # History arriving: judged once settled (13 days of silence, nothing yet), then due at 14.
+    await sweep_once(triggers, now=now + triggers.rules.backfill.settle)
     due_at = (await account_row(own_database, account))["next_sweep_at"]
-    assert due_at is not None
+    assert due_at is not None and due_at > now + DAY
 
     holder = await asyncpg.connect(own_database)
     try:

@@ -81,6 +81,14 @@ class RunningStack:
         return self.process.returncode
 
 
+# The test stacks' rules.yaml: the packaged rules, but an account's history counts as settled
+# after a second rather than a minute (docs/signals.md#history-arriving), so a test that sends
+# backdated usage sees inactivity within its wait.
+SETTLE_FAST_RULES = """\
+backfill:
+  settle: 1s
+"""
+
 # The shared stack's observations.yaml (tests/conftest.py): the packaged kinds plus a custom
 # one, so the end-to-end tests see a team's own kind go through ingest, scoring and the console.
 CUSTOM_KINDS = """\

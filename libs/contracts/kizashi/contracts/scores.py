@@ -77,6 +77,10 @@ class ScoresChanged(BaseModel):
     # The events applied in the batch that caused this change (capped; `event_count` is exact).
     events: list[AppliedEvent] = Field(default_factory=list)
     event_count: int = 0
+    # When the newest of those events happened (all of them, not only the capped list): a
+    # change whose newest event is well behind `computed_at` is history arriving (a backfill,
+    # a backlog), and triggers holds its clock-relative usage rules on it (docs/signals.md).
+    newest_event_at: datetime | None = None
     # "events" when new events moved the scores, "sweep" when time (decay, the calendar) did.
     cause: Literal["events", "sweep", "rescore"] = "events"
     # The relationship phase (kizashi.runtime.phases) after this change, and before it (None

@@ -176,6 +176,7 @@ def rescore(
             for e in list(events)[:MAX_EVENT_REFS]
         ],
         "event_count": len(events),
+        "newest_event_at": max((e.occurred_at or now for e in events), default=None),
         "cause": cause,
         "phase": phase,
         "phase_before": phase_before,

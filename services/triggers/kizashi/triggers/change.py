@@ -30,6 +30,7 @@ class RuleInput(BaseModel):
     account: AccountFacts
     features: dict[str, float | None]
     events: list[AppliedEvent] = Field(default_factory=list)
+    newest_event_at: datetime | None = None
     # What reps logged, for the observation rules (only accounts with some carry any).
     phase: int = 0
     observations: list[ObservationFact] = Field(default_factory=list)

@@ -49,7 +49,7 @@ class AccountMemory:
         """Signals fired for this account on `day` (the daily cap counts them)."""
         return self.fired_today if self.fired_day == day else 0
 
-    def schedule(self, rules: RuleBook, now: datetime) -> None:
+    def schedule(self, rules: RuleBook, now: datetime, *, history_arriving: bool = False) -> None:
         """Set when the sweep should next look at this account (after every decision)."""
         self.next_sweep_at = next_sweep_at(
             latest=self.latest,
@@ -57,6 +57,7 @@ class AccountMemory:
             fired_today=self.fired_on(now.date()),
             rules=rules,
             now=now,
+            history_arriving=history_arriving,
         )
 
 
@@ -84,6 +85,7 @@ def decide(
     parsed again."""
     day = now.date()
     history = trim_history(memory.cs_history, now)
+    arriving = rules.backfill.arriving(change.newest_event_at, now)
     evaluation = evaluate(
         account_id=change.account_id,
         features=change.features,
@@ -97,6 +99,7 @@ def decide(
         only=only,
         observations=change.observations,
         phase=change.phase,
+        history_arriving=arriving,
     )
     caused_at = min(
         (e.received_at for e in change.events if e.received_at is not None), default=None
@@ -132,7 +135,7 @@ def decide(
             memory.latest, memory.latest_json = clock_view(change), message
         else:
             memory.latest, memory.latest_json = change.model_dump(mode="json"), None
-    memory.schedule(rules, now)
+    memory.schedule(rules, now, history_arriving=arriving)
     return Decision(signals=signals, evaluation=evaluation)
 
 
@@ -149,6 +152,7 @@ def sweep_decide(memory: AccountMemory, rules: RuleBook, *, now: datetime) -> De
             "before": latest.after,
             "features": features_now(memory.latest, now),
             "events": [],
+            "newest_event_at": None,  # the sweep is the present, never history arriving
         }
     )
     decision = decide(change, memory, rules, now=now, only=set(SWEEP_RULES), remember=False)

@@ -90,6 +90,7 @@ def evaluate(
     only: set[str] | None = None,
     observations: Sequence[ObservationFact] = (),
     phase: int = 0,
+    history_arriving: bool = False,
 ) -> Evaluation:
     now = _aware(now)
     ctx = Context(
@@ -109,6 +110,8 @@ def evaluate(
             continue
         if insufficient and cfg.READS_SCORES:
             continue  # its state stays as it was: no reading on scores of too little evidence
+        if history_arriving and cfg.HELD_WHILE_HISTORY_ARRIVES:
+            continue  # likewise: the history so far is not the account's present
         reading = cfg.read(ctx)
         state, ready = _step(cfg, reading, _aware_state(states.get(name)), now)
         new_states[name] = state

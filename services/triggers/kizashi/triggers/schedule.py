@@ -63,10 +63,14 @@ def next_sweep_at(
     fired_today: int,
     rules: RuleBook,
     now: datetime,
+    history_arriving: bool = False,
 ) -> datetime | None:
     """The earliest time the clock alone can make a time-driven rule fire, re-arm or clear,
     let a blocked firing through (cooldown over, a new day under the cap) or auto-resolve a
-    churn-risk signal. None when nothing can happen before the next scores.changed."""
+    churn-risk signal. None when nothing can happen before the next scores.changed.
+
+    `history_arriving`: the change was history arriving, on which the rules that measure
+    usage against the clock held their state; they are judged once it has settled."""
     if latest is None:
         return None
     clock = SweepContext(
@@ -80,6 +84,9 @@ def next_sweep_at(
             candidates.append(state.cleared_since + after)
         if name not in SWEEP_RULES:
             continue
+        used = clock.features.get("last_usage_at") is not None
+        if history_arriving and cfg.HELD_WHILE_HISTORY_ARRIVES and used:
+            candidates.append(now + rules.backfill.settle)
         if state.armed and state.condition_since is not None:
             # On and armed, yet it did not fire: held by the cooldown or today's cap.
             candidates.append(_unblocked_at(cfg, state, fired_today, rules, now))

@@ -146,6 +146,10 @@ class _Rule(BaseModel):
     # while the account's segment is insufficient_data (too little evidence for the scores;
     # docs/signals.md). Rules on raw facts (a survey answer, usage, visits) never set it.
     READS_SCORES: ClassVar[bool] = False
+    # The rule measures usage against the clock (silence, a falling rate): on a change that is
+    # history arriving (RuleBook.backfill) it holds its state, as the history so far is not
+    # the account's present; the sweep judges it once the history has settled.
+    HELD_WHILE_HISTORY_ARRIVES: ClassVar[bool] = False
 
     enabled: bool
     cooldown: Duration

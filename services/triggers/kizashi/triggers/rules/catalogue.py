@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pkgutil
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from importlib import import_module
 from pathlib import Path
 from typing import Any, get_args
@@ -49,12 +49,29 @@ Rules: type[BaseModel] = create_model(  # type: ignore[call-overload]
 )
 
 
+class Backfill(BaseModel):
+    """History arriving (rules.yaml `backfill`; docs/signals.md#history-arriving)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # A change whose newest event is older than this (against the time it was scored) is
+    # history arriving: the clock-relative usage rules hold their state on it.
+    older_than: Duration = timedelta(days=1)
+    # Once an account's history has been quiet this long, the sweep judges those rules on
+    # all of it.
+    settle: Duration = timedelta(minutes=1)
+
+    def arriving(self, newest_event_at: datetime | None, now: datetime) -> bool:
+        return newest_event_at is not None and now - newest_event_at > self.older_than
+
+
 class RuleBook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     daily_cap_per_account: int | None = Field(ge=0)
     # How long after a signal an outcome still counts for it (won, confirmed, averted).
     outcome_window: Duration = timedelta(days=90)
+    backfill: Backfill = Field(default_factory=Backfill)
     rules: Rules  # type: ignore[valid-type]
 
     def items(self) -> Iterator[tuple[str, RuleConfig]]:

@@ -22,6 +22,7 @@ from kizashi.triggers.rules.base import (
 class Inactivity(_Hysteresis, _ChurnRisk):
     # Silence is the absence of events: only the clock can make this rule fire.
     SWEPT: ClassVar[bool] = True
+    HELD_WHILE_HISTORY_ARRIVES: ClassVar[bool] = True
     METRIC: ClassVar[str] = "days_since_usage"
 
     threshold: float = Field(gt=0)

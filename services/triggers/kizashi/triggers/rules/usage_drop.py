@@ -27,6 +27,7 @@ _TREND_DECAY = 1 / MEAN_LIFE_7D_S - 1 / MEAN_LIFE_28D_S
 class UsageDrop(_Hysteresis, _ChurnRisk):
     # In silence the decayed counters keep falling: the drop can happen without any event.
     SWEPT: ClassVar[bool] = True
+    HELD_WHILE_HISTORY_ARRIVES: ClassVar[bool] = True
     RISING: ClassVar[bool] = False
     METRIC: ClassVar[str] = "usage_trend"
 
