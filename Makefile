@@ -17,7 +17,7 @@ up: $(STAMP)
 test: $(STAMP)
 	sh deploy/install-test-tools.sh
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest -p no:cacheprovider
+	$(VENV)/bin/pytest -p no:cacheprovider --durations=30
 
 demo: $(STAMP)
 	$(VENV)/bin/kizashi demo
