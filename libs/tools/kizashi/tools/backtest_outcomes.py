@@ -342,7 +342,7 @@ def render_outcomes_text(section: dict[str, Any]) -> str:
     rules = {name: r for name, r in section["rules"].items() if r["fired"] or r["recalled"]}
     width = max([len("rule")] + [len(name) for name in rules])
     lines.append(
-        f"{'rule':<{width}}  {'fired':>5}  {'hits':>4}  {'miss':>4}  {'open':>4}  "
+        f"{'rule':<{width}}  {'fired':>5}  {'hits':>4}  {'miss':>4}  {'open':>4}  {'gone':>4}  "
         f"{'precision (95% CI)':<19} {'recall':<14} {'lead days p50/p90':>17}"
     )
     for name, rule in rules.items():
@@ -355,8 +355,12 @@ def render_outcomes_text(section: dict[str, Any]) -> str:
             lead = f"{rule['lead_days_median']:g} / {rule['lead_days_p90']:g}"
         lines.append(
             f"{name:<{width}}  {rule['fired']:>5}  {rule['hits']:>4}  {rule['misses']:>4}  "
-            f"{rule['open']:>4}  {precision:<19} {recall:<14} {lead:>17}"
+            f"{rule['open']:>4}  {rule['after_churn']:>4}  {precision:<19} {recall:<14} {lead:>17}"
         )
+    lines.append(
+        "(hits: won or confirmed within the window; miss: the window ended without; open: its "
+        "window runs past the horizon; gone: fired after the account churned)"
+    )
     quiet = [name for name, r in section["rules"].items() if name not in rules]
     if quiet:
         lines.append(f"(no signal: {', '.join(quiet)})")
@@ -377,6 +381,8 @@ def render_outcomes_text(section: dict[str, Any]) -> str:
             f"{scores['accounts']} {what}"
         )
         lines.append(f"  {'decile':>6}  {index + ' range':>9}  {'accounts':>8}  {what:>8}  rate")
+        if not figures["deciles"]:
+            lines.append("  (no account scored by then)")
         for group in figures["deciles"]:
             span = f"{group['low']:.0f}–{group['high']:.0f}"
             lines.append(
