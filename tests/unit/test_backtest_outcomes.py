@@ -259,3 +259,9 @@ def test_the_chart_escapes_its_title() -> None:
     svg = calibration_svg({"churn": empty, "expansion": empty}, title="a <b> & c")
     root = ElementTree.fromstring(svg)
     assert root.find("{http://www.w3.org/2000/svg}title").text == "a <b> & c"
+
+
+def test_the_shipped_example_is_what_the_generator_writes(tmp_path: Path) -> None:
+    shipped = Path(__file__).resolve().parents[2] / "examples"
+    for written in planted.write(planted.build(), tmp_path):
+        assert written.read_bytes() == (shipped / written.name).read_bytes(), written.name

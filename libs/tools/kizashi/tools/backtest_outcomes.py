@@ -370,6 +370,11 @@ def render_outcomes_text(section: dict[str, Any]) -> str:
         f"Scores as of {scores['as_of'][:10]} against outcomes until {scores['until'][:10]}: "
         f"{scores['accounts']} accounts ({scores['left_out']} left out: churned or not scored yet)"
     )
+    if scores["until"] > section["horizon"]:
+        lines.append(
+            f"(outcomes are known only until {section['horizon'][:10]}: the window after "
+            f"{scores['as_of'][:10]} is cut short, and late churns count as none)"
+        )
     for key, index, what in (("churn", "CS", "churned"), ("expansion", "OP", "expanded")):
         figures = scores[key]
         auc_text = "n/a (needs both)" if figures["auc"] is None else f"{figures['auc']:.3f}"
