@@ -22,6 +22,7 @@ from kizashi.tools.backtest_outcomes import (
     deciles,
     rule_figures,
     score_as_of,
+    score_figures,
 )
 from kizashi.tools.calibration_chart import calibration_svg
 from kizashi.tools.cli import main
@@ -265,3 +266,34 @@ def test_the_shipped_example_is_what_the_generator_writes(tmp_path: Path) -> Non
     shipped = Path(__file__).resolve().parents[2] / "examples"
     for written in planted.write(planted.build(), tmp_path):
         assert written.read_bytes() == (shipped / written.name).read_bytes(), written.name
+
+
+def test_scores_are_read_on_one_day_and_judged_on_the_window_after() -> None:
+    scores = {
+        "low": [(day(0), 20.0, 10.0)],
+        "high": [(day(0), 80.0, 90.0), (day(40), 30.0, 10.0)],  # fell after the day: not seen
+        "gone": [(day(0), 10.0, 10.0)],  # churned before the day: left out
+        "late": [(day(40), 50.0, 50.0)],  # first scored after the day: left out
+        "mid": [(day(0), 50.0, 50.0)],
+    }
+    outcomes = [
+        outcome("gone", "churn", 20),
+        outcome("low", "contraction", 60),
+        outcome("high", "expansion", 100),
+        outcome("mid", "churn", 200),  # after the window: no
+    ]
+    figures = score_figures(scores, outcomes, as_of=day(30), window=timedelta(days=90))
+    assert (figures["accounts"], figures["left_out"]) == (3, 2)
+    assert figures["churn"]["positives"] == 1 and figures["churn"]["auc"] == 1.0
+    assert figures["expansion"]["positives"] == 1 and figures["expansion"]["auc"] == 1.0
+    assert [g["outcomes"] for g in figures["churn"]["deciles"]] == [1, 0, 0]
+
+
+def test_a_chart_into_a_missing_folder_is_refused_before_the_replay(tmp_path: Path, capsys) -> None:
+    events, outcomes = planted.write(planted.build({"steady": 1}), tmp_path)
+    code, out, err = backtest(
+        capsys,
+        *("--events", str(events), "--outcomes", str(outcomes)),
+        *("--chart", str(tmp_path / "nowhere" / "c.svg")),
+    )
+    assert code == 2 and out == "" and "no such folder" in err

@@ -111,6 +111,9 @@ def run(args: argparse.Namespace, settings: ToolSettings) -> int:
     if args.chart is not None and args.outcomes is None:
         print("kizashi backtest: --chart needs --outcomes", file=sys.stderr)
         return 2
+    if args.chart is not None and not args.chart.resolve().parent.is_dir():
+        print(f"kizashi backtest: no such folder for the chart: {args.chart}", file=sys.stderr)
+        return 2
     outcomes = None
     if args.outcomes is not None:
         outcomes = read_outcomes(args.outcomes)
@@ -139,7 +142,11 @@ def run(args: argparse.Namespace, settings: ToolSettings) -> int:
         )
         if args.chart is not None:
             title = f"Calibration: {args.events.name} against {args.outcomes.name}"
-            args.chart.write_text(calibration_svg(report["outcomes"]["scores"], title=title))
+            try:
+                args.chart.write_text(calibration_svg(report["outcomes"]["scores"], title=title))
+            except OSError as error:
+                print(f"kizashi backtest: cannot write {args.chart}: {error}", file=sys.stderr)
+                return 2
             print(f"kizashi backtest: wrote {args.chart}", file=sys.stderr)
     if args.json:
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
