@@ -7,7 +7,8 @@ them against its signals: an opportunity is `won` when an expansion follows with
 window, a churn risk `confirmed` when churn or a contraction does, `averted` when the account
 renews."""
 
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,3 +38,35 @@ class OutcomeFact(BaseModel):
     # The ARR it moved (for a renewal or a churn: the ARR renewed or lost); None when unknown.
     amount: float | None = Field(default=None, ge=0)
     event_id: str | None = None
+
+
+# -- What an outcome says about a signal: one definition for triggers' performance figures
+# (its SQL binds these kinds) and for `kizashi backtest --outcomes`.
+DEFAULT_OUTCOME_WINDOW = timedelta(days=90)
+# An opportunity is won by an expansion; a churn risk is confirmed by a churn or a
+# contraction, and averted by a renewal (when nothing confirmed it).
+WON_BY: tuple[str, ...] = ("expansion",)
+CONFIRMED_BY: tuple[str, ...] = ("churn", "contraction")
+AVERTED_BY: tuple[str, ...] = ("renewal",)
+# The outcomes a rule of each signal kind tries to foresee (what its recall is measured on).
+FORESEEN: dict[str, tuple[str, ...]] = {"opportunity": WON_BY, "churn_risk": CONFIRMED_BY}
+
+SignalResult = Literal["won", "confirmed", "averted"]
+
+
+def within_window(fired_at: datetime, occurred_at: datetime, window: timedelta) -> bool:
+    """An outcome counts for a signal when it happened at or after the firing and less than
+    `window` later."""
+    return fired_at <= occurred_at < fired_at + window
+
+
+def signal_result(signal_kind: str, followed_by: Iterable[str]) -> SignalResult | None:
+    """What the kinds of the outcomes that followed a signal within the window make of it:
+    an opportunity `won`, a churn risk `confirmed` (before `averted`: a renewal after a
+    contraction saved nothing), or None."""
+    kinds = set(followed_by)
+    if signal_kind == "opportunity":
+        return "won" if kinds.intersection(WON_BY) else None
+    if kinds.intersection(CONFIRMED_BY):
+        return "confirmed"
+    return "averted" if kinds.intersection(AVERTED_BY) else None

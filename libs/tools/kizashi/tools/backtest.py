@@ -1,5 +1,7 @@
 """`kizashi backtest --events FILE.jsonl`: how many signals each rule would have fired on an
-event history, and for whom, before a rules.yaml goes live.
+event history, and for whom, before a rules.yaml goes live. With `--outcomes FILE.jsonl`, how
+often each rule was right, how much it caught and how early, and how well CS and OP ranked
+the accounts that churned or expanded (kizashi.tools.backtest_outcomes).
 
 Offline: no broker, no database, no service. The events go through the same scoring and
 rule code as the services (kizashi.tools.replay), on a simulated clock.
@@ -23,6 +25,8 @@ from pydantic import ValidationError
 from kizashi.contracts.events import EventEnvelope, input_event_adapter
 from kizashi.contracts.text import error_reason
 from kizashi.scoring.config import ConfigError, load_scoring_config
+from kizashi.tools.backtest_outcomes import evaluate, read_outcomes, render_outcomes_text
+from kizashi.tools.calibration_chart import calibration_svg
 from kizashi.tools.replay import Replay, ReplayResult, processing_time
 from kizashi.tools.settings import ToolSettings
 from kizashi.triggers.rules import RuleBook, RulesConfigError, load_rules_config
@@ -47,6 +51,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep the clock running to the end of this day (UTC) after the last event, so "
         "silence and the renewal calendar have their say. Default: the last event's time",
     )  # fmt: skip
+    parser.add_argument(
+        "--outcomes", type=Path, metavar="FILE.jsonl",
+        help="what happened: one outcome per line, {account_id, kind (renewal, churn, "
+        "expansion, contraction), occurred_at, amount?}; adds precision, recall and lead time "
+        "per rule, and the scores' calibration and AUC",
+    )  # fmt: skip
+    parser.add_argument(
+        "--window-days", type=_positive_days, metavar="DAYS",
+        help="how long after a signal an outcome still counts for it "
+        "(default: rules.yaml's outcome_window, 90 days)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--scores-at", type=date.fromisoformat, metavar="YYYY-MM-DD",
+        help="read each account's CS and OP as of the start of this day (UTC) against the "
+        "outcomes of the window after it (default: one window before the last outcome or event)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--chart", type=Path, metavar="FILE.svg",
+        help="write the calibration chart (churn rate per CS decile, expansion rate per OP "
+        "decile) as SVG; needs --outcomes",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print a JSON report")
     parser.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -62,6 +87,16 @@ class LoadedEvents:
     lines: int = 0
 
 
+def _positive_days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if not 0 < days <= 3660:
+        raise argparse.ArgumentTypeError("the window must be more than 0 and at most 3660 days")
+    return days
+
+
 def run(args: argparse.Namespace, settings: ToolSettings) -> int:
     try:
         rules = _rules(args.rules, settings)
@@ -69,16 +104,26 @@ def run(args: argparse.Namespace, settings: ToolSettings) -> int:
     except (RulesConfigError, ConfigError) as error:
         print(f"kizashi backtest: {error}", file=sys.stderr)
         return 2
-    if not args.events.is_file():
-        print(f"kizashi backtest: no such file: {args.events}", file=sys.stderr)
+    for path in (args.events, args.outcomes):
+        if path is not None and not path.is_file():
+            print(f"kizashi backtest: no such file: {path}", file=sys.stderr)
+            return 2
+    if args.chart is not None and args.outcomes is None:
+        print("kizashi backtest: --chart needs --outcomes", file=sys.stderr)
         return 2
+    if args.chart is not None and not args.chart.resolve().parent.is_dir():
+        print(f"kizashi backtest: no such folder for the chart: {args.chart}", file=sys.stderr)
+        return 2
+    outcomes = None
+    if args.outcomes is not None:
+        outcomes = read_outcomes(args.outcomes)
+        if outcomes.invalid:  # the truth the rules are judged by: all of it or nothing
+            _print_invalid(args.outcomes, outcomes.invalid, "invalid")
+            print(f"kizashi backtest: {args.outcomes}: fix these lines first", file=sys.stderr)
+            return 2
     progress = Progress(sys.stderr, forced=args.progress)
     loaded = read_events(args.events, progress)
-    for line, reason in loaded.invalid[:MAX_REPORTED_ERRORS]:
-        print(f"{args.events}:{line}: skipped: {reason}", file=sys.stderr)
-    if len(loaded.invalid) > MAX_REPORTED_ERRORS:
-        more = len(loaded.invalid) - MAX_REPORTED_ERRORS
-        print(f"{args.events}: ... and {more} more invalid lines", file=sys.stderr)
+    _print_invalid(args.events, loaded.invalid, "skipped")
     until = (
         datetime.combine(args.until + timedelta(days=1), day_start(), tzinfo=UTC)
         if args.until
@@ -86,11 +131,36 @@ def run(args: argparse.Namespace, settings: ToolSettings) -> int:
     )
     result = backtest(loaded.events, rules=rules, scoring=scoring, until=until, progress=progress)
     report = build_report(result, rules, loaded, source=str(args.events))
+    if outcomes is not None:
+        window = timedelta(days=args.window_days) if args.window_days else rules.outcome_window
+        as_of = (
+            datetime.combine(args.scores_at, day_start(), tzinfo=UTC) if args.scores_at else None
+        )
+        kinds = {name: cfg.kind for name, cfg in rules.items()}
+        report["outcomes"] = evaluate(
+            result, kinds, outcomes, source=str(args.outcomes), window=window, as_of=as_of
+        )
+        if args.chart is not None:
+            title = f"Calibration: {args.events.name} against {args.outcomes.name}"
+            try:
+                args.chart.write_text(calibration_svg(report["outcomes"]["scores"], title=title))
+            except OSError as error:
+                print(f"kizashi backtest: cannot write {args.chart}: {error}", file=sys.stderr)
+                return 2
+            print(f"kizashi backtest: wrote {args.chart}", file=sys.stderr)
     if args.json:
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         sys.stdout.write(render_text(report))
     return 0 if loaded.events or not loaded.lines else 1
+
+
+def _print_invalid(path: Path, invalid: list[tuple[int, str]], verb: str) -> None:
+    for line, reason in invalid[:MAX_REPORTED_ERRORS]:
+        print(f"{path}:{line}: {verb}: {reason}", file=sys.stderr)
+    if len(invalid) > MAX_REPORTED_ERRORS:
+        more = len(invalid) - MAX_REPORTED_ERRORS
+        print(f"{path}: ... and {more} more invalid lines", file=sys.stderr)
 
 
 def _rules(path: Path | None, settings: ToolSettings) -> RuleBook:
@@ -223,6 +293,8 @@ def render_text(report: dict[str, Any]) -> str:
             f"{name:<{width}}  {rule['kind']:<11}  {rule['signals']:>7}  "
             f"{len(rule['accounts']):>8}{note}"
         )
+        if "outcomes" in report:
+            continue  # the figures below say more than every account's days (--json has both)
         for account, times in rule["accounts"].items():
             days = ", ".join(moment[:10] for moment in times)
             lines.append(f"{'':<{width}}    {account}: {days}")
@@ -237,7 +309,10 @@ def render_text(report: dict[str, Any]) -> str:
         lines.append(f"{resolved} churn-risk signals would have resolved themselves")
     if held:
         lines.append(f"{held} firings held back by the daily cap (they fire on a later day)")
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    if "outcomes" in report:
+        text += "\n" + render_outcomes_text(report["outcomes"])
+    return text
 
 
 class Progress:

@@ -76,6 +76,7 @@ def _demo(args: argparse.Namespace, settings: ToolSettings) -> int:
 PLUGGED_COMMANDS: dict[str, tuple[str, str]] = {
     "rescore": ("kizashi.tools.rescore", "recompute every score from stored features"),
     "backtest": ("kizashi.tools.backtest", "replay an event history through the rules"),
+    "backtest-example": ("kizashi.tools.planted", "write a history with planted outcomes"),
     "bench": ("kizashi.tools.bench", "measure throughput and latency against a baseline"),
     "soak": ("kizashi.tools.soak", "run moderate load and report memory, lag and latency"),
     "users": ("kizashi.tools.users", "add, list, disable people of the console; reset passwords"),

@@ -57,6 +57,9 @@ class ReplayResult:
     resolutions: list[Resolution] = field(default_factory=list)
     # Firings held back by the per-account daily cap, by rule (they fire later or never).
     suppressed: Counter[str] = field(default_factory=Counter)
+    # Every published score per account, oldest first: (when, CS, OP), as the console's
+    # history has them (`kizashi backtest --outcomes` reads an account's score as of a day).
+    scores: dict[str, list[tuple[datetime, float, float]]] = field(default_factory=dict)
     events: int = 0
     duplicates: int = 0
     score_changes: int = 0
@@ -160,6 +163,9 @@ class Replay:
         change = published(outcome)
         if change is not None:
             self.result.score_changes += 1
+            self.result.scores.setdefault(account_id, []).append(
+                (at, change.after.cs, change.after.op)
+            )
             self._decide(change, at)
 
     def _decide(self, change: ScoresChanged, at: datetime) -> None:

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from kizashi.tools.bench.receiver import ALERT_OWNERS, AlertReceiver, routing_ya
 from kizashi.tools.embedded import EmbeddedPostgres, free_port
 from kizashi.tools.settings import ToolSettings
 from kizashi.tools.stack import SERVICES, client_credentials, read_stack
+from kizashi.tools.stats import percentile  # noqa: F401  (the benches import it from here)
 
 PORT_SETTINGS = (
     "INGEST_PORT",
@@ -56,15 +56,6 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
         "http://127.0.0.1:<--receiver-port>/slack (default: start one on the embedded default)",
     )
     parser.add_argument("--receiver-port", type=int, default=0)
-
-
-def percentile(values: Iterable[float], q: float) -> float | None:
-    """Nearest-rank percentile (q in 0..100); None for no values."""
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    rank = max(1, -(-len(ordered) * q // 100))  # ceil without floats drifting
-    return ordered[int(rank) - 1]
 
 
 # --- the stack -------------------------------------------------------------------------------

@@ -7,7 +7,13 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from kizashi.contracts.outcomes import OutcomeFact
+from kizashi.contracts.outcomes import (
+    AVERTED_BY,
+    CONFIRMED_BY,
+    DEFAULT_OUTCOME_WINDOW,
+    WON_BY,
+    OutcomeFact,
+)
 
 # Steps a person took (kizashi.triggers.lifecycle names them by the status they lead to); the
 # first one after a signal fired is its "first action". The service's own steps (kizashi:…,
@@ -95,7 +101,7 @@ async def rule_performance(
     rules: Sequence[str],
     since: datetime | None,
     until: datetime,
-    window: timedelta = timedelta(days=90),
+    window: timedelta = DEFAULT_OUTCOME_WINDOW,
 ) -> list[asyncpg.Record]:
     """Per rule, and per rule and calendar month (UTC) of firing, over signals fired in
     [since, until): signals fired, their current feedback (useful / not useful), their
@@ -104,7 +110,8 @@ async def rule_performance(
     account renewed), how many had a first action and the median seconds from firing to it.
     One pass over the rules' signals (index signals_rule_fired), their actions and their
     accounts' outcomes (index outcomes_account_occurred); a row whose `month` is NULL is the
-    rule's whole period. Months with no signal have no row."""
+    rule's whole period. Months with no signal have no row. Which outcome kinds win, confirm
+    or avert are kizashi.contracts.outcomes' (bound, so the backtest and this agree)."""
     return await conn.fetch(
         """
         WITH fired AS (
@@ -120,9 +127,9 @@ async def rule_performance(
             GROUP BY a.signal_id
         ), followed AS (
             SELECT f.signal_id,
-                   bool_or(o.kind = 'expansion') AS expanded,
-                   bool_or(o.kind IN ('churn', 'contraction')) AS lost,
-                   bool_or(o.kind = 'renewal') AS renewed
+                   bool_or(o.kind = ANY($6::text[])) AS expanded,
+                   bool_or(o.kind = ANY($7::text[])) AS lost,
+                   bool_or(o.kind = ANY($8::text[])) AS renewed
             FROM fired f JOIN outcomes o
               ON o.account_id = f.account_id
              AND o.occurred_at >= f.fired_at AND o.occurred_at < f.fired_at + $5::interval
@@ -149,4 +156,7 @@ async def rule_performance(
         until,
         FIRST_ACTIONS,
         window,
+        list(WON_BY),
+        list(CONFIRMED_BY),
+        list(AVERTED_BY),
     )

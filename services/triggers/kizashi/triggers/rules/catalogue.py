@@ -17,6 +17,7 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from kizashi.contracts.outcomes import DEFAULT_OUTCOME_WINDOW
 from kizashi.contracts.rules import RULE_KINDS, RULE_NAMES
 from kizashi.runtime.yamlconfig import ConfigFile, ConfigFileError, Keys
 from kizashi.triggers.rules.base import Duration, RuleConfig
@@ -70,7 +71,7 @@ class RuleBook(BaseModel):
 
     daily_cap_per_account: int | None = Field(ge=0)
     # How long after a signal an outcome still counts for it (won, confirmed, averted).
-    outcome_window: Duration = timedelta(days=90)
+    outcome_window: Duration = DEFAULT_OUTCOME_WINDOW
     backfill: Backfill = Field(default_factory=Backfill)
     rules: Rules  # type: ignore[valid-type]
 
