@@ -5,6 +5,7 @@ its deterministic id, its "came back" reason and its owner."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -213,3 +214,24 @@ def test_the_returning_signal_is_deterministic_and_goes_to_whom_it_returns_to() 
         config=CONFIG,
     )
     assert handed.account.owner_email == "sam@x.example" and handed.account.owner_slack is None
+
+
+def test_the_came_back_text_is_escaped_in_every_channel() -> None:
+    from kizashi.notifier.render import render_email, render_slack
+
+    account = AccountFacts(account_id="acme", name="Acme & <Co>", owner_email="dana@x.example")
+    scores = ScoreSnapshot(cs=70, op=55, segment="expand", priority="high")
+    signal = return_signal(
+        _entry(set_by="<script>alert(1)</script> <!channel>"),
+        account=account,
+        scores=scores,
+        phase=None,
+        now=at(2026, 12, 1),
+        config=CONFIG,
+    )
+    slack = json.dumps(render_slack(signal, ack_url=None, snooze_url=None))
+    assert "<script>" not in slack and "<!channel>" not in slack
+    assert "came back: timing was 3 months" in slack and "&lt;script&gt;" in slack
+    email = render_email(signal, ack_url=None, snooze_url=None)
+    assert "<script>" not in email.html and "&lt;script&gt;alert(1)" in email.html
+    assert "came back: timing was 3 months, set on 2026-09-01 by <script>" in email.text
