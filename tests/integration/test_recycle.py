@@ -36,8 +36,10 @@ from kizashi.runtime.lifecycle import ServiceRuntime
 from kizashi.tools.embedded import free_port
 from kizashi.triggers import api, recycle_api
 from kizashi.triggers.consumer import handle_changes
+from kizashi.triggers.lifecycle import apply_action
 from kizashi.triggers.recycle import add_months, returned_signal_id
 from kizashi.triggers.rules import load_rules_config
+from kizashi.triggers.rules.catalogue import RecycleConfig
 from kizashi.triggers.settings import TriggersSettings
 from kizashi.triggers.state import TriggersState
 from kizashi.triggers.sweep import sweep_once
@@ -242,6 +244,34 @@ async def test_no_need_returns_when_op_has_risen_enough(
     reason = orjson.loads(signals[1]["payload"])["reasons"][0]
     assert reason.startswith("came back: no need, set on ")
     assert reason.endswith("by api; OP rose from 60 to 74 (asked: 70)")
+
+
+async def test_not_contacted_returns_at_once_to_whom_it_is_reassigned(
+    triggers, own_database
+) -> None:
+    """The rules.yaml in force when it is resolved decides whom it goes back to."""
+    recycling = RecycleConfig.model_validate({"not_contacted": {"reassign_to": "SDR@reps.example"}})
+    account, sid = await opportunity(triggers, own_database, "fresh")
+    now = datetime.now(UTC)
+    async with raw_transaction(triggers.engine) as connection:
+        await apply_action(
+            connection,
+            signal_id=sid,
+            action="resolve",
+            actor=DANA,
+            now=now,
+            reason="not_contacted",
+            recycling=recycling,
+        )
+    await sweep_once(triggers, now=now + SECOND)
+    _, back = await signals_of(own_database, account)
+    payload = orjson.loads(back["payload"])
+    assert back["rule"] == "recycled" and back["fired_at"] == now + SECOND
+    assert payload["account"]["owner_email"] == "sdr@reps.example"
+    assert payload["reasons"][0] == (
+        f"came back: not contacted yet, set on {now:%Y-%m-%d} by {DANA}; "
+        f"now for sdr@reps.example (was {DANA})"
+    )
 
 
 async def test_bad_resolutions_get_a_clear_422(triggers, triggers_api, own_database) -> None:
