@@ -136,6 +136,7 @@ async def signal_page(
         reasons=REASONS,
         back=f"/signals/{quote(signal_id, safe='')}",
         notice=DONE.get(done),
+        rule_pages=RULE_NAMES,
         **RESOLVE_FORM,
     )
 

@@ -48,16 +48,18 @@ async def sweep_batch(service: TriggersState, now: datetime) -> int:
 
 
 async def sweep_once(service: TriggersState, now: datetime | None = None) -> int:
-    """Re-open the snoozes whose time is up, bring back the recycled accounts whose time has
-    come (kizashi.triggers.returns), then sweep every due account; returns how many."""
+    """Re-open the snoozes whose time is up, sweep every due account, then bring back the
+    recycled accounts whose time has come (kizashi.triggers.returns); returns how many
+    accounts were swept."""
     now = now or datetime.now(UTC)
     async with raw_transaction(service.engine) as connection:
         await reopen_due_snoozes(connection, now)
-    await return_due(service, now)
     total = 0
     for _ in range(MAX_SWEEP_BATCHES):
         swept = await sweep_batch(service, now)
         total += swept
         if swept < SWEEP_BATCH:
             break
+    # Last: whatever goes wrong with a recycle entry never holds up the rules' sweep.
+    await return_due(service, now)
     return total
