@@ -405,6 +405,7 @@ async def test_the_console_shows_the_list_and_the_stages(
     triggers, triggers_api, own_database, console
 ) -> None:
     client, _ = triggers_api
+    before = await stage_figures(console)
     account, sid = await opportunity(triggers, own_database, "shown")
     by = "<script>alert(1)</script>@reps.example"
     body = {"reason": "no_budget", "by": by}
@@ -441,13 +442,35 @@ async def test_the_console_shows_the_list_and_the_stages(
         assert kpis.status_code == 200 and 'data-stage-rule="expansion_ready"' in kpis.text
         assert 'data-recycle="no_budget"' in kpis.text
 
+    stages = await stage_figures(console)
+    # Three more opportunities of expansion_ready, all three acted on, one won; one more
+    # account waiting for its budget.
+    rule = by_rule(stages)
+    was = by_rule(before)
+    assert (rule["signals"], rule["acted_on"], rule["won"]) == (
+        was["signals"] + 3,
+        was["acted_on"] + 3,
+        was["won"] + 1,
+    )
+    assert rule["won_rate"] == round(rule["won"] / rule["signals"], 4)
+    assert rule["won_of_acted_rate"] == round(rule["won"] / rule["acted_on"], 4)
+    waiting, waited = stages["recycle_waiting"], before["recycle_waiting"]
+    assert waiting["by_reason"]["no_budget"] == waited["by_reason"]["no_budget"] + 1
+    assert waiting["by_reason"]["timing"] == waited["by_reason"]["timing"] + 1
+    assert waiting["total"] == sum(waiting["by_reason"].values())
+    entries = (await client.get("/v1/recycle", params={"reason": "timing"})).json()["items"]
+    assert any(e["signal_id"] == open_one and e["months"] == 2 for e in entries)
+
+
+async def stage_figures(console: str) -> dict:
     async with httpx.AsyncClient(
         base_url=console, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=15
     ) as service:
-        stages = (await service.get("/v1/kpis/stages")).json()
-    rule = next(r for r in stages["by_rule"] if r["rule"] == "expansion_ready")
-    assert rule["won"] >= 1 and rule["signals"] >= rule["acted_on"] >= rule["won"]
-    assert rule["won_rate"] == round(rule["won"] / rule["signals"], 4)
-    assert stages["recycle_waiting"]["by_reason"]["no_budget"] >= 1
-    entries = (await client.get("/v1/recycle", params={"reason": "timing"})).json()["items"]
-    assert any(e["signal_id"] == open_one and e["months"] == 2 for e in entries)
+        answer = await service.get("/v1/kpis/stages", params={"period": "30d"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def by_rule(stages: dict, rule: str = "expansion_ready") -> dict:
+    found = [r for r in stages["by_rule"] if r["rule"] == rule]
+    return found[0] if found else {"signals": 0, "acted_on": 0, "won": 0}

@@ -235,3 +235,20 @@ def test_the_came_back_text_is_escaped_in_every_channel() -> None:
     email = render_email(signal, ack_url=None, snooze_url=None)
     assert "<script>" not in email.html and "&lt;script&gt;alert(1)" in email.html
     assert "came back: timing was 3 months, set on 2026-09-01 by <script>" in email.text
+
+
+def test_the_stage_funnel_counts_and_rates() -> None:
+    from kizashi.console.stages import funnel
+
+    assert funnel({"signals": 8, "acted_on": 6, "won": 3}) == {
+        "signals": 8,
+        "acted_on": 6,
+        "won": 3,
+        "acted_on_rate": 0.75,
+        "won_of_acted_rate": 0.5,
+        "won_rate": 0.375,
+    }
+    empty = funnel({})
+    assert empty["signals"] == 0 and empty["acted_on_rate"] is None
+    assert empty["won_of_acted_rate"] is None and empty["won_rate"] is None
+    assert funnel({"signals": 3})["won_of_acted_rate"] is None
