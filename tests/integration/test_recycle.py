@@ -438,6 +438,8 @@ async def test_the_console_shows_the_list_and_the_stages(
         assert refused.status_code == 422 and "needs a reason" in refused.text
         later = {"csrf": token, "reason": "timing", "months": "2", "back": "/signals"}
         assert (await browser.post(url, data=later)).status_code == 303
+        history = await browser.get(f"/signals/{open_one}")
+        assert "resolved: timing (2 months)" in history.text
         kpis = await browser.get("/kpis")
         assert kpis.status_code == 200 and 'data-stage-rule="expansion_ready"' in kpis.text
         assert 'data-recycle="no_budget"' in kpis.text

@@ -13,7 +13,7 @@ ResolutionReason = Literal[
 RESOLUTION_REASONS: dict[str, str] = {
     "won": "Won",
     "not_contacted": "Not contacted yet",
-    "timing": "Timing: N months away",
+    "timing": "Timing: back in N months",
     "no_budget": "No budget",
     "no_need": "No need",
     "lost_to_competitor": "Lost to a competitor",
