@@ -7,6 +7,8 @@ Adding a rule means one entry here, next to its module in triggers and its rules
 
 from typing import Literal, NamedTuple
 
+from kizashi.contracts.resolutions import RECYCLE_RULE, RECYCLE_WORDS
+
 RuleKind = Literal["opportunity", "churn_risk"]
 
 
@@ -41,3 +43,5 @@ RULE_NAMES: tuple[str, ...] = tuple(RULES)
 RULE_KINDS: dict[str, RuleKind] = {name: rule.kind for name, rule in RULES.items()}
 # Unknown rules (say, from a newer triggers) read as their id in words: see notifier.render.
 RULE_WORDS: dict[str, str] = {name: rule.words for name, rule in RULES.items()}
+# Not a catalogue rule: the opportunity a recycled account comes back as (issue #21).
+RULE_WORDS[RECYCLE_RULE] = RECYCLE_WORDS

@@ -23,6 +23,7 @@ from kizashi.console import (
     outcomes,
     pages,
     people,
+    recycle,
     repository,
     rules,
 )
@@ -94,6 +95,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
             people.router,
             rules.router,
             outcomes.router,
+            recycle.router,
         ],
         setup=setup,
         broker=False,

@@ -17,6 +17,12 @@ from kizashi.console.metrics import ACTIONS
 from kizashi.console.pages import safe_next, see_other
 from kizashi.console.views import render
 from kizashi.contracts.feedback import REASONS
+from kizashi.contracts.resolutions import (
+    MAX_TIMING_MONTHS,
+    RECYCLE_RULE,
+    RESOLUTION_REASONS,
+    resolution_problem,
+)
 from kizashi.contracts.rules import RULE_NAMES
 from kizashi.runtime.auth import ACTING_USER_HEADER
 from kizashi.runtime.db import raw_transaction
@@ -35,6 +41,10 @@ DONE = {
 }
 
 Choice = Annotated[str, Query(max_length=64)]
+# The inbox's rule filter: the catalogue, and the opportunities recycled accounts come back as.
+FILTER_RULES = (*RULE_NAMES, RECYCLE_RULE)
+# What the resolve form (actions.html) offers.
+RESOLVE_FORM = {"resolution_reasons": RESOLUTION_REASONS, "max_timing_months": MAX_TIMING_MONTHS}
 
 
 def _reasons(value: Any) -> list[str]:
@@ -56,7 +66,7 @@ async def inbox(
     for name, value, allowed in (
         ("status", status, STATUSES),
         ("kind", kind, KINDS),
-        ("rule", rule, RULE_NAMES),
+        ("rule", rule, FILTER_RULES),
     ):
         if value and value not in allowed:
             raise PageError(400, "Unknown filter", f"{name} must be one of {', '.join(allowed)}")
@@ -91,10 +101,11 @@ async def inbox(
         link=link,
         statuses=STATUSES,
         kinds=KINDS,
-        rules=RULE_NAMES,
+        rules=FILTER_RULES,
         snooze_choices=SNOOZE_CHOICES,
         back=link(),
         notice=DONE.get(done),
+        **RESOLVE_FORM,
     )
 
 
@@ -125,6 +136,8 @@ async def signal_page(
         reasons=REASONS,
         back=f"/signals/{quote(signal_id, safe='')}",
         notice=DONE.get(done),
+        rule_pages=RULE_NAMES,
+        **RESOLVE_FORM,
     )
 
 
@@ -198,6 +211,8 @@ async def act(
     signal_id: str,
     action: str,
     hours: Annotated[str, Form(max_length=8)] = "",
+    reason: Annotated[str, Form(max_length=64)] = "",
+    months: Annotated[str, Form(max_length=8)] = "",
     back: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     if action not in DONE or action == "feedback":
@@ -208,7 +223,22 @@ async def act(
         if hours not in allowed:
             raise PageError(400, "Snooze for how long?", "Choose one of the offered durations.")
         body = {"hours": int(hours)}
+    if action == "resolve":
+        body = _resolution(reason, months)
     return await _perform(state, engine, user, signal_id, action, body, back)
+
+
+def _resolution(reason: str, months: str) -> dict | None:
+    """The resolve form's reason and months (the box labelled "timing only") as triggers' API
+    takes them; None when neither was given. Whether they fit the signal's kind is checked in
+    `_perform`, which reads it, and again by triggers."""
+    try:
+        count = int(months) if months.strip() else None
+    except ValueError:
+        raise PageError(422, "How many months?", "Months is a whole number, 1 to 24.") from None
+    if not reason and count is None:
+        return None
+    return {"reason": reason or None, "months": count}
 
 
 async def _perform(
@@ -227,6 +257,11 @@ async def _perform(
             "A rep may act only on the signals of the accounts they own. Ask the owner or a "
             "manager.",
         )
+    if action == "resolve":
+        given = body or {}
+        if problem := resolution_problem(row["kind"], given.get("reason"), given.get("months")):
+            ACTIONS.labels(action, "refused").inc()
+            raise PageError(422, "Why resolved?", problem[:1].upper() + problem[1:] + ".")
     await _act(state, user, signal_id, action, body)
     target = safe_next(back or "/signals")
     return see_other(f"{target}{'&' if '?' in target else '?'}done={action}")

@@ -1,6 +1,7 @@
 """The managers' KPIs (issue #18), per rep, over a period: `GET /v1/kpis` (JSON),
 `GET /v1/kpis.csv` and the console page `/kpis` (a phase funnel per rep, drawn as SVG, with a
-table beside it). The figures and how each is counted: docs/kpis.md.
+table beside it); opportunities per stage and the recycle list at `GET /v1/kpis/stages` and on
+the same page (kizashi.console.stages). The figures and how each is counted: docs/kpis.md.
 
 Who sees what follows the console's roles: a rep sees their own figures; a manager, an admin
 and the service token see everyone's, or one rep's with `owner=`. The API takes a session
@@ -23,6 +24,7 @@ from kizashi.console.deps import EngineDep, PageError, SignInRequired, StateDep,
 from kizashi.console.deps import current_user as session_user
 from kizashi.console.funnel import funnel_svg
 from kizashi.console.security import BadInput, normalise_email
+from kizashi.console.stages import compute_stages
 from kizashi.console.views import render
 from kizashi.runtime.auth import require_caller, unauthorized
 from kizashi.runtime.db import raw_transaction
@@ -219,7 +221,7 @@ async def _figures(request: Request, engine, state, owner: str, period: str) -> 
     return await compute(engine, chosen, window, now, state.phases.phases)
 
 
-def _param(request: Request, name: str) -> str:
+def param(request: Request, name: str) -> str:
     values = request.query_params.getlist(name)
     if len(values) > 1 or any(len(v) > 320 for v in values):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"{name}: give it once")
@@ -229,15 +231,28 @@ def _param(request: Request, name: str) -> str:
 @router.get("/v1/kpis")
 async def kpis_json(request: Request, engine: EngineDep, state: StateDep) -> JSONResponse:
     figures = await _figures(
-        request, engine, state, _param(request, "owner"), _param(request, "period")
+        request, engine, state, param(request, "owner"), param(request, "period")
     )
+    return JSONResponse(figures, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/v1/kpis/stages")
+async def stages_json(request: Request, engine: EngineDep) -> JSONResponse:
+    """Opportunities per stage and the recycle list (kizashi.console.stages)."""
+    viewer = await api_viewer(request, engine)
+    try:
+        chosen = scope(viewer, param(request, "owner"))
+        window = parse_period(param(request, "period"), datetime.now(UTC))
+    except KpiError as error:
+        raise HTTPException(error.status_code, detail=str(error)) from error
+    figures = await compute_stages(engine, chosen, window)
     return JSONResponse(figures, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/v1/kpis.csv")
 async def kpis_csv(request: Request, engine: EngineDep, state: StateDep) -> Response:
     figures = await _figures(
-        request, engine, state, _param(request, "owner"), _param(request, "period")
+        request, engine, state, param(request, "owner"), param(request, "period")
     )
     return Response(
         to_csv(figures),
@@ -321,6 +336,7 @@ async def kpis_page(
     except KpiError as error:
         raise PageError(error.status_code, "Not understood", str(error)) from error
     figures = await compute(engine, chosen, window, now, state.phases.phases)
+    stages = await compute_stages(engine, chosen, window)
     names = [p["name"] for p in figures["phases"]]
     charts = {
         r["rep"]: Markup(funnel_svg(r["accounts_per_phase"], names))  # noqa: S704 - escaped
@@ -333,6 +349,7 @@ async def kpis_page(
         "kpis.html",
         user=user,
         figures=figures,
+        stages=stages,
         charts=charts,
         # What the owner filter shows as chosen (a manager's default is everyone's).
         owner=owner.strip().lower() or ("mine" if user.role == "rep" else "all"),

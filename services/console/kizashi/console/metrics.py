@@ -11,7 +11,7 @@ SIGNINS = Counter(
 ACTIONS = Counter(
     "kizashi_console_actions_total",
     "Signal actions taken on the console, by action and outcome (done, forbidden, conflict, "
-    "failed)",
+    "refused: a resolution's reason missing or not fitting, failed)",
     ["action", "outcome"],
 )
 TOKENS = Counter(

@@ -9,10 +9,10 @@ from pydantic import BaseModel
 
 from kizashi.contracts.scores import Priority, ScoreComponent, Segment
 from kizashi.runtime.db import raw_transaction
+from kizashi.runtime.paging import BadCursor, decode_cursor, encode_cursor
 from kizashi.scoring import repository
 from kizashi.scoring.deps import ApiCaller, EngineDep, StateDep
 from kizashi.scoring.features import AccountState, event_counts
-from kizashi.scoring.paging import BadCursor, decode_cursor, encode_cursor
 
 # Every segment, insufficient_data (too little evidence for the scores) last.
 SEGMENTS: tuple[Segment, ...] = get_args(Segment)

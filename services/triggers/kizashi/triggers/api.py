@@ -10,13 +10,15 @@ from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kizashi.contracts.feedback import FeedbackReason
+from kizashi.contracts.resolutions import MAX_TIMING_MONTHS, ResolutionReason
 from kizashi.contracts.signals import SignalKind
 from kizashi.contracts.text import ShortText
 from kizashi.runtime.auth import Caller
 from kizashi.runtime.db import raw_transaction
 from kizashi.triggers import repository
 from kizashi.triggers.deps import ApiCaller, CallerDep, EngineDep, StateDep
-from kizashi.triggers.lifecycle import InvalidTransition, NotFound, apply_action
+from kizashi.triggers.lifecycle import BadResolution, InvalidTransition, NotFound, apply_action
+from kizashi.triggers.rules.catalogue import RecycleConfig
 
 router = APIRouter(prefix="/v1", tags=["signals"])
 
@@ -62,6 +64,14 @@ class SignalView(BaseModel):
 
 class ActionBody(BaseModel):
     by: ShortText | None = Field(default=None, description="who acts (e.g. an email)")
+
+
+class ResolveBody(ActionBody):
+    """An opportunity's resolution needs a reason (`months` with `timing`); a churn risk's
+    takes none (docs/signals.md, "Recycle")."""
+
+    reason: ResolutionReason | None = None
+    months: int | None = Field(default=None, ge=1, le=MAX_TIMING_MONTHS)
 
 
 MAX_SNOOZE = timedelta(days=90)
@@ -187,6 +197,8 @@ async def act(
     caller: Caller,
     by: str | None = None,
     until: datetime | None = None,
+    resolution: ResolveBody | None = None,
+    recycling: RecycleConfig | None = None,
 ) -> dict:
     """Apply `action` as `caller` (see `acting_as`)."""
     try:
@@ -199,11 +211,16 @@ async def act(
                 actor=actor,
                 now=datetime.now(UTC),
                 until=until,
+                reason=resolution and resolution.reason,
+                months=resolution and resolution.months,
+                recycling=recycling,
             )
     except NotFound as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no signal {signal_id!r}") from error
     except InvalidTransition as error:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from error
+    except BadResolution as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from error
 
 
 @router.post("/signals/{signal_id}/ack")
@@ -224,9 +241,23 @@ async def snooze(signal_id: str, body: SnoozeBody, engine: EngineDep, caller: Ca
 
 @router.post("/signals/{signal_id}/resolve")
 async def resolve(
-    signal_id: str, engine: EngineDep, caller: CallerDep, body: ActionBody | None = None
+    signal_id: str,
+    engine: EngineDep,
+    state: StateDep,
+    caller: CallerDep,
+    body: ResolveBody | None = None,
 ) -> dict:
-    return await act(engine, signal_id, "resolve", caller, body and body.by)
+    """An opportunity needs `reason` (a 422 without one); a "not now" reason parks the
+    account on the recycle list (GET /v1/recycle)."""
+    return await act(
+        engine,
+        signal_id,
+        "resolve",
+        caller,
+        body and body.by,
+        resolution=body,
+        recycling=state.rules.recycle,
+    )
 
 
 @router.get("/rules")

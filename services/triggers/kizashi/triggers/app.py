@@ -8,7 +8,7 @@ from kizashi.contracts.topics import CONSUMED_BY
 from kizashi.runtime.app import create_service_app
 from kizashi.runtime.collector import tune_garbage_collector
 from kizashi.runtime.lifecycle import ServiceRuntime
-from kizashi.triggers import actions, api, feedback, outcomes, performance
+from kizashi.triggers import actions, api, feedback, outcomes, performance, recycle_api
 from kizashi.triggers.consumer import handle_changes
 from kizashi.triggers.rules import load_rules_config
 from kizashi.triggers.settings import TriggersSettings, get_settings
@@ -38,6 +38,13 @@ def create_app(settings: TriggersSettings | None = None) -> FastAPI:
     return create_service_app(
         service="triggers",
         settings=settings,
-        routers=[api.router, feedback.router, performance.router, outcomes.router, actions.router],
+        routers=[
+            api.router,
+            feedback.router,
+            performance.router,
+            outcomes.router,
+            actions.router,
+            recycle_api.router,
+        ],
         setup=setup,
     )

@@ -20,6 +20,7 @@ from kizashi.triggers import outcome as out
 from kizashi.triggers import repository
 from kizashi.triggers.change import RuleInput
 from kizashi.triggers.decide import AccountMemory, decide
+from kizashi.triggers.returns import count_returned, return_risen
 from kizashi.triggers.state import TriggersState
 
 Change = tuple[RuleInput, bytes, ConsumerRecord]
@@ -75,7 +76,11 @@ async def _handle(service: TriggersState, records: list[ConsumerRecord]) -> Reje
                             parent, signal_id=signal.signal_id, rule=signal.rule
                         )
             outcome.memories[account_id] = memory
-        await out.record(connection, service, outcome, max(c.computed_at for c, _, _ in changes))
+        latest = max(c.computed_at for c, _, _ in changes)
+        # Recycled `no_need` accounts whose OP rose enough come back (one statement).
+        back, reasons = await return_risen(connection, service, [c for c, _, _ in changes], latest)
+        outcome.signals.extend(back)
+        await out.record(connection, service, outcome, latest)
         # What happened to the accounts (kizashi.contracts.outcomes), stored once each.
         facts = [(c.account_id, o) for c, _, _ in changes for o in c.outcomes]
         await repository.insert_outcomes(
@@ -85,4 +90,5 @@ async def _handle(service: TriggersState, records: list[ConsumerRecord]) -> Reje
             source="crm",
         )
     out.count(outcome)
+    count_returned(reasons)
     return rejected

@@ -62,3 +62,27 @@ RULE_FIRST_ACTION = Gauge(
     "Median time from a signal firing to the first action a person took on it (90 days)",
     ["rule"],
 )
+
+# The recycle process (issue #21; kizashi.triggers.recycle).
+RECYCLE_PARKED = Counter(
+    "kizashi_triggers_recycle_parked_total",
+    'Opportunities resolved "not now" that put their account on the recycle list, by reason',
+    ["reason"],
+)
+RECYCLE_RETURNED = Counter(
+    "kizashi_triggers_recycle_returned_total",
+    "Recycled accounts that came back as a new opportunity, by the reason they were parked",
+    ["reason"],
+)
+# Refreshed with the rule gauges, from the tables: every replica reports the same figures.
+RECYCLE_WAITING = Gauge(
+    "kizashi_recycle_waiting_accounts",
+    "Accounts waiting on the recycle list now, by the reason they were parked",
+    ["reason"],
+)
+RULE_STAGES = Gauge(
+    "kizashi_rule_opportunity_stage_signals",
+    "Opportunities the rule fired in the last 90 days, by stage reached: fired, acted_on (a "
+    "person acted), won (resolved with reason won)",
+    ["rule", "stage"],
+)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSON, JSONB
 
@@ -41,6 +42,9 @@ signals = Table(
     Column("feedback_reason", Text, nullable=True),
     Column("feedback_by", Text, nullable=True),
     Column("feedback_at", DateTime(timezone=True), nullable=True),
+    # Why a person resolved it (0023; kizashi.contracts.resolutions): opportunities only.
+    Column("resolution", Text, nullable=True),
+    Column("resolution_months", Integer, nullable=True),
     Index("signals_account_fired", "account_id", "fired_at"),
     Index("signals_status", "status", "fired_at"),
     Index("signals_rule_fired", "rule", "fired_at"),
@@ -104,4 +108,43 @@ outcomes = Table(
     Column("note", Text, nullable=True),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("outcomes_account_occurred", "account_id", "occurred_at"),
+)
+
+# The recycle list (0023; kizashi.triggers.recycle): one entry per opportunity resolved "not
+# now", keyed by that signal. 'waiting' until it returns ('returned', as the opportunity
+# signal_id_for(account, 'recycled', 'recycled:<signal_id>')) or a later "not now" on the
+# same account replaces it ('superseded').
+recycle = Table(
+    "recycle",
+    metadata,
+    Column("signal_id", Text, primary_key=True),
+    Column("account_id", Text, nullable=False),
+    Column("rule", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("months", Integer, nullable=True),
+    Column("set_at", DateTime(timezone=True), nullable=False),
+    Column("set_by", Text, nullable=False),
+    # The account's owner at the resolution (lower-case), and who it goes back to.
+    Column("owner", Text, nullable=True),
+    Column("return_to", Text, nullable=True),
+    # When the clock returns it (timing, no_budget, not_contacted); NULL for no_need.
+    Column("returns_at", DateTime(timezone=True), nullable=True),
+    Column("fiscal_year_known", Boolean, nullable=True),
+    # no_need: the OP at the resolution and the OP that returns it.
+    Column("op_at_set", Float, nullable=True),
+    Column("op_target", Float, nullable=True),
+    Column("status", Text, nullable=False, server_default="waiting"),
+    Column("returned_at", DateTime(timezone=True), nullable=True),
+    # The sweep's due entries and the consumer's no_need probes, waiting ones only.
+    Index(
+        "recycle_waiting_due",
+        "returns_at",
+        postgresql_where=text("status = 'waiting' AND returns_at IS NOT NULL"),
+    ),
+    Index(
+        "recycle_waiting_op",
+        "account_id",
+        postgresql_where=text("status = 'waiting' AND op_target IS NOT NULL"),
+    ),
+    Index("recycle_account", "account_id"),
 )

@@ -13,11 +13,13 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 
 from kizashi.contracts.feedback import DEFAULT_PERIOD, BadPeriod, period_start, precision
-from kizashi.contracts.rules import RULE_NAMES
+from kizashi.contracts.resolutions import NOT_NOW, RECYCLE_RULE
+from kizashi.contracts.rules import RULE_KINDS, RULE_NAMES
 from kizashi.runtime.db import raw_transaction
 from kizashi.triggers import repository
 from kizashi.triggers.deps import ApiCaller, StateDep
 from kizashi.triggers.metrics import (
+    RECYCLE_WAITING,
     RULE_FEEDBACK,
     RULE_FIRED,
     RULE_FIRST_ACTION,
@@ -25,7 +27,9 @@ from kizashi.triggers.metrics import (
     RULE_PRECISION,
     RULE_PRECISION_LOWER,
     RULE_PRECISION_UPPER,
+    RULE_STAGES,
 )
+from kizashi.triggers.repository import recycle as recycle_sql
 from kizashi.triggers.state import TriggersState
 
 router = APIRouter(prefix="/v1", tags=["rules"])
@@ -214,3 +218,23 @@ async def refresh_gauges(service: TriggersState) -> None:
                     gauge.remove(rule)
             else:
                 gauge.labels(rule).set(float(figure))
+    await refresh_stage_gauges(service, period_start(GAUGE_PERIOD, until))
+
+
+# Every opportunity rule, and the opportunities recycled accounts come back with.
+OPPORTUNITY_RULES = (*(r for r in RULE_NAMES if RULE_KINDS[r] == "opportunity"), RECYCLE_RULE)
+
+
+async def refresh_stage_gauges(service: TriggersState, since: datetime | None) -> None:
+    """Opportunities per rule by stage (fired, acted on, won) since `since`, and the recycle
+    list's waiting accounts per reason: two grouped queries (docs/kpis.md, "Stages")."""
+    async with raw_transaction(service.engine) as connection:
+        stages = await recycle_sql.opportunity_stages(conn=connection, since=since)
+        waiting = await recycle_sql.waiting_per_reason(conn=connection)
+    by_rule = {row["rule"]: row for row in stages}
+    for rule in OPPORTUNITY_RULES:
+        row = by_rule.get(rule)
+        for stage in ("fired", "acted_on", "won"):
+            RULE_STAGES.labels(rule, stage).set(row[stage] if row else 0)
+    for reason in sorted(NOT_NOW):
+        RECYCLE_WAITING.labels(reason).set(waiting.get(reason, 0))

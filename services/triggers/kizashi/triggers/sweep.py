@@ -1,5 +1,6 @@
 """The periodic sweep of the time-driven rules (rules.SWEEP_RULES: silence, the renewal
-calendar, the decay side of usage_drop) and of auto-resolution.
+calendar, the decay side of usage_drop), of auto-resolution and of the recycle list's due
+entries (kizashi.triggers.returns).
 
 No rule waits for an event to notice that nothing happened: each account carries
 `next_sweep_at`, the first time the clock alone can change one of those rules (schedule.py),
@@ -15,6 +16,7 @@ from kizashi.triggers import repository
 from kizashi.triggers.decide import AccountMemory, sweep_decide
 from kizashi.triggers.lifecycle import reopen_due_snoozes
 from kizashi.triggers.metrics import SWEPT_ACCOUNTS
+from kizashi.triggers.returns import return_due
 from kizashi.triggers.state import TriggersState
 
 SWEEP_BATCH = 500
@@ -46,7 +48,9 @@ async def sweep_batch(service: TriggersState, now: datetime) -> int:
 
 
 async def sweep_once(service: TriggersState, now: datetime | None = None) -> int:
-    """Re-open the snoozes whose time is up, then sweep every due account; returns how many."""
+    """Re-open the snoozes whose time is up, sweep every due account, then bring back the
+    recycled accounts whose time has come (kizashi.triggers.returns); returns how many
+    accounts were swept."""
     now = now or datetime.now(UTC)
     async with raw_transaction(service.engine) as connection:
         await reopen_due_snoozes(connection, now)
@@ -56,4 +60,6 @@ async def sweep_once(service: TriggersState, now: datetime | None = None) -> int
         total += swept
         if swept < SWEEP_BATCH:
             break
+    # Last: whatever goes wrong with a recycle entry never holds up the rules' sweep.
+    await return_due(service, now)
     return total

@@ -134,3 +134,42 @@ async def coverage(
         as_of,
         days,
     )
+
+
+async def opportunity_stages(
+    *, conn: asyncpg.Connection, owner: str | None, start: datetime, end: datetime
+) -> list[asyncpg.Record]:
+    """Opportunities fired in the period, by rule and rep (NULL: nobody owns the account),
+    with how far each went: acted on (an action by a person, as `signals_acted` counts it)
+    and won (resolved with reason `won`)."""
+    return await conn.fetch(
+        f"""
+        SELECT s.rule, nullif({_OWNER}, '') AS rep, count(*)::int AS signals,
+               count(*) FILTER (WHERE EXISTS (
+                   SELECT 1 FROM signal_actions sa
+                   WHERE sa.signal_id = s.signal_id AND sa.actor NOT LIKE 'kizashi:%'
+               ))::int AS acted_on,
+               count(*) FILTER (WHERE s.resolution = 'won')::int AS won
+        FROM signals s LEFT JOIN accounts a ON a.account_id = s.account_id
+        WHERE s.kind = 'opportunity' AND s.fired_at >= $2 AND s.fired_at < $3
+          AND ($1::text IS NULL OR {_OWNER} = $1)
+        GROUP BY 1, 2
+        """,  # noqa: S608 - constant fragments only
+        owner,
+        start,
+        end,
+    )
+
+
+async def recycle_waiting(*, conn: asyncpg.Connection, owner: str | None) -> dict[str, int]:
+    """Accounts waiting on the recycle list now, by reason; a rep's are those they owned at
+    the resolution or that go back to them (as GET /v1/recycle's owner filter)."""
+    rows = await conn.fetch(
+        """
+        SELECT reason, count(*)::int AS n FROM recycle
+        WHERE status = 'waiting' AND ($1::text IS NULL OR owner = $1 OR return_to = $1)
+        GROUP BY 1
+        """,
+        owner,
+    )
+    return {row["reason"]: row["n"] for row in rows}

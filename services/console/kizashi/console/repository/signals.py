@@ -87,7 +87,8 @@ async def signal_actions(*, conn: asyncpg.Connection, signal_id: str) -> list[as
     return await conn.fetch(
         """
         SELECT action, actor, at, (detail ->> 'useful')::bool AS useful,
-               detail ->> 'reason' AS reason, detail ->> 'channel' AS channel
+               detail ->> 'reason' AS reason, detail ->> 'channel' AS channel,
+               (detail ->> 'months')::int AS months
         FROM signal_actions WHERE signal_id = $1 ORDER BY id
         """,
         signal_id,

@@ -66,6 +66,43 @@ class Backfill(BaseModel):
         return newest_event_at is not None and now - newest_event_at > self.older_than
 
 
+class RecycleNoBudget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Without the account's fiscal year end, `no_budget` returns this many months after the
+    # resolution.
+    fallback_months: int = Field(default=12, ge=1, le=36)
+
+
+class RecycleNoNeed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # `no_need` returns once OP is this many points above the OP at the resolution.
+    op_rise: float = Field(default=10.0, gt=0, le=100)
+
+
+class RecycleNotContacted(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Who a `not_contacted` account goes back to (an email); null: the owner it had.
+    reassign_to: str | None = Field(default=None, min_length=3, max_length=320, pattern="@")
+
+
+class RecycleConfig(BaseModel):
+    """rules.yaml's `recycle`: when a "not now" opportunity's account comes back
+    (kizashi.triggers.recycle; docs/signals.md, "Recycle")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    suggested_play: str = Field(
+        default="Pick the conversation up where it stopped: the reason it was parked is below.",
+        min_length=1,
+    )
+    no_budget: RecycleNoBudget = RecycleNoBudget()
+    no_need: RecycleNoNeed = RecycleNoNeed()
+    not_contacted: RecycleNotContacted = RecycleNotContacted()
+
+
 class RuleBook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -74,6 +111,8 @@ class RuleBook(BaseModel):
     outcome_window: Duration = DEFAULT_OUTCOME_WINDOW
     backfill: Backfill = Field(default_factory=Backfill)
     rules: Rules  # type: ignore[valid-type]
+    # The recycle list's return rules (issue #21).
+    recycle: RecycleConfig = RecycleConfig()
 
     def items(self) -> Iterator[tuple[str, RuleConfig]]:
         """Every rule in catalogue order, enabled or not."""

@@ -1,5 +1,6 @@
-"""The accounts list's cursors: an opaque position that only continues the listing it was
-made for (same order, segment and priority)."""
+"""Keyset cursors for the APIs' lists (scoring's accounts, triggers' recycle list): an opaque
+position, (a number, a key), that only continues the listing it was made for (the same order
+and filters)."""
 
 import base64
 import math
@@ -12,7 +13,8 @@ class BadCursor(ValueError):
 
 
 def encode_cursor(listing: list[str | None], value: float, account_id: str) -> str:
-    """The position after (value, account_id) in the listing `[order, segment, priority]`."""
+    """The position after (value, account_id) in the listing (e.g. `[order, segment,
+    priority]`: whatever fixes the list's order and contents)."""
     data = orjson.dumps([*listing, value, account_id])
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
@@ -31,7 +33,7 @@ def decode_cursor(cursor: str, listing: list[str | None]) -> tuple[float, str]:
         raise BadCursor("cursor is not one this API returned")
     if made_for != listing:
         raise BadCursor(
-            "cursor belongs to another order, segment or priority: "
+            "cursor belongs to another order or filter: "
             "repeat that request's parameters, or start again without a cursor"
         )
     return value, account_id
