@@ -5,7 +5,7 @@ import functools
 from fastapi import FastAPI
 
 from kizashi.contracts.topics import CONSUMED_BY
-from kizashi.notifier import api
+from kizashi.notifier import api, unsubscribe
 from kizashi.notifier.consumer import handle_signals
 from kizashi.notifier.deliver import delivery_loop
 from kizashi.notifier.pacing import SharedPacer
@@ -41,6 +41,9 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
             action_secret=settings.signing_secret(),
             public_url=settings.public_url,
             console_url=settings.console_url,
+            unsubscribe_base_url=settings.notifier_public_url,
+            verifying_secrets=tuple(settings.verifying_secrets()),
+            email_from=settings.email_from,
             lease_s=settings.delivery_lease_s,
         )
         runtime.consume(list(CONSUMED_BY["notifier"]), functools.partial(handle_signals, service))
@@ -48,5 +51,5 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
         return service
 
     return create_service_app(
-        service="notifier", settings=settings, routers=[api.router], setup=setup
+        service="notifier", settings=settings, routers=[api.router, unsubscribe.router], setup=setup
     )

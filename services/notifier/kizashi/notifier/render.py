@@ -210,6 +210,10 @@ class Renderer:
             html=self.env.get_template(f"{prefix}.html").render(context),
         )
 
+    def customer(self, template: str, context: dict[str, Any]) -> RenderedEmail:
+        """A customer playbook's email: templates/customer/<template>_subject.txt, .txt, .html."""
+        return self._email(f"customer/{template}", context)
+
     def slack(
         self,
         signal: Signal,

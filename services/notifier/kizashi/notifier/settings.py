@@ -12,6 +12,9 @@ class NotifierSettings(ActionLinkSettings):
     slack_webhook_url: SecretStr | None = None
     smtp_url: SecretStr | None = None
     email_from: str = "kizashi@localhost"
+    # Where customers' browsers reach this service: the customer emails' unsubscribe links
+    # (GET shows a confirmation, POST unsubscribes; docs/notifications.md).
+    notifier_public_url: str = "http://127.0.0.1:8004"
     # How often to try a delivery, and how long a `sending` row left by a dead process waits
     # before another claims it. The lease must outlast one send.
     delivery_max_attempts: int = Field(default=6, ge=1, le=50)
