@@ -396,8 +396,8 @@ async def reserve_customer_email(
     on the address and one on the account), so two deliveries never both pass the cap; the
     caller inserts or suppresses in the same transaction."""
     await conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended('customer-email:' || $1, 0)),"
-        " pg_advisory_xact_lock(hashtextextended('customer-account:' || $2, 0))",
+        "SELECT pg_advisory_xact_lock(hashtextextended('customer-email:' || $1::text, 0)),"
+        " pg_advisory_xact_lock(hashtextextended('customer-account:' || $2::text, 0))",
         contact_email,
         account_id,
     )
@@ -437,7 +437,8 @@ async def record_customer_email(
         """
         INSERT INTO customer_emails (delivery_id, signal_id, account_id, contact_email,
                                      playbook, template, status, reason, created_at, sent_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $7 = 'sent' THEN $9 END)
+        VALUES ($1, $2, $3, $4, $5, $6, $7::text, $8, $9::timestamptz,
+                CASE WHEN $7::text = 'sent' THEN $9::timestamptz END)
         ON CONFLICT (delivery_id) DO UPDATE SET
             status = EXCLUDED.status, reason = EXCLUDED.reason,
             contact_email = EXCLUDED.contact_email, template = EXCLUDED.template,
