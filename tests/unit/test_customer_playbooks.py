@@ -195,3 +195,20 @@ def test_support_surge_template_renders() -> None:
     context = _context(signal, "https://u.example/x", "s@vendor.example")
     message = Renderer().customer("support_surge", context)
     assert "support plan" in message.text and "https://u.example/x" in message.html
+
+
+def test_a_missing_template_is_named(tmp_path) -> None:
+    renderer = Renderer(tmp_path)
+    assert renderer.missing_customer_templates(["renewal_window", "support_surge"]) == []
+    assert renderer.missing_customer_templates(["winback"]) == [
+        "templates/customer/winback_subject.txt",
+        "templates/customer/winback.txt",
+        "templates/customer/winback.html",
+    ]
+    # A team's own template, in the config folder, is found (and overrides a packaged one).
+    (tmp_path / "templates" / "customer").mkdir(parents=True)
+    for suffix in ("_subject.txt", ".txt", ".html"):
+        (tmp_path / "templates" / "customer" / f"winback{suffix}").write_text("{{ account_name }}")
+    renderer = Renderer(tmp_path)
+    assert renderer.missing_customer_templates(["winback"]) == []
+    assert renderer.customer("winback", {"account_name": "A&B"}).html == "A&amp;B"
