@@ -208,7 +208,12 @@ async def test_medium_priority_emails_the_customer_once_and_unsubscribe_stops_it
             refused = await client.get(
                 f"{service.unsubscribe_base_url}/v1/accounts/{account_id}/customer-emails"
             )
+            nul = await client.get(
+                f"{service.unsubscribe_base_url}/v1/accounts/a%00b/customer-emails",
+                headers={"Authorization": f"Bearer {API_TOKEN}"},
+            )
         assert refused.status_code == 401
+        assert nul.status_code == 422, nul.text
         assert listed.status_code == 200, listed.text
         emails = listed.json()
         assert [(e["signal_id"], e["status"], e["reason"]) for e in emails] == [

@@ -18,6 +18,8 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
+from kizashi.contracts.limits import MAX_ID_LENGTH
+from kizashi.contracts.text import NO_NUL_PATTERN
 from kizashi.notifier import repository
 from kizashi.notifier.deps import ApiCaller, StateDep
 from kizashi.notifier.links import verify_unsubscribe
@@ -26,7 +28,7 @@ from kizashi.runtime.signing import ExpiredActionToken, InvalidActionToken
 
 router = APIRouter(prefix="/v1", tags=["customer emails"])
 
-TOKEN = Annotated[str, Path(max_length=2048)]
+TOKEN = Annotated[str, Path(max_length=2048, pattern=NO_NUL_PATTERN)]
 
 
 def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
@@ -104,11 +106,14 @@ class CustomerEmailView(BaseModel):
     unsubscribed_at: datetime | None
 
 
-@router.get("/accounts/{account_id}/customer-emails", response_model=list[CustomerEmailView])
+# `:path`: an account id may hold "/" (any 1–128 characters but NUL, as ingest accepts).
+@router.get("/accounts/{account_id:path}/customer-emails", response_model=list[CustomerEmailView])
 async def account_customer_emails(
     state: StateDep,
     _: ApiCaller,
-    account_id: Annotated[str, Path(max_length=256)],
+    account_id: Annotated[
+        str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=NO_NUL_PATTERN)
+    ],
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[CustomerEmailView]:
     async with raw_transaction(state.engine) as connection:
