@@ -187,6 +187,12 @@ async def test_medium_priority_emails_the_customer_once_and_unsubscribe_stops_it
             assert await rows(service, "SELECT * FROM customer_unsubscribes") == []
             forged = await client.post(unsubscribe_url[:-3] + "xyz")
             assert forged.status_code == 400
+            # Another site's page posting the genuine link (it would need the link first).
+            elsewhere = await client.post(
+                unsubscribe_url, headers={"Origin": "https://evil.example"}
+            )
+            assert elsewhere.status_code == 403
+            assert await rows(service, "SELECT * FROM customer_unsubscribes") == []
             # A mail client's one-click unsubscribe (RFC 8058) posts this body.
             done = await client.post(unsubscribe_url, data={"List-Unsubscribe": "One-Click"})
             assert done.status_code == 200 and "You are unsubscribed" in done.text

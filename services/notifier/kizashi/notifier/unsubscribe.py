@@ -13,8 +13,9 @@ are here too."""
 from datetime import UTC, datetime
 from html import escape
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
@@ -69,8 +70,19 @@ async def confirm(token: TOKEN, state: StateDep) -> HTMLResponse:
     )
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
 @router.post("/unsubscribe/{token}", response_class=HTMLResponse, include_in_schema=False)
-async def perform(token: TOKEN, state: StateDep) -> HTMLResponse:
+async def perform(token: TOKEN, state: StateDep, request: Request) -> HTMLResponse:
+    # Besides the token: a browser's POST from another site's page names that site in Origin
+    # (a mail provider's one-click POST, server to server, sends none; this page's own form
+    # may send "null", its referrer policy being no-referrer).
+    origin = (request.headers.get("origin") or "null").lower()
+    if origin not in ("null", _origin(state.unsubscribe_base_url)):
+        return _page("Not done", "<p>Use the button on this page to unsubscribe.</p>", 403)
     verified = _verified(state, token)
     if isinstance(verified, HTMLResponse):
         return verified
