@@ -47,7 +47,8 @@ async def customer_intent(
     the signal's snapshot, else from the account's current facts (they may have arrived after
     the signal was built: architecture §5.4)."""
     config = service.routing.customer
-    if config.playbook_for(signal) is None:
+    # Without SMTP no customer email can go: the rep is alerted as routed instead.
+    if service.smtp is None or config.playbook_for(signal) is None:
         return None
     contact = signal.account.contact_email
     if not contact:
