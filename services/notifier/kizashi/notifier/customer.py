@@ -103,7 +103,11 @@ async def send_customer_email(
     }
     if playbook is None or not playbook.enabled or not contact:
         reason = "no contact_email" if contact == "" else f"the {rule} playbook is off now"
-        await _record(service, record, "suppressed", reason)
+        try:
+            await _record(service, record, "suppressed", reason)
+        except Exception as error:  # PostgreSQL away: record it on a later attempt
+            why = f"could not record a held-back email: {type(error).__name__}"
+            return SendResult("retry", why)
         return SendResult("skipped", reason)
     if service.smtp is None:
         return SendResult("failed", "no SMTP server configured (KIZASHI_SMTP_URL)")
