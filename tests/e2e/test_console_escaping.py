@@ -37,7 +37,7 @@ async def test_a_hostile_account_name_is_text_on_the_console_in_slack_and_email(
     stack, browser, webhook, smtp
 ) -> None:
     rep = await add_person(stack, "rep")
-    signal = await signal_for(stack, rep, name=HOSTILE_WITH_HEADER)
+    signal = await signal_for(stack, rep, name=HOSTILE_WITH_HEADER, contact_name=HOSTILE)
     sid, account = signal["signal_id"], signal["account_id"]
 
     context = await browser.new_context(java_script_enabled=True)
@@ -54,6 +54,8 @@ async def test_a_hostile_account_name_is_text_on_the_console_in_slack_and_email(
             assert "<!channel>" in text and "<b>bold</b>" in text, path
             assert await page.locator("main b").count() == 0, path  # not markup
             assert await page.locator("main script").count() == 0, path
+        # The customer's contact, on the account page (the last one visited), is text too.
+        assert HOSTILE in await page.inner_text("#customer-emails")
         # The map (a point's hover title) and the account list, new in the console's 2nd half.
         await page.goto(f"{console}/?owner=mine")
         titles = await page.locator("svg.kz-map title").all_text_contents()

@@ -65,9 +65,17 @@ async def add_person(stack, role: str, *, name: str | None = None) -> str:
     return email
 
 
-async def signal_for(stack, owner: str, *, name: str | None = None) -> dict:
-    """A real detractor signal on a new account that `owner` owns."""
+async def signal_for(
+    stack, owner: str, *, name: str | None = None, contact_name: str | None = None
+) -> dict:
+    """A real detractor signal on a new account that `owner` owns (with a customer contact
+    of that name when one is given)."""
     account = f"con-{uuid.uuid4().hex[:8]}"
+    contact = (
+        {"contact_name": contact_name, "contact_email": f"contact@{account}.example"}
+        if contact_name
+        else {}
+    )
     await stack.post_events(
         [
             {
@@ -77,6 +85,7 @@ async def signal_for(stack, owner: str, *, name: str | None = None) -> dict:
                 "name": name or f"Console {account}",
                 "arr": 40000,
                 "owner_email": owner,
+                **contact,
             },
             {
                 "type": "survey_response",

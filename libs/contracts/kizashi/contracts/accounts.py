@@ -23,6 +23,9 @@ class AccountFacts(BaseModel):
     attributes: dict[str, Any] = Field(default_factory=dict)
     # "active" or "churned" (account_update's status), None when never given.
     status: str | None = None
+    # The customer's contact (account_update), whom the customer playbooks may email.
+    contact_email: str | None = None
+    contact_name: str | None = None
 
     @property
     def display_name(self) -> str:

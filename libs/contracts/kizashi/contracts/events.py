@@ -175,6 +175,10 @@ class AccountUpdate(EventEnvelope):
     attributes: Attributes | None = None
     # The customer's standing in the CRM; `churned` records a churn outcome (issue #19).
     status: Literal["active", "churned"] | None = None
+    # The customer's contact for the customer playbooks' emails (docs/notifications.md):
+    # renewal reminders go to this address when a playbook is enabled (issue #20, item 5).
+    contact_email: EmailAddress | None = None
+    contact_name: ShortText | None = None
 
     @model_validator(mode="after")
     def _has_a_fact(self) -> "AccountUpdate":
@@ -201,6 +205,8 @@ ACCOUNT_FACT_FIELDS = frozenset(
         "decision_makers",
         "attributes",
         "status",
+        "contact_email",
+        "contact_name",
     }
 )
 

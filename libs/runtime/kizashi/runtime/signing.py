@@ -48,13 +48,14 @@ def _key(secret: Secret) -> bytes:
     return key
 
 
-def _serializer(secrets: Sequence[Secret]) -> URLSafeSerializer:
-    """`secrets[0]` signs; every one of them verifies."""
+def _serializer(secrets: Sequence[Secret], salt: str = SALT) -> URLSafeSerializer:
+    """`secrets[0]` signs; every one of them verifies. Another `salt` (another purpose, such
+    as the customer emails' unsubscribe links) derives other keys: its tokens are not ours."""
     if not secrets:
         raise ValueError("at least one signing secret is required")
     # itsdangerous signs with the last key of its list and verifies with each.
     keys = [_key(secret) for secret in reversed(secrets)]
-    return URLSafeSerializer(keys, salt=SALT, signer_kwargs={"digest_method": hashlib.sha256})
+    return URLSafeSerializer(keys, salt=salt, signer_kwargs={"digest_method": hashlib.sha256})
 
 
 def _timestamp(moment: datetime) -> int:
@@ -69,6 +70,8 @@ def sign_action(
     expires_at: datetime,
     secret: Secret,
     recipient: str | None = None,
+    *,
+    salt: str = SALT,
 ) -> str:
     """`recipient`, the person the alert is sent to, is bound into the token: whoever clicks
     the link acts as them, and the action is recorded under their name."""
@@ -77,7 +80,7 @@ def sign_action(
     payload: dict = {"s": signal_id, "a": action, "e": _timestamp(expires_at)}
     if recipient:
         payload["r"] = recipient
-    return _serializer([secret]).dumps(payload)
+    return _serializer([secret], salt).dumps(payload)
 
 
 def _canonical(signature: str) -> bool:
@@ -97,7 +100,11 @@ def verify_action(
 
 
 def verify_action_for(
-    token: str, secrets: Secret | Sequence[Secret], now: datetime | None = None
+    token: str,
+    secrets: Secret | Sequence[Secret],
+    now: datetime | None = None,
+    *,
+    salt: str = SALT,
 ) -> tuple[str, str, str | None]:
     """(signal_id, action, recipient) as `verify_action`; recipient is None for a token
     signed without one (links sent before recipients were bound)."""
@@ -107,7 +114,7 @@ def verify_action_for(
     if match is None or not _canonical(match[1]):
         raise InvalidActionToken("malformed token")
     try:
-        payload = _serializer(secrets).loads(token)
+        payload = _serializer(secrets, salt).loads(token)
     except BadData as exc:
         raise InvalidActionToken("bad signature") from exc
     try:

@@ -24,6 +24,7 @@ router = APIRouter(include_in_schema=False)
 
 HISTORY_DAYS = 90
 OBSERVATIONS_SHOWN = 200
+CUSTOMER_EMAILS_SHOWN = 50
 
 
 def _number(value: Any) -> float | None:
@@ -140,6 +141,9 @@ async def account_view(
             conn=connection, account_id=account_id, limit=OBSERVATIONS_SHOWN
         )
         evidence = await repository.phase_evidence(conn=connection, account_id=account_id)
+        customer_emails = await repository.customer_emails_of(
+            conn=connection, account_id=account_id, limit=CUSTOMER_EMAILS_SHOWN
+        )
     known = await cutoffs.current(state.scoring)
     happened = await outcomes.account_outcomes(state, account_id)
     facts = orjson.loads(row["facts"]) if row is not None else {}
@@ -151,6 +155,7 @@ async def account_view(
     ]
     chart = history_svg([dict(p) for p in history], known.cutoffs, marks, since=since, until=now)
     shown = {"name", "owner_email", "owner_slack", "plan", "arr", "seats", "renewal_date"}
+    shown |= {"contact_email", "contact_name"}  # in the "Customer emails" section
     standing = standing_of(state, evidence, now)
     return render(
         request,
@@ -187,6 +192,7 @@ async def account_view(
         kinds=kinds_of(state.observation_kinds),
         outcomes=happened,
         outcome_kinds=outcomes.KINDS,
+        customer_emails=customer_emails,
         may_log=row is not None and may_log(user, facts.get("owner_email")),
         form=form or {},
         errors=errors or {},

@@ -5,12 +5,13 @@ import functools
 from fastapi import FastAPI
 
 from kizashi.contracts.topics import CONSUMED_BY
-from kizashi.notifier import api
+from kizashi.notifier import api, unsubscribe
 from kizashi.notifier.consumer import handle_signals
 from kizashi.notifier.deliver import delivery_loop
 from kizashi.notifier.pacing import SharedPacer
 from kizashi.notifier.render import Renderer
 from kizashi.notifier.routing import load_routing_config_for
+from kizashi.notifier.routing_config import RoutingConfigError
 from kizashi.notifier.settings import NotifierSettings, get_settings
 from kizashi.notifier.state import NotifierState
 from kizashi.notifier.transport import SmtpSender, WebhookSender
@@ -24,12 +25,17 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     smtp_url = settings.smtp_url.get_secret_value() if settings.smtp_url else None
     # Validated before anything starts: a bad routing.yaml stops the service with its reason.
     routing = load_routing_config_for(settings)
+    renderer = Renderer(settings.config_dir)
+    # So is every enabled customer playbook's template (kizashi.notifier.customer).
+    enabled = {p.template for p in routing.customer.playbooks.values() if p.enabled}
+    if missing := renderer.missing_customer_templates(sorted(enabled)):
+        raise RoutingConfigError(f"{routing.source}: customer_emails: no {', '.join(missing)}")
 
     async def setup(runtime: ServiceRuntime) -> NotifierState:
         service = NotifierState(
             runtime=runtime,
             routing=routing,
-            renderer=Renderer(settings.config_dir),
+            renderer=renderer,
             # One pace per webhook for every replica, kept in PostgreSQL.
             webhooks=WebhookSender(pacer=SharedPacer(runtime.engine)),
             smtp=SmtpSender.from_url(smtp_url, sender=settings.email_from) if smtp_url else None,
@@ -41,6 +47,9 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
             action_secret=settings.signing_secret(),
             public_url=settings.public_url,
             console_url=settings.console_url,
+            unsubscribe_base_url=settings.unsubscribe_base_url(),
+            verifying_secrets=tuple(settings.verifying_secrets()),
+            email_from=settings.email_from,
             lease_s=settings.delivery_lease_s,
         )
         runtime.consume(list(CONSUMED_BY["notifier"]), functools.partial(handle_signals, service))
@@ -48,5 +57,5 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
         return service
 
     return create_service_app(
-        service="notifier", settings=settings, routers=[api.router], setup=setup
+        service="notifier", settings=settings, routers=[api.router, unsubscribe.router], setup=setup
     )

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.signals import signal_adapter
 from kizashi.notifier import repository
+from kizashi.notifier.customer import CUSTOMER_CHANNEL, customer_intent
 from kizashi.notifier.state import NotifierState
 from kizashi.runtime import tracing
 from kizashi.runtime.consumer import PermanentRecordError, Rejected
@@ -61,6 +62,21 @@ async def handle_signals(service: NotifierState, records: list[ConsumerRecord]) 
         if spans is not None:
             context = tracing.record_context(record)
             parent = tracing.traceparent(spans.start(context, signal_id=signal.signal_id))
+        # A customer playbook's email instead of the rep's alert (kizashi.notifier.customer).
+        customer = await customer_intent(service, signal)
+        if customer is not None:
+            receiver, carried = customer
+            intents.append(
+                repository.Intent(
+                    delivery_id=delivery_id_for(signal.signal_id, receiver),
+                    signal_id=signal.signal_id,
+                    receiver=receiver,
+                    channel=CUSTOMER_CHANNEL,
+                    payload=carried.model_dump(mode="json"),
+                    traceparent=parent,
+                )
+            )
+            continue
         for match in service.routing.route(signal):
             digest_key = not_before = None
             if match.digest is not None:

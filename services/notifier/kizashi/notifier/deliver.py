@@ -27,6 +27,7 @@ from kizashi.contracts.deadletter import DeadLetter
 from kizashi.contracts.signals import SignalBase, signal_adapter
 from kizashi.contracts.topics import DEAD_LETTER, SIGNAL_TOPICS
 from kizashi.notifier import repository
+from kizashi.notifier.customer import CUSTOMER_CHANNEL, send_customer_email
 from kizashi.notifier.digest import digest_id_for, send_digest
 from kizashi.notifier.links import action_links, console_link, feedback_links, recipient_of
 from kizashi.notifier.metrics import (
@@ -145,6 +146,8 @@ async def _deliver(service: NotifierState, claimed: dict, claimed_ns: int = 0) -
         current = await _current(service, signal)
         if isinstance(current, SendResult):
             result = current
+        elif claimed["channel"] == CUSTOMER_CHANNEL:
+            result = await send_customer_email(service, claimed, current, delivery_id)
         else:
             result = await send_once(service, claimed["receiver"], current, delivery_id)
     except Exception as error:  # a bug in rendering must not leave the row `sending`
@@ -180,7 +183,7 @@ class Result:
     claimed: list[dict]
     signals: list[SignalBase]
     result: SendResult
-    outcome: str  # sent, retry or failed
+    outcome: str  # sent, retry, failed or skipped
     attempt: int
     next_attempt_at: datetime | None
     at: datetime
@@ -200,7 +203,15 @@ async def _record(
     now = datetime.now(UTC)
     attempt = max(c["attempts"] for c in claimed)
     delay = service.retry.next_delay(attempt, result, _rng)
-    outcome = "sent" if result.ok else "retry" if delay is not None else "failed"
+    outcome = (
+        "sent"
+        if result.ok
+        else "skipped"
+        if result.outcome == "skipped"
+        else "retry"
+        if delay is not None
+        else "failed"
+    )
     entry = Result(
         claimed,
         signals,
@@ -263,7 +274,7 @@ async def _recorded(service: NotifierState, entry: Result) -> None:
     for row in claimed:
         # `result.reason` is already redacted by the transport: no webhook URL or password.
         log.log(
-            logging.INFO if outcome == "sent" else logging.WARNING,
+            logging.INFO if outcome in ("sent", "skipped") else logging.WARNING,
             "delivery %s%s",
             outcome,
             "" if result.ok else f": {result.reason}",

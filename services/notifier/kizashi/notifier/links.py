@@ -8,9 +8,14 @@ from urllib.parse import quote
 from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.signals import SignalBase
 from kizashi.notifier.state import NotifierState
-from kizashi.runtime.signing import sign_action
+from kizashi.runtime.signing import InvalidActionToken, sign_action, verify_action_for
 
 ACTION_LINK_TTL = timedelta(days=14)
+# A customer may unsubscribe long after the email came; the link works for a year and more.
+UNSUBSCRIBE_LINK_TTL = timedelta(days=400)
+# Unsubscribe tokens are signed under keys of their own: never valid as an alert's action.
+UNSUBSCRIBE_SALT = "kizashi.customer-unsubscribe"
+UNSUBSCRIBE = "unsubscribe"
 
 
 def recipient_of(account: AccountFacts, addresses: list[str] | None = None) -> str | None:
@@ -52,3 +57,30 @@ def console_link(service: NotifierState, signal: SignalBase) -> str | None:
     if not service.console_url:
         return None
     return f"{service.console_url.rstrip('/')}/signals/{quote(signal.signal_id, safe='')}"
+
+
+def unsubscribe_link(service: NotifierState, delivery_id: str, contact_email: str) -> str:
+    """The signed link that takes `contact_email` off every customer playbook's list; it
+    names the delivery (and so the account) it came in."""
+    expires = datetime.now(UTC) + UNSUBSCRIBE_LINK_TTL
+    token = sign_action(
+        delivery_id,
+        UNSUBSCRIBE,
+        expires,
+        service.action_secret,
+        contact_email,
+        salt=UNSUBSCRIBE_SALT,
+    )
+    return f"{service.unsubscribe_base_url.rstrip('/')}/v1/unsubscribe/{token}"
+
+
+def verify_unsubscribe(service: NotifierState, token: str) -> tuple[str, str]:
+    """(delivery_id, contact_email) of a genuine, unexpired unsubscribe token; raises
+    kizashi.runtime.signing.InvalidActionToken (or ExpiredActionToken) otherwise."""
+    secrets = service.verifying_secrets or (service.action_secret,)
+    delivery_id, action, contact = verify_action_for(
+        token, secrets, datetime.now(UTC), salt=UNSUBSCRIBE_SALT
+    )
+    if action != UNSUBSCRIBE or not contact:
+        raise InvalidActionToken("not an unsubscribe token")
+    return delivery_id, contact

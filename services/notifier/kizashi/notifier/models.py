@@ -70,3 +70,35 @@ webhook_pacing = Table(
     Column("next_at", DateTime(timezone=True), nullable=False),
     Column("paused_until", DateTime(timezone=True), nullable=True),
 )
+
+# The customer playbooks' emails (kizashi.notifier.customer): one row per email sent to a
+# customer's contact, or held back (`suppressed`: unsubscribed, over the frequency cap), keyed
+# by the delivery that carried it. `sending` and `pending` rows count against the cap.
+customer_emails = Table(
+    "customer_emails",
+    metadata,
+    Column("delivery_id", Text, primary_key=True),
+    Column("signal_id", Text, nullable=False),
+    Column("account_id", Text, nullable=False),
+    # Stored lower-case, as the unsubscribe list and the frequency cap compare it.
+    Column("contact_email", Text, nullable=False),
+    Column("playbook", Text, nullable=False),
+    Column("template", Text, nullable=False),
+    # sending → sent | pending (a retry) | failed; or suppressed, with its reason.
+    Column("status", Text, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Index("customer_emails_account", "account_id", "created_at"),
+    Index("customer_emails_contact", "contact_email", "created_at"),
+)
+
+# Addresses that followed an unsubscribe link: no customer email goes to them again.
+customer_unsubscribes = Table(
+    "customer_unsubscribes",
+    metadata,
+    Column("contact_email", Text, primary_key=True),
+    Column("account_id", Text, nullable=True),
+    Column("delivery_id", Text, nullable=True),
+    Column("unsubscribed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

@@ -8,13 +8,20 @@ Email uses Jinja templates from the package's `templates/`; a file of the same n
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    select_autoescape,
+)
 
 from kizashi.contracts.signals import Signal
 from kizashi.notifier.view import PRIORITY_ORDER, SignalView, clip, one_line, signal_view
@@ -209,6 +216,21 @@ class Renderer:
             text=self.env.get_template(f"{prefix}.txt").render(context),
             html=self.env.get_template(f"{prefix}.html").render(context),
         )
+
+    def customer(self, template: str, context: dict[str, Any]) -> RenderedEmail:
+        """A customer playbook's email: templates/customer/<template>_subject.txt, .txt, .html."""
+        return self._email(f"customer/{template}", context)
+
+    def missing_customer_templates(self, templates: Iterable[str]) -> list[str]:
+        """The files of these customer templates that neither folder has (checked at start)."""
+        missing = []
+        for template in templates:
+            for suffix in ("_subject.txt", ".txt", ".html"):
+                try:
+                    self.env.get_template(f"customer/{template}{suffix}")
+                except TemplateNotFound:
+                    missing.append(f"templates/customer/{template}{suffix}")
+        return missing
 
     def slack(
         self,

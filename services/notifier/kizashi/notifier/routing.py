@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.signals import Signal
+from kizashi.notifier.playbooks import CustomerEmailsConfig
 from kizashi.notifier.routing_config import (
     ROUTING_FILE,
     SLACK_WEBHOOK_ENV,
@@ -171,6 +172,8 @@ class RoutingTree:
     routes: tuple[Route, ...]
     default: Route
     source: str
+    # routing.yaml's `customer_emails` (kizashi.notifier.playbooks).
+    customer: CustomerEmailsConfig = field(default_factory=CustomerEmailsConfig)
 
     def route(self, signal: Signal) -> list[RouteMatch]:
         """Every enabled receiver for the signal, in route order, each receiver once."""
@@ -203,6 +206,7 @@ class RoutingTree:
             "receivers": [r.describe() for r in self.receivers.values()],
             "routes": [r.describe() for r in self.routes],
             "default": self.default.describe(),
+            "customer_emails": self.customer.describe(),
         }
 
 
@@ -264,7 +268,7 @@ def build_tree(
                 " without `continue: true`, so the routes after it are never reached"
             )
     default = _build_route(source, len(routes), "default", parsed.default, receivers)
-    return RoutingTree(receivers, tuple(routes), default, source)
+    return RoutingTree(receivers, tuple(routes), default, source, parsed.customer_emails)
 
 
 def _build_receiver(

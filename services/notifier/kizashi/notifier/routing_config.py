@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from kizashi.notifier.playbooks import CustomerEmailsConfig
 from kizashi.runtime.yamlconfig import ConfigFile, ConfigFileError, Keys
 
 # This one variable is read through settings (which may come from a .env file), not os.environ.
@@ -136,6 +137,9 @@ class RoutingFile(_Strict):
     receivers: list[ReceiverConfig] = Field(default_factory=list)
     routes: list[RouteConfig] = Field(default_factory=list)
     default: DefaultRouteConfig
+    # Customer playbooks: emails to the customer's contact instead of the rep's alert
+    # (kizashi.notifier.playbooks; every one off unless enabled).
+    customer_emails: CustomerEmailsConfig = Field(default_factory=CustomerEmailsConfig)
 
 
 # --- the file ------------------------------------------------------------------------------

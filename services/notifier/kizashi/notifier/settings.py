@@ -12,6 +12,14 @@ class NotifierSettings(ActionLinkSettings):
     slack_webhook_url: SecretStr | None = None
     smtp_url: SecretStr | None = None
     email_from: str = "kizashi@localhost"
+    # Where customers' browsers reach this service: the customer emails' unsubscribe links
+    # (GET shows a confirmation, POST unsubscribes; docs/notifications.md). Unset: this
+    # host's notifier port on 127.0.0.1, which only suits a local trial.
+    notifier_public_url: str | None = None
+
+    def unsubscribe_base_url(self) -> str:
+        return self.notifier_public_url or f"http://127.0.0.1:{self.notifier_port}"
+
     # How often to try a delivery, and how long a `sending` row left by a dead process waits
     # before another claims it. The lease must outlast one send.
     delivery_max_attempts: int = Field(default=6, ge=1, le=50)

@@ -21,6 +21,11 @@ class NotifierState(ServiceState):
     public_url: str
     # The console's address for reps' browsers; alerts link to its signal page when set.
     console_url: str | None = None
+    # The customer emails (kizashi.notifier.customer): where customers reach the unsubscribe
+    # page, the keys its links may be signed with (the current one first), the From fallback.
+    unsubscribe_base_url: str = "http://127.0.0.1:8004"
+    verifying_secrets: tuple[str, ...] = ()
+    email_from: str = "kizashi@localhost"
     lease_s: float = 120.0
     # Set when new deliveries are recorded, so the worker sends at once instead of polling.
     wake: asyncio.Event = field(default_factory=asyncio.Event)

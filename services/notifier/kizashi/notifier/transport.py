@@ -26,7 +26,8 @@ import httpx
 
 logger = logging.getLogger(__name__)
 
-Outcome = Literal["ok", "retry", "failed"]
+# "skipped": nothing was sent, on purpose (a customer email held back: kizashi.notifier.customer).
+Outcome = Literal["ok", "retry", "failed", "skipped"]
 REASON_MAX = 300
 
 
@@ -347,7 +348,10 @@ class SmtpSender:
         html: str,
         *,
         headers: Mapping[str, str] | None = None,
+        sender: str | None = None,
     ) -> SendResult:
+        """`sender`: the envelope's MAIL FROM when not the configured one (give the same
+        address as the `From` header)."""
         if not to:
             return SendResult("failed", "no recipients")
         message = self.build_message(to, subject, text, html, headers)
@@ -355,7 +359,7 @@ class SmtpSender:
         try:
             refused, reply = await aiosmtplib.send(
                 message,
-                sender=self.sender,
+                sender=sender or self.sender,
                 recipients=list(to),
                 hostname=cfg.host,
                 port=cfg.port,

@@ -180,6 +180,26 @@ async def deliveries_of(*, conn: asyncpg.Connection, signal_ids: list[str]) -> l
     )
 
 
+async def customer_emails_of(
+    *, conn: asyncpg.Connection, account_id: str, limit: int
+) -> list[asyncpg.Record]:
+    """Notifier's customer emails to this account's contact (sent or held back), newest
+    first, each with when its address unsubscribed, if it did."""
+    return await conn.fetch(
+        """
+        SELECT e.contact_email, e.playbook, e.template, e.status, e.reason, e.created_at,
+               e.sent_at, u.unsubscribed_at
+        FROM customer_emails e
+        LEFT JOIN customer_unsubscribes u ON u.contact_email = e.contact_email
+        WHERE e.account_id = $1
+        ORDER BY e.created_at DESC, e.delivery_id
+        LIMIT $2
+        """,
+        account_id,
+        limit,
+    )
+
+
 async def actions_of(*, conn: asyncpg.Connection, signal_ids: list[str]) -> list[asyncpg.Record]:
     return await conn.fetch(
         """

@@ -1,0 +1,268 @@
+"""Customer playbooks end to end through the notifier's own code, on a real PostgreSQL database,
+the local SMTP server and the unsubscribe page served over HTTP by uvicorn (issue #20, item 5).
+
+A signal goes through the notifier's consumer (`handle_signals`, as the broker hands it over)
+and its delivery worker (`deliver_due`), which sends to the recording SMTP server. The module
+has a database of its own: the shared stack's notifier polls the shared one's deliveries."""
+
+import asyncio
+import uuid
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from aiokafka.structs import ConsumerRecord
+from fastapi import FastAPI
+
+from kizashi.contracts.accounts import AccountFacts
+from kizashi.contracts.scores import ScoreSnapshot
+from kizashi.contracts.signals import OpportunitySignal
+from kizashi.contracts.topics import SIGNAL_TOPICS
+from kizashi.notifier import deliver, unsubscribe
+from kizashi.notifier.consumer import handle_signals
+from kizashi.notifier.pacing import SharedPacer
+from kizashi.notifier.render import Renderer
+from kizashi.notifier.routing import build_tree, load_routing_config
+from kizashi.notifier.settings import NotifierSettings
+from kizashi.notifier.state import NotifierState
+from kizashi.notifier.transport import SmtpSender, WebhookSender
+from kizashi.runtime.db import create_engine, raw_transaction
+from kizashi.runtime.kafka import encode
+from kizashi.runtime.lifecycle import ServiceRuntime
+from kizashi.runtime.retry import RetryPolicy
+from kizashi.tools.embedded import free_port
+from tests.support import infra
+
+SECRET = "customer-emails-test-secret-0123456789"  # noqa: S105
+API_TOKEN = "customer-emails-api-token-0123456789"  # noqa: S105
+FROM = "renewals@vendor.example"
+
+ENABLED = {
+    "receivers": [{"name": "mail", "type": "email", "to": "account_owner"}],
+    "default": {"receivers": ["mail"]},
+    "customer_emails": {
+        "from": FROM,
+        "frequency_cap": {"max": 1, "per": "30d"},
+        "playbooks": {"renewal_window": {"enabled": True, "template": "renewal_window"}},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+async def database_url(database_url: str):
+    async with infra.scratch_database(database_url, "kizashi_customer") as url:
+        yield url
+
+
+@asynccontextmanager
+async def notifier(database_url: str, smtp, routing):
+    """A notifier (its state, as the service builds it) and its unsubscribe page on a port."""
+    settings = NotifierSettings(database_url=database_url, api_token=API_TOKEN)
+    runtime = ServiceRuntime(
+        service="notifier", settings=settings, engine=create_engine(database_url)
+    )
+    port = free_port()
+    service = NotifierState(
+        runtime=runtime,
+        routing=routing,
+        renderer=Renderer(None),
+        webhooks=WebhookSender(pacer=SharedPacer(runtime.engine)),
+        smtp=SmtpSender.from_url(smtp.url, sender="kizashi@localhost"),
+        retry=RetryPolicy(max_attempts=3, base=0.2, cap=1),
+        action_secret=SECRET,
+        public_url="http://127.0.0.1:1",
+        unsubscribe_base_url=f"http://127.0.0.1:{port}",
+        verifying_secrets=(SECRET,),
+    )
+    app = FastAPI()
+    app.include_router(unsubscribe.router)
+    app.state.service, app.state.settings = service, settings
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
+        await asyncio.sleep(0.02)
+    try:
+        yield service
+    finally:
+        server.should_exit = True
+        await task
+        await service.webhooks.aclose()
+        await runtime.engine.dispose()
+
+
+def renewal_signal(account_id: str, priority: str, contact: str | None) -> OpportunitySignal:
+    return OpportunitySignal(
+        signal_id=f"sig-{uuid.uuid4().hex}",
+        rule="renewal_window",
+        account_id=account_id,
+        priority=priority,
+        episode="e1",
+        fired_at=datetime.now(UTC),
+        reasons=["Renews in 90 days", "CS 72 (healthy: at least 60)"],
+        suggested_play="Open the renewal early with a multi-year or upgraded-plan offer.",
+        account=AccountFacts(
+            account_id=account_id,
+            name="Acme <Widgets> & Co",
+            plan="Growth",
+            arr=48000,
+            renewal_date=date.today() + timedelta(days=90),
+            owner_email=f"rep-{account_id}@reps.example",
+            contact_email=contact,
+            contact_name='Pat "Ops" Lee' if contact else None,
+        ),
+        scores=ScoreSnapshot(cs=72, op=50, segment="expand", priority=priority),
+    )
+
+
+async def route_and_send(service: NotifierState, signal: OpportunitySignal) -> None:
+    """The signal through the consumer, then every due delivery through the worker."""
+    raw = encode(signal)
+    key = signal.account_id.encode()
+    record = ConsumerRecord(
+        SIGNAL_TOPICS[signal.kind], 0, 0, 0, 0, key, raw, None, len(key), len(raw), ()
+    )
+    assert await handle_signals(service, [record]) == []
+    while await deliver.deliver_due(service):
+        pass
+
+
+def sent_to(smtp, address: str) -> list:
+    return [m for m, e in zip(smtp.messages, smtp.envelopes, strict=True) if address in e.rcpt_tos]
+
+
+async def rows(service: NotifierState, sql: str, *args: Any) -> list[dict]:
+    async with raw_transaction(service.engine) as connection:
+        return [dict(r) for r in await connection.fetch(sql, *args)]
+
+
+def account() -> tuple[str, str, str]:
+    account_id = f"acct-{uuid.uuid4().hex[:10]}"
+    return account_id, f"pat-{account_id}@acme.example", f"rep-{account_id}@reps.example"
+
+
+async def test_medium_priority_emails_the_customer_once_and_unsubscribe_stops_it(
+    database_url, smtp
+):
+    account_id, contact, rep = account()
+    routing = build_tree(ENABLED, source="test", environ={}, smtp_configured=True)
+    async with notifier(database_url, smtp, routing) as service:
+        first = renewal_signal(account_id, "medium", contact)
+        await route_and_send(service, first)
+
+        [message] = sent_to(smtp, contact)
+        assert sent_to(smtp, rep) == []  # the rep gets nothing
+        assert message["From"] == FROM
+        assert message["To"].addresses[0].display_name == 'Pat "Ops" Lee'
+        assert message["Reply-To"] == rep
+        assert message["Subject"] == (
+            f"Your Acme <Widgets> & Co renewal on {first.account.renewal_date.isoformat()}"
+        )
+        text = message.get_body(("plain",)).get_content()
+        html = message.get_body(("html",)).get_content()
+        assert 'Hello Pat "Ops" Lee,' in text and "in 90 days" in text
+        assert "Acme &lt;Widgets&gt; &amp; Co" in html and "<Widgets>" not in html
+        unsubscribe_url = message["List-Unsubscribe"].strip("<>")
+        assert unsubscribe_url.startswith(f"{service.unsubscribe_base_url}/v1/unsubscribe/")
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert unsubscribe_url in text and unsubscribe_url in html
+
+        [delivery] = await rows(
+            service, "SELECT * FROM deliveries WHERE signal_id = $1", first.signal_id
+        )
+        assert (delivery["receiver"], delivery["channel"], delivery["status"]) == (
+            "customer:renewal_window",
+            "customer_email",
+            "sent",
+        )
+
+        async with httpx.AsyncClient(timeout=10) as client:
+            # GET only asks (mail scanners open links); nothing is recorded yet.
+            page = await client.get(unsubscribe_url)
+            assert page.status_code == 200 and "<form method='post'>" in page.text
+            assert await rows(service, "SELECT * FROM customer_unsubscribes") == []
+            forged = await client.post(unsubscribe_url[:-3] + "xyz")
+            assert forged.status_code == 400
+            # Another site's page posting the genuine link (it would need the link first).
+            elsewhere = await client.post(
+                unsubscribe_url, headers={"Origin": "https://evil.example"}
+            )
+            assert elsewhere.status_code == 403
+            assert await rows(service, "SELECT * FROM customer_unsubscribes") == []
+            # A mail client's one-click unsubscribe (RFC 8058) posts this body.
+            done = await client.post(unsubscribe_url, data={"List-Unsubscribe": "One-Click"})
+            assert done.status_code == 200 and "You are unsubscribed" in done.text
+            assert contact in done.text
+
+        second = renewal_signal(account_id, "medium", contact)
+        await route_and_send(service, second)
+        assert len(sent_to(smtp, contact)) == 1 and sent_to(smtp, rep) == []
+        [held] = await rows(
+            service, "SELECT status FROM deliveries WHERE signal_id = $1", second.signal_id
+        )
+        assert held["status"] == "skipped"
+
+        async with httpx.AsyncClient(timeout=10) as client:
+            listed = await client.get(
+                f"{service.unsubscribe_base_url}/v1/accounts/{account_id}/customer-emails",
+                headers={"Authorization": f"Bearer {API_TOKEN}"},
+            )
+            refused = await client.get(
+                f"{service.unsubscribe_base_url}/v1/accounts/{account_id}/customer-emails"
+            )
+            nul = await client.get(
+                f"{service.unsubscribe_base_url}/v1/accounts/a%00b/customer-emails",
+                headers={"Authorization": f"Bearer {API_TOKEN}"},
+            )
+        assert refused.status_code == 401
+        assert nul.status_code == 422, nul.text
+        assert listed.status_code == 200, listed.text
+        emails = listed.json()
+        assert [(e["signal_id"], e["status"], e["reason"]) for e in emails] == [
+            (second.signal_id, "suppressed", "the contact unsubscribed"),
+            (first.signal_id, "sent", None),
+        ]
+        assert all(e["contact_email"] == contact and e["unsubscribed_at"] for e in emails)
+        assert emails[1]["template"] == "renewal_window" and emails[1]["sent_at"]
+
+
+async def test_high_priority_alerts_the_rep_and_the_cap_holds_the_second_email(database_url, smtp):
+    routing = build_tree(ENABLED, source="test", environ={}, smtp_configured=True)
+    async with notifier(database_url, smtp, routing) as service:
+        account_id, contact, rep = account()
+        await route_and_send(service, renewal_signal(account_id, "high", contact))
+        assert len(sent_to(smtp, rep)) == 1 and sent_to(smtp, contact) == []
+
+        account_id, contact, rep = account()
+        await route_and_send(service, renewal_signal(account_id, "low", contact))
+        later = renewal_signal(account_id, "low", contact)
+        await route_and_send(service, later)
+        assert len(sent_to(smtp, contact)) == 1 and sent_to(smtp, rep) == []
+        [held] = await rows(
+            service,
+            "SELECT status, reason FROM customer_emails WHERE signal_id = $1",
+            later.signal_id,
+        )
+        assert held["status"] == "suppressed" and held["reason"].startswith("frequency cap")
+
+        # No contact known: the rep is alerted as routed.
+        account_id, _, rep = account()
+        await route_and_send(service, renewal_signal(account_id, "medium", None))
+        assert len(sent_to(smtp, rep)) == 1
+
+
+async def test_off_by_default_nothing_goes_to_customers(database_url, smtp):
+    packaged = load_routing_config(None, slack_webhook_url=None, smtp_configured=True)
+    async with notifier(database_url, smtp, packaged) as service:
+        account_id, contact, rep = account()
+        await route_and_send(service, renewal_signal(account_id, "medium", contact))
+        assert sent_to(smtp, contact) == []
+        assert len(sent_to(smtp, rep)) == 1  # as before the playbooks existed
+        assert (
+            await rows(service, "SELECT * FROM customer_emails WHERE account_id = $1", account_id)
+            == []
+        )
