@@ -16,8 +16,9 @@ from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from kizashi.contracts.budget import by_rank
 from kizashi.contracts.signals import Signal
-from kizashi.notifier.view import PRIORITY_ORDER, SignalView, clip, one_line, signal_view
+from kizashi.notifier.view import SignalView, clip, one_line, signal_view
 
 __all__ = ["clip", "Renderer", "RenderedDigest", "RenderedEmail", "slack_escape"]
 
@@ -256,7 +257,8 @@ class Renderer:
         title: str | None = None,
         feedback: Mapping[str, FeedbackLinks] | None = None,
     ) -> RenderedDigest:
-        ordered = sorted(signals, key=lambda s: (PRIORITY_ORDER.get(s.priority, 9), s.fired_at))
+        # By rank (ARR × severity, kizashi.contracts.budget), the same order the budget uses.
+        ordered = by_rank(list(signals))
         views = [signal_view(s) for s in ordered]
         links = links or {}
         count = len(views)
