@@ -76,6 +76,7 @@ def plan(
     budgeted: list[Budgeted] = []
     owner = owner_key(signal.account)
     rank = alert_rank(signal)
+    policy = service.routing.budget
     for match in service.routing.route(signal):
         intent = repository.Intent(
             delivery_id=delivery_id_for(signal.signal_id, match.receiver.name),
@@ -91,10 +92,11 @@ def plan(
                 match.receiver.name, digest_owner(signal.account), match.digest, now
             )
             intents.append(replace(intent, digest_key=key, not_before=not_before))
-        elif owner is None:
-            intents.append(intent)  # no rep, no budget
+            continue
+        budget = None if owner is None else policy.for_owner(match.receiver.name, signal.account)
+        if budget is None or budget.limit is None:
+            intents.append(intent)  # no rep, or no limit: nothing to count
         else:
-            budget = service.routing.budget.for_owner(match.receiver.name, signal.account)
             key = budget_key(match.receiver.name, owner, budget_day(now))
             budgeted.append(Budgeted(replace(intent, budget_key=key), budget, owner))
     return intents, budgeted

@@ -74,13 +74,21 @@ async def lock_budget_days(
     *, conn: asyncpg.Connection, budget_keys: Sequence[str]
 ) -> dict[str, tuple[int, float | None]]:
     """Take each key's lock for the rest of the transaction (a transaction-level advisory
-    lock on the key's hash, in one sorted order so that two replicas never deadlock), then
+    lock on the key's hash, in ascending hash order so that two replicas never deadlock), then
     read each owner's day so far from the rows: (alerts sent at once, highest rank). A second
     replica deciding for the same owner waits here until this transaction's rows are
     committed, so both count them."""
     keys = sorted(set(budget_keys))
-    for key in keys:
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 1820))", key)
+    # One round trip; the subquery's ORDER BY fixes the order the locks are taken in.
+    await conn.execute(
+        """
+        SELECT count(pg_advisory_xact_lock(h)) FROM (
+            SELECT DISTINCT hashtextextended(k, 1820) AS h FROM unnest($1::text[]) AS k
+            ORDER BY h
+        ) ordered
+        """,
+        keys,
+    )
     rows = await conn.fetch(
         """
         SELECT budget_key,
