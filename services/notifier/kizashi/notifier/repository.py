@@ -275,7 +275,7 @@ async def list_deliveries(
         """
         SELECT d.delivery_id, d.signal_id, d.receiver, d.channel, d.status, d.attempts,
                d.next_attempt_at, d.last_error, d.created_at, d.sent_at,
-               d.digest_key,
+               d.digest_key, d.budgeted,
                COALESCE((SELECT json_agg(json_build_object(
                             'attempt', a.attempt, 'at', a.at, 'outcome', a.outcome,
                             'status_code', a.status_code, 'error', a.error)
