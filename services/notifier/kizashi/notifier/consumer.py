@@ -109,10 +109,14 @@ async def decide_budgets(
     Runs in the transaction that records the rows; the locks it takes last until the commit."""
     if not candidates:
         return []
+    # The locks first: a replica deciding for the same owner commits before we read.
+    days = await repository.lock_budget_days(
+        conn=connection, budget_keys=[c.intent.budget_key for c in candidates]
+    )
     recorded = await repository.recorded_ids(
         conn=connection, delivery_ids=[c.intent.delivery_id for c in candidates]
     )
-    # A signal twice in one batch (a replay) is decided once.
+    # A replayed signal (recorded already, or twice in this batch) is decided once.
     unique = {c.intent.delivery_id: c for c in reversed(candidates)}
     fresh = [
         c
@@ -120,11 +124,6 @@ async def decide_budgets(
         if c.intent.delivery_id not in recorded
         and unique.pop(c.intent.delivery_id, None) is not None
     ]
-    if not fresh:
-        return []
-    days = await repository.lock_budget_days(
-        conn=connection, budget_keys=[c.intent.budget_key for c in fresh]
-    )
     ledger = Ledger({key: Tally(immediate, best) for key, (immediate, best) in days.items()})
     policy = service.routing.budget
     decided = []
