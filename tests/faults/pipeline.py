@@ -56,6 +56,8 @@ def routing_yaml(webhook: RecordingWebhookServer) -> str:
         "receivers:\n  - name: slack\n    type: slack\n"
         "    webhook_url_env: KIZASHI_SLACK_WEBHOOK_URL\n    by_owner:\n"
         f"{owners}\nroutes: []\ndefault:\n  receivers: [slack]\n"
+        # Every alert at once: the faults are about delivery, not each rep's daily budget.
+        "budget:\n  daily: unlimited\n"
     )
 
 

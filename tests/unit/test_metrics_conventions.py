@@ -20,6 +20,9 @@ UNIT_SUFFIXES = (
     "_ratio",
 )
 FORBIDDEN_LABELS = {"account_id", "account", "user_id", "event_id", "signal_id", "delivery_id"}
+# A rep's address or handle: personal data, and one series per rep (the daily budget's
+# counters are labelled by receiver only).
+FORBIDDEN_LABELS |= {"owner", "owner_email", "owner_slack", "rep"}
 # Prometheus attaches these to every scraped series; a metric's own label of the same name
 # is renamed `exported_<name>` on scrape, and queries on it find nothing.
 TARGET_LABELS = {"job", "instance"}

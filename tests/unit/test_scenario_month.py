@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
+from kizashi.contracts.budget import DailyBudget, alert_rank, by_rank
 from kizashi.contracts.events import EventEnvelope, input_event_adapter
 from kizashi.scoring.config import load_scoring_config
+from kizashi.tools.attention import simulate_budget
 from kizashi.tools.replay import Replay, ReplayResult, processing_time
 from kizashi.triggers.rules import load_rules_config
 
@@ -45,6 +47,22 @@ def event(kind: str, account: str, day: float, hour: float = 10.0, **fields) -> 
     )
 
 
+# Three reps share the cast (issue #20, item 7): Ana has the churn-prone book, so her day 5
+# (a backfill's two churn risks and a pricing signal) goes over the month's budget.
+REPS = {
+    "ana@reps.example": (
+        "silent-churner",
+        "pricing-shopper",
+        "backfilled",
+        "comeback",
+        "noisy-browser",
+    ),
+    "ben@reps.example": ("happy-expander", "renewal-at-risk", "happy-renewal", "seat-constrained"),
+    "cho@reps.example": ("quiet-healthy", "detractor", "add-on-clicker"),
+}
+OWNER = {account: rep for rep, accounts in REPS.items() for account in accounts}
+
+
 def crm(account: str, *, renewal_in: int = 300, seats: int = 20, **more) -> list[EventEnvelope]:
     facts = {"plan": "team", "arr": 40000, **more}
     renewal = (MONTH.date() + timedelta(days=renewal_in)).isoformat()
@@ -57,7 +75,7 @@ def crm(account: str, *, renewal_in: int = 300, seats: int = 20, **more) -> list
             name=account.title(),
             seats=seats,
             renewal_date=renewal,
-            owner_email=f"owner@{account}.example",
+            owner_email=OWNER[account],
             **facts,
         )
     ]
@@ -320,3 +338,56 @@ def test_the_sweep_schedule_misses_nothing_a_sweep_of_everyone_would_catch(
     assert set(hourly) == set(exact)
     for signal_id, fired_at in exact.items():
         assert timedelta(0) <= hourly[signal_id] - fired_at <= timedelta(hours=1)
+
+
+# A tight budget for a cast of a dozen accounts (a rep's book is ~80; the default is 10 a day):
+# two alerts a day at once, the second kept for one that tops the day.
+MONTH_BUDGET = DailyBudget(limit=2, reserve=1)
+
+
+def test_the_daily_budget_per_rep_defers_to_the_next_digest_and_loses_nothing(
+    month: ReplayResult,
+) -> None:
+    """Each rep's alerts per day with and without the budget (printed: `pytest -s`), chosen by
+    the notifier's own code (kizashi.contracts.budget through kizashi.tools.attention)."""
+    run = simulate_budget(month.signals, lambda signal: MONTH_BUDGET)
+    print("\n" + run.table())
+    # Every rep's day within the budget, at least one rep over it on some day.
+    assert all(n <= MONTH_BUDGET.limit for n in run.immediate.values())
+    over = run.over_budget()
+    assert ("ana@reps.example", (MONTH + timedelta(days=5)).date()) in over
+    assert sum(run.alerts.values()) == len(month.signals)
+    assert sum(run.immediate.values()) < len(month.signals)
+    # None lost: every signal went at once or is in exactly one digest, its owner's, which goes
+    # out at the next 00:00 UTC after it fired, listing its alerts by rank.
+    ids = [s.signal_id for s in run.sent_at_once] + [s.signal_id for s in run.deferred]
+    assert sorted(ids) == sorted(s.signal_id for s in month.signals)
+    assert len(set(ids)) == len(ids)
+    for (owner, at), carried in run.digests.items():
+        for signal in carried:
+            assert signal.account.owner_email == owner
+            assert at == datetime.combine(signal.fired_at.date() + timedelta(days=1), time(), UTC)
+        ranks = [alert_rank(s) for s in carried]
+        assert ranks == sorted(ranks, reverse=True)
+    # Without the budget Ana has 3 alerts on 6 March (the backfill's inactivity and usage
+    # drop, then a pricing signal). With it, the day's top one goes at once; the reserve slot
+    # waits for one that outranks it, none comes, so the two lower ranks wait for the next
+    # morning's digest, highest first (the reserve's cost: docs/notifications.md).
+    day5 = (MONTH + timedelta(days=5)).date()
+    fired = [s for s in month.signals if s.account.owner_email == "ana@reps.example"]
+    fired = by_rank([s for s in fired if s.fired_at.date() == day5])
+    assert run.alerts[("ana@reps.example", day5)] == len(fired) == 3
+    assert run.immediate[("ana@reps.example", day5)] == 1
+    assert fired[0] in run.sent_at_once
+    digest = run.digests[
+        ("ana@reps.example", datetime.combine(day5, time(), UTC) + timedelta(days=1))
+    ]
+    assert [s.signal_id for s in digest] == [s.signal_id for s in fired[1:]]
+    assert [s.rule for s in fired] == ["inactivity", "usage_drop", "pricing_interest"]
+    # Ben's 11 March: the renewal window opens at midnight (free slot), the renewal at risk
+    # comes later and outranks it, so it takes the reserve slot: both at once.
+    day10 = (MONTH + timedelta(days=10)).date()
+    bens = [s for s in run.sent_at_once if s.account.owner_email == "ben@reps.example"]
+    bens = [s for s in bens if s.fired_at.date() == day10]
+    assert [s.rule for s in bens] == ["renewal_window", "renewal_at_risk"]
+    assert alert_rank(bens[1]) > alert_rank(bens[0])

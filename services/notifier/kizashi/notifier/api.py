@@ -36,6 +36,9 @@ class DeliveryView(BaseModel):
     sent_at: datetime | None
     # Set when the delivery went (or goes) out in a digest: "<receiver>|<owner>|<window end>".
     digest_key: str | None
+    # The owner's daily budget: "immediate" (sent at once within it), "deferred" (over it, in
+    # their next digest), or None (not counted: a digest route, no owner, no limit).
+    budgeted: str | None = None
     attempt_log: list[Attempt]
 
 

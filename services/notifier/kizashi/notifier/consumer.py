@@ -1,19 +1,36 @@
 """The notifier consumer: a signal in, one recorded delivery intent per (signal, receiver).
 
 Recording the intent is all the consumer does before committing offsets, so a signal is never
-lost once consumed; the delivery worker sends what was recorded."""
+lost once consumed; the delivery worker sends what was recorded.
 
-import math
+A delivery of an immediate route to an owner is counted against that owner's daily budget on
+its receiver (kizashi.contracts.budget): in the same transaction as the rows, under a lock per
+(receiver, owner, day) that every replica takes, the day so far is read from the rows and each
+alert, in arrival order, either goes at once or joins the owner's next digest. The decision is
+stored on the row, so a restart or a replay changes nothing."""
+
 import uuid
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from kizashi.contracts.accounts import AccountFacts
-from kizashi.contracts.signals import signal_adapter
+from kizashi.contracts.budget import (
+    DailyBudget,
+    Ledger,
+    Tally,
+    alert_rank,
+    budget_day,
+    budget_key,
+    owner_key,
+    window_end,
+)
+from kizashi.contracts.signals import SignalBase, signal_adapter
 from kizashi.notifier import repository
 from kizashi.notifier.customer import CUSTOMER_CHANNEL, customer_intent
+from kizashi.notifier.metrics import ALERTS_DEFERRED, ALERTS_WITHIN_BUDGET
 from kizashi.notifier.state import NotifierState
 from kizashi.runtime import tracing
 from kizashi.runtime.consumer import PermanentRecordError, Rejected
@@ -28,9 +45,7 @@ def delivery_id_for(signal_id: str, receiver: str) -> str:
 
 def digest_owner(account: AccountFacts) -> str:
     """Whom a digest is for: the owner's email (as mail systems compare it), else Slack handle."""
-    if account.owner_email:
-        return account.owner_email.casefold()
-    return account.owner_slack or "-"
+    return owner_key(account) or "-"
 
 
 def digest_slot(
@@ -40,15 +55,102 @@ def digest_slot(
 
     Windows are aligned to the epoch (a `1d` digest closes at 00:00 UTC), so every process and
     every replay agrees on them."""
-    period = interval.total_seconds()
-    end = math.floor(now.timestamp() / period + 1) * period
-    return f"{receiver}|{owner}|{end:.0f}", datetime.fromtimestamp(end, UTC)
+    end = window_end(interval, now)
+    return f"{receiver}|{owner}|{end.timestamp():.0f}", end
+
+
+@dataclass(frozen=True)
+class Budgeted:
+    """An immediate delivery counted against an owner's budget, before the decision."""
+
+    intent: repository.Intent
+    budget: DailyBudget
+    owner: str
+
+
+def plan(
+    service: NotifierState, signal: SignalBase, now: datetime, parent: str | None
+) -> tuple[list[repository.Intent], list[Budgeted]]:
+    """The signal's deliveries: those whose route decides alone (a digest route, or no owner),
+    and those of immediate routes to an owner, which the budget decides."""
+    intents: list[repository.Intent] = []
+    budgeted: list[Budgeted] = []
+    owner = owner_key(signal.account)
+    rank = alert_rank(signal)
+    policy = service.routing.budget
+    for match in service.routing.route(signal):
+        intent = repository.Intent(
+            delivery_id=delivery_id_for(signal.signal_id, match.receiver.name),
+            signal_id=signal.signal_id,
+            receiver=match.receiver.name,
+            channel=match.receiver.type,
+            payload=signal.model_dump(mode="json"),
+            traceparent=parent,
+            alert_rank=rank,
+        )
+        if match.digest is not None:
+            key, not_before = digest_slot(
+                match.receiver.name, digest_owner(signal.account), match.digest, now
+            )
+            intents.append(replace(intent, digest_key=key, not_before=not_before))
+            continue
+        budget = None if owner is None else policy.for_owner(match.receiver.name, signal.account)
+        if budget is None or budget.limit is None:
+            intents.append(intent)  # no rep, or no limit: nothing to count
+        else:
+            key = budget_key(match.receiver.name, owner, budget_day(now))
+            budgeted.append(Budgeted(replace(intent, budget_key=key), budget, owner))
+    return intents, budgeted
+
+
+async def decide_budgets(
+    service: NotifierState, connection, candidates: list[Budgeted], now: datetime
+) -> list[repository.Intent]:
+    """Each candidate, in arrival order, sent at once or deferred to the owner's next digest.
+    Runs in the transaction that records the rows; the locks it takes last until the commit."""
+    if not candidates:
+        return []
+    # The locks first: a replica deciding for the same owner commits before we read.
+    days = await repository.lock_budget_days(
+        conn=connection, budget_keys=[c.intent.budget_key for c in candidates]
+    )
+    recorded = await repository.recorded_ids(
+        conn=connection, delivery_ids=[c.intent.delivery_id for c in candidates]
+    )
+    # A replayed signal (recorded already, or twice in this batch) is decided once.
+    unique = {c.intent.delivery_id: c for c in reversed(candidates)}
+    fresh = [
+        c
+        for c in candidates
+        if c.intent.delivery_id not in recorded
+        and unique.pop(c.intent.delivery_id, None) is not None
+    ]
+    ledger = Ledger({key: Tally(immediate, best) for key, (immediate, best) in days.items()})
+    policy = service.routing.budget
+    decided = []
+    for candidate in fresh:
+        intent = candidate.intent
+        if ledger.offer(intent.budget_key, candidate.budget, intent.alert_rank or 0.0):
+            decided.append(replace(intent, budgeted="immediate"))
+            continue
+        key, not_before = digest_slot(intent.receiver, candidate.owner, policy.digest, now)
+        decided.append(replace(intent, budgeted="deferred", digest_key=key, not_before=not_before))
+    return decided
+
+
+def _count(intents: list[repository.Intent]) -> None:
+    for intent in intents:
+        if intent.budgeted == "immediate":
+            ALERTS_WITHIN_BUDGET.labels(intent.receiver).inc()
+        elif intent.budgeted == "deferred":
+            ALERTS_DEFERRED.labels(intent.receiver).inc()
 
 
 async def handle_signals(service: NotifierState, records: list[ConsumerRecord]) -> Rejected:
     rejected: Rejected = []
-    intents = []
-    now = datetime.now(UTC)
+    intents: list[repository.Intent] = []
+    candidates: list[Budgeted] = []
+    now = service.clock()
     # Tracing on only: a span per signal routed, ended once its deliveries are committed; the
     # rows keep its traceparent, so the worker's send joins the same trace.
     spans = tracing.record_spans("notifier route", records)
@@ -77,26 +179,14 @@ async def handle_signals(service: NotifierState, records: list[ConsumerRecord]) 
                 )
             )
             continue
-        for match in service.routing.route(signal):
-            digest_key = not_before = None
-            if match.digest is not None:
-                owner = digest_owner(signal.account)
-                digest_key, not_before = digest_slot(match.receiver.name, owner, match.digest, now)
-            intents.append(
-                repository.Intent(
-                    delivery_id=delivery_id_for(signal.signal_id, match.receiver.name),
-                    signal_id=signal.signal_id,
-                    receiver=match.receiver.name,
-                    channel=match.receiver.type,
-                    payload=signal.model_dump(mode="json"),
-                    digest_key=digest_key,
-                    not_before=not_before,
-                    traceparent=parent,
-                )
-            )
+        alone, budgeted = plan(service, signal, now, parent)
+        intents += alone
+        candidates += budgeted
     async with tracing.closing(spans):
-        if intents:
+        if intents or candidates:
             async with raw_transaction(service.engine) as connection:
-                await repository.record_intents(conn=connection, intents=intents)
+                decided = await decide_budgets(service, connection, candidates, now)
+                await repository.record_intents(conn=connection, intents=[*intents, *decided])
+            _count(decided)
             service.wake.set()
     return rejected

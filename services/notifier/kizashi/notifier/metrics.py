@@ -32,3 +32,15 @@ DIGEST_SIGNALS = Histogram(
     ["channel"],
     buckets=(1, 2, 5, 10, 25, 50, 100, 250),
 )
+# The daily budget per rep (kizashi.contracts.budget). Labelled by receiver only: an owner's
+# address would be personal data in a label, and one series per rep.
+ALERTS_WITHIN_BUDGET = Counter(
+    "kizashi_notifier_alerts_within_budget_total",
+    "Alerts to an owner sent at once, within their daily budget",
+    ["receiver"],
+)
+ALERTS_DEFERRED = Counter(
+    "kizashi_notifier_alerts_deferred_total",
+    "Alerts to an owner over their daily budget, deferred to their next digest",
+    ["receiver"],
+)

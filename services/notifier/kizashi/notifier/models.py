@@ -4,6 +4,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     Identity,
     Index,
     Integer,
@@ -40,6 +41,12 @@ deliveries = Table(
     # The W3C traceparent of the signal's trace, when tracing is on: the worker's send span
     # joins it (kizashi.runtime.tracing).
     Column("traceparent", Text, nullable=True),
+    # The daily budget per rep (kizashi.contracts.budget; migration 0018): for a delivery of
+    # an immediate route to an owner, "<receiver>|<owner>|<UTC day>", whether it went at once
+    # ("immediate") or waits in the owner's digest ("deferred"), and its rank (ARR × severity).
+    Column("budget_key", Text, nullable=True),
+    Column("budgeted", Text, nullable=True),
+    Column("alert_rank", Float, nullable=True),
     Index("deliveries_due", "status", "next_attempt_at"),
     Index(
         "deliveries_digest",
@@ -47,6 +54,7 @@ deliveries = Table(
         "status",
         postgresql_where=text("digest_key IS NOT NULL"),
     ),
+    Index("deliveries_budget", "budget_key", postgresql_where=text("budget_key IS NOT NULL")),
 )
 
 delivery_attempts = Table(

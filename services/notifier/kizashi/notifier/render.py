@@ -23,8 +23,9 @@ from jinja2 import (
     select_autoescape,
 )
 
+from kizashi.contracts.budget import by_rank
 from kizashi.contracts.signals import Signal
-from kizashi.notifier.view import PRIORITY_ORDER, SignalView, clip, one_line, signal_view
+from kizashi.notifier.view import SignalView, clip, one_line, signal_view
 
 __all__ = ["clip", "Renderer", "RenderedDigest", "RenderedEmail", "slack_escape"]
 
@@ -278,7 +279,8 @@ class Renderer:
         title: str | None = None,
         feedback: Mapping[str, FeedbackLinks] | None = None,
     ) -> RenderedDigest:
-        ordered = sorted(signals, key=lambda s: (PRIORITY_ORDER.get(s.priority, 9), s.fired_at))
+        # By rank (ARR × severity, kizashi.contracts.budget), the same order the budget uses.
+        ordered = by_rank(list(signals))
         views = [signal_view(s) for s in ordered]
         links = links or {}
         count = len(views)

@@ -25,6 +25,10 @@ class Intent:
     not_before: datetime | None = None
     # The W3C traceparent of the signal's trace (tracing on only): the send joins it.
     traceparent: str | None = None
+    # Counted against an owner's daily budget: its key, "immediate" or "deferred", its rank.
+    budget_key: str | None = None
+    budgeted: str | None = None
+    alert_rank: float | None = None
 
 
 async def record_intents(*, conn: asyncpg.Connection, intents: Sequence[Intent]) -> None:
@@ -33,12 +37,14 @@ async def record_intents(*, conn: asyncpg.Connection, intents: Sequence[Intent])
     await conn.execute(
         """
         INSERT INTO deliveries (delivery_id, signal_id, receiver, channel, status, payload,
-                                digest_key, next_attempt_at, traceparent)
+                                digest_key, next_attempt_at, traceparent, budget_key, budgeted,
+                                alert_rank)
         SELECT id, signal, receiver, channel, 'pending', payload::jsonb, digest_key,
-               COALESCE(not_before, now()), traceparent
+               COALESCE(not_before, now()), traceparent, budget_key, budgeted, alert_rank
         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                    $7::timestamptz[], $8::text[])
-             AS u(id, signal, receiver, channel, payload, digest_key, not_before, traceparent)
+                    $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::float8[])
+             AS u(id, signal, receiver, channel, payload, digest_key, not_before, traceparent,
+                  budget_key, budgeted, alert_rank)
         ON CONFLICT (delivery_id) DO NOTHING
         """,
         [i.delivery_id for i in intents],
@@ -49,7 +55,51 @@ async def record_intents(*, conn: asyncpg.Connection, intents: Sequence[Intent])
         [i.digest_key for i in intents],
         [i.not_before for i in intents],
         [i.traceparent for i in intents],
+        [i.budget_key for i in intents],
+        [i.budgeted for i in intents],
+        [i.alert_rank for i in intents],
     )
+
+
+async def recorded_ids(*, conn: asyncpg.Connection, delivery_ids: Sequence[str]) -> set[str]:
+    """Which of these deliveries are recorded already (a replayed signal's)."""
+    rows = await conn.fetch(
+        "SELECT delivery_id FROM deliveries WHERE delivery_id = ANY($1::text[])",
+        sorted(delivery_ids),
+    )
+    return {row["delivery_id"] for row in rows}
+
+
+async def lock_budget_days(
+    *, conn: asyncpg.Connection, budget_keys: Sequence[str]
+) -> dict[str, tuple[int, float | None]]:
+    """Take each key's lock for the rest of the transaction (a transaction-level advisory
+    lock on the key's hash, in ascending hash order so that two replicas never deadlock), then
+    read each owner's day so far from the rows: (alerts sent at once, highest rank). A second
+    replica deciding for the same owner waits here until this transaction's rows are
+    committed, so both count them."""
+    keys = sorted(set(budget_keys))
+    # One round trip; the subquery's ORDER BY fixes the order the locks are taken in.
+    await conn.execute(
+        """
+        SELECT count(pg_advisory_xact_lock(h)) FROM (
+            SELECT DISTINCT hashtextextended(k, 1820) AS h FROM unnest($1::text[]) AS k
+            ORDER BY h
+        ) ordered
+        """,
+        keys,
+    )
+    rows = await conn.fetch(
+        """
+        SELECT budget_key,
+               count(*) FILTER (WHERE budgeted = 'immediate')::int AS immediate,
+               max(alert_rank) AS best
+        FROM deliveries WHERE budget_key = ANY($1::text[])
+        GROUP BY budget_key
+        """,
+        keys,
+    )
+    return {row["budget_key"]: (row["immediate"], row["best"]) for row in rows}
 
 
 # A row left `sending` by a process that died, once its lease ran out (not one of ours).
@@ -225,7 +275,7 @@ async def list_deliveries(
         """
         SELECT d.delivery_id, d.signal_id, d.receiver, d.channel, d.status, d.attempts,
                d.next_attempt_at, d.last_error, d.created_at, d.sent_at,
-               d.digest_key,
+               d.digest_key, d.budgeted,
                COALESCE((SELECT json_agg(json_build_object(
                             'attempt', a.attempt, 'at', a.at, 'outcome', a.outcome,
                             'status_code', a.status_code, 'error', a.error)

@@ -23,11 +23,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kizashi.contracts.accounts import AccountFacts
+from kizashi.contracts.budget import UNLIMITED, DailyBudget
 from kizashi.contracts.signals import Signal
 from kizashi.notifier.playbooks import CustomerEmailsConfig
 from kizashi.notifier.routing_config import (
     ROUTING_FILE,
     SLACK_WEBHOOK_ENV,
+    BudgetConfig,
+    BudgetLimit,
     DefaultRouteConfig,
     EmailReceiverConfig,
     RouteConfig,
@@ -166,6 +169,40 @@ class RouteMatch:
     digest: timedelta | None
 
 
+def _limit_text(budget: DailyBudget) -> int | str:
+    return "unlimited" if budget.limit is None else budget.limit
+
+
+@dataclass(frozen=True)
+class BudgetPolicy:
+    """Each owner's daily budget of immediate alerts per receiver (docs/notifications.md):
+    the owner's own (`budget.by_owner`), else the receiver's (`daily_budget`), else
+    `budget.daily` (10). Deferred alerts join the owner's digest of `digest` on that receiver."""
+
+    default: DailyBudget = field(default_factory=DailyBudget)
+    by_receiver: Mapping[str, DailyBudget] = field(default_factory=dict)
+    by_owner: Mapping[str, DailyBudget] = field(default_factory=dict)  # casefolded owner
+    digest: timedelta = timedelta(days=1)
+    digest_label: str = "1d"
+    reserve: int = DailyBudget().reserve
+
+    def for_owner(self, receiver: str, account: AccountFacts) -> DailyBudget:
+        for owner in (account.owner_email, account.owner_slack):
+            if owner and owner.casefold() in self.by_owner:
+                return self.by_owner[owner.casefold()]
+        return self.by_receiver.get(receiver, self.default)
+
+    def describe(self) -> dict[str, Any]:
+        # Owners' addresses are configuration, shown as written (GET /v1/routes needs a token).
+        return {
+            "daily": _limit_text(self.default),
+            "reserve": self.reserve,
+            "digest": {"interval": self.digest_label},
+            "by_receiver": {k: _limit_text(v) for k, v in self.by_receiver.items()},
+            "by_owner": {k: _limit_text(v) for k, v in self.by_owner.items()},
+        }
+
+
 @dataclass(frozen=True)
 class RoutingTree:
     receivers: Mapping[str, Receiver]
@@ -174,6 +211,7 @@ class RoutingTree:
     source: str
     # routing.yaml's `customer_emails` (kizashi.notifier.playbooks).
     customer: CustomerEmailsConfig = field(default_factory=CustomerEmailsConfig)
+    budget: BudgetPolicy = field(default_factory=BudgetPolicy)
 
     def route(self, signal: Signal) -> list[RouteMatch]:
         """Every enabled receiver for the signal, in route order, each receiver once."""
@@ -207,6 +245,7 @@ class RoutingTree:
             "routes": [r.describe() for r in self.routes],
             "default": self.default.describe(),
             "customer_emails": self.customer.describe(),
+            "budget": self.budget.describe(),
         }
 
 
@@ -268,7 +307,28 @@ def build_tree(
                 " without `continue: true`, so the routes after it are never reached"
             )
     default = _build_route(source, len(routes), "default", parsed.default, receivers)
-    return RoutingTree(receivers, tuple(routes), default, source, parsed.customer_emails)
+    budget = _build_budget(parsed.budget, parsed.receivers)
+    return RoutingTree(receivers, tuple(routes), default, source, parsed.customer_emails, budget)
+
+
+def _build_budget(
+    config: BudgetConfig, receivers: list[SlackReceiverConfig | EmailReceiverConfig]
+) -> BudgetPolicy:
+    def budget(limit: BudgetLimit) -> DailyBudget:
+        if limit == "unlimited":
+            return UNLIMITED
+        return DailyBudget(limit=int(limit), reserve=config.reserve)
+
+    return BudgetPolicy(
+        default=budget(config.daily),
+        by_receiver={
+            r.name: budget(r.daily_budget) for r in receivers if r.daily_budget is not None
+        },
+        by_owner={owner.casefold(): budget(v) for owner, v in config.by_owner.items()},
+        digest=config.digest.period,
+        digest_label=config.digest.interval,
+        reserve=config.reserve,
+    )
 
 
 def _build_receiver(

@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from kizashi.contracts.budget import DEFAULT_DAILY_BUDGET, DEFAULT_RESERVE
 from kizashi.notifier.playbooks import CustomerEmailsConfig
 from kizashi.runtime.yamlconfig import ConfigFile, ConfigFileError, Keys
 
@@ -45,9 +46,14 @@ def _check_url(url: str) -> str:
     return url
 
 
+# A daily budget of immediate alerts per owner: a count, or "unlimited" (kizashi.contracts.budget).
+BudgetLimit = Annotated[int, Field(ge=0)] | Literal["unlimited"]
+
+
 class SlackReceiverConfig(_Strict):
     name: str = Field(min_length=1)
     type: Literal["slack"]
+    daily_budget: BudgetLimit | None = None
     webhook_url: str | None = None
     webhook_url_env: str | None = None
     # Owner (email or Slack handle, as in the account's facts) -> that owner's own webhook.
@@ -71,6 +77,7 @@ Address = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
 class EmailReceiverConfig(_Strict):
     name: str = Field(min_length=1)
     type: Literal["email"]
+    daily_budget: BudgetLimit | None = None
     to: Literal["account_owner"] | Annotated[list[Address], Field(min_length=1)]
 
 
@@ -133,6 +140,18 @@ class DefaultRouteConfig(_Strict):
     digest: DigestConfig | None = None
 
 
+class BudgetConfig(_Strict):
+    """Immediate alerts per owner per UTC day, per receiver; the rest wait for a digest."""
+
+    daily: BudgetLimit = DEFAULT_DAILY_BUDGET
+    # The last `reserve` of the day's slots go only to an alert that tops the day's ranks.
+    reserve: int = Field(default=DEFAULT_RESERVE, ge=0)
+    # Where deferred alerts go: the owner's digest of this interval (00:00 UTC for 1d).
+    digest: DigestConfig = Field(default_factory=lambda: DigestConfig(interval="1d"))
+    # An owner's own budget (owner_email or owner_slack), above any receiver's.
+    by_owner: dict[str, BudgetLimit] = Field(default_factory=dict)
+
+
 class RoutingFile(_Strict):
     receivers: list[ReceiverConfig] = Field(default_factory=list)
     routes: list[RouteConfig] = Field(default_factory=list)
@@ -140,6 +159,7 @@ class RoutingFile(_Strict):
     # Customer playbooks: emails to the customer's contact instead of the rep's alert
     # (kizashi.notifier.playbooks; every one off unless enabled).
     customer_emails: CustomerEmailsConfig = Field(default_factory=CustomerEmailsConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
 
 
 # --- the file ------------------------------------------------------------------------------

@@ -1,13 +1,19 @@
 """The typed state the notifier app holds while it runs."""
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from kizashi.notifier.render import Renderer
 from kizashi.notifier.routing import RoutingTree
 from kizashi.notifier.transport import SmtpSender, WebhookSender
 from kizashi.runtime.lifecycle import ServiceState
 from kizashi.runtime.retry import RetryPolicy
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -35,3 +41,6 @@ class NotifierState(ServiceState):
     # Sends whose result could not be recorded yet (PostgreSQL away), oldest first: recorded
     # before this process claims anything else; their ids stay in `in_flight` meanwhile.
     unrecorded: list = field(default_factory=list)
+    # What the consumer takes as the time a signal arrived: its daily budget's day and its
+    # digest window (a test sets a fixed day).
+    clock: Callable[[], datetime] = field(default_factory=lambda: _utc_now)

@@ -13,7 +13,6 @@ from kizashi.contracts.scores import ScoreSnapshot
 from kizashi.contracts.signals import Signal
 
 KIND_LABELS = {"opportunity": "Opportunity", "churn_risk": "Churn risk"}
-PRIORITY_ORDER = {"high": 0, "medium": 1, "low": 2}
 # The first number in a reason, with its scale ("9/10", "92%") and a leading acronym ("NPS 2").
 _FIGURE = re.compile(r"(?:\b[A-Z]{2,6}\s*[:=]?\s*)?-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+|\s*%)?")
 _SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{6,}$")
