@@ -53,7 +53,7 @@ async def list_deliveries(
     _: ApiCaller,
     signal_id: Annotated[str | None, Query(max_length=128)] = None,
     status_: Annotated[
-        str | None, Query(alias="status", pattern="^(pending|sending|sent|failed)$")
+        str | None, Query(alias="status", pattern="^(pending|sending|sent|failed|cancelled)$")
     ] = None,
     channel: Annotated[str | None, Query(pattern="^(slack|email)$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

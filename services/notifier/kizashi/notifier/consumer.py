@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.signals import signal_adapter
 from kizashi.notifier import repository
+from kizashi.notifier.correction import CORRECTION_SUFFIX
 from kizashi.notifier.state import NotifierState
 from kizashi.runtime import tracing
 from kizashi.runtime.consumer import PermanentRecordError, Rejected
@@ -47,6 +48,8 @@ def digest_slot(
 async def handle_signals(service: NotifierState, records: list[ConsumerRecord]) -> Rejected:
     rejected: Rejected = []
     intents = []
+    # Retracted signals (issue #20): a correction for each of their alerts already sent.
+    corrections: list[tuple[str, dict]] = []
     now = datetime.now(UTC)
     # Tracing on only: a span per signal routed, ended once its deliveries are committed; the
     # rows keep its traceparent, so the worker's send joins the same trace.
@@ -56,6 +59,9 @@ async def handle_signals(service: NotifierState, records: list[ConsumerRecord]) 
             signal = signal_adapter.validate_json(record.value)
         except (ValidationError, ValueError) as error:
             rejected.append((record, PermanentRecordError(f"schema violation: {error}")))
+            continue
+        if signal.retracted is not None:
+            corrections.append((signal.signal_id, signal.model_dump(mode="json")))
             continue
         parent = None
         if spans is not None:
@@ -79,8 +85,12 @@ async def handle_signals(service: NotifierState, records: list[ConsumerRecord]) 
                 )
             )
     async with tracing.closing(spans):
-        if intents:
+        if intents or corrections:
             async with raw_transaction(service.engine) as connection:
                 await repository.record_intents(conn=connection, intents=intents)
+                # After the intents: a signal and its retraction in one batch cancel out.
+                await repository.record_corrections(
+                    conn=connection, signals=corrections, suffix=CORRECTION_SUFFIX
+                )
             service.wake.set()
     return rejected

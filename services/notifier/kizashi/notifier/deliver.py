@@ -27,6 +27,7 @@ from kizashi.contracts.deadletter import DeadLetter
 from kizashi.contracts.signals import SignalBase, signal_adapter
 from kizashi.contracts.topics import DEAD_LETTER, SIGNAL_TOPICS
 from kizashi.notifier import repository
+from kizashi.notifier.correction import corrected_delivery, message_id, send_correction
 from kizashi.notifier.digest import digest_id_for, send_digest
 from kizashi.notifier.links import action_links, console_link, feedback_links, recipient_of
 from kizashi.notifier.metrics import (
@@ -96,7 +97,8 @@ async def send_once(
             message.subject,
             message.text,
             message.html,
-            headers={"X-Kizashi-Delivery-Id": delivery_id},
+            # Its own Message-ID, so a correction can reply to it (kizashi.notifier.correction).
+            headers={"X-Kizashi-Delivery-Id": delivery_id, "Message-ID": message_id(delivery_id)},
         )
     return SendResult("failed", f"unknown receiver type for {receiver_name!r}")
 
@@ -145,6 +147,13 @@ async def _deliver(service: NotifierState, claimed: dict, claimed_ns: int = 0) -
         current = await _current(service, signal)
         if isinstance(current, SendResult):
             result = current
+        elif (corrected := corrected_delivery(delivery_id)) is not None:
+            # A correction (issue #20): sent only once the alert it corrects was.
+            async with raw_transaction(service.engine) as connection:
+                original = await repository.delivery_row(conn=connection, delivery_id=corrected)
+            result = await send_correction(
+                service, claimed["receiver"], current, delivery_id, original
+            )
         else:
             result = await send_once(service, claimed["receiver"], current, delivery_id)
     except Exception as error:  # a bug in rendering must not leave the row `sending`

@@ -20,7 +20,7 @@ from kizashi.triggers.lifecycle import InvalidTransition, NotFound, apply_action
 
 router = APIRouter(prefix="/v1", tags=["signals"])
 
-SignalStatus = Annotated[str, Query(pattern="^(open|acknowledged|snoozed|resolved)$")]
+SignalStatus = Annotated[str, Query(pattern="^(open|acknowledged|snoozed|resolved|retracted)$")]
 
 
 class ActionView(BaseModel):

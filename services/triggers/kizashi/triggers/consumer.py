@@ -16,8 +16,8 @@ from kizashi.runtime import tracing
 from kizashi.runtime.collector import collection_paused
 from kizashi.runtime.consumer import PermanentRecordError, Rejected
 from kizashi.runtime.db import raw_transaction
+from kizashi.triggers import corrections, repository
 from kizashi.triggers import outcome as out
-from kizashi.triggers import repository
 from kizashi.triggers.change import RuleInput
 from kizashi.triggers.decide import AccountMemory, decide
 from kizashi.triggers.state import TriggersState
@@ -68,6 +68,12 @@ async def _handle(service: TriggersState, records: list[ConsumerRecord]) -> Reje
                     change, memory, service.rules, now=change.computed_at, message=text
                 )
                 outcome.add(account_id, decision)
+                # Late events may show a sent signal did not hold (issue #20).
+                retractions, reset = corrections.check(change, memory.states, service.rules)
+                if retractions:
+                    outcome.retractions.extend(retractions)
+                    memory.states = {**memory.states, **reset}
+                    memory.schedule(service.rules, change.computed_at)
                 if spans is not None:
                     parent = tracing.record_context(record)
                     for signal in decision.signals:

@@ -10,13 +10,20 @@ from typing import Any
 import asyncpg
 
 from kizashi.contracts.rules import RULE_KINDS
-from kizashi.contracts.signals import SignalBase
+from kizashi.contracts.signals import SignalBase, signal_adapter
 from kizashi.contracts.topics import SIGNAL_TOPICS
 from kizashi.runtime.kafka import OutgoingRecord, encode
 from kizashi.triggers import repository
+from kizashi.triggers.corrections import Retraction
 from kizashi.triggers.decide import AccountMemory, Decision
 from kizashi.triggers.engine import RuleState
-from kizashi.triggers.metrics import SIGNALS_FIRED, SIGNALS_RESOLVED, SIGNALS_SUPPRESSED
+from kizashi.triggers.metrics import (
+    SIGNALS_FIRED,
+    SIGNALS_RESOLVED,
+    SIGNALS_RETRACTED,
+    SIGNALS_SUPPRESSED,
+)
+from kizashi.triggers.repository import corrections
 from kizashi.triggers.state import TriggersState
 
 log = logging.getLogger(__name__)
@@ -33,9 +40,12 @@ class Outcome:
     suppressed: list[str] = field(default_factory=list)
     # signal id → the trace context it goes on under (tracing on only; kizashi.runtime.tracing).
     contexts: dict[str, Any] = field(default_factory=dict)
+    # Sent signals late events showed did not hold (kizashi.triggers.corrections).
+    retractions: list[Retraction] = field(default_factory=list)
     # Filled by `record`.
     fresh: list[SignalBase] = field(default_factory=list)
     resolved: list[str] = field(default_factory=list)
+    retracted: list[SignalBase] = field(default_factory=list)
 
     def changed_states(self) -> dict[str, dict[str, RuleState]]:
         changed = {}
@@ -70,6 +80,13 @@ async def record(
     outcome.resolved = await repository.resolve_cleared(
         conn=connection, cleared=outcome.cleared, now=now
     )
+    retracted = await corrections.retract(
+        conn=connection,
+        signal_ids=[r.signal_id for r in outcome.retractions],
+        reasons=[r.reason for r in outcome.retractions],
+        now=now,
+    )
+    outcome.retracted = [signal_adapter.validate_json(payload) for _, payload in retracted]
     await service.producer.send_all(
         [
             OutgoingRecord(
@@ -79,6 +96,12 @@ async def record(
                 context=outcome.contexts.get(s.signal_id),
             )
             for s in outcome.fresh
+        ]
+        # The signal again, with `retracted`: the notifier sends its owner one correction.
+        # Same topic and key, so it follows the signal itself.
+        + [
+            OutgoingRecord(SIGNAL_TOPICS[s.kind], s.account_id, encode(s))
+            for s in outcome.retracted
         ]
     )
     return outcome
@@ -100,3 +123,13 @@ def count(outcome: Outcome) -> None:
     for rule in outcome.suppressed:
         SIGNALS_SUPPRESSED.labels(RULE_KINDS[rule], rule).inc()
     SIGNALS_RESOLVED.inc(len(outcome.resolved))
+    for signal in outcome.retracted:
+        SIGNALS_RETRACTED.labels(signal.rule).inc()
+        log.info(
+            "signal retracted",
+            extra={
+                "signal_id": signal.signal_id,
+                "account_id": signal.account_id,
+                "rule": signal.rule,
+            },
+        )
