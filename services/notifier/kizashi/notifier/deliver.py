@@ -287,7 +287,8 @@ async def _recorded(service: NotifierState, entry: Result) -> None:
         DELIVERY_RETRIES.labels(channel).inc(len(claimed))
     if outcome == "sent":
         for signal in signals:
-            if signal.caused_at is not None:
+            # A correction's latency is not the signal's (it comes days later, by design).
+            if signal.caused_at is not None and signal.retracted is None:
                 latency = (now - signal.caused_at).total_seconds()
                 END_TO_END_LATENCY.labels(channel).observe(latency)
     elif outcome == "failed":

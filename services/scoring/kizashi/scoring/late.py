@@ -19,9 +19,11 @@ from datetime import timedelta
 from kizashi.contracts.events import EventEnvelope
 from kizashi.scoring.config import Watermarks
 
-# Received this long after it occurred, an event counts as late. Under it, an event is
-# on time: the sweep and the pipeline themselves take seconds.
-LATE_AFTER = timedelta(minutes=1)
+# Received more than this after it occurred, an event counts as late. Under it, an event is
+# on time: clients buffer and batch for minutes (Segment's libraries, mobile apps), and a
+# time-driven rule's condition spans days. Also keeps a live stream's batches as they were:
+# only late ones are published for being late.
+LATE_AFTER = timedelta(minutes=10)
 # Two late events further apart than this start separate spans.
 MERGE_GAP = timedelta(hours=1)
 # At most this many spans per change (the newest kept): the message stays small.
