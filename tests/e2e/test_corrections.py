@@ -139,3 +139,74 @@ async def test_a_delayed_usage_batch_retracts_a_sent_inactivity_with_one_correct
         return await retracted_metric() == metric_before + 1
 
     await stack.wait_for(counted, within=30)
+
+
+async def test_late_usage_retracts_a_usage_drop_on_the_counters_it_kept(stack, webhook) -> None:
+    account = f"drop-{_id()[:8]}"
+    now = datetime.now(UTC)
+    facts = {
+        "type": "account_update",
+        "account_id": account,
+        "event_id": _id(),
+        "name": f"Drop {account}",
+        "owner_email": "owner@reps.example",
+    }
+    await stack.post_events([facts])
+
+    async def facts_applied():
+        return (await stack.get("scoring", f"/v1/accounts/{account}")).status_code == 200
+
+    await stack.wait_for(facts_applied, within=60)
+    # Thirty uses 20 to 27 days ago (beyond the watermark): the 7-day rate is a small share of
+    # the 28-day one, so usage_drop fires (and, 20 days on, inactivity).
+    history = [_usage(account, now - timedelta(days=20, hours=5 * i)) for i in range(30)]
+    await stack.post_events(history)
+
+    async def both_fired():
+        found = (await stack.get("triggers", "/v1/signals", account_id=account)).json()
+        rules = {s["rule"]: s for s in found}
+        return rules if {"usage_drop", "inactivity"} <= rules.keys() else None
+
+    fired = await stack.wait_for(both_fired, within=60)
+
+    async def alerts_sent():
+        for signal in fired.values():
+            rows = (
+                await stack.get("notifier", "/v1/deliveries", signal_id=signal["signal_id"])
+            ).json()
+            if {d["status"] for d in rows} != {"sent"}:
+                return None
+        return True
+
+    await stack.wait_for(alerts_sent, within=60)
+    # Twenty uses yesterday, arriving late: there was no drop, and no silence.
+    await stack.post_events(
+        [_usage(account, now - timedelta(days=1, minutes=m)) for m in range(20)]
+    )
+
+    async def both_retracted():
+        views = [
+            (await stack.get("triggers", f"/v1/signals/{s['signal_id']}")).json()
+            for s in fired.values()
+        ]
+        return views if all(v["status"] == "retracted" for v in views) else None
+
+    views = {v["rule"]: v for v in await stack.wait_for(both_retracted, within=60)}
+    day = f"{now - timedelta(days=1):%Y-%m-%d}"
+    drop = views["usage_drop"]["signal"]["retracted"]["reason"]
+    assert drop.startswith(f"product usage up to {day} arrived late (20 events): usage in the 7 ")
+    assert drop.endswith("of the 28-day baseline rate, not under 50%")
+
+    async def corrected():
+        mine = [
+            r.json["text"]
+            for r in webhook.requests_to("/slack")
+            if account in str(r.json) and r.json["text"].startswith("*Correction:*")
+        ]
+        return mine if len(mine) == 2 else None
+
+    texts = await stack.wait_for(corrected, within=60)
+    assert sorted(t.split(" for ")[0] for t in texts) == [
+        "*Correction:* inactivity",
+        "*Correction:* usage drop",
+    ]

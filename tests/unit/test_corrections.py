@@ -78,6 +78,11 @@ def test_only_late_events_within_their_sources_watermark_are_reported():
     ]
 
 
+def test_a_usage_span_carries_the_quantity_the_counters_add():
+    spans = late_spans([used(NOW - 3 * DAY), used(NOW - 3 * DAY)], Watermarks(default_hours=96))
+    assert [(s["count"], s["quantity"]) for s in spans] == [(2, 2.0)]
+
+
 def test_late_events_an_hour_or_less_apart_make_one_span():
     times = [NOW - 5 * DAY + i * timedelta(minutes=50) for i in range(4)]
     times.append(NOW - 2 * DAY)
@@ -118,13 +123,14 @@ def test_a_delayed_usage_batch_retracts_the_inactivity_it_cancels_and_rearms_the
     later = NOW + DAY
     delayed = change(later, NOW - 3 * DAY, [span(NOW - 4 * DAY, NOW - 3 * DAY)])
     decide(delayed, memory, RULES, now=later)
-    retractions, reset = corrections.check(delayed, memory.states, RULES)
+    retractions, reset, pending = corrections.check(delayed, memory.states, RULES)
 
     assert [(r.signal_id, r.rule, r.fired_at) for r in retractions] == [
         (fired[0].signal_id, "inactivity", NOW)
     ]
     state = reset["inactivity"]
     assert state.armed and state.last_fired_at is None and state.episode == 1
+    assert pending == []
 
 
 def test_late_events_that_do_not_reach_the_silence_retract_nothing():
@@ -132,7 +138,74 @@ def test_late_events_that_do_not_reach_the_silence_retract_nothing():
     decide(change(NOW, NOW - 15 * DAY), memory, RULES, now=NOW)
     older = change(NOW + DAY, NOW - 15 * DAY, [span(NOW - 16 * DAY, NOW - 15 * DAY)])
     decide(older, memory, RULES, now=NOW + DAY)
-    assert corrections.check(older, memory.states, RULES) == ([], {})
+    assert corrections.check(older, memory.states, RULES) == ([], {}, [])
+
+
+# --------------------------------------------------------------- usage_drop, on kept figures
+
+# As of the firing: 2 usage in 7 days against 20 in 28, a trend of 0.4 (under 0.5).
+KEPT = {"usage_7d": 2.0, "usage_28d": 20.0}
+
+
+def usage(first: datetime, last: datetime, quantity: float, count: int = 1) -> LateEvents:
+    return LateEvents(
+        type="product_usage", first_at=first, last_at=last, count=count, quantity=quantity
+    )
+
+
+def test_enough_late_usage_before_a_usage_drop_means_it_did_not_hold():
+    late = [usage(NOW - 2 * DAY, NOW - DAY, quantity=10, count=10)]
+    why = corrections.usage_drop_did_not_hold(NOW, 0.5, KEPT, late)
+    # Least in 7 days: 10·e^(-2/7); most in 28: 10·e^(-1/28); trend ≥ 1.28.
+    assert why == (
+        "product usage up to 2026-12-02 arrived late (10 events): usage in the 7 days before "
+        "it fired was at 128% or more of the 28-day baseline rate, not under 50%"
+    )
+
+
+def test_too_little_late_usage_leaves_the_usage_drop_standing():
+    late = [usage(NOW - 6 * DAY, NOW - 6 * DAY, quantity=0.5)]
+    assert corrections.usage_drop_did_not_hold(NOW, 0.5, KEPT, late) is None
+
+
+def test_late_usage_across_the_firing_counts_at_its_least():
+    # Some of it may have come after the firing: it adds nothing to the 7-day side.
+    late = [usage(NOW - DAY, NOW + DAY, quantity=50, count=50)]
+    assert corrections.usage_drop_did_not_hold(NOW, 0.5, KEPT, late) is None
+
+
+def drop_change(at: datetime, late: list[LateEvents] = ()) -> RuleInput:
+    snapshot = {"cs": 50.0, "op": 40.0, "segment": "nurture", "priority": "medium"}
+    return RuleInput.model_validate(
+        {
+            "account_id": "acme",
+            "computed_at": at,
+            "before": snapshot,
+            "after": snapshot,
+            "account": {"account_id": "acme", "name": "Acme"},
+            "features": {**KEPT, "usage_trend": 0.4, "last_usage_at": (at - DAY).timestamp()},
+            "late": [s.model_dump() for s in late],
+        }
+    )
+
+
+def test_a_usage_drop_keeps_its_counters_and_late_usage_settles_it():
+    memory = AccountMemory()
+    decision = decide(drop_change(NOW), memory, RULES, now=NOW)
+    fired = [s for s in decision.signals if s.rule == "usage_drop"]
+    assert len(fired) == 1 and decision.measures == {fired[0].signal_id: KEPT}
+
+    later = NOW + DAY
+    delayed = drop_change(later, [usage(NOW - 2 * DAY, NOW - DAY, quantity=10, count=10)])
+    decide(delayed, memory, RULES, now=later)
+    retractions, _, pending = corrections.check(delayed, memory.states, RULES)
+    assert retractions == [] and [p.signal_id for p in pending] == [fired[0].signal_id]
+    # The figures come from the signal's row; without them (or retracted) nothing is settled.
+    assert corrections.settle(pending, {}) == []
+    settled = corrections.settle(pending, decision.measures)
+    assert [(r.rule, r.signal_id, r.fired_at) for r in settled] == [
+        ("usage_drop", fired[0].signal_id, NOW)
+    ]
 
 
 # --------------------------------------------------------------- the follow-up's words

@@ -76,6 +76,8 @@ class LateEvents(BaseModel):
     first_at: datetime
     last_at: datetime
     count: int = Field(ge=1)
+    # product_usage only: the sum of the events' `quantity` (what the usage counters add).
+    quantity: float | None = Field(default=None, ge=0)
 
 
 class ScoresChanged(BaseModel):

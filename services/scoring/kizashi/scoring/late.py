@@ -43,21 +43,25 @@ def late_spans(events: Sequence[EventEnvelope], watermarks: Watermarks) -> list[
             continue
         if lateness > timedelta(hours=watermarks.hours_for(event.source)):
             continue  # later than the watermark: it counts in the scores, and retracts nothing
-        groups[(event.type, event.source)].append(occurred)  # type: ignore[attr-defined]
+        quantity = getattr(event, "quantity", None)
+        groups[(event.type, event.source)].append((occurred, quantity))  # type: ignore[attr-defined]
     spans: list[dict] = []
     for (kind, source), times in groups.items():
-        times.sort()
-        first = last = times[0]
-        count = 0
-        for moment in times:
+        times.sort(key=lambda item: item[0])
+        first = last = times[0][0]
+        count, total = 0, 0.0
+        for moment, quantity in times:
             if moment - last > MERGE_GAP:
-                spans.append(_span(kind, source, first, last, count))
-                first, count = moment, 0
-            last, count = moment, count + 1
-        spans.append(_span(kind, source, first, last, count))
+                spans.append(_span(kind, source, first, last, count, total))
+                first, count, total = moment, 0, 0.0
+            last, count, total = moment, count + 1, total + (quantity or 0.0)
+        spans.append(_span(kind, source, first, last, count, total))
     spans.sort(key=lambda s: s["last_at"])
     return spans[-MAX_SPANS:]
 
 
-def _span(kind: str, source: str | None, first, last, count: int) -> dict:
-    return {"type": kind, "source": source, "first_at": first, "last_at": last, "count": count}
+def _span(kind: str, source: str | None, first, last, count: int, quantity: float) -> dict:
+    span = {"type": kind, "source": source, "first_at": first, "last_at": last, "count": count}
+    if kind == "product_usage":
+        span["quantity"] = quantity
+    return span

@@ -8,7 +8,9 @@ never sees a survey before the account's name or owner that arrived with it.
 """
 
 from collections import defaultdict
+from datetime import datetime
 
+import asyncpg
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
@@ -20,6 +22,7 @@ from kizashi.triggers import corrections, repository
 from kizashi.triggers import outcome as out
 from kizashi.triggers.change import RuleInput
 from kizashi.triggers.decide import AccountMemory, decide
+from kizashi.triggers.repository import corrections as corrections_sql
 from kizashi.triggers.state import TriggersState
 
 Change = tuple[RuleInput, bytes, ConsumerRecord]
@@ -60,6 +63,7 @@ async def _handle(service: TriggersState, records: list[ConsumerRecord]) -> Reje
         rows = await repository.lock_accounts(conn=connection, account_ids=by_account)
         states = await repository.load_rule_states(conn=connection, account_ids=by_account)
         outcome = out.Outcome(loaded_states=states)
+        pending: list[corrections.Pending] = []
         for account_id, account_changes in by_account.items():
             memory = AccountMemory(**rows.get(account_id, {}), states=states.get(account_id, {}))
             for change, text, record in account_changes:
@@ -69,7 +73,10 @@ async def _handle(service: TriggersState, records: list[ConsumerRecord]) -> Reje
                 )
                 outcome.add(account_id, decision)
                 # Late events may show a sent signal did not hold (issue #20).
-                retractions, reset = corrections.check(change, memory.states, service.rules)
+                retractions, reset, waiting = corrections.check(
+                    change, memory.states, service.rules
+                )
+                pending.extend(waiting)
                 if retractions:
                     outcome.retractions.extend(retractions)
                     memory.states = {**memory.states, **reset}
@@ -81,7 +88,10 @@ async def _handle(service: TriggersState, records: list[ConsumerRecord]) -> Reje
                             parent, signal_id=signal.signal_id, rule=signal.rule
                         )
             outcome.memories[account_id] = memory
-        await out.record(connection, service, outcome, max(c.computed_at for c, _, _ in changes))
+        now = max(c.computed_at for c, _, _ in changes)
+        if pending:  # firings to decide on the figures they kept: one read for the batch
+            await _settle(connection, service, outcome, pending, now)
+        await out.record(connection, service, outcome, now)
         # What happened to the accounts (kizashi.contracts.outcomes), stored once each.
         facts = [(c.account_id, o) for c, _, _ in changes for o in c.outcomes]
         await repository.insert_outcomes(
@@ -92,3 +102,24 @@ async def _handle(service: TriggersState, records: list[ConsumerRecord]) -> Reje
         )
     out.count(outcome)
     return rejected
+
+
+async def _settle(
+    connection: asyncpg.Connection,
+    service: TriggersState,
+    outcome: out.Outcome,
+    pending: list[corrections.Pending],
+    now: datetime,
+) -> None:
+    """Retract the pending firings (`usage_drop`) their kept figures show did not hold."""
+    kept = await corrections_sql.fired_measures(
+        conn=connection, signal_ids=[p.signal_id for p in pending]
+    )
+    for retraction in corrections.settle(pending, kept):
+        memory = outcome.memories[retraction.account_id]
+        state = memory.states.get(retraction.rule)
+        if state is None or state.last_fired_at is None:
+            continue  # retracted by an earlier change of the batch
+        outcome.retractions.append(retraction)
+        memory.states = {**memory.states, retraction.rule: corrections.void(state)}
+        memory.schedule(service.rules, now)

@@ -41,6 +41,9 @@ signals = Table(
     Column("feedback_reason", Text, nullable=True),
     Column("feedback_by", Text, nullable=True),
     Column("feedback_at", DateTime(timezone=True), nullable=True),
+    # The figures the rule read when it fired, for the rules a correction re-reads them for
+    # (kizashi.triggers.corrections.MEASURED; 0020); null for the others.
+    Column("measures", JSONB, nullable=True),
     Index("signals_account_fired", "account_id", "fired_at"),
     Index("signals_status", "status", "fired_at"),
     Index("signals_rule_fired", "rule", "fired_at"),

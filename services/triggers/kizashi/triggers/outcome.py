@@ -36,6 +36,7 @@ class Outcome:
     # written back (most rules' states stay as they were on most changes).
     loaded_states: dict[str, dict[str, RuleState]] = field(default_factory=dict)
     signals: list[SignalBase] = field(default_factory=list)
+    measures: dict[str, dict] = field(default_factory=dict)
     cleared: list[tuple[str, str]] = field(default_factory=list)
     suppressed: list[str] = field(default_factory=list)
     # signal id → the trace context it goes on under (tracing on only; kizashi.runtime.tracing).
@@ -64,6 +65,7 @@ class Outcome:
 
     def add(self, account_id: str, decision: Decision) -> None:
         self.signals.extend(decision.signals)
+        self.measures.update(decision.measures)
         self.cleared.extend((account_id, rule) for rule in decision.evaluation.cleared)
         self.suppressed.extend(decision.evaluation.suppressed)
 
@@ -75,7 +77,9 @@ async def record(
     accounts = {a: m.as_row() for a, m in memories.items()}
     await repository.save_accounts(conn=connection, accounts=accounts)
     await repository.save_rule_states(conn=connection, states=outcome.changed_states())
-    new_ids = await repository.insert_signals(conn=connection, signals=outcome.signals)
+    new_ids = await repository.insert_signals(
+        conn=connection, signals=outcome.signals, measures=outcome.measures
+    )
     outcome.fresh = [s for s in outcome.signals if s.signal_id in new_ids]
     outcome.resolved = await repository.resolve_cleared(
         conn=connection, cleared=outcome.cleared, now=now

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
+import orjson
 
 
 async def retract(
@@ -45,3 +46,17 @@ async def retract(
         now,
     )
     return [(row["signal_id"], row["payload"]) for row in rows]
+
+
+async def fired_measures(*, conn: asyncpg.Connection, signal_ids: Sequence[str]) -> dict[str, dict]:
+    """The figures stored with these signals when they fired (those not retracted yet)."""
+    if not signal_ids:
+        return {}
+    rows = await conn.fetch(
+        """
+        SELECT signal_id, measures::text AS measures FROM signals
+        WHERE signal_id = ANY($1::text[]) AND measures IS NOT NULL AND status <> 'retracted'
+        """,
+        sorted(signal_ids),
+    )
+    return {row["signal_id"]: orjson.loads(row["measures"]) for row in rows}
