@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from tests.support.console import add_person, sign_in
+
 pytestmark = pytest.mark.e2e
 
 
@@ -37,13 +39,14 @@ def _retracted_total(metrics: str) -> float:
 
 
 async def test_a_delayed_usage_batch_retracts_a_sent_inactivity_with_one_correction(
-    stack, webhook, smtp
+    stack, webhook, smtp, browser
 ) -> None:
     async def retracted_metric() -> float:
         async with httpx.AsyncClient() as client:
             return _retracted_total((await client.get(f"{stack.urls['triggers']}/metrics")).text)
 
     metric_before = await retracted_metric()
+    rep = await add_person(stack, "rep")
     account = f"late-{_id()[:8]}"
     name = f"Late & <Co> {account}"  # escaped in every channel
     now = datetime.now(UTC)
@@ -54,7 +57,7 @@ async def test_a_delayed_usage_batch_retracts_a_sent_inactivity_with_one_correct
         "name": name,
         "arr": 40000,
         "seats": 20,
-        "owner_email": "owner@reps.example",
+        "owner_email": rep,
     }
     await stack.post_events([facts])
 
@@ -139,6 +142,22 @@ async def test_a_delayed_usage_batch_retracts_a_sent_inactivity_with_one_correct
         return await retracted_metric() == metric_before + 1
 
     await stack.wait_for(counted, within=30)
+
+    # The console lists it under `retracted`, says why, and offers no action on it.
+    context = await browser.new_context()
+    page = await context.new_page()
+    try:
+        await sign_in(page, stack, rep)
+        console = stack.urls["console"]
+        await page.goto(f"{console}/signals?status=retracted&owner=mine")
+        assert name in await page.inner_text("main")
+        await page.goto(f"{console}/signals/{sid}")
+        text = await page.inner_text("main")
+        assert f"Retracted: did not hold: {why}" in text and "retracted" in text
+        assert await page.locator("main form[action$='/ack']").count() == 0
+        assert await page.locator("main form[action$='/resolve']").count() == 0
+    finally:
+        await context.close()
 
 
 async def test_late_usage_retracts_a_usage_drop_on_the_counters_it_kept(stack, webhook) -> None:
