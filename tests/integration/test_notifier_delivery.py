@@ -12,10 +12,12 @@ import os
 import signal as signals_
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
+from kizashi.contracts.signals import Retraction
 from kizashi.notifier.consumer import delivery_id_for
 from kizashi.notifier.digest import digest_id_for
 from kizashi.tools.embedded import EmbeddedBroker, free_port
@@ -347,3 +349,46 @@ async def test_killing_the_notifier_mid_delivery_neither_loses_nor_doubles(notif
         if row["delivery_id"] in unanswered:
             # The first attempt's result was never recorded: only the resend's is.
             assert row["attempts"] == 2 and [a["attempt"] for a in row["attempt_log"]] == [2]
+
+
+async def test_a_retraction_replayed_sends_one_correction_and_cancels_what_was_not_sent(
+    notifier, webhook
+):
+    sent = make_signal("correct@reps.test", kind="churn_risk", rule="inactivity", name="Fix <Co>")
+    await notifier.publish(sent)
+    await notifier.wait_delivered(sent)
+    # A signal still waiting for its owner's digest when it is retracted (early in a window,
+    # so the digest cannot go out before the retraction is consumed).
+    await start_of_fresh_window(DIGEST_INTERVAL_S, room=8)
+    waiting = make_signal("digest@reps.test", kind="churn_risk", rule="inactivity")
+    await notifier.publish(waiting)
+    await notifier.wait_delivered(waiting, "pending", within=10)
+
+    why = Retraction(at=datetime.now(UTC), reason="product usage on 2026-12-02 arrived late")
+    retracted = [s.model_copy(update={"retracted": why}) for s in (sent, waiting)]
+    # Each retraction twice (a replay), then a marker on the first one's partition.
+    marker = make_signal("correct@reps.test", account_id=sent.account_id)
+    await notifier.publish(*retracted, *retracted, marker)
+    await notifier.wait_delivered(marker)
+
+    correction_id = f"{delivery_id_for(sent.signal_id, 'ops')}:correction"
+
+    async def corrected():
+        rows = await notifier.deliveries(signal_id=sent.signal_id)
+        return rows if {r["status"] for r in rows} == {"sent"} and len(rows) == 2 else None
+
+    rows = await notifier.stack.wait_for(corrected, within=30)
+    assert sorted(r["delivery_id"] for r in rows) == sorted(
+        [delivery_id_for(sent.signal_id, "ops"), correction_id]
+    )
+    to_owner = webhook.requests_to("/n/correct")
+    corrections = [r for r in to_owner if r.headers.get("x-kizashi-delivery-id") == correction_id]
+    assert len(corrections) == 1
+    assert corrections[0]["text"].startswith("*Correction:* inactivity for *Fix &lt;Co&gt;* on ")
+
+    cancelled = await notifier.wait_delivered(waiting, "cancelled", within=10)
+    assert len(cancelled) == 2  # its digest's Slack and email: never sent, nothing to correct
+    assert {r["delivery_id"] for r in cancelled} == {
+        delivery_id_for(waiting.signal_id, "digests"),
+        delivery_id_for(waiting.signal_id, "mail"),
+    }

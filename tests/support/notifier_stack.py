@@ -29,7 +29,18 @@ MAX_ATTEMPTS = 3
 LEASE_S = 3.0
 DIGEST_INTERVAL_S = 10
 # Owners whose signals go to their own webhook path through the `ops` receiver's by_owner map.
-OWNER_PATHS = ("ana", "t429", "t500", "t404", "t410", "t503", "retry", "slow", "replay")
+OWNER_PATHS = (
+    "ana",
+    "t429",
+    "t500",
+    "t404",
+    "t410",
+    "t503",
+    "retry",
+    "slow",
+    "replay",
+    "correct",
+)
 
 ROUTING = """
 receivers:

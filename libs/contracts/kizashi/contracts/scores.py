@@ -63,6 +63,23 @@ class ObservationFact(BaseModel):
     fields: dict[str, str | int | bool | None] = Field(default_factory=dict)
 
 
+class LateEvents(BaseModel):
+    """Events of one type and source that arrived late, within their source's watermark
+    (scoring.yaml `watermarks`): a span of occurrence times with no gap over an hour between
+    two of them (issue #20, corrections). Triggers intersects it with the time a sent signal's
+    condition covered, to retract a signal the late events show did not hold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    source: str | None = None
+    first_at: datetime
+    last_at: datetime
+    count: int = Field(ge=1)
+    # product_usage only: the sum of the events' `quantity` (what the usage counters add).
+    quantity: float | None = Field(default=None, ge=0)
+
+
 class ScoresChanged(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -93,3 +110,6 @@ class ScoresChanged(BaseModel):
     # Outcomes (renewal, churn, expansion, contraction) the batch's account_updates recorded;
     # empty, and left out of the message, when there are none (issue #19).
     outcomes: list[OutcomeFact] = Field(default_factory=list)
+    # The batch's events that arrived late but within their source's watermark, as spans
+    # (LateEvents); empty, and left out of the message, when there are none (issue #20).
+    late: list[LateEvents] = Field(default_factory=list)

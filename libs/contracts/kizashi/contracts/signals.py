@@ -11,6 +11,17 @@ from kizashi.contracts.scores import Priority, ScoreSnapshot
 SignalKind = Literal["opportunity", "churn_risk"]
 
 
+class Retraction(BaseModel):
+    """Why a sent signal was retracted: late events showed its condition did not hold when it
+    fired (issue #20). Set only on the message that announces the retraction."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: datetime
+    # Plain text, e.g. "product usage on 2026-12-01 arrived late (12 events)".
+    reason: str
+
+
 class SignalBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -32,6 +43,9 @@ class SignalBase(BaseModel):
     caused_at: datetime | None = None
     # The account's relationship phase when the signal fired (issue #18; a routing attribute).
     phase: int | None = None
+    # Set on the message triggers sends again when it retracts the signal (the notifier sends
+    # the owner one "Correction: …" follow-up for it); None on the signal as it fired.
+    retracted: Retraction | None = None
 
 
 class OpportunitySignal(SignalBase):

@@ -29,7 +29,7 @@ from kizashi.runtime.db import raw_transaction
 
 router = APIRouter(include_in_schema=False)
 
-STATUSES = ("open", "acknowledged", "snoozed", "resolved")
+STATUSES = ("open", "acknowledged", "snoozed", "resolved", "retracted")
 KINDS = ("opportunity", "churn_risk")
 SNOOZE_CHOICES = ((1, "1 hour"), (4, "4 hours"), (24, "1 day"), (72, "3 days"), (168, "1 week"))
 INBOX_LIMIT = 200
@@ -125,6 +125,8 @@ async def signal_page(
         "reasons": _reasons(payload.get("reasons")),
         "play": payload.get("suggested_play", ""),
         "account_name": (payload.get("account") or {}).get("name"),
+        # Why late events showed it did not hold (kizashi.triggers.corrections).
+        "retraction": (payload.get("retracted") or {}).get("reason"),
     }
     return render(
         request,

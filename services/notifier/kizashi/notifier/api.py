@@ -56,7 +56,8 @@ async def list_deliveries(
     _: ApiCaller,
     signal_id: Annotated[str | None, Query(max_length=128)] = None,
     status_: Annotated[
-        str | None, Query(alias="status", pattern="^(pending|sending|sent|failed|skipped)$")
+        str | None,
+        Query(alias="status", pattern="^(pending|sending|sent|failed|skipped|cancelled)$"),
     ] = None,
     channel: Annotated[str | None, Query(pattern="^(slack|email|customer_email)$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

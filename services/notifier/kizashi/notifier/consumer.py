@@ -29,6 +29,7 @@ from kizashi.contracts.budget import (
 )
 from kizashi.contracts.signals import SignalBase, signal_adapter
 from kizashi.notifier import repository
+from kizashi.notifier.correction import CORRECTION_SUFFIX
 from kizashi.notifier.customer import CUSTOMER_CHANNEL, customer_intent
 from kizashi.notifier.metrics import ALERTS_DEFERRED, ALERTS_WITHIN_BUDGET
 from kizashi.notifier.state import NotifierState
@@ -150,6 +151,8 @@ async def handle_signals(service: NotifierState, records: list[ConsumerRecord]) 
     rejected: Rejected = []
     intents: list[repository.Intent] = []
     candidates: list[Budgeted] = []
+    # Retracted signals (issue #20): a correction for each of their alerts already sent.
+    corrections: list[tuple[str, dict]] = []
     now = service.clock()
     # Tracing on only: a span per signal routed, ended once its deliveries are committed; the
     # rows keep its traceparent, so the worker's send joins the same trace.
@@ -159,6 +162,9 @@ async def handle_signals(service: NotifierState, records: list[ConsumerRecord]) 
             signal = signal_adapter.validate_json(record.value)
         except (ValidationError, ValueError) as error:
             rejected.append((record, PermanentRecordError(f"schema violation: {error}")))
+            continue
+        if signal.retracted is not None:
+            corrections.append((signal.signal_id, signal.model_dump(mode="json")))
             continue
         parent = None
         if spans is not None:
@@ -183,10 +189,14 @@ async def handle_signals(service: NotifierState, records: list[ConsumerRecord]) 
         intents += alone
         candidates += budgeted
     async with tracing.closing(spans):
-        if intents or candidates:
+        if intents or candidates or corrections:
             async with raw_transaction(service.engine) as connection:
                 decided = await decide_budgets(service, connection, candidates, now)
                 await repository.record_intents(conn=connection, intents=[*intents, *decided])
+                # After the intents: a signal and its retraction in one batch cancel out.
+                await repository.record_corrections(
+                    conn=connection, signals=corrections, suffix=CORRECTION_SUFFIX
+                )
             _count(decided)
             service.wake.set()
     return rejected

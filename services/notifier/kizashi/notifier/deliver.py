@@ -27,6 +27,7 @@ from kizashi.contracts.deadletter import DeadLetter
 from kizashi.contracts.signals import SignalBase, signal_adapter
 from kizashi.contracts.topics import DEAD_LETTER, SIGNAL_TOPICS
 from kizashi.notifier import repository
+from kizashi.notifier.correction import corrected_delivery, message_id, send_correction
 from kizashi.notifier.customer import CUSTOMER_CHANNEL, send_customer_email
 from kizashi.notifier.digest import digest_id_for, send_digest
 from kizashi.notifier.links import action_links, console_link, feedback_links, recipient_of
@@ -97,7 +98,8 @@ async def send_once(
             message.subject,
             message.text,
             message.html,
-            headers={"X-Kizashi-Delivery-Id": delivery_id},
+            # Its own Message-ID, so a correction can reply to it (kizashi.notifier.correction).
+            headers={"X-Kizashi-Delivery-Id": delivery_id, "Message-ID": message_id(delivery_id)},
         )
     return SendResult("failed", f"unknown receiver type for {receiver_name!r}")
 
@@ -148,6 +150,13 @@ async def _deliver(service: NotifierState, claimed: dict, claimed_ns: int = 0) -
             result = current
         elif claimed["channel"] == CUSTOMER_CHANNEL:
             result = await send_customer_email(service, claimed, current, delivery_id)
+        elif (corrected := corrected_delivery(delivery_id)) is not None:
+            # A correction (issue #20): sent only once the alert it corrects was.
+            async with raw_transaction(service.engine) as connection:
+                original = await repository.delivery_row(conn=connection, delivery_id=corrected)
+            result = await send_correction(
+                service, claimed["receiver"], current, delivery_id, original
+            )
         else:
             result = await send_once(service, claimed["receiver"], current, delivery_id)
     except Exception as error:  # a bug in rendering must not leave the row `sending`
@@ -289,7 +298,8 @@ async def _recorded(service: NotifierState, entry: Result) -> None:
         DELIVERY_RETRIES.labels(channel).inc(len(claimed))
     if outcome == "sent":
         for signal in signals:
-            if signal.caused_at is not None:
+            # A correction's latency is not the signal's (it comes days later, by design).
+            if signal.caused_at is not None and signal.retracted is None:
                 latency = (now - signal.caused_at).total_seconds()
                 END_TO_END_LATENCY.labels(channel).observe(latency)
     elif outcome == "failed":

@@ -247,6 +247,19 @@ class ConfidenceConfig(_Strict):
     usage_history_days: Positive = 28
 
 
+class Watermarks(_Strict):
+    """How late each source's events may arrive and still correct a sent signal (issue #20):
+    an event received at most this many hours after it occurred is *within* the watermark."""
+
+    # For a source not named under `sources`.
+    default_hours: Positive = 48
+    # Per ingest key name (the events' `source`), e.g. {segment: 24, import: 168}.
+    sources: dict[Annotated[str, Field(min_length=1, max_length=64)], Positive] = {}
+
+    def hours_for(self, source: str | None) -> float:
+        return self.sources.get(source or "", self.default_hours)
+
+
 class ScoringConfig(_Strict):
     version: Annotated[str, Field(min_length=1, max_length=64)]
     cs: CsConfig
@@ -260,6 +273,7 @@ class ScoringConfig(_Strict):
     changes: Changes
     sweep: Sweep
     confidence: ConfidenceConfig = ConfidenceConfig()
+    watermarks: Watermarks = Watermarks()
 
 
 SCORING_FILE = ConfigFile(

@@ -16,6 +16,7 @@ from kizashi.scoring.config import ScoringConfig
 from kizashi.scoring.drift import next_drift_check
 from kizashi.scoring.features import AccountState, facts_model, features_at
 from kizashi.scoring.indices import meaningful_change, score
+from kizashi.scoring.late import late_spans
 from kizashi.scoring.observations import (
     Observed,
     next_expiry,
@@ -116,11 +117,14 @@ def rescore(
     before = stored.scores
     after = result.snapshot
     phase_before = None if before is None else before.get("phase", 0)
+    # Late events within their watermark always reach triggers: they may retract a signal.
+    late = late_spans(events, config.watermarks) if events else []
     moved = (
         meaningful_change(before, after, config)
         or phase != phase_before
         or bool(events and state.obs and any(_is_observation(e) for e in events))
         or bool(outcomes)
+        or bool(late)
         or _watched_moved(None if before is None else before["features"], features)
     )
     next_check = _earliest(
@@ -185,6 +189,8 @@ def rescore(
         message["observations"] = observation_facts(state.obs)
     if outcomes:  # only when an account_update recorded one
         message["outcomes"] = outcomes
+    if late:  # only when events arrived late, within their watermark
+        message["late"] = late
     return Outcome(scored, message)
 
 

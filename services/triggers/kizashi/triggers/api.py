@@ -22,7 +22,7 @@ from kizashi.triggers.rules.catalogue import RecycleConfig
 
 router = APIRouter(prefix="/v1", tags=["signals"])
 
-SignalStatus = Annotated[str, Query(pattern="^(open|acknowledged|snoozed|resolved)$")]
+SignalStatus = Annotated[str, Query(pattern="^(open|acknowledged|snoozed|resolved|retracted)$")]
 
 
 class ActionView(BaseModel):

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.outcomes import OutcomeFact
-from kizashi.contracts.scores import AppliedEvent, ObservationFact, ScoreSnapshot
+from kizashi.contracts.scores import AppliedEvent, LateEvents, ObservationFact, ScoreSnapshot
 
 
 class RuleInput(BaseModel):
@@ -37,3 +37,5 @@ class RuleInput(BaseModel):
     # What happened to the account (renewal, churn, expansion, contraction), stored by the
     # consumer for the rules' outcomes.
     outcomes: list[OutcomeFact] = Field(default_factory=list)
+    # Events that arrived late within their source's watermark (kizashi.triggers.corrections).
+    late: list[LateEvents] = Field(default_factory=list)

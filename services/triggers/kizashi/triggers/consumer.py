@@ -8,7 +8,9 @@ never sees a survey before the account's name or owner that arrived with it.
 """
 
 from collections import defaultdict
+from datetime import datetime
 
+import asyncpg
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
@@ -16,10 +18,11 @@ from kizashi.runtime import tracing
 from kizashi.runtime.collector import collection_paused
 from kizashi.runtime.consumer import PermanentRecordError, Rejected
 from kizashi.runtime.db import raw_transaction
+from kizashi.triggers import corrections, repository
 from kizashi.triggers import outcome as out
-from kizashi.triggers import repository
 from kizashi.triggers.change import RuleInput
 from kizashi.triggers.decide import AccountMemory, decide
+from kizashi.triggers.repository import corrections as corrections_sql
 from kizashi.triggers.returns import count_returned, return_risen
 from kizashi.triggers.state import TriggersState
 
@@ -61,6 +64,7 @@ async def _handle(service: TriggersState, records: list[ConsumerRecord]) -> Reje
         rows = await repository.lock_accounts(conn=connection, account_ids=by_account)
         states = await repository.load_rule_states(conn=connection, account_ids=by_account)
         outcome = out.Outcome(loaded_states=states)
+        pending: list[corrections.Pending] = []
         for account_id, account_changes in by_account.items():
             memory = AccountMemory(**rows.get(account_id, {}), states=states.get(account_id, {}))
             for change, text, record in account_changes:
@@ -69,6 +73,15 @@ async def _handle(service: TriggersState, records: list[ConsumerRecord]) -> Reje
                     change, memory, service.rules, now=change.computed_at, message=text
                 )
                 outcome.add(account_id, decision)
+                # Late events may show a sent signal did not hold (issue #20).
+                retractions, reset, waiting = corrections.check(
+                    change, memory.states, service.rules
+                )
+                pending.extend(waiting)
+                if retractions:
+                    outcome.retractions.extend(retractions)
+                    memory.states = {**memory.states, **reset}
+                    memory.schedule(service.rules, change.computed_at)
                 if spans is not None:
                     parent = tracing.record_context(record)
                     for signal in decision.signals:
@@ -77,6 +90,8 @@ async def _handle(service: TriggersState, records: list[ConsumerRecord]) -> Reje
                         )
             outcome.memories[account_id] = memory
         latest = max(c.computed_at for c, _, _ in changes)
+        if pending:  # firings to decide on the figures they kept: one read for the batch
+            await _settle(connection, service, outcome, pending, latest)
         # Recycled `no_need` accounts whose OP rose enough come back (one statement).
         back, reasons = await return_risen(connection, service, [c for c, _, _ in changes], latest)
         outcome.signals.extend(back)
@@ -92,3 +107,24 @@ async def _handle(service: TriggersState, records: list[ConsumerRecord]) -> Reje
     out.count(outcome)
     count_returned(reasons)
     return rejected
+
+
+async def _settle(
+    connection: asyncpg.Connection,
+    service: TriggersState,
+    outcome: out.Outcome,
+    pending: list[corrections.Pending],
+    now: datetime,
+) -> None:
+    """Retract the pending firings (`usage_drop`) their kept figures show did not hold."""
+    kept = await corrections_sql.fired_measures(
+        conn=connection, signal_ids=[p.signal_id for p in pending]
+    )
+    for retraction in corrections.settle(pending, kept):
+        memory = outcome.memories[retraction.account_id]
+        state = memory.states.get(retraction.rule)
+        if state is None or state.last_fired_at is None:
+            continue  # retracted by an earlier change of the batch
+        outcome.retractions.append(retraction)
+        memory.states = {**memory.states, retraction.rule: corrections.void(state)}
+        memory.schedule(service.rules, now)

@@ -9,6 +9,7 @@ import orjson
 from kizashi.contracts.scores import ScoresChanged
 from kizashi.contracts.signals import ChurnRiskSignal, OpportunitySignal, SignalBase
 from kizashi.triggers.change import RuleInput
+from kizashi.triggers.corrections import MEASURED
 from kizashi.triggers.engine import Evaluation, RuleState, evaluate, resolvable
 from kizashi.triggers.rules import SWEEP_RULES, RuleBook
 from kizashi.triggers.rules.base import INSUFFICIENT
@@ -65,6 +66,9 @@ class AccountMemory:
 class Decision:
     signals: list[SignalBase]
     evaluation: Evaluation
+    # signal id → the figures its rule read, for the rules a correction re-reads them for
+    # (kizashi.triggers.corrections.MEASURED): stored with the signal.
+    measures: dict[str, dict] = field(default_factory=dict)
 
 
 def decide(
@@ -123,6 +127,12 @@ def decide(
         )
         for firing in evaluation.firings
     ]
+    features = change.features
+    measures = {
+        firing.signal_id: {name: features.get(name) for name in MEASURED[firing.rule]}
+        for firing in evaluation.firings
+        if firing.rule in MEASURED
+    }
     memory.fired_today = memory.fired_on(day) + evaluation.capped
     memory.fired_day = day
     memory.states = {**memory.states, **evaluation.states}
@@ -136,7 +146,7 @@ def decide(
         else:
             memory.latest, memory.latest_json = change.model_dump(mode="json"), None
     memory.schedule(rules, now, history_arriving=arriving)
-    return Decision(signals=signals, evaluation=evaluation)
+    return Decision(signals=signals, evaluation=evaluation, measures=measures)
 
 
 def sweep_decide(memory: AccountMemory, rules: RuleBook, *, now: datetime) -> Decision:

@@ -12,6 +12,11 @@ SIGNALS_RESOLVED = Counter(
     "kizashi_triggers_signals_auto_resolved_total",
     "Churn-risk signals resolved because their condition cleared",
 )
+SIGNALS_RETRACTED = Counter(
+    "kizashi_triggers_signals_retracted_total",
+    "Sent signals retracted because late events showed their condition did not hold, by rule",
+    ["rule"],
+)
 SIGNAL_ACTIONS = Counter(
     "kizashi_triggers_signal_actions_total", "Lifecycle actions on signals", ["action"]
 )

@@ -45,6 +45,9 @@ signals = Table(
     # Why a person resolved it (0023; kizashi.contracts.resolutions): opportunities only.
     Column("resolution", Text, nullable=True),
     Column("resolution_months", Integer, nullable=True),
+    # The figures the rule read when it fired, for the rules a correction re-reads them for
+    # (kizashi.triggers.corrections.MEASURED; 0020); null for the others.
+    Column("measures", JSONB, nullable=True),
     Index("signals_account_fired", "account_id", "fired_at"),
     Index("signals_status", "status", "fired_at"),
     Index("signals_rule_fired", "rule", "fired_at"),

@@ -154,18 +154,24 @@ async def save_rule_states(
     )
 
 
-async def insert_signals(*, conn: asyncpg.Connection, signals: Sequence) -> set[str]:
-    """Insert new signals; a replayed one (same deterministic id) is left as it is."""
+async def insert_signals(
+    *, conn: asyncpg.Connection, signals: Sequence, measures: dict[str, dict] | None = None
+) -> set[str]:
+    """Insert new signals (with the `measures` some rules keep, by signal id); a replayed one
+    (same deterministic id) is left as it is."""
     if not signals:
         return set()
+    measures = measures or {}
+    kept = [measures.get(s.signal_id) for s in signals]
     rows = await conn.fetch(
         """
         INSERT INTO signals (signal_id, account_id, kind, rule, priority, episode, fired_at,
-                             payload)
-        SELECT id, account, kind, rule, priority, episode, fired_at, payload::jsonb
+                             payload, measures)
+        SELECT id, account, kind, rule, priority, episode, fired_at, payload::jsonb,
+               measures::jsonb
         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                    $7::timestamptz[], $8::text[])
-             AS u(id, account, kind, rule, priority, episode, fired_at, payload)
+                    $7::timestamptz[], $8::text[], $9::text[])
+             AS u(id, account, kind, rule, priority, episode, fired_at, payload, measures)
         ON CONFLICT (signal_id) DO NOTHING
         RETURNING signal_id
         """,
@@ -177,6 +183,7 @@ async def insert_signals(*, conn: asyncpg.Connection, signals: Sequence) -> set[
         [s.episode for s in signals],
         [s.fired_at for s in signals],
         [s.model_dump_json() for s in signals],
+        [None if m is None else orjson.dumps(m).decode() for m in kept],
     )
     return {row["signal_id"] for row in rows}
 
