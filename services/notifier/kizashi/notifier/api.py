@@ -55,7 +55,7 @@ async def list_deliveries(
     status_: Annotated[
         str | None, Query(alias="status", pattern="^(pending|sending|sent|failed)$")
     ] = None,
-    channel: Annotated[str | None, Query(pattern="^(slack|email)$")] = None,
+    channel: Annotated[str | None, Query(pattern="^(slack|email|webhook)$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[DeliveryView]:
     async with raw_transaction(engine) as connection:

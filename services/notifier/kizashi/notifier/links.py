@@ -52,3 +52,18 @@ def console_link(service: NotifierState, signal: SignalBase) -> str | None:
     if not service.console_url:
         return None
     return f"{service.console_url.rstrip('/')}/signals/{quote(signal.signal_id, safe='')}"
+
+
+def all_links(
+    service: NotifierState, signal: SignalBase, recipient: str | None
+) -> dict[str, str | None]:
+    """Every link by name, for a machine-read message (the `webhook` receiver's JSON)."""
+    ack, snooze = action_links(service, signal, recipient)
+    useful, not_useful = feedback_links(service, signal, recipient)
+    return {
+        "console": console_link(service, signal),
+        "acknowledge": ack,
+        "snooze": snooze,
+        "useful": useful,
+        "not_useful": not_useful,
+    }
