@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import re
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from aiokafka.structs import ConsumerRecord
 
@@ -28,6 +30,7 @@ from kizashi.notifier.render import Renderer
 from kizashi.notifier.routing import load_routing_config
 from kizashi.notifier.state import NotifierState
 from kizashi.notifier.transport import WebhookSender
+from kizashi.notifier.webhook import WebhookSigner, webhook_payload
 from kizashi.runtime.db import create_engine, raw_transaction
 from kizashi.runtime.kafka import Producer, encode
 from kizashi.runtime.lifecycle import ServiceRuntime
@@ -36,6 +39,7 @@ from kizashi.runtime.settings import Settings
 from kizashi.tools.migrate import upgrade_async
 from tests.support import infra
 from tests.support.notifier_stack import make_signal
+from tests.support.webhook_server import recording_webhook_server
 
 # The URL's path holds a token, as a CRM's inbound-hook URL often does: it must stay secret.
 HOOK = "/crm/T0KEN-9f3e/hook"
@@ -217,3 +221,27 @@ def _assert_no_secret(text: str) -> None:
     assert "failed" in text or "sent" in text  # the delivery's log lines were captured
     for secret in (SECRET, SECRET.removeprefix("whsec_"), "T0KEN-"):
         assert secret not in text
+
+
+async def test_the_crm_receiver_of_the_docs_verifies_and_creates_the_task(monkeypatch) -> None:
+    """docs/notifications.md's example receiver, as written, against a signed request."""
+    doc = (Path(__file__).parents[2] / "docs" / "notifications.md").read_text()
+    [code] = re.findall(r"### Example: a CRM task.*?```python\n(.*?)```", doc, re.S)
+    monkeypatch.setenv("KIZASHI_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("CRM_TOKEN", "crm-token")
+    signal = make_signal("ana@crm.test", name="Docs Example Co", priority="high")
+    body = orjson.dumps(webhook_payload(signal, {"console": "http://console.test/signals/x"}))
+    headers = WebhookSigner(SECRET).headers("delivery-1", body)
+    async with recording_webhook_server() as crm:
+        namespace: dict = {}
+        exec(code.replace("https://crm.example.com/api/tasks", crm.url("/api/tasks")), namespace)
+        transport = httpx.ASGITransport(app=namespace["app"])
+        async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as client:
+            accepted = await client.post("/kizashi", content=body, headers=headers)
+            tampered = body.replace(b"Docs Example Co", b"Someone Else Co")
+            refused = await client.post("/kizashi", content=tampered, headers=headers)
+        assert accepted.status_code == 200 and refused.status_code == 401
+        [task] = crm.requests_to("/api/tasks")
+    assert task["external_id"] == "delivery-1" and task["assignee_email"] == "ana@crm.test"
+    assert task["subject"].startswith("Opportunity: Docs Example Co") and task["due_in_days"] == 1
+    assert "Next step: Call the champion this week." in task["description"]

@@ -12,6 +12,7 @@ import secrets
 from datetime import UTC, date, datetime
 
 import pytest
+import yaml
 
 from kizashi.notifier.routing import RoutingConfigError
 from kizashi.notifier.webhook import (
@@ -168,3 +169,20 @@ def test_payload_carries_the_documented_fields() -> None:
     assert data["scores"]["cs"] == 70 and data["scores"]["segment"] == "expand"
     assert data["scores_before"] == {"cs": 60, "op": 70, "segment": "nurture"}
     assert data["phase"] == 3 and data["links"] == links
+
+
+def test_the_packaged_example_works_once_uncommented() -> None:
+    from kizashi.notifier.routing_config import ROUTING_FILE
+
+    text = ROUTING_FILE.default_path().read_text()
+    # Off by default: only a comment.
+    assert [r["type"] for r in yaml.safe_load(text)["receivers"]] == ["slack", "email"]
+    lines = text.splitlines()
+    start = lines.index("  # - name: crm")
+    example = [line.replace("  # ", "  ", 1) for line in lines[start : start + 4]]
+    text = "\n".join(lines[:start] + example + lines[start + 4 :])
+    text = text.replace("receivers: [slack, email]", "receivers: [slack, email, crm]")
+    env = {"KIZASHI_WEBHOOK_URL": URL, "KIZASHI_WEBHOOK_SECRET": SECRET}
+    tree = tree_from(text, env=env)
+    assert tree.receivers["crm"].enabled
+    assert "crm" in [r.name for r in tree.match(make_signal())]
