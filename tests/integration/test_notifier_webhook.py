@@ -24,10 +24,11 @@ from aiokafka.structs import ConsumerRecord
 from kizashi.contracts.topics import SIGNAL_TOPICS
 from kizashi.notifier import repository
 from kizashi.notifier.consumer import delivery_id_for, handle_signals
-from kizashi.notifier.deliver import deliver_due
+from kizashi.notifier.deliver import deliver_due, send_once
 from kizashi.notifier.pacing import SharedPacer, webhook_key
 from kizashi.notifier.render import Renderer
 from kizashi.notifier.routing import load_routing_config
+from kizashi.notifier.samples import sample_signal
 from kizashi.notifier.state import NotifierState
 from kizashi.notifier.transport import WebhookSender
 from kizashi.notifier.webhook import WebhookSigner, webhook_payload
@@ -215,6 +216,15 @@ async def test_a_receiver_that_cannot_verify_fails_the_delivery_at_once(
     [request] = _to(webhook, STALE, signal)
     assert request.verified is False
     _assert_no_secret(caplog.text)
+
+
+async def test_the_receiver_test_sends_a_signed_sample(notifier, webhook) -> None:
+    """What POST /v1/receivers/crm/test sends (kizashi.notifier.api.test_receiver)."""
+    result = await send_once(notifier, "crm", sample_signal(), delivery_id="test")
+    assert result.ok and result.status == 200
+    [request] = [r for r in webhook.requests_to(HOOK) if r.headers["webhook-id"] == "test"]
+    assert request.verified is True
+    assert request.json["data"]["account"]["name"] == "Test account (Kizashi)"
 
 
 def _assert_no_secret(text: str) -> None:
