@@ -14,7 +14,14 @@ import pytest
 
 from tests.support import infra
 from tests.support.smtp_server import RecordingSmtpServer
-from tests.support.stack import CUSTOM_KINDS, SETTLE_FAST_RULES, start_stack
+from tests.support.stack import (
+    CRM_WEBHOOK_PATH,
+    CRM_WEBHOOK_SECRET,
+    CUSTOM_KINDS,
+    SETTLE_FAST_RULES,
+    STACK_ROUTING,
+    start_stack,
+)
 from tests.support.webhook_server import RecordingWebhookServer
 
 warnings.filterwarnings("ignore", module="platformdirs")
@@ -135,12 +142,15 @@ async def smtp(broker_flavour: str):
 async def stack(workdir, database_url, bootstrap_servers, broker_flavour, webhook, smtp):
     """The four services under `kizashi up`, on the session's PostgreSQL and broker. Its
     KIZASHI_CONFIG_DIR holds an observations.yaml adding a custom kind
-    (tests.support.stack.CUSTOM_KINDS) and a rules.yaml settling backfills in a second
-    (SETTLE_FAST_RULES); every other file is the packaged default."""
+    (tests.support.stack.CUSTOM_KINDS), a rules.yaml settling backfills in a second
+    (SETTLE_FAST_RULES), and a routing.yaml that is the packaged default plus a signed webhook
+    for one test's owner (STACK_ROUTING); every other file is the packaged default."""
     config_dir = workdir / "stack-config"
     config_dir.mkdir(exist_ok=True)
     (config_dir / "observations.yaml").write_text(CUSTOM_KINDS, encoding="utf-8")
     (config_dir / "rules.yaml").write_text(SETTLE_FAST_RULES, encoding="utf-8")
+    (config_dir / "routing.yaml").write_text(STACK_ROUTING, encoding="utf-8")
+    webhook.verify_signatures(CRM_WEBHOOK_PATH, CRM_WEBHOOK_SECRET)
     running = await asyncio.to_thread(
         start_stack,
         workdir,
@@ -148,7 +158,11 @@ async def stack(workdir, database_url, bootstrap_servers, broker_flavour, webhoo
         bootstrap_servers=bootstrap_servers,
         slack_webhook_url=webhook.url("/slack"),
         smtp_url=smtp.url,
-        extra_env={"KIZASHI_CONFIG_DIR": str(config_dir)},
+        extra_env={
+            "KIZASHI_CONFIG_DIR": str(config_dir),
+            "KIZASHI_WEBHOOK_URL": webhook.url(CRM_WEBHOOK_PATH),
+            "KIZASHI_WEBHOOK_SECRET": CRM_WEBHOOK_SECRET,
+        },
     )
     if not os.environ.get("KIZASHI_TEST_KAFKA_BOOTSTRAP_SERVERS"):
         # Each service told the broker's flavour apart by itself (KIZASHI_KAFKA_FLAVOUR=auto).

@@ -1,5 +1,6 @@
 """The stack's whole log output: JSON lines with the service and the ids that trace an event
-to its alert, and never a key, token or webhook URL, even on the paths that handle them."""
+to its alert, and never a key, token, webhook URL or webhook signing secret, even on the
+paths that handle them (this test's owner also gets the signed webhook: STACK_ROUTING)."""
 
 import uuid
 
@@ -9,6 +10,7 @@ import pytest
 
 from kizashi.runtime.settings import ActionLinkSettings
 from kizashi.tools.stack import credentials_file, read_env_file
+from tests.support.stack import CRM_WEBHOOK_PATH, CRM_WEBHOOK_SECRET
 
 pytestmark = pytest.mark.e2e
 
@@ -63,7 +65,8 @@ async def _exercise_the_secret_paths(stack, account: str) -> list[dict]:
         for signal in signals:
             response = await stack.get("notifier", "/v1/deliveries", signal_id=signal["signal_id"])
             sent += [d for d in response.json() if d["status"] == "sent"]
-        return signals if len(signals) >= 2 and len(sent) >= 2 * len(signals) else None
+        # Slack, email and the signed webhook, each signal.
+        return signals if len(signals) >= 2 and len(sent) >= 3 * len(signals) else None
 
     return await stack.wait_for(delivered, within=90)
 
@@ -91,17 +94,23 @@ async def test_logs_are_json_with_trace_ids_and_no_secrets(stack, webhook, smtp)
     sent = [
         line for line in lines if line["msg"] == "delivery sent" and line["signal_id"] in signal_ids
     ]
-    assert {line["channel"] for line in sent} == {"slack", "email"}
+    assert {line["channel"] for line in sent} == {"slack", "email", "webhook"}
     assert all(line["delivery_id"] for line in sent)
 
     text = stack.log_path.read_text(errors="replace")
     derived = ActionLinkSettings(api_token=stack.api_token).signing_secret()
     webhook_url = webhook.url("/slack")
+    # The CRM received them signed, and its check passed.
+    signed = [r for r in webhook.requests_to(CRM_WEBHOOK_PATH) if account in r.body.decode()]
+    assert len(signed) >= len(signals) and all(r.verified for r in signed)
     for name, secret in {
         "ingest key": stack.ingest_key,
         "API token": stack.api_token,
         "action-link signing secret": derived,
         "Slack webhook URL": webhook_url,
+        "webhook receiver's URL (its token)": CRM_WEBHOOK_PATH,
+        "webhook signing secret": CRM_WEBHOOK_SECRET,
+        "webhook signing key": CRM_WEBHOOK_SECRET.removeprefix("whsec_"),
     }.items():
         assert secret and secret not in text, f"the {name} appears in the stack's log"
     # The console's first admin's password, when this stack made that admin.

@@ -3,6 +3,7 @@ as a separate process, pointed at the test's PostgreSQL, broker, webhook and SMT
 (`database_url`/`bootstrap_servers` None) at its own embedded ones under its data folder."""
 
 import asyncio
+import base64
 import os
 import secrets
 import signal
@@ -102,6 +103,23 @@ kinds:
       state: {type: choice, choices: [new, worn, failing], required: true, label: State}
       summary: {type: text, max_length: 80, label: Summary}
       escorted: {type: boolean, label: Escorted}
+"""
+# The session stack's routing.yaml: the packaged default's receivers and default route, and a
+# signed `webhook` receiver (CRM_WEBHOOK_PATH on the recording server, which verifies it)
+# for the one owner of tests/e2e/test_logs_secrets.py, so the secrets' paths are all taken.
+CRM_WEBHOOK_PATH = "/crm/T0KEN-session/hook"
+CRM_WEBHOOK_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+STACK_ROUTING = """\
+receivers:
+  - {name: slack, type: slack, webhook_url_env: KIZASHI_SLACK_WEBHOOK_URL}
+  - {name: email, type: email, to: account_owner}
+  - {name: crm, type: webhook, url_env: KIZASHI_WEBHOOK_URL, secret_env: KIZASHI_WEBHOOK_SECRET}
+routes:
+  - name: the secrets test's owner, to the signed webhook too
+    match: {owner: sam@reps.example}
+    receivers: [slack, email, crm]
+default:
+  receivers: [slack, email]
 """
 
 

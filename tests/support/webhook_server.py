@@ -1,4 +1,5 @@
-"""A real local HTTP server standing in for Slack's incoming webhooks.
+"""A real local HTTP server standing in for Slack's incoming webhooks and for a team's
+`webhook` receiver (a CRM's endpoint).
 
 It records every request and answers 200 "ok" unless a path was told otherwise::
 
@@ -7,6 +8,11 @@ It records every request and answers 200 "ok" unless a path was told otherwise::
         url = hooks.url("/hook")
         ...
         await hooks.wait_for(3, timeout=5)
+
+A path told `verify_signatures(path, secret)` checks each request as a receiver would, with
+the Standard Webhooks library's `Webhook.verify` (headers, timestamp within 5 minutes,
+HMAC of "id.timestamp.body"): a request that fails is answered 401 and recorded with
+`verified=False`, before any reply queued for the path.
 
 HTTP/1.1 with keep-alive and Content-Length bodies only: what httpx sends, nothing more.
 """
@@ -21,6 +27,8 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from standardwebhooks import Webhook, WebhookVerificationError
+
 from kizashi.tools.tinyhttp import ConnectionServer, read_request
 
 # What Slack answers with each status (its real body texts).
@@ -34,7 +42,8 @@ SLACK_BODIES = {
     500: "internal_error",
     503: "service_unavailable",
 }
-REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 410: "Gone"}
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}
+REASONS |= {410: "Gone"}
 REASONS |= {429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
@@ -63,6 +72,8 @@ class RecordedRequest:
     json: Any
     status: int
     at: float
+    # Set on a path that verifies signatures: whether this request's signature verified.
+    verified: bool | None = None
 
     def __getitem__(self, key: str) -> Any:
         # Lets a test read `requests[0]["blocks"]` as if it were the JSON body.
@@ -76,6 +87,7 @@ class RecordingWebhookServer(ConnectionServer):
         # Requests with a delayed reply whose client hung up before it: never answered.
         self.unanswered: list[RecordedRequest] = []
         self._replies: dict[str, list[Reply]] = {}
+        self._verifiers: dict[str, Webhook] = {}
         self._changed = asyncio.Condition()
 
     def url(self, path: str = "/hook") -> str:
@@ -85,6 +97,21 @@ class RecordingWebhookServer(ConnectionServer):
         """Answer the next requests to `path` with these, in order; then 200 again."""
         queue = self._replies.setdefault(path, [])
         queue.extend(r if isinstance(r, Reply) else Reply(r) for r in replies)
+
+    def verify_signatures(self, path: str, secret: str) -> None:
+        """Verify every request to `path` with this `whsec_` secret (see the module doc)."""
+        self._verifiers[path] = Webhook(secret)
+
+    def _verified(self, path: str, headers: dict[str, str], body: bytes) -> bool | None:
+        verifier = self._verifiers.get(path)
+        if verifier is None:
+            return None
+        try:
+            verifier.verify(body, headers)
+        except (WebhookVerificationError, ValueError):
+            # ValueError: a signature header that is not "version,base64".
+            return False
+        return True
 
     def requests_to(self, path: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == path]
@@ -102,10 +129,19 @@ class RecordingWebhookServer(ConnectionServer):
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while request := await read_request(reader):
-            queue = self._replies.get(request.target)
-            reply = (queue.pop(0) if queue else Reply()).resolved()
+            verified = self._verified(request.target, request.headers, request.body)
+            if verified is False:
+                reply = Reply(401, "signature did not verify")
+            else:
+                queue = self._replies.get(request.target)
+                reply = (queue.pop(0) if queue else Reply()).resolved()
             record = await self._record(
-                request.method, request.target, request.headers, request.body, reply.status
+                request.method,
+                request.target,
+                request.headers,
+                request.body,
+                reply.status,
+                verified,
             )
             if reply.delay:
                 await asyncio.sleep(reply.delay)
@@ -119,13 +155,21 @@ class RecordingWebhookServer(ConnectionServer):
                 break
 
     async def _record(
-        self, method: str, path: str, headers: dict[str, str], body: bytes, status: int
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes,
+        status: int,
+        verified: bool | None = None,
     ) -> RecordedRequest:
         try:
             parsed = json.loads(body) if body else None
         except ValueError:
             parsed = None
-        record = RecordedRequest(method, path, headers, body, parsed, status, time.monotonic())
+        record = RecordedRequest(
+            method, path, headers, body, parsed, status, time.monotonic(), verified
+        )
         async with self._changed:
             self.requests.append(record)
             self._changed.notify_all()

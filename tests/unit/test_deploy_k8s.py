@@ -15,7 +15,7 @@ from tests.support.settings import read_by, read_by_any_service
 K8S = DEPLOY / "k8s"
 SECRET_KEYS = {"database-url", "ingest-keys", "console-ingest-key", "api-token",
                "action-secret", "action-secret-previous", "slack-webhook-url",
-               "smtp-url"}  # fmt: skip
+               "smtp-url", "webhook-url", "webhook-secret"}  # fmt: skip
 
 
 def _docs(name: str) -> list[dict]:

@@ -170,3 +170,29 @@ def test_the_packaged_routing_yaml_has_the_default_budget():
     packaged = load_routing_config(None, slack_webhook_url=None, smtp_configured=False)
     account = AccountFacts(account_id="a", owner_email="x@y.test")
     assert packaged.budget.for_owner("slack", account) == DailyBudget(limit=10, reserve=2)
+
+
+def test_a_webhook_receiver_is_never_budgeted():
+    """A webhook feeds a machine (a CRM), not a rep's attention, and takes no digest: with a
+    budget of 0 the Slack alert waits for the digest, the webhook's goes at once."""
+    from types import SimpleNamespace
+
+    from kizashi.notifier.consumer import plan
+
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    config = yaml.safe_load(CONFIG)
+    config["receivers"].append(
+        {"name": "crm", "type": "webhook", "url_env": "CRM_URL", "secret_env": "CRM_SECRET"}
+    )
+    config["default"]["receivers"].append("crm")
+    config["budget"] = {"daily": 0}
+    routing = build_tree(
+        config,
+        source="routing.yaml",
+        environ={"CRM_URL": "https://crm.example/hooks", "CRM_SECRET": secret},
+        smtp_configured=True,
+    )
+    now = datetime(2026, 12, 3, 9, tzinfo=UTC)
+    alone, budgeted = plan(SimpleNamespace(routing=routing), signal(50_000), now, None)
+    assert [intent.receiver for intent in alone] == ["crm"]
+    assert sorted(b.intent.receiver for b in budgeted) == ["mail", "slack"]

@@ -59,7 +59,7 @@ async def list_deliveries(
         str | None,
         Query(alias="status", pattern="^(pending|sending|sent|failed|skipped|cancelled)$"),
     ] = None,
-    channel: Annotated[str | None, Query(pattern="^(slack|email|customer_email)$")] = None,
+    channel: Annotated[str | None, Query(pattern="^(slack|email|webhook|customer_email)$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[DeliveryView]:
     async with raw_transaction(engine) as connection:

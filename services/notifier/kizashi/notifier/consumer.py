@@ -95,7 +95,10 @@ def plan(
             )
             intents.append(replace(intent, digest_key=key, not_before=not_before))
             continue
-        budget = None if owner is None else policy.for_owner(match.receiver.name, signal.account)
+        # A webhook feeds a machine (a CRM), not a person's attention: never budgeted, and it
+        # takes no digest to defer into.
+        to_person = owner is not None and match.receiver.type != "webhook"
+        budget = policy.for_owner(match.receiver.name, signal.account) if to_person else None
         if budget is None or budget.limit is None:
             intents.append(intent)  # no rep, or no limit: nothing to count
         else:

@@ -30,7 +30,13 @@ from kizashi.notifier import repository
 from kizashi.notifier.correction import corrected_delivery, message_id, send_correction
 from kizashi.notifier.customer import CUSTOMER_CHANNEL, send_customer_email
 from kizashi.notifier.digest import digest_id_for, send_digest
-from kizashi.notifier.links import action_links, console_link, feedback_links, recipient_of
+from kizashi.notifier.links import (
+    action_links,
+    all_links,
+    console_link,
+    feedback_links,
+    recipient_of,
+)
 from kizashi.notifier.metrics import (
     DELIVERIES,
     DELIVERIES_FAILED,
@@ -42,6 +48,7 @@ from kizashi.notifier.metrics import (
 from kizashi.notifier.routing import EmailReceiver, SlackReceiver
 from kizashi.notifier.state import NotifierState
 from kizashi.notifier.transport import SendResult
+from kizashi.notifier.webhook import WebhookReceiver, send_webhook
 from kizashi.runtime import tracing
 from kizashi.runtime.db import raw_transaction
 from kizashi.runtime.kafka import OutgoingRecord, encode
@@ -101,6 +108,9 @@ async def send_once(
             # Its own Message-ID, so a correction can reply to it (kizashi.notifier.correction).
             headers={"X-Kizashi-Delivery-Id": delivery_id, "Message-ID": message_id(delivery_id)},
         )
+    if isinstance(receiver, WebhookReceiver):
+        links = all_links(service, signal, recipient_of(signal.account))
+        return await send_webhook(service.webhooks, receiver, signal, delivery_id, links)
     return SendResult("failed", f"unknown receiver type for {receiver_name!r}")
 
 

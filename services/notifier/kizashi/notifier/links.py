@@ -84,3 +84,18 @@ def verify_unsubscribe(service: NotifierState, token: str) -> tuple[str, str]:
     if action != UNSUBSCRIBE or not contact:
         raise InvalidActionToken("not an unsubscribe token")
     return delivery_id, contact
+
+
+def all_links(
+    service: NotifierState, signal: SignalBase, recipient: str | None
+) -> dict[str, str | None]:
+    """Every link by name, for a machine-read message (the `webhook` receiver's JSON)."""
+    ack, snooze = action_links(service, signal, recipient)
+    useful, not_useful = feedback_links(service, signal, recipient)
+    return {
+        "console": console_link(service, signal),
+        "acknowledge": ack,
+        "snooze": snooze,
+        "useful": useful,
+        "not_useful": not_useful,
+    }

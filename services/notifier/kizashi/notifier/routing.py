@@ -1,6 +1,6 @@
 """Which receivers hear about a signal: `routing.yaml` (architecture §2.4).
 
-The file has `receivers` (slack / email), ordered `routes` and a `default` route, which is
+The file has `receivers` (slack / email / webhook), ordered `routes` and a `default` route, which is
 taken only when no route matched; `defaults/routing.yaml` documents every key. A matcher is a
 string or a list of strings (any of them); "~regex" must match the whole value, "~~x" is the
 literal "~x". `owner` is compared with both the account's `owner_email` and `owner_slack`;
@@ -8,7 +8,10 @@ literal "~x". `owner` is compared with both the account's `owner_email` and `own
 
 A Slack receiver whose webhook env var is unset, or an email receiver without SMTP, is kept but
 disabled: routes may name it, `match()` skips it and `describe()` says why. That is what lets
-the packaged default stand in for "no file at all".
+the packaged default stand in for "no file at all". A webhook receiver whose URL variable is
+unset is disabled the same way; a URL or a secret that is set but invalid stops the service
+with a RoutingConfigError naming the variable (never its value), as does a URL without a
+secret: a webhook receiver never sends unsigned.
 """
 
 from __future__ import annotations
@@ -36,10 +39,12 @@ from kizashi.notifier.routing_config import (
     RouteConfig,
     RoutingConfigError,
     SlackReceiverConfig,
+    WebhookReceiverConfig,
     _check_url,
 )
 from kizashi.notifier.settings import NotifierSettings
 from kizashi.notifier.transport import redact_url
+from kizashi.notifier.webhook import WebhookReceiver, build_webhook
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +111,7 @@ class EmailReceiver:
         }
 
 
-Receiver = SlackReceiver | EmailReceiver
+Receiver = SlackReceiver | EmailReceiver | WebhookReceiver
 
 
 @dataclass(frozen=True)
@@ -294,7 +299,12 @@ def build_tree(
             raise RoutingConfigError(
                 f"{source}: receiver #{index} ({config.name!r}): name: duplicate receiver name"
             )
-        receivers[config.name] = _build_receiver(config, environ, smtp_configured)
+        try:
+            receivers[config.name] = _build_receiver(config, environ, smtp_configured)
+        except ValueError as exc:
+            raise RoutingConfigError(
+                f"{source}: receiver #{index} ({config.name!r}): {exc}"
+            ) from None
 
     routes: list[Route] = []
     for index, config in enumerate(parsed.routes):
@@ -312,7 +322,8 @@ def build_tree(
 
 
 def _build_budget(
-    config: BudgetConfig, receivers: list[SlackReceiverConfig | EmailReceiverConfig]
+    config: BudgetConfig,
+    receivers: list[SlackReceiverConfig | EmailReceiverConfig | WebhookReceiverConfig],
 ) -> BudgetPolicy:
     def budget(limit: BudgetLimit) -> DailyBudget:
         if limit == "unlimited":
@@ -322,7 +333,9 @@ def _build_budget(
     return BudgetPolicy(
         default=budget(config.daily),
         by_receiver={
-            r.name: budget(r.daily_budget) for r in receivers if r.daily_budget is not None
+            r.name: budget(r.daily_budget)
+            for r in receivers
+            if getattr(r, "daily_budget", None) is not None  # a webhook has none
         },
         by_owner={owner.casefold(): budget(v) for owner, v in config.by_owner.items()},
         digest=config.digest.period,
@@ -332,10 +345,12 @@ def _build_budget(
 
 
 def _build_receiver(
-    config: SlackReceiverConfig | EmailReceiverConfig,
+    config: SlackReceiverConfig | EmailReceiverConfig | WebhookReceiverConfig,
     environ: Mapping[str, str],
     smtp_configured: bool,
 ) -> Receiver:
+    if isinstance(config, WebhookReceiverConfig):
+        return build_webhook(config, environ)
     if isinstance(config, EmailReceiverConfig):
         return EmailReceiver(
             name=config.name,
@@ -369,6 +384,11 @@ def _build_route(
     for receiver in config.receivers:
         if receiver not in receivers:
             raise RoutingConfigError(f"{where}: receivers: unknown receiver {receiver!r}")
+        if config.digest and receivers[receiver].type == "webhook":
+            raise RoutingConfigError(
+                f"{where}: digest: webhook receiver {receiver!r} takes each signal as it"
+                " fires; give the digest route only slack or email receivers"
+            )
     matchers: dict[str, Matcher] = {}
     if isinstance(config, RouteConfig):
         for key, value in config.match.model_dump(exclude_none=True).items():

@@ -71,6 +71,20 @@ class SlackReceiverConfig(_Strict):
         return self
 
 
+# The name of an environment variable (a webhook's URL and secret are read from one).
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class WebhookReceiverConfig(_Strict):
+    """POSTs each signal as signed JSON (kizashi.notifier.webhook). The URL and the secret
+    are named here, by environment variable, and never written here nor taken from signals."""
+
+    name: str = Field(min_length=1)
+    type: Literal["webhook"]
+    url_env: EnvName
+    secret_env: EnvName
+
+
 Address = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
 
 
@@ -81,7 +95,10 @@ class EmailReceiverConfig(_Strict):
     to: Literal["account_owner"] | Annotated[list[Address], Field(min_length=1)]
 
 
-ReceiverConfig = Annotated[SlackReceiverConfig | EmailReceiverConfig, Field(discriminator="type")]
+ReceiverConfig = Annotated[
+    SlackReceiverConfig | EmailReceiverConfig | WebhookReceiverConfig,
+    Field(discriminator="type"),
+]
 MatchValue = str | list[str]
 
 
@@ -189,6 +206,6 @@ ROUTING_FILE = ConfigFile(
     # test_notifier_routing pins "cannot read" for a file that is not YAML.
     phrases={"not_yaml": "cannot read: {detail}"},
     # The receiver union's discriminator values appear in error locations.
-    union_tags=frozenset({"slack", "email"}),
+    union_tags=frozenset({"slack", "email", "webhook"}),
     name_of=_where,
 )

@@ -1,4 +1,5 @@
-"""Sending one message: Slack incoming webhooks over HTTP, email over SMTP (architecture §5.7).
+"""Sending one message: JSON over HTTP (Slack incoming webhooks, the signed `webhook`
+receiver), email over SMTP (architecture §5.7).
 
 A send never raises for delivery problems: it returns a `SendResult` that says whether the
 message went out, may go out on a later attempt (and when), or never will. A send is one
@@ -193,8 +194,9 @@ class LocalPacer:
 
 
 class WebhookSender:
-    """POSTs JSON to Slack incoming webhooks, at most ~`rate` messages a second per webhook
-    (paced by `pacer`; by default a token bucket per webhook in this process)."""
+    """POSTs JSON to Slack incoming webhooks and `webhook` receivers, at most ~`rate`
+    messages a second per URL (paced by `pacer`; by default a token bucket per URL in this
+    process)."""
 
     def __init__(
         self,
@@ -219,7 +221,10 @@ class WebhookSender:
         payload: Mapping[str, Any],
         *,
         headers: Mapping[str, str] | None = None,
+        sign: Callable[[bytes], Mapping[str, str]] | None = None,
     ) -> SendResult:
+        """`sign`, when given, adds headers computed from the body at the moment of sending
+        (after any wait for the pace), e.g. the Standard Webhooks signature and timestamp."""
         try:
             paused = await self._pacer.paused_for(url)
             if paused > self._max_pause:
@@ -229,6 +234,8 @@ class WebhookSender:
             return SendResult("retry", _clip(f"pacing unavailable: {type(exc).__name__}"))
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
+        if sign is not None:
+            headers.update(sign(body))
         try:
             response = await self._client.post(url, content=body, headers=headers)
         except httpx.TimeoutException as exc:
@@ -257,7 +264,8 @@ class WebhookSender:
         if status >= 500 or status == 408:
             return SendResult("retry", f"HTTP {status}: {text}", status)
         # Slack answers 400 invalid_payload, 403 action_prohibited, 404 no_service /
-        # channel_not_found, 410 channel_is_archived: retrying will not change them.
+        # channel_not_found, 410 channel_is_archived: retrying will not change them. A
+        # `webhook` receiver's 4xx (401: the signature did not verify) is treated the same.
         return SendResult("failed", f"HTTP {status}: {text}", status)
 
     async def aclose(self) -> None:
