@@ -32,6 +32,10 @@ class SignalBase(BaseModel):
     caused_at: datetime | None = None
     # The account's relationship phase when the signal fired (issue #18; a routing attribute).
     phase: int | None = None
+    # Set when a snoozed signal reopened because its rule's measure got worse (issue #20): the
+    # same signal, published again with what got worse as its first reason. The notifier's
+    # delivery ids include it, so the reopened signal alerts once more (and only once).
+    reopened_at: datetime | None = None
 
 
 class OpportunitySignal(SignalBase):

@@ -21,8 +21,14 @@ from kizashi.runtime.db import raw_transaction
 DELIVERY_NAMESPACE = uuid.UUID("5f1d3c3e-9b7a-4c61-8d0e-6a2b7f4e9c10")
 
 
-def delivery_id_for(signal_id: str, receiver: str) -> str:
-    return str(uuid.uuid5(DELIVERY_NAMESPACE, f"{signal_id}\x1f{receiver}"))
+def delivery_id_for(signal_id: str, receiver: str, reopened_at: datetime | None = None) -> str:
+    """One per (signal, receiver); a signal reopened because it got worse while snoozed is
+    delivered once more, per reopening (its `reopened_at`)."""
+    if reopened_at is None:
+        key = signal_id
+    else:
+        key = f"{signal_id}\x1freopened {reopened_at.astimezone(UTC).isoformat()}"
+    return str(uuid.uuid5(DELIVERY_NAMESPACE, f"{key}\x1f{receiver}"))
 
 
 def digest_owner(account: AccountFacts) -> str:
@@ -68,7 +74,9 @@ async def handle_signals(service: NotifierState, records: list[ConsumerRecord]) 
                 digest_key, not_before = digest_slot(match.receiver.name, owner, match.digest, now)
             intents.append(
                 repository.Intent(
-                    delivery_id=delivery_id_for(signal.signal_id, match.receiver.name),
+                    delivery_id=delivery_id_for(
+                        signal.signal_id, match.receiver.name, signal.reopened_at
+                    ),
                     signal_id=signal.signal_id,
                     receiver=match.receiver.name,
                     channel=match.receiver.type,

@@ -13,6 +13,7 @@ from kizashi.triggers.engine import Evaluation, RuleState, evaluate, resolvable
 from kizashi.triggers.rules import SWEEP_RULES, RuleBook
 from kizashi.triggers.rules.base import INSUFFICIENT
 from kizashi.triggers.schedule import features_now, next_sweep_at
+from kizashi.triggers.worse import Measures, measures_of
 
 SIGNAL_MODELS: dict[str, type[SignalBase]] = {
     "opportunity": OpportunitySignal,
@@ -64,6 +65,8 @@ class AccountMemory:
 class Decision:
     signals: list[SignalBase]
     evaluation: Evaluation
+    # Each measure a snoozed signal may watch, as this change shows it (kizashi.triggers.worse).
+    measures: Measures | None = None
 
 
 def decide(
@@ -133,7 +136,9 @@ def decide(
         else:
             memory.latest, memory.latest_json = change.model_dump(mode="json"), None
     memory.schedule(rules, now)
-    return Decision(signals=signals, evaluation=evaluation)
+    return Decision(
+        signals=signals, evaluation=evaluation, measures=measures_of(change.after, change.features)
+    )
 
 
 def sweep_decide(memory: AccountMemory, rules: RuleBook, *, now: datetime) -> Decision:

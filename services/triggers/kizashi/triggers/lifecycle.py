@@ -1,4 +1,7 @@
-"""Signal lifecycle: open → acknowledged | snoozed(until) → resolved, each step recorded."""
+"""Signal lifecycle: open → acknowledged | snoozed(until) → resolved, each step recorded.
+
+A snooze records the measures its rule may watch (kizashi.triggers.worse): a snoozed signal
+reopens before its time, once, if its rule's measure gets worse by the rule's amount."""
 
 from datetime import datetime
 
@@ -6,6 +9,7 @@ import asyncpg
 
 from kizashi.triggers import repository
 from kizashi.triggers.metrics import SIGNAL_ACTIONS
+from kizashi.triggers.worse import measures_at
 
 # action → (statuses it may start from, status it leads to)
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -38,6 +42,11 @@ async def apply_action(
         raise NotFound(signal_id)
     if current not in allowed_from:
         raise InvalidTransition(f"cannot {action} a signal that is {current}")
+    measures = None
+    if action == "snooze":
+        # What the signal's rule may watch while it sleeps (snooze unless worse).
+        latest = await repository.signal_account_latest(conn=connection, signal_id=signal_id)
+        measures = measures_at(latest, now)
     row = await repository.set_signal_status(
         conn=connection,
         signal_id=signal_id,
@@ -45,6 +54,7 @@ async def apply_action(
         snoozed_until=until if action == "snooze" else None,
         now=now,
         actor=actor,
+        snooze_measures=measures,
     )
     await repository.record_actions(
         conn=connection,

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSON, JSONB
 
@@ -41,9 +42,18 @@ signals = Table(
     Column("feedback_reason", Text, nullable=True),
     Column("feedback_by", Text, nullable=True),
     Column("feedback_at", DateTime(timezone=True), nullable=True),
+    # Each measure a rule may watch (CS, usage) as it stood when the signal was snoozed
+    # (0017; kizashi.triggers.worse); NULL when not snoozed.
+    Column("snooze_measures", JSONB, nullable=True),
     Index("signals_account_fired", "account_id", "fired_at"),
     Index("signals_status", "status", "fired_at"),
     Index("signals_rule_fired", "rule", "fired_at"),
+    # The snoozed signals of a batch's accounts that watch a measure (0017).
+    Index(
+        "signals_snoozed_watching",
+        "account_id",
+        postgresql_where=text("status = 'snoozed' AND snooze_measures IS NOT NULL"),
+    ),
 )
 
 signal_actions = Table(

@@ -1,6 +1,7 @@
 """What the consumer and the sweep do with their decisions, in the caller's transaction:
 save the accounts' memory and rule states, insert the new signals, auto-resolve cleared
-churn risks, and publish the new signals before the commit (a failed send rolls it all back,
+churn risks, reopen snoozed signals that got worse (kizashi.triggers.worse), and publish the
+new and reopened signals before the commit (a failed send rolls it all back,
 and a replay after a crash re-sends the same deterministic ids, which downstream dedupes)."""
 
 import logging
@@ -10,14 +11,20 @@ from typing import Any
 import asyncpg
 
 from kizashi.contracts.rules import RULE_KINDS
-from kizashi.contracts.signals import SignalBase
+from kizashi.contracts.signals import SignalBase, signal_adapter
 from kizashi.contracts.topics import SIGNAL_TOPICS
 from kizashi.runtime.kafka import OutgoingRecord, encode
-from kizashi.triggers import repository
+from kizashi.triggers import repository, worse
 from kizashi.triggers.decide import AccountMemory, Decision
 from kizashi.triggers.engine import RuleState
-from kizashi.triggers.metrics import SIGNALS_FIRED, SIGNALS_RESOLVED, SIGNALS_SUPPRESSED
+from kizashi.triggers.metrics import (
+    SIGNAL_ACTIONS,
+    SIGNALS_FIRED,
+    SIGNALS_RESOLVED,
+    SIGNALS_SUPPRESSED,
+)
 from kizashi.triggers.state import TriggersState
+from kizashi.triggers.worse import Measures
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +40,13 @@ class Outcome:
     suppressed: list[str] = field(default_factory=list)
     # signal id → the trace context it goes on under (tracing on only; kizashi.runtime.tracing).
     contexts: dict[str, Any] = field(default_factory=dict)
+    # Each account's measures as its latest decision saw them (kizashi.triggers.worse).
+    measures: dict[str, Measures] = field(default_factory=dict)
     # Filled by `record`.
     fresh: list[SignalBase] = field(default_factory=list)
     resolved: list[str] = field(default_factory=list)
+    # Snoozed signals reopened because their measure got worse, as published again.
+    reopened: list[SignalBase] = field(default_factory=list)
 
     def changed_states(self) -> dict[str, dict[str, RuleState]]:
         changed = {}
@@ -56,6 +67,8 @@ class Outcome:
         self.signals.extend(decision.signals)
         self.cleared.extend((account_id, rule) for rule in decision.evaluation.cleared)
         self.suppressed.extend(decision.evaluation.suppressed)
+        if decision.measures is not None:
+            self.measures[account_id] = decision.measures
 
 
 async def record(
@@ -70,6 +83,7 @@ async def record(
     outcome.resolved = await repository.resolve_cleared(
         conn=connection, cleared=outcome.cleared, now=now
     )
+    outcome.reopened = await _reopen_worse(connection, service, outcome, now)
     await service.producer.send_all(
         [
             OutgoingRecord(
@@ -78,10 +92,38 @@ async def record(
                 encode(s),
                 context=outcome.contexts.get(s.signal_id),
             )
-            for s in outcome.fresh
+            for s in (*outcome.fresh, *outcome.reopened)
         ]
     )
     return outcome
+
+
+async def _reopen_worse(
+    connection: asyncpg.Connection, service: TriggersState, outcome: Outcome, now
+) -> list[SignalBase]:
+    """Snooze unless worse (kizashi.triggers.worse): one read of the batch's accounts'
+    snoozed signals whose rule watches a measure (none for almost every batch, through a
+    partial index), and one update for those that got worse."""
+    watching = worse.watching_rules(service.rules)
+    if not watching or not outcome.measures:
+        return []
+    snoozed = await repository.snoozed_watching(
+        conn=connection, account_ids=list(outcome.measures), rules=watching
+    )
+    reopen = worse.reopenings(snoozed, outcome.measures, service.rules)
+    if not reopen:
+        return []
+    payloads = {row["signal_id"]: row["payload"] for row in snoozed}
+    signals = [
+        signal_adapter.validate_python(worse.reopened_payload(payloads[r.signal_id], r, now))
+        for r in reopen
+    ]
+    reopened = await repository.reopen_worse(
+        conn=connection,
+        signals=[(s, r.reason) for s, r in zip(signals, reopen, strict=True)],
+        now=now,
+    )
+    return [s for s in signals if s.signal_id in reopened]
 
 
 def count(outcome: Outcome) -> None:
@@ -100,3 +142,10 @@ def count(outcome: Outcome) -> None:
     for rule in outcome.suppressed:
         SIGNALS_SUPPRESSED.labels(RULE_KINDS[rule], rule).inc()
     SIGNALS_RESOLVED.inc(len(outcome.resolved))
+    if outcome.reopened:
+        SIGNAL_ACTIONS.labels("reopen_worse").inc(len(outcome.reopened))
+    for signal in outcome.reopened:
+        log.info(
+            "signal reopened: worse since snoozed",
+            extra={"signal_id": signal.signal_id, "account_id": signal.account_id},
+        )
