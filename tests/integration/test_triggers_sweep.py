@@ -1,6 +1,7 @@
 """The triggers sweep against a real PostgreSQL and a real broker, with the clock moved by
 hand: silence fires inactivity with no event, the account's return resolves it, only due
-accounts are read, and rows the consumer holds are skipped rather than waited for.
+accounts are read, and rows the consumer holds are skipped rather than waited for. And a
+snoozed signal that gets worse reopens and alerts once (snooze unless worse, issue #20).
 
 Its own database and broker: a sweep run at a future time must not touch the shared stack's
 accounts, and its signals must not reach the shared stack's notifier.
@@ -22,12 +23,14 @@ from aiokafka.structs import ConsumerRecord
 from kizashi.contracts.events import EventEnvelope, input_event_adapter
 from kizashi.contracts.observations import rep_observation_adapter
 from kizashi.contracts.topics import SCORES_CHANGED, SIGNAL_TOPICS
+from kizashi.runtime.db import raw_transaction
 from kizashi.runtime.lifecycle import ServiceRuntime
 from kizashi.scoring.config import load_scoring_config
 from kizashi.scoring.pipeline import rescore
 from kizashi.scoring.repository import StoredAccount
 from kizashi.tools.replay import published
 from kizashi.triggers.consumer import handle_changes
+from kizashi.triggers.lifecycle import apply_action
 from kizashi.triggers.rules import load_rules_config
 from kizashi.triggers.settings import TriggersSettings
 from kizashi.triggers.state import TriggersState
@@ -278,3 +281,92 @@ async def test_a_due_date_a_rep_logged_fires_renewal_timing_at_the_sweep(
         f"Logged by 'ann@reps.example' on {(now - DAY).date().isoformat()}",
     ]
     assert payload["phase"] == 0
+
+
+async def published_signals(bootstrap: str, topic: str, signal_id: str) -> list[dict]:
+    """Every message of `topic` for `signal_id`, in order."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        batches = await consumer.getmany(timeout_ms=3000)
+        found = [orjson.loads(r.value) for rs in batches.values() for r in rs]
+        return [m for m in found if m["signal_id"] == signal_id]
+    finally:
+        await consumer.stop()
+
+
+async def test_a_snoozed_signal_that_gets_worse_reopens_and_alerts_once(
+    triggers: TriggersState, own_database: str, own_broker: str
+) -> None:
+    """health_drop fires at CS 58, the rep snoozes it for a week; CS 50 (8 points worse) keeps
+    it snoozed, CS 46 (12 worse, past the rule's 10) reopens it with the reason and publishes
+    it once more; CS 40 the day after publishes nothing: once per snooze."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    account = f"worse-{uuid.uuid4().hex[:6]}"
+    first = published(
+        rescore(
+            StoredAccount(account, None, None),
+            [facts(account, now - 40 * DAY), *used(account, [now - 20 * DAY, now - DAY])],
+            config=SCORING,
+            now=now,
+        )
+    )
+    assert first is not None
+
+    def at_cs(cs: float, at: datetime, before: float | None) -> ConsumerRecord:
+        after = first.after.model_copy(update={"cs": cs, "segment": "at_risk", "confidence": 1.0})
+        change = first.model_copy(
+            update={
+                "computed_at": at,
+                "after": after,
+                "before": None if before is None else after.model_copy(update={"cs": before}),
+                "events": [],
+            }
+        )
+        value = change.model_dump_json().encode()
+        key = account.encode()
+        return ConsumerRecord(SCORES_CHANGED, 0, 0, 0, 0, key, value, None, 0, len(value), ())
+
+    await handle_changes(triggers, [at_cs(75, now, None)])
+    await handle_changes(triggers, [at_cs(58, now + DAY, 75)])
+    [fired] = await signals_of(own_database, account)
+    assert (fired["rule"], fired["status"]) == ("health_drop", "open")
+    signal_id = fired["signal_id"]
+
+    snoozed_at = now + DAY + timedelta(hours=1)
+    async with raw_transaction(triggers.engine) as connection:
+        await apply_action(
+            connection,
+            signal_id=signal_id,
+            action="snooze",
+            actor="ann@reps.example",
+            now=snoozed_at,
+            until=snoozed_at + 7 * DAY,
+        )
+    await handle_changes(triggers, [at_cs(50, now + 2 * DAY, 58)])
+    assert (await signals_of(own_database, account))[0]["status"] == "snoozed"
+
+    worse_at = now + 3 * DAY
+    await handle_changes(triggers, [at_cs(46, worse_at, 50)])
+    await handle_changes(triggers, [at_cs(40, now + 4 * DAY, 46)])  # worse still: not again
+    [reopened] = await signals_of(own_database, account)
+    reason = f"CS 58 → 46 since snoozed on {snoozed_at:%Y-%m-%d}"
+    assert (reopened["status"], reopened["status_changed_by"]) == (
+        "open",
+        "kizashi:worse-since-snooze",
+    )
+    assert reopened["actions"] == [
+        "snoozed:ann@reps.example",
+        "reopened:kizashi:worse-since-snooze",
+    ]
+    assert orjson.loads(reopened["payload"])["reasons"][0] == reason
+    messages = await published_signals(own_broker, SIGNAL_TOPICS["churn_risk"], signal_id)
+    assert [m["reopened_at"] for m in messages] == [
+        None,
+        worse_at.isoformat().replace("+00:00", "Z"),
+    ]
+    again = messages[1]
+    assert again["reasons"][0] == reason and again["headline"] == "CS 58 → 46 since snoozed"
+    assert again["reasons"][1:] == messages[0]["reasons"]

@@ -28,8 +28,9 @@ def test_the_example_history_fires_what_docs_signals_md_shows(capsys) -> None:
     fired = {
         name: sorted(rule["accounts"]) for name, rule in report["rules"].items() if rule["signals"]
     }
+    # No expansion_ready: the three accounts' OP only touched the expand cut-off (segments do
+    # not flap, scoring.yaml's margins and min_dwell; docs/signals.md says so under the output).
     assert fired == {
-        "expansion_ready": ["acme-corp", "initech", "tyrell"],
         "upsell_intent": ["acme-corp"],
         "pricing_interest": ["initech", "tyrell"],
         "cross_sell_click": ["cyberdyne"],
@@ -45,7 +46,7 @@ def test_the_example_history_fires_what_docs_signals_md_shows(capsys) -> None:
         "2026-03-06T13:25:55+00:00",
         "2026-03-25T15:37:18+00:00",
     ]
-    assert report["signals"] == 22
+    assert report["signals"] == 19
     # docs/signals.md shows this very output.
     docs = (EXAMPLE.parents[1] / "docs" / "signals.md").read_text()
     _, text, _ = backtest(capsys, "--events", str(EXAMPLE))

@@ -158,12 +158,14 @@ def personas() -> dict[str, list[EventEnvelope]]:
             *visits("pricing-shopper", 8, 2),  # the same episode: no second signal
             *visits("pricing-shopper", 24, 3),  # re-armed by the quiet week, cooldown over
         ],
-        # Heavy use, then says yes to the premium plan and reads product pages.
+        # Heavy use, then says yes to the premium plan and reads product pages, day after
+        # day: OP holds past its cut-off's enter_margin for segments.min_dwell (one day of
+        # reading would be a blip the segment does not follow).
         "happy-expander": [
             *crm("happy-expander", seats=15, arr=120000, plan="starter", employees=400),
             *usage("happy-expander", always, users=11, per_day=8),
             *survey("happy-expander", 12, upsell_intent=9, nps=9),
-            *visits("happy-expander", 13, 2, "product"),
+            *(e for day in range(13, 18) for e in visits("happy-expander", day, 2, "product")),
         ],
         # NPS 8 in February, 2 on 10 March, 9 on 21 March (clears; resolves after 14 days).
         "detractor": [
@@ -228,7 +230,9 @@ EXPECTED: dict[str, list[tuple[str, int]]] = {
     "quiet-healthy": [],
     "silent-churner": [("health_drop", 14), ("usage_drop", 17), ("inactivity", 23)],
     "pricing-shopper": [("pricing_interest", 5), ("pricing_interest", 24)],
-    "happy-expander": [("upsell_intent", 12), ("expansion_ready", 13)],
+    # Three product-page visits in 7 days by day 14; expand held from day 16 (OP past
+    # 50 + enter_margin since day 14, for min_dwell).
+    "happy-expander": [("upsell_intent", 12), ("pricing_interest", 14), ("expansion_ready", 16)],
     "detractor": [("detractor", 9)],
     "renewal-at-risk": [("renewal_at_risk", 10)],
     "seat-constrained": [("seat_pressure", 18)],

@@ -46,6 +46,10 @@ class SignalBase(BaseModel):
     # Set on the message triggers sends again when it retracts the signal (the notifier sends
     # the owner one "Correction: …" follow-up for it); None on the signal as it fired.
     retracted: Retraction | None = None
+    # Set when a snoozed signal reopened because its rule's measure got worse (issue #20): the
+    # same signal, published again with what got worse as its first reason. The notifier's
+    # delivery ids include it, so the reopened signal alerts once more (and only once).
+    reopened_at: datetime | None = None
 
 
 class OpportunitySignal(SignalBase):

@@ -11,7 +11,7 @@ stored on the row, so a restart or a replay changes nothing."""
 
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
@@ -40,8 +40,14 @@ from kizashi.runtime.db import raw_transaction
 DELIVERY_NAMESPACE = uuid.UUID("5f1d3c3e-9b7a-4c61-8d0e-6a2b7f4e9c10")
 
 
-def delivery_id_for(signal_id: str, receiver: str) -> str:
-    return str(uuid.uuid5(DELIVERY_NAMESPACE, f"{signal_id}\x1f{receiver}"))
+def delivery_id_for(signal_id: str, receiver: str, reopened_at: datetime | None = None) -> str:
+    """One per (signal, receiver); a signal reopened because it got worse while snoozed is
+    delivered once more, per reopening (its `reopened_at`)."""
+    if reopened_at is None:
+        key = signal_id
+    else:
+        key = f"{signal_id}\x1freopened {reopened_at.astimezone(UTC).isoformat()}"
+    return str(uuid.uuid5(DELIVERY_NAMESPACE, f"{key}\x1f{receiver}"))
 
 
 def digest_owner(account: AccountFacts) -> str:
@@ -81,7 +87,7 @@ def plan(
     policy = service.routing.budget
     for match in service.routing.route(signal):
         intent = repository.Intent(
-            delivery_id=delivery_id_for(signal.signal_id, match.receiver.name),
+            delivery_id=delivery_id_for(signal.signal_id, match.receiver.name, signal.reopened_at),
             signal_id=signal.signal_id,
             receiver=match.receiver.name,
             channel=match.receiver.type,
@@ -179,7 +185,7 @@ async def handle_signals(service: NotifierState, records: list[ConsumerRecord]) 
             receiver, carried = customer
             intents.append(
                 repository.Intent(
-                    delivery_id=delivery_id_for(signal.signal_id, receiver),
+                    delivery_id=delivery_id_for(signal.signal_id, receiver, signal.reopened_at),
                     signal_id=signal.signal_id,
                     receiver=receiver,
                     channel=CUSTOMER_CHANNEL,

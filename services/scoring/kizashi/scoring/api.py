@@ -30,6 +30,10 @@ class AccountView(BaseModel):
     # How much evidence the scores stand on, 0..1 (the breakdown's `confidence` lines say
     # what would raise it); below min_confidence the segment is insufficient_data.
     confidence: float | None = None
+    # `segment` is the segment held (scoring.yaml's margins and min_dwell, issue #20); the one
+    # the scores point to while they wait out min_dwell, and since when (else null).
+    segment_pending: Segment | None = None
+    segment_pending_since: datetime | None = None
     breakdown: list[ScoreComponent]
     features: dict[str, float | None]
     event_counts: dict[str, int]
@@ -101,6 +105,8 @@ async def get_account(account_id: str, engine: EngineDep, _: ApiCaller) -> Accou
         segment=row["segment"],
         priority=row["priority"],
         confidence=confidence,
+        segment_pending=row["segment_candidate"],
+        segment_pending_since=row["segment_candidate_since"],
         breakdown=row["breakdown"] or [],
         features=features,
         event_counts=event_counts(AccountState.from_json(row["state"])),

@@ -32,6 +32,7 @@ from kizashi.scoring.config import ScoringConfig
 from kizashi.scoring.features import AccountState, facts_model, features_at, utc_day
 from kizashi.scoring.indices import meaningful_change, score
 from kizashi.scoring.observations import Observed
+from kizashi.scoring.segments import SegmentHold
 
 # (at, cs, op, segment, priority, phase): one row of score_history. A past point's phase is
 # None (not computed: the ladder's expiry is read at the live score only).
@@ -65,10 +66,12 @@ def fold(
     config: ScoringConfig,
     now: datetime,
     keep_since: datetime | None = None,
+    hold: SegmentHold | None = None,
 ) -> list[Point]:
     """Apply `events` to `state` (in place) and return the past points they make, oldest
     first. `published` is the score last published (cs, op, segment, priority), the first
-    point's reference; `keep_since` the retention cut-off (no point before it)."""
+    point's reference; `keep_since` the retention cut-off (no point before it); `hold` the
+    segment the account holds, stepped at each past point (kizashi.scoring.segments)."""
     today = utc_day(now.timestamp())
     today_start = datetime.fromtimestamp(today * DAY_S, UTC)
     if not any(occurred(event) < today_start for event in events):
@@ -96,7 +99,7 @@ def fold(
         if event_day != day and recorded(day):
             if facts is None:
                 facts = facts_model(state.facts_json(account_id))
-            reference = _point(state, facts, day, reference, config, points)
+            reference = _point(state, facts, day, reference, config, points, hold)
         state.apply(event)  # type: ignore[arg-type]
         day = event_day
         if event.type == "account_update":  # type: ignore[attr-defined]
@@ -104,7 +107,7 @@ def fold(
     if recorded(day):
         if facts is None:
             facts = facts_model(state.facts_json(account_id))
-        _point(state, facts, day, reference, config, points)
+        _point(state, facts, day, reference, config, points, hold)
     return points
 
 
@@ -115,6 +118,7 @@ def _point(
     reference: dict | None,
     config: ScoringConfig,
     points: list[Point],
+    hold: SegmentHold | None,
 ) -> dict | None:
     """The score at the end of `day`, appended to `points` when it would have been published;
     returns the new reference."""
@@ -122,7 +126,9 @@ def _point(
     # The observations as the state holds them; the phase counted as unknown (see Point).
     observed = Observed.of(state.obs, None)
     features = features_at(state, facts, at)
-    snapshot = score(features, facts, config, at, explain=False, observed=observed).snapshot
+    snapshot = score(
+        features, facts, config, at, explain=False, observed=observed, hold=hold
+    ).snapshot
     if not meaningful_change(reference, snapshot, config):
         return reference
     points.append((at, snapshot.cs, snapshot.op, snapshot.segment, snapshot.priority, None))

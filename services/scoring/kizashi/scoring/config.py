@@ -6,11 +6,20 @@ packaged default is the documented reference to copy from.
 """
 
 import math
+import re
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from kizashi.contracts.scores import Priority
 from kizashi.runtime.yamlconfig import ConfigFile, ConfigFileError
@@ -191,9 +200,33 @@ class Observations(_Strict):
     policy_change_max_age_days: Positive = 180
 
 
+_DURATION_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_DURATION = re.compile(r"^(?:\d+[wdhms])+$")
+
+
+def _duration(value: object) -> timedelta:
+    """ "2d", "12h", "1d12h", "0s": a whole number of weeks, days, hours, minutes, seconds."""
+    text = value.strip().lower().replace(" ", "") if isinstance(value, str) else None
+    if not text or not _DURATION.match(text):
+        raise ValueError("must be a duration like '2d', '12h', '30m', '1d12h' or '0s'")
+    seconds = sum(int(n) * _DURATION_UNITS[u] for n, u in re.findall(r"(\d+)([wdhms])", text))
+    return timedelta(seconds=seconds)
+
+
+# A duration as scoring.yaml writes it; strict mode would refuse the string before parsing.
+Duration = Annotated[timedelta, BeforeValidator(_duration), Field(strict=False)]
+
+
 class Segments(_Strict):
     cs_high: Points
     op_high: Points
+    # Hysteresis (issue #20; kizashi.scoring.segments): "high" on an axis is entered at
+    # cut-off + enter_margin and left below cut-off − exit_margin, and a new segment is taken
+    # only once the scores have pointed to it for min_dwell. Defaulted (0: no hysteresis) so
+    # that a scoring.yaml from before them loads.
+    enter_margin: Points = 0
+    exit_margin: Points = 0
+    min_dwell: Duration = timedelta(0)
 
 
 class Condition(_Strict):

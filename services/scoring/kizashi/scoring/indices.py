@@ -8,13 +8,16 @@ from datetime import UTC, datetime
 
 from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.decay import DAY_S
-from kizashi.contracts.scores import Index, Priority, ScoreComponent, ScoreSnapshot, Segment
+from kizashi.contracts.scores import Index, Priority, ScoreComponent, ScoreSnapshot
 from kizashi.runtime.trusted import trusted
 from kizashi.scoring.confidence import explanation, index_confidence
 from kizashi.scoring.config import ScoringConfig
 from kizashi.scoring.observations import NOTHING_OBSERVED, Observed
 from kizashi.scoring.observations import cs_parts as observed_cs_parts
 from kizashi.scoring.observations import op_parts as observed_op_parts
+from kizashi.scoring.segments import SegmentHold, segment_of
+
+__all__ = ["score", "segment_of", "priority_of", "meaningful_change", "survey_norm"]
 
 Features = dict[str, float | None]
 # The breakdown line of each index that gives its confidence (weight 0, no points).
@@ -349,13 +352,6 @@ def _confidence_line(index: Index, value: float, hints: list[str], minimum: floa
     }
 
 
-def segment_of(cs: float, op: float, config: ScoringConfig) -> Segment:
-    cs_high, op_high = cs >= config.segments.cs_high, op >= config.segments.op_high
-    if cs_high:
-        return "expand" if op_high else "nurture"
-    return "recover" if op_high else "at_risk"
-
-
 def priority_of(features: Features, cs: float, op: float, config: ScoringConfig) -> Priority:
     for rule in config.priority.rules:
         for name, cond in rule.when.items():
@@ -375,11 +371,14 @@ def score(
     *,
     explain: bool = True,
     observed: Observed = NOTHING_OBSERVED,
+    hold: SegmentHold | None = None,
 ) -> ScoreResult:
     """CS, OP, segment and priority, with one breakdown line per component. Without
     `explain` (the past points of score history), the same numbers and no breakdown: the
     sentences are most of the cost. `observed`: what reps logged (the phase and the newest
-    observation of each kind, kizashi.scoring.observations)."""
+    observation of each kind, kizashi.scoring.observations). `hold`: the segment the account
+    holds, stepped in place with these scores (kizashi.scoring.segments); without it, the
+    plain cut-offs."""
     t = now.timestamp()
     lines: list[dict] = []
     out = lines if explain else None
@@ -401,6 +400,7 @@ def score(
     if out is not None:
         out.append(_confidence_line("op", op_conf, op_hints, minimum))
     confidence = min(cs_conf, op_conf)
+    segment = segment_of(cs, op, config) if hold is None else hold.step(cs, op, now, config)
     # Valid by construction (indices clamped to 0–100, segment and priority from the validated
     # config): skip validation, which runs for every account of every batch.
     snapshot = trusted(
@@ -408,7 +408,7 @@ def score(
         {
             "cs": cs,
             "op": op,
-            "segment": "insufficient_data" if confidence < minimum else segment_of(cs, op, config),
+            "segment": "insufficient_data" if confidence < minimum else segment,
             "priority": priority_of(features, cs, op, config),
             "confidence": confidence,
         },

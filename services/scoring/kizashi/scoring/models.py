@@ -52,6 +52,11 @@ scores = Table(
     Column("phase", SmallInteger, nullable=False, server_default="0"),
     # When time alone (decay, a window edge, the calendar) can next move this account's scores.
     Column("next_check_at", DateTime(timezone=True), nullable=True),
+    # The segment held with hysteresis, and the candidate waiting out segments.min_dwell
+    # since when (kizashi.scoring.segments; migration 0017). NULL held: a row from before.
+    Column("held_segment", Text, nullable=True),
+    Column("segment_candidate", Text, nullable=True),
+    Column("segment_candidate_since", DateTime(timezone=True), nullable=True),
     Index("scores_next_check_at", "next_check_at"),
     Index("scores_segment_cs", "segment", "cs", "account_id"),
     Index("scores_segment_op", "segment", "op", "account_id"),

@@ -26,6 +26,7 @@ from kizashi.scoring.observations import (
 from kizashi.scoring.observations import facts as observation_facts
 from kizashi.scoring.outcomes import detect as detect_outcomes
 from kizashi.scoring.repository import ScoredAccount, StoredAccount
+from kizashi.scoring.segments import SegmentHold
 
 # Features whose every movement a rule may care about, even when the scores barely move.
 WATCHED_FEATURES = (
@@ -95,6 +96,9 @@ def rescore(
     state = AccountState.from_json(stored.state)
     # Against the facts before this batch: fold changes them.
     outcomes = detect_outcomes(state.crm, events) if events else []
+    # The segment held (and the candidate waiting out min_dwell), stepped by the backfill's
+    # past points, then by this score.
+    hold = SegmentHold.stored(stored.scores)
     history = fold(
         state,
         stored.account_id,
@@ -103,6 +107,7 @@ def rescore(
         config=config,
         now=now,
         keep_since=history_since,
+        hold=hold,
     )
     facts_json = state.facts_json(stored.account_id)
     facts = facts_model(facts_json)
@@ -110,7 +115,7 @@ def rescore(
     held = standing(state.evidence, phases, now) if state.evidence else None
     phase = 0 if held is None else held.phase
     observed = Observed.of(state.obs, None if held is None else phase, held)
-    result = score(features, facts, config, now, observed=observed)
+    result = score(features, facts, config, now, observed=observed, hold=hold)
     # Kept with the features (stored and published), so the next change's `before` has it.
     features["confidence"] = result.snapshot.confidence
     # As last published: cs, op, segment, priority (and the features last computed).
@@ -131,6 +136,7 @@ def rescore(
         next_drift_check(state, now, config),
         next_expiry(state.evidence, phases, now) if state.evidence else None,
         next_observed_check(state.obs, config, now) if state.obs else None,
+        hold.due_at(config),
     )
     # Encoded once, for the row and for the message.
     breakdown_json = orjson.dumps(result.lines)
@@ -155,6 +161,9 @@ def rescore(
         history=history,
         phase=phase,
         phase_before=phase_before,
+        held_segment=hold.held,
+        segment_candidate=hold.candidate,
+        segment_candidate_since=hold.since,
     )
     if not moved:
         return Outcome(scored, None)

@@ -36,6 +36,9 @@ class StoredAccount:
                 "priority": scored.priority,
                 "features": scored.features,
                 "phase": scored.phase,
+                "held_segment": scored.held_segment,
+                "segment_candidate": scored.segment_candidate,
+                "segment_candidate_since": scored.segment_candidate_since,
             },
         )
 
@@ -135,7 +138,8 @@ async def lock_accounts(
     scores = await conn.fetch(
         """
         SELECT account_id, coalesce(published_cs, cs) AS cs, coalesce(published_op, op) AS op,
-               segment, priority, features::text AS features, phase
+               segment, priority, features::text AS features, phase, held_segment,
+               segment_candidate, segment_candidate_since
         FROM scores WHERE account_id = ANY($1::text[])
         """,
         [row["account_id"] for row in locked],
@@ -148,6 +152,9 @@ async def lock_accounts(
             "priority": row["priority"],
             "features": orjson.loads(row["features"]),
             "phase": row["phase"],
+            "held_segment": row["held_segment"],
+            "segment_candidate": row["segment_candidate"],
+            "segment_candidate_since": row["segment_candidate_since"],
         }
         for row in scores
     }
@@ -187,6 +194,12 @@ class ScoredAccount:
     # The relationship phase now and as last stored (None: the account's first score).
     phase: int = 0
     phase_before: int | None = None
+    # The segment held with hysteresis, and the candidate waiting out min_dwell since when
+    # (kizashi.scoring.segments; migration 0017). `segment` is what is published: the held
+    # one, or insufficient_data.
+    held_segment: str | None = None
+    segment_candidate: str | None = None
+    segment_candidate_since: datetime | None = None
 
 
 async def save(*, conn: asyncpg.Connection, scored: Sequence[ScoredAccount]) -> None:
@@ -205,9 +218,11 @@ async def save(*, conn: asyncpg.Connection, scored: Sequence[ScoredAccount]) -> 
             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::float8[],
                                  $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
                                  $11::timestamptz[], $12::timestamptz[], $13::float8[],
-                                 $14::float8[], $21::int2[])
+                                 $14::float8[], $21::int2[], $27::text[], $28::text[],
+                                 $29::timestamptz[])
                 AS u(id, facts, state, cs, op, segment, priority, breakdown, features, version,
-                     computed_at, next_check_at, published_cs, published_op, phase)
+                     computed_at, next_check_at, published_cs, published_op, phase,
+                     held_segment, segment_candidate, segment_candidate_since)
         ), saved_accounts AS (
             INSERT INTO accounts (account_id, facts, state, updated_at)
             SELECT id, facts::jsonb, state::json, now() FROM rows
@@ -228,9 +243,11 @@ async def save(*, conn: asyncpg.Connection, scored: Sequence[ScoredAccount]) -> 
         )
         INSERT INTO scores (account_id, cs, op, segment, priority, breakdown, features,
                             config_version, computed_at, next_check_at, published_cs,
-                            published_op, phase)
+                            published_op, phase, held_segment, segment_candidate,
+                            segment_candidate_since)
         SELECT id, cs, op, segment, priority, breakdown::json, features::json,
-               version, computed_at, next_check_at, published_cs, published_op, phase
+               version, computed_at, next_check_at, published_cs, published_op, phase,
+               held_segment, segment_candidate, segment_candidate_since
         FROM rows
         ON CONFLICT (account_id) DO UPDATE
         SET cs = EXCLUDED.cs, op = EXCLUDED.op, segment = EXCLUDED.segment,
@@ -238,7 +255,9 @@ async def save(*, conn: asyncpg.Connection, scored: Sequence[ScoredAccount]) -> 
             features = EXCLUDED.features, config_version = EXCLUDED.config_version,
             computed_at = EXCLUDED.computed_at, next_check_at = EXCLUDED.next_check_at,
             published_cs = EXCLUDED.published_cs, published_op = EXCLUDED.published_op,
-            phase = EXCLUDED.phase
+            phase = EXCLUDED.phase, held_segment = EXCLUDED.held_segment,
+            segment_candidate = EXCLUDED.segment_candidate,
+            segment_candidate_since = EXCLUDED.segment_candidate_since
         """,
         [s.account_id for s in scored],
         [orjson.dumps(s.facts).decode() for s in scored],
@@ -261,6 +280,9 @@ async def save(*, conn: asyncpg.Connection, scored: Sequence[ScoredAccount]) -> 
         [s.computed_at for s in moves],
         [s.phase_before or 0 for s in moves],
         [s.phase for s in moves],
+        [s.held_segment for s in scored],
+        [s.segment_candidate for s in scored],
+        [s.segment_candidate_since for s in scored],
     )
 
 
@@ -339,7 +361,7 @@ async def get_account(*, conn: asyncpg.Connection, account_id: str) -> dict | No
         SELECT a.account_id, a.facts::text AS facts, a.state::text AS state,
                a.created_at, a.updated_at, s.cs, s.op, s.segment, s.priority,
                s.breakdown::text AS breakdown, s.features::text AS features,
-               s.config_version, s.computed_at
+               s.config_version, s.computed_at, s.segment_candidate, s.segment_candidate_since
         FROM accounts a LEFT JOIN scores s USING (account_id)
         WHERE a.account_id = $1
         """,

@@ -14,6 +14,7 @@ from kizashi.triggers.engine import Evaluation, RuleState, evaluate, resolvable
 from kizashi.triggers.rules import SWEEP_RULES, RuleBook
 from kizashi.triggers.rules.base import INSUFFICIENT
 from kizashi.triggers.schedule import features_now, next_sweep_at
+from kizashi.triggers.worse import Measures, measures_of
 
 SIGNAL_MODELS: dict[str, type[SignalBase]] = {
     "opportunity": OpportunitySignal,
@@ -69,6 +70,8 @@ class Decision:
     # signal id → the figures its rule read, for the rules a correction re-reads them for
     # (kizashi.triggers.corrections.MEASURED): stored with the signal.
     measures: dict[str, dict] = field(default_factory=dict)
+    # Each measure a snoozed signal may watch, as this change shows it (kizashi.triggers.worse).
+    watched: Measures | None = None
 
 
 def decide(
@@ -146,7 +149,12 @@ def decide(
         else:
             memory.latest, memory.latest_json = change.model_dump(mode="json"), None
     memory.schedule(rules, now, history_arriving=arriving)
-    return Decision(signals=signals, evaluation=evaluation, measures=measures)
+    return Decision(
+        signals=signals,
+        evaluation=evaluation,
+        measures=measures,
+        watched=measures_of(change.after, change.features),
+    )
 
 
 def sweep_decide(memory: AccountMemory, rules: RuleBook, *, now: datetime) -> Decision:

@@ -2,7 +2,10 @@
 
 Resolving an opportunity takes a reason (kizashi.contracts.resolutions): it is kept on the
 signal and in the step's detail, and a "not now" one parks the account on the recycle list
-(kizashi.triggers.recycle)."""
+(kizashi.triggers.recycle).
+
+A snooze records the measures its rule may watch (kizashi.triggers.worse): a snoozed signal
+reopens before its time, once, if its rule's measure gets worse by the rule's amount."""
 
 from datetime import datetime
 
@@ -14,6 +17,7 @@ from kizashi.triggers import recycle, repository
 from kizashi.triggers.metrics import RECYCLE_PARKED, SIGNAL_ACTIONS
 from kizashi.triggers.repository import recycle as recycle_sql
 from kizashi.triggers.rules.catalogue import RecycleConfig
+from kizashi.triggers.worse import measures_at
 
 # action → (statuses it may start from, status it leads to)
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -66,6 +70,11 @@ async def apply_action(
             await resolve_with_reason(
                 connection, signal, signal_id, reason, months, actor, now, recycling
             )
+    measures = None
+    if action == "snooze":
+        # What the signal's rule may watch while it sleeps (snooze unless worse).
+        latest = await repository.signal_account_latest(conn=connection, signal_id=signal_id)
+        measures = measures_at(latest, now)
     row = await repository.set_signal_status(
         conn=connection,
         signal_id=signal_id,
@@ -73,6 +82,7 @@ async def apply_action(
         snoozed_until=until if action == "snooze" else None,
         now=now,
         actor=actor,
+        snooze_measures=measures,
     )
     await repository.record_actions(
         conn=connection,

@@ -48,9 +48,18 @@ signals = Table(
     # The figures the rule read when it fired, for the rules a correction re-reads them for
     # (kizashi.triggers.corrections.MEASURED; 0020); null for the others.
     Column("measures", JSONB, nullable=True),
+    # Each measure a rule may watch (CS, usage) as it stood when the signal was snoozed
+    # (0017; kizashi.triggers.worse); NULL when not snoozed.
+    Column("snooze_measures", JSONB, nullable=True),
     Index("signals_account_fired", "account_id", "fired_at"),
     Index("signals_status", "status", "fired_at"),
     Index("signals_rule_fired", "rule", "fired_at"),
+    # The snoozed signals of a batch's accounts that watch a measure (0017).
+    Index(
+        "signals_snoozed_watching",
+        "account_id",
+        postgresql_where=text("status = 'snoozed' AND snooze_measures IS NOT NULL"),
+    ),
 )
 
 signal_actions = Table(

@@ -1,6 +1,7 @@
 """What the consumer and the sweep do with their decisions, in the caller's transaction:
 save the accounts' memory and rule states, insert the new signals, auto-resolve cleared
-churn risks, and publish the new signals before the commit (a failed send rolls it all back,
+churn risks, reopen snoozed signals that got worse (kizashi.triggers.worse), and publish the
+new and reopened signals before the commit (a failed send rolls it all back,
 and a replay after a crash re-sends the same deterministic ids, which downstream dedupes)."""
 
 import logging
@@ -13,11 +14,12 @@ from kizashi.contracts.rules import RULE_KINDS
 from kizashi.contracts.signals import SignalBase, signal_adapter
 from kizashi.contracts.topics import SIGNAL_TOPICS
 from kizashi.runtime.kafka import OutgoingRecord, encode
-from kizashi.triggers import repository
+from kizashi.triggers import repository, worse
 from kizashi.triggers.corrections import Retraction
 from kizashi.triggers.decide import AccountMemory, Decision
 from kizashi.triggers.engine import RuleState
 from kizashi.triggers.metrics import (
+    SIGNAL_ACTIONS,
     SIGNALS_FIRED,
     SIGNALS_RESOLVED,
     SIGNALS_RETRACTED,
@@ -25,6 +27,7 @@ from kizashi.triggers.metrics import (
 )
 from kizashi.triggers.repository import corrections
 from kizashi.triggers.state import TriggersState
+from kizashi.triggers.worse import Measures
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +46,14 @@ class Outcome:
     contexts: dict[str, Any] = field(default_factory=dict)
     # Sent signals late events showed did not hold (kizashi.triggers.corrections).
     retractions: list[Retraction] = field(default_factory=list)
+    # Each account's watched measures as its latest decision saw them (kizashi.triggers.worse).
+    watched: dict[str, Measures] = field(default_factory=dict)
     # Filled by `record`.
     fresh: list[SignalBase] = field(default_factory=list)
     resolved: list[str] = field(default_factory=list)
     retracted: list[SignalBase] = field(default_factory=list)
+    # Snoozed signals reopened because their measure got worse, as published again.
+    reopened: list[SignalBase] = field(default_factory=list)
 
     def changed_states(self) -> dict[str, dict[str, RuleState]]:
         changed = {}
@@ -68,6 +75,8 @@ class Outcome:
         self.measures.update(decision.measures)
         self.cleared.extend((account_id, rule) for rule in decision.evaluation.cleared)
         self.suppressed.extend(decision.evaluation.suppressed)
+        if decision.watched is not None:
+            self.watched[account_id] = decision.watched
 
 
 async def record(
@@ -91,6 +100,7 @@ async def record(
         now=now,
     )
     outcome.retracted = [signal_adapter.validate_json(payload) for _, payload in retracted]
+    outcome.reopened = await _reopen_worse(connection, service, outcome, now)
     await service.producer.send_all(
         [
             OutgoingRecord(
@@ -99,7 +109,7 @@ async def record(
                 encode(s),
                 context=outcome.contexts.get(s.signal_id),
             )
-            for s in outcome.fresh
+            for s in (*outcome.fresh, *outcome.reopened)
         ]
         # The signal again, with `retracted`: the notifier sends its owner one correction.
         # Same topic and key, so it follows the signal itself.
@@ -109,6 +119,34 @@ async def record(
         ]
     )
     return outcome
+
+
+async def _reopen_worse(
+    connection: asyncpg.Connection, service: TriggersState, outcome: Outcome, now
+) -> list[SignalBase]:
+    """Snooze unless worse (kizashi.triggers.worse): one read of the batch's accounts'
+    snoozed signals whose rule watches a measure (none for almost every batch, through a
+    partial index), and one update for those that got worse."""
+    watching = worse.watching_rules(service.rules)
+    if not watching or not outcome.watched:
+        return []
+    snoozed = await repository.snoozed_watching(
+        conn=connection, account_ids=list(outcome.watched), rules=watching
+    )
+    reopen = worse.reopenings(snoozed, outcome.watched, service.rules)
+    if not reopen:
+        return []
+    payloads = {row["signal_id"]: row["payload"] for row in snoozed}
+    signals = [
+        signal_adapter.validate_python(worse.reopened_payload(payloads[r.signal_id], r, now))
+        for r in reopen
+    ]
+    reopened = await repository.reopen_worse(
+        conn=connection,
+        signals=[(s, r.reason) for s, r in zip(signals, reopen, strict=True)],
+        now=now,
+    )
+    return [s for s in signals if s.signal_id in reopened]
 
 
 def count(outcome: Outcome) -> None:
@@ -136,4 +174,11 @@ def count(outcome: Outcome) -> None:
                 "account_id": signal.account_id,
                 "rule": signal.rule,
             },
+        )
+    if outcome.reopened:
+        SIGNAL_ACTIONS.labels("reopen_worse").inc(len(outcome.reopened))
+    for signal in outcome.reopened:
+        log.info(
+            "signal reopened: worse since snoozed",
+            extra={"signal_id": signal.signal_id, "account_id": signal.account_id},
         )

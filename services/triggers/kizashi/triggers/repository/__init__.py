@@ -255,11 +255,14 @@ async def set_signal_status(
     snoozed_until: datetime | None,
     now: datetime,
     actor: str,
+    snooze_measures: dict | None = None,
 ) -> dict:
+    """`snooze_measures`: the measures at a snooze (kizashi.triggers.worse); any other step
+    clears them."""
     row = await conn.fetchrow(
         """
         UPDATE signals SET status = $2, snoozed_until = $3, status_changed_at = $4,
-               status_changed_by = $5
+               status_changed_by = $5, snooze_measures = $6::jsonb
         WHERE signal_id = $1
         RETURNING signal_id, status, snoozed_until, status_changed_at, status_changed_by
         """,
@@ -268,6 +271,7 @@ async def set_signal_status(
         snoozed_until,
         now,
         actor,
+        None if snooze_measures is None else orjson.dumps(snooze_measures).decode(),
     )
     return dict(row)
 
@@ -276,8 +280,8 @@ async def reopen_due_snoozes(*, conn: asyncpg.Connection, now: datetime) -> list
     """Snoozed signals whose time is up go back to open; returns their ids."""
     rows = await conn.fetch(
         """
-        UPDATE signals SET status = 'open', snoozed_until = NULL, status_changed_at = $1,
-               status_changed_by = 'kizashi:snooze-ended'
+        UPDATE signals SET status = 'open', snoozed_until = NULL, snooze_measures = NULL,
+               status_changed_at = $1, status_changed_by = 'kizashi:snooze-ended'
         WHERE status = 'snoozed' AND snoozed_until <= $1
         RETURNING signal_id
         """,
@@ -409,4 +413,15 @@ from kizashi.triggers.repository.performance import (  # noqa: E402
 )
 from kizashi.triggers.repository.performance import (  # noqa: E402
     rule_performance as rule_performance,
+)
+
+# Snooze unless worse (kizashi.triggers.worse).
+from kizashi.triggers.repository.snoozes import (  # noqa: E402
+    reopen_worse as reopen_worse,
+)
+from kizashi.triggers.repository.snoozes import (  # noqa: E402
+    signal_account_latest as signal_account_latest,
+)
+from kizashi.triggers.repository.snoozes import (  # noqa: E402
+    snoozed_watching as snoozed_watching,
 )

@@ -223,6 +223,16 @@ class _Hysteresis(BaseModel):
         return "on" if value < self.threshold else "off" if value >= self.rearm_at else "band"
 
 
+class _Watched(BaseModel):
+    """A rule whose snoozed signal reopens, once, when its MEASURE gets worse by
+    `reopen_if_worse_by` since the snooze (kizashi.triggers.worse: "cs" in points, "usage"
+    in per cent). Unset (null): the snooze holds until its time, as for every other rule."""
+
+    MEASURE: ClassVar[str]
+
+    reopen_if_worse_by: float | None = Field(default=None, gt=0)
+
+
 # --------------------------------------------------------------------------- observations
 
 

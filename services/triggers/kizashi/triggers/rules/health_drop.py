@@ -14,13 +14,15 @@ from kizashi.triggers.rules.base import (
     Reading,
     _ChurnRisk,
     _Hysteresis,
+    _Watched,
     n,
     whole,
 )
 
 
-class HealthDrop(_Hysteresis, _ChurnRisk):
+class HealthDrop(_Hysteresis, _Watched, _ChurnRisk):
     METRIC: ClassVar[str] = "CS fall from its window high"
+    MEASURE: ClassVar[str] = "cs"
     READS_SCORES: ClassVar[bool] = True
     window: Duration
     threshold: float = Field(gt=0, le=100)

@@ -15,6 +15,7 @@ from kizashi.triggers.rules.base import (
     Reading,
     SweepContext,
     _ChurnRisk,
+    _Watched,
     n,
     renewal_text,
     whole,
@@ -22,10 +23,11 @@ from kizashi.triggers.rules.base import (
 )
 
 
-class RenewalAtRisk(_ChurnRisk):
+class RenewalAtRisk(_Watched, _ChurnRisk):
     # days_to_renewal moves with the calendar, not with events.
     SWEPT: ClassVar[bool] = True
     READS_SCORES: ClassVar[bool] = True
+    MEASURE: ClassVar[str] = "cs"
 
     within_days: float = Field(gt=0)
     cs_threshold: CsLevel

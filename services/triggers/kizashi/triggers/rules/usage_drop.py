@@ -16,6 +16,7 @@ from kizashi.triggers.rules.base import (
     SweepContext,
     _ChurnRisk,
     _Hysteresis,
+    _Watched,
     n,
     whole,
 )
@@ -24,12 +25,15 @@ from kizashi.triggers.rules.base import (
 _TREND_DECAY = 1 / MEAN_LIFE_7D_S - 1 / MEAN_LIFE_28D_S
 
 
-class UsageDrop(_Hysteresis, _ChurnRisk):
+class UsageDrop(_Hysteresis, _Watched, _ChurnRisk):
     # In silence the decayed counters keep falling: the drop can happen without any event.
     SWEPT: ClassVar[bool] = True
     HELD_WHILE_HISTORY_ARRIVES: ClassVar[bool] = True
     RISING: ClassVar[bool] = False
     METRIC: ClassVar[str] = "usage_trend"
+    MEASURE: ClassVar[str] = "usage"
+    # Usage down by this many per cent of what it was when snoozed (under 100).
+    reopen_if_worse_by: float | None = Field(default=None, gt=0, lt=100)
 
     threshold: float = Field(gt=0)
     rearm_at: float = Field(gt=0)
