@@ -23,6 +23,9 @@ class AccountFacts(BaseModel):
     attributes: dict[str, Any] = Field(default_factory=dict)
     # "active" or "churned" (account_update's status), None when never given.
     status: str | None = None
+    # The month (1-12) the fiscal year ends in, as the CRM said (account_update
+    # fiscal_year_end); the inferred month is the feature fiscal_year_end_month.
+    fiscal_year_end: int | None = None
 
     @property
     def display_name(self) -> str:
