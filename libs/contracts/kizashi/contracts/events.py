@@ -15,6 +15,8 @@ from pydantic import (
     Field,
     StringConstraints,
     TypeAdapter,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -243,11 +245,12 @@ class SupportTicket(EventEnvelope):
         default=None, ge=0, le=31_536_000, allow_inf_nan=False, strict=True
     )
 
-    @model_validator(mode="after")
-    def _response_on_solve(self) -> "SupportTicket":
-        if self.first_response_s is not None and self.status != "solved":
-            raise ValueError("first_response_s is given only with status 'solved'")
-        return self
+    @field_validator("first_response_s")
+    @classmethod
+    def _response_on_solve(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and info.data.get("status", "solved") != "solved":
+            raise ValueError("is given only with status 'solved'")
+        return value
 
 
 class Purchase(EventEnvelope):
