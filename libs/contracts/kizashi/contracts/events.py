@@ -249,7 +249,11 @@ class SupportTicket(EventEnvelope):
     @classmethod
     def _response_on_solve(cls, value: float | None, info: ValidationInfo) -> float | None:
         if value is not None and info.data.get("status", "solved") != "solved":
-            raise ValueError("is given only with status 'solved'")
+            raise PydanticCustomError(
+                "first_response_not_solved",
+                "is given only with status 'solved' (this ticket's status is '{status}')",
+                {"status": info.data.get("status")},
+            )
         return value
 
 
