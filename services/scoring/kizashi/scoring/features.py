@@ -68,8 +68,8 @@ _BUCKET_SIZE = 6
 CROSS_SELL_TAGS = frozenset({"cross_sell", "upsell", "new_product"})
 SURVEY_ANSWERS = ("nps", "csat", "upsell_intent", "referral_intent")
 
-# The names of docs/features.md, in its order, plus `support_visits_14d` (support load, read
-# by the priority rules).
+# The names of docs/features.md, in its order, plus `support_visits_14d` (support-page visits,
+# a priority input).
 FEATURE_NAMES: tuple[str, ...] = (
     "usage_7d",
     "usage_28d",
