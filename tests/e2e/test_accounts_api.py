@@ -97,7 +97,7 @@ async def test_one_account_with_breakdown_features_and_event_counts(stack, accou
     }
     assert min(confidence["cs"]["raw"], confidence["op"]["raw"]) == body["confidence"]
     assert body["priority"] in {"high", "medium", "low"}
-    assert body["config_version"] == "2026.3"
+    assert body["config_version"] == "2026.4"
     assert set(body["features"]) == set(FEATURE_NAMES)
     expected: dict[str, int] = {}
     for event in events:

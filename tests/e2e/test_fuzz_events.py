@@ -74,7 +74,15 @@ ids = st.sampled_from([None, "u1", "u2", 42, True, "", "nul\x00", "u" * 129, "u"
 def native_event(draw) -> dict:
     kind = draw(
         st.sampled_from(
-            ["product_usage", "email_engagement", "web_visit", "survey_response", "account_update"]
+            [
+                "product_usage",
+                "email_engagement",
+                "web_visit",
+                "survey_response",
+                "account_update",
+                "support_ticket",
+                "purchase",
+            ]
         )
     )
     event: dict = {"type": kind, "account_id": draw(accounts)}
@@ -106,10 +114,27 @@ def native_event(draw) -> dict:
             "seats": numbers,
             "attributes": nested(),
             "renewal_date": st.sampled_from(["2027-01-01", "0001-01-01", "9999-12-31", "soon"]),
+            "fiscal_year_end": numbers,
+        },
+        "support_ticket": {
+            "ticket_id": ids,
+            "status": st.sampled_from(["opened", "solved", "reopened", "closed"]),
+            "first_response_s": numbers,
+            "topic": texts,
+        },
+        "purchase": {
+            "order_id": ids,
+            "amount": numbers,
+            "currency": st.sampled_from(["USD", "eur", "XYZ", "", 840, "nul\x00"]),
+            "product": texts,
+            "kind": st.sampled_from(["new", "upsell", "cross_sell", "renewal", "refund"]),
         },
     }[kind]
+    # The newer types' fields are always drawn (each may still be a bad value), so that some
+    # of them pass: with every field a coin toss, hardly any purchase would.
+    always = kind in ("support_ticket", "purchase")
     for name, strategy in {**optional, **typed}.items():
-        if draw(st.booleans()):
+        if (always and name in typed) or draw(st.booleans()):
             value = draw(strategy)
             if value is not None:
                 event[name] = value

@@ -31,7 +31,7 @@ from tests.integration.scoring_support import (
 
 DEFAULT_YAML = resources.files("kizashi.scoring").joinpath("defaults", "scoring.yaml").read_text()
 # A new model: satisfaction counts far more, and the version says so.
-NEW_YAML = DEFAULT_YAML.replace('version: "2026.3"', 'version: "test-nps-heavy"').replace(
+NEW_YAML = DEFAULT_YAML.replace('version: "2026.4"', 'version: "test-nps-heavy"').replace(
     "    nps: 12                 #", "    nps: 120                #"
 )
 
@@ -59,7 +59,7 @@ async def test_rescore_recomputes_every_account_while_events_arrive(servers) -> 
             ),
         )
         before = await account_row(old, unhappy)
-    assert before["config_version"] == "2026.3"
+    assert before["config_version"] == "2026.4"
 
     new_config = parse_scoring_config(NEW_YAML)
     async with scoring_service(servers, config=new_config) as service:
@@ -133,7 +133,7 @@ async def test_a_deadlock_on_the_raw_connection_is_retried(servers) -> None:
 
 async def test_the_rescore_command(servers, tmp_path) -> None:
     # Back to the default weights under a new version: the detractor's CS rises again.
-    (tmp_path / "scoring.yaml").write_text(DEFAULT_YAML.replace('"2026.3"', '"test-cli"'))
+    (tmp_path / "scoring.yaml").write_text(DEFAULT_YAML.replace('"2026.4"', '"test-cli"'))
     env = {
         **os.environ,
         "KIZASHI_DATABASE_URL": servers["url"],

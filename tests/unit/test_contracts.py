@@ -36,7 +36,7 @@ def test_topic_names_are_defined_once_and_follow_the_design():
         "opportunity": "kizashi.signals.opportunity",
         "churn_risk": "kizashi.signals.churn_risk",
     }
-    assert len(ALL_TOPICS) == len(set(ALL_TOPICS)) == 10
+    assert len(ALL_TOPICS) == len(set(ALL_TOPICS)) == 12
 
 
 @pytest.mark.parametrize(

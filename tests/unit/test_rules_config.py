@@ -28,6 +28,8 @@ CATALOGUE = {
     "customer_pain": "opportunity",
     "relocation_or_policy_change": "opportunity",
     "renewal_timing": "opportunity",
+    "support_surge": "opportunity",
+    "fiscal_year_end": "opportunity",
     "usage_drop": "churn_risk",
     "inactivity": "churn_risk",
     "detractor": "churn_risk",

@@ -192,6 +192,25 @@ def _renewal_timing(level: str, now: datetime, answered: datetime) -> dict[str, 
     return {"observations": [fact("renewal_timing", answered, due_date=due)]}
 
 
+def _support_surge(level: str, now: datetime, answered: datetime) -> dict[str, Any]:
+    # The baseline is one ticket a week: the rule needs 2x it and at least 5.
+    v = {"fire": 5, "below": 4, "band": 3, "rearm": 1}[level]
+    return {"features": {"tickets_7d": v, "tickets_baseline_7d": 1.0, "open_tickets": 2}}
+
+
+def _fiscal_year_end(level: str, now: datetime, answered: datetime) -> dict[str, Any]:
+    v = {"fire": 56, "below": 57, "band": 120, "rearm": 181}[level]
+    return {
+        "features": {
+            "days_to_fiscal_year_end": v,
+            "fiscal_year_end_month": 12,
+            "fiscal_year_end_inferred": 1,
+            "spend_365d": 60_000,
+            "spend_growth": 1.2,
+        }
+    }
+
+
 CASES: dict[str, Make] = {
     "expansion_ready": _expansion,
     "upsell_intent": _upsell,
@@ -210,6 +229,8 @@ CASES: dict[str, Make] = {
     "relocation_or_policy_change": _relocation_or_policy,
     "renewal_timing": _renewal_timing,
     "key_person_left": _key_person_left,
+    "support_surge": _support_surge,
+    "fiscal_year_end": _fiscal_year_end,
 }
 # Rules whose episodes are answers or observations: the same one again is not a new episode.
 OBSERVATION_RULES = {

@@ -137,6 +137,45 @@ def survey(account: str, day: int, **answers) -> list[EventEnvelope]:
     return [event("survey_response", account, day, 15, survey_id="pulse", **answers)]
 
 
+def tickets(account: str, day: int, n: int, *, solved_after: int | None = None) -> list:
+    """`n` tickets opened on `day`; each solved `solved_after` days later, in 2 hours."""
+    out = []
+    for i in range(n):
+        ticket_id = f"{account}-t{day}-{i}"
+        out.append(
+            event("support_ticket", account, day, 9 + i, ticket_id=ticket_id, status="opened")
+        )
+        if solved_after is not None:
+            out.append(
+                event(
+                    "support_ticket",
+                    account,
+                    day + solved_after,
+                    9 + i,
+                    ticket_id=ticket_id,
+                    status="solved",
+                    first_response_s=7200.0,
+                )
+            )
+    return out
+
+
+def purchase(account: str, when: datetime, amount: float, product: str = "core") -> EventEnvelope:
+    return input_event_adapter.validate_python(
+        {
+            "type": "purchase",
+            "account_id": account,
+            "event_id": f"{account}-{next(_ids)}",
+            "occurred_at": when,
+            "order_id": f"{account}-{when:%Y%m%d}",
+            "amount": amount,
+            "currency": "USD",
+            "product": product,
+            "kind": "renewal",
+        }
+    )
+
+
 def received(events: list[EventEnvelope], day: int) -> list[EventEnvelope]:
     """A backfill: old events that reach Kizashi on `day`."""
     return [e.model_copy(update={"received_at": at(day, 12)}) for e in events]
@@ -219,6 +258,30 @@ def personas() -> dict[str, list[EventEnvelope]]:
             *usage("noisy-browser", always),
             *[v for d in range(2, 28) for v in visits("noisy-browser", d, (d * 7) % 3)],
         ],
+        # A ticket every week or so, then seven in three days from 12 March (issue #21).
+        "support-surge": [
+            *crm("support-surge"),
+            *usage("support-surge", always),
+            *[t for d in range(-40, 10, 8) for t in tickets("support-surge", d, 1, solved_after=1)],
+            *tickets("support-surge", 12, 2),
+            *tickets("support-surge", 13, 2),
+            *tickets("support-surge", 14, 3),
+        ],
+        # Buys at the end of March two years running (its shop's orders arrive in a backfill
+        # on 20 January): its fiscal year is inferred to end on 31 March, and the rule fires
+        # 8 weeks before, on 3 February, from the sweep (issue #21).
+        "fiscal-buyer": [
+            *crm("fiscal-buyer"),
+            *usage("fiscal-buyer", always),
+            *received(
+                [
+                    purchase("fiscal-buyer", datetime(2024, 3, 20, tzinfo=UTC), 30000.0),
+                    purchase("fiscal-buyer", datetime(2025, 3, 25, tzinfo=UTC), 36000.0),
+                    purchase("fiscal-buyer", datetime(2025, 9, 2, tzinfo=UTC), 2000.0, "api"),
+                ],
+                -40,
+            ),
+        ],
         # Its history arrives in one backfill on 6 March; its last use was 13 February.
         "backfilled": received([*crm("backfilled"), *usage("backfilled", range(-40, -15))], 5),
     }
@@ -241,6 +304,8 @@ EXPECTED: dict[str, list[tuple[str, int]]] = {
     "comeback": [("health_drop", -5), ("usage_drop", 0), ("inactivity", 3)],
     "noisy-browser": [("pricing_interest", 4)],
     "backfilled": [("inactivity", 5), ("usage_drop", 5), ("health_drop", 12)],
+    "support-surge": [("support_surge", 13)],  # 5 in 7 days with day 8's ticket
+    "fiscal-buyer": [("fiscal_year_end", -26)],
 }
 
 
@@ -290,6 +355,18 @@ def test_reasons_carry_the_numbers(month: ReplayResult) -> None:
     ]
     assert reasons[("happy-expander", "upsell_intent")][0] == (
         "Upsell intent 9/10 in a survey on 2026-03-13"
+    )
+
+
+def test_support_and_fiscal_signals_say_why(month: ReplayResult) -> None:
+    reasons = {(s.account_id, s.rule): s.reasons for s in month.signals}
+    assert reasons[("support-surge", "support_surge")][0] == (
+        "5 support tickets opened in the last 7 days, 10.7x its usual 0.5 a week"
+    )
+    fiscal = next(s for s in month.signals if s.rule == "fiscal_year_end")
+    assert fiscal.fired_at == at(-26, 0)  # the UTC midnight 8 weeks before 31 March
+    assert fiscal.reasons[0] == (
+        "Fiscal year ends on 2026-03-31, in 56 days (inferred from the months it buys in)"
     )
 
 

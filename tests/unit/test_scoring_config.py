@@ -27,7 +27,7 @@ def write(tmp_path: Path, data: Any) -> Path:
 
 def test_packaged_default_loads() -> None:
     config = load_scoring_config(None)
-    assert config.version == "2026.3"
+    assert config.version == "2026.4"
     # Without the observed parts (counted only once a rep logs something), 100 each.
     assert config.cs.weights.total == 100 and config.op.weights.total == 100
     assert (config.segments.cs_high, config.segments.op_high) == (60, 50)

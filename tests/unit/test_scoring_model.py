@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from kizashi.contracts.scores import ScoreSnapshot
-from kizashi.scoring.config import OBSERVED_PARTS
+from kizashi.scoring.config import CONDITIONAL_PARTS
 from kizashi.scoring.drift import next_drift_check
 from kizashi.scoring.features import AccountState, features_at
 from kizashi.scoring.indices import (
@@ -125,8 +125,8 @@ def test_breakdown_lines_add_up_to_the_scores() -> None:
     op_lines = [line for line in result.breakdown if line.index == "op"]
     # Every part but the observed ones (no line while nothing is logged), and each index's
     # confidence (no weight, no points).
-    cs_parts = set(CONFIG.cs.weights.by_name) - OBSERVED_PARTS
-    op_parts = set(CONFIG.op.weights.by_name) - OBSERVED_PARTS
+    cs_parts = set(CONFIG.cs.weights.by_name) - CONDITIONAL_PARTS
+    op_parts = set(CONFIG.op.weights.by_name) - CONDITIONAL_PARTS
     assert {line.component for line in cs_lines} == {*cs_parts, "confidence"}
     assert {line.component for line in op_lines} == {*op_parts, "confidence"}
     assert sum(line.points for line in cs_lines) == pytest.approx(result.snapshot.cs, abs=0.05)
@@ -187,13 +187,26 @@ def test_segments() -> None:
     assert segment_of(0, 0, CONFIG) == "at_risk"
 
 
-def test_priority_follows_value_growth_interest_and_support_load() -> None:
-    base: dict[str, float | None] = {"arr": None, "usage_trend": None, "support_visits_14d": 0}
+def test_priority_follows_the_playbook_purchases_and_support_load() -> None:
+    """High: buys for high amounts or often, and growing; low: high support needs, whatever
+    else holds (issue #21). The usage trend no longer stands in for growing purchases."""
+    base: dict[str, float | None] = {"arr": None, "usage_trend": None}
     assert priority_of(base, 50, 20, CONFIG) == "low"
     assert priority_of({**base, "arr": 200_000}, 50, 60, CONFIG) == "high"
     assert priority_of({**base, "arr": 200_000}, 50, 20, CONFIG) == "medium"
-    assert priority_of({**base, "arr": 40_000, "usage_trend": 1.8}, 50, 20, CONFIG) == "high"
-    assert priority_of({**base, "support_visits_14d": 6}, 50, 20, CONFIG) == "medium"
+    assert priority_of({**base, "arr": 40_000, "usage_trend": 1.8}, 50, 20, CONFIG) == "medium"
+    grows = {"spend_growth": 1.2}
+    assert priority_of({**base, **grows, "spend_365d": 60_000}, 50, 20, CONFIG) == "high"
+    assert priority_of({**base, **grows, "orders_365d": 6}, 50, 20, CONFIG) == "high"
+    flat = {"spend_growth": 1.0, "spend_365d": 60_000, "orders_365d": 12}
+    assert priority_of({**base, **flat}, 50, 20, CONFIG) == "medium"
+    # High support needs make it low, even for a big, growing buyer.
+    assert (
+        priority_of({**base, **grows, "spend_365d": 60_000, "tickets_28d": 15}, 50, 60, CONFIG)
+        == "low"
+    )
+    assert priority_of({**base, "arr": 200_000, "open_tickets": 8}, 50, 60, CONFIG) == "low"
+    assert priority_of({**base, "tickets_28d": 14, "open_tickets": 7}, 50, 20, CONFIG) == "low"
     assert priority_of(base, 50, 70, CONFIG) == "medium"
 
 

@@ -110,3 +110,45 @@ def test_calls_become_events_and_links_resolve_in_order():
     assert survey["survey_id"] == "nps"
     assert out.origins[3]["nps"] == "properties.score"
     assert known == {"u1": "acme", "u3": "gamma"}
+
+
+def test_helpdesk_and_order_calls_become_tickets_and_purchases():
+    """Issue #21: "Ticket Created/Solved/Reopened" and "Order Completed" (Segment's e-commerce
+    spec: the product from `products.0.name`, USD when no currency is sent)."""
+    from kizashi.contracts.events import input_event_adapter
+
+    group = {"context": {"groupId": "acme"}}
+    calls = [
+        {
+            "type": "track",
+            "event": "Ticket Created",
+            **group,
+            "properties": {"ticket_id": 4711, "priority": "high", "via": "email"},
+        },
+        {
+            "type": "track",
+            "event": "Ticket Solved",
+            **group,
+            "properties": {"ticket_id": 4711, "first_response_s": 5400},
+        },
+        {"type": "track", "event": "ticket reopened", **group, "properties": {"id": "4711"}},
+        {
+            "type": "track",
+            "event": "Order Completed",
+            **group,
+            "properties": {"order_id": "o-1", "total": 1200, "products": [{"name": "SSO add-on"}]},
+        },
+        {"type": "group", "groupId": "acme", "traits": {"fiscalYearEnd": 3}},
+    ]
+    out = translate(calls, MAPPING, {})
+    assert out.rejected == []
+    opened, solved, reopened, order, update = (
+        input_event_adapter.validate_python(e) for e in out.events
+    )
+    assert (opened.type, opened.ticket_id, opened.status) == ("support_ticket", "4711", "opened")
+    assert (opened.priority, opened.channel) == ("high", "email")
+    assert (solved.status, solved.first_response_s) == ("solved", 5400)
+    assert (reopened.status, reopened.ticket_id) == ("reopened", "4711")
+    assert order.type == "purchase" and order.amount == 1200 and order.currency == "USD"
+    assert (order.product, order.kind, order.order_id) == ("SSO add-on", "new", "o-1")
+    assert update.fiscal_year_end == 3

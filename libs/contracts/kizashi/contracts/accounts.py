@@ -26,6 +26,9 @@ class AccountFacts(BaseModel):
     # The customer's contact (account_update), whom the customer playbooks may email.
     contact_email: str | None = None
     contact_name: str | None = None
+    # The month (1-12) the fiscal year ends in, as the CRM said (account_update
+    # fiscal_year_end); the inferred month is the feature fiscal_year_end_month.
+    fiscal_year_end: int | None = None
 
     @property
     def display_name(self) -> str:

@@ -10,14 +10,18 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     TypeAdapter,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from kizashi.contracts.currencies import CurrencyCode
 from kizashi.contracts.limits import (
     EARLIEST_EVENT_TIME,
     LATEST_EVENT_TIME,
@@ -179,6 +183,9 @@ class AccountUpdate(EventEnvelope):
     # renewal reminders go to this address when a playbook is enabled (issue #20, item 5).
     contact_email: EmailAddress | None = None
     contact_name: ShortText | None = None
+    # The month (1-12) the customer's fiscal year ends in (issue #21); when never given,
+    # scoring infers it from the months the account buys in (docs/features.md).
+    fiscal_year_end: int | None = Field(default=None, ge=1, le=12, strict=True)
 
     @model_validator(mode="after")
     def _has_a_fact(self) -> "AccountUpdate":
@@ -207,11 +214,75 @@ ACCOUNT_FACT_FIELDS = frozenset(
         "status",
         "contact_email",
         "contact_name",
+        "fiscal_year_end",
     }
 )
 
+
+def _number_as_id(value: Any) -> Any:
+    """Helpdesks and shops number their tickets and orders (Zendesk's 4711): a whole number is
+    read as its digits; a boolean or a fraction is not an id."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+# A ticket or order id: an Identifier, or a whole number written as one.
+ExternalId = Annotated[Identifier, BeforeValidator(_number_as_id)]
+
+
+class SupportTicket(EventEnvelope):
+    """A helpdesk ticket's step (issue #21): opened, solved or reopened.
+
+    A `solved` or `reopened` for a ticket Kizashi never saw open is accepted, not refused: the
+    ticket may have opened before Kizashi was connected, or its `opened` may still be on its
+    way (each account's events are applied in any order, architecture §5.4), and ingest holds
+    no ticket state to check against. Such a solve counts its first response and nothing
+    else; it never makes the open-ticket count negative (docs/features.md)."""
+
+    type: Literal["support_ticket"]
+    ticket_id: ExternalId
+    status: Literal["opened", "solved", "reopened"]
+    priority: ShortText | None = None
+    channel: ShortText | None = None
+    topic: ShortText | None = None
+    # Seconds from the ticket's opening to the first answer; only on a solve.
+    first_response_s: float | None = Field(
+        default=None, ge=0, le=31_536_000, allow_inf_nan=False, strict=True
+    )
+
+    @field_validator("first_response_s")
+    @classmethod
+    def _response_on_solve(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and info.data.get("status", "solved") != "solved":
+            raise PydanticCustomError(
+                "first_response_not_solved",
+                "is given only with status 'solved' (this ticket's status is '{status}')",
+                {"status": info.data.get("status")},
+            )
+        return value
+
+
+class Purchase(EventEnvelope):
+    """A completed order (issue #21). `occurred_at` is when it was placed."""
+
+    type: Literal["purchase"]
+    order_id: ExternalId
+    # strict: a string or a boolean is not an amount; a negative one (a refund) is refused.
+    amount: float = Field(ge=0, le=1e12, allow_inf_nan=False, strict=True)
+    currency: CurrencyCode
+    product: ShortText
+    kind: Literal["new", "upsell", "cross_sell", "renewal"]
+
+
 InputEvent = Annotated[
-    ProductUsage | EmailEngagement | WebVisit | SurveyResponse | AccountUpdate,
+    ProductUsage
+    | EmailEngagement
+    | WebVisit
+    | SurveyResponse
+    | AccountUpdate
+    | SupportTicket
+    | Purchase,
     Field(discriminator="type"),
 ]
 EVENT_MODELS: dict[str, type[EventEnvelope]] = {
@@ -220,6 +291,8 @@ EVENT_MODELS: dict[str, type[EventEnvelope]] = {
     "web_visit": WebVisit,
     "survey_response": SurveyResponse,
     "account_update": AccountUpdate,
+    "support_ticket": SupportTicket,
+    "purchase": Purchase,
 }
 input_event_adapter: TypeAdapter[InputEvent] = TypeAdapter(InputEvent)
 

@@ -34,6 +34,8 @@ from kizashi.contracts.events import (
     EmailEngagement,
     EventEnvelope,
     ProductUsage,
+    Purchase,
+    SupportTicket,
     SurveyResponse,
     WebVisit,
 )
@@ -167,9 +169,16 @@ RepObservation = Annotated[
 ]
 rep_observation_adapter: TypeAdapter[RepObservation] = TypeAdapter(RepObservation)
 
-# What ingest's native API accepts: the five input events and observations.
+# What ingest's native API accepts: the input events and observations.
 IngestEvent = Annotated[
-    ProductUsage | EmailEngagement | WebVisit | SurveyResponse | AccountUpdate | RepObservation,
+    ProductUsage
+    | EmailEngagement
+    | WebVisit
+    | SurveyResponse
+    | AccountUpdate
+    | SupportTicket
+    | Purchase
+    | RepObservation,
     Field(discriminator="type"),
 ]
 ingest_event_adapter: TypeAdapter[IngestEvent] = TypeAdapter(IngestEvent)

@@ -32,6 +32,9 @@ RULES: dict[str, RuleName] = {
     "customer_pain": RuleName("opportunity", "customer pain"),
     "relocation_or_policy_change": RuleName("opportunity", "relocation or policy change"),
     "renewal_timing": RuleName("opportunity", "renewal date heard"),
+    # From support tickets and purchases (issue #21).
+    "support_surge": RuleName("opportunity", "support surge"),
+    "fiscal_year_end": RuleName("opportunity", "fiscal year end ahead"),
     "usage_drop": RuleName("churn_risk", "usage drop"),
     "inactivity": RuleName("churn_risk", "inactivity"),
     "detractor": RuleName("churn_risk", "detractor"),

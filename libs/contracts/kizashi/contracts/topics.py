@@ -10,6 +10,8 @@ EVENT_TOPICS: Final[dict[str, str]] = {
         "web_visit",
         "survey_response",
         "account_update",
+        "support_ticket",
+        "purchase",
     )
 }
 # What reps know (issue #18): its own topic, consumed by scoring with the input events.

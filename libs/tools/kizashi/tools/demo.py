@@ -15,8 +15,10 @@ from kizashi.tools.stack import client_credentials, read_stack
 from kizashi.tools.users import database_url, ensure_people
 
 STORIES = {
-    "acme": "Acme Corp: busy and happy; today it says it wants more and reads the pricing page",
-    "globex": "Globex: went quiet three weeks ago; today it answered NPS 2",
+    "acme": "Acme Corp: busy and happy, buying more each year at its fiscal year end; today it "
+    "says it wants more and reads the pricing page",
+    "globex": "Globex: a support-ticket surge with slow answers, then quiet for three weeks; "
+    "today it answered NPS 2",
     "initech": "Initech: a steady team using 48 of its 50 seats",
 }
 
@@ -120,6 +122,7 @@ def story_events(now: datetime) -> tuple[list[dict], list[dict]]:
                         feature=features[user % 4],
                     )
                 )
+    history += support_and_purchases(now)
     # Oldest first, as a backfill should go: score history gets a point at the end of each
     # past day only while the account holds nothing newer (docs/scoring.md#score-history).
     history.sort(key=lambda event: event["occurred_at"])
@@ -155,6 +158,57 @@ def story_events(now: datetime) -> tuple[list[dict], list[dict]]:
         )
     )
     return history, news
+
+
+def support_and_purchases(now: datetime) -> list[dict]:
+    """Globex's helpdesk: a ticket now and then, then a surge four weeks ago answered slowly
+    (support load lowers its CS). Acme's shop: the same month two years running, more the
+    second time, so its fiscal year end is inferred (about three months away) and it buys
+    for high amounts and growing (priority high)."""
+    events = []
+    for i, days_ago in enumerate((80, 62, 45, 27.9, 27.5, 27, 26.5, 26, 25.5, 25, 24.5)):
+        opened = now - timedelta(days=days_ago)
+        ticket = {"ticket_id": f"GLX-{1000 + i}", "priority": "normal", "channel": "email"}
+        events.append(_event("support_ticket", "globex", opened, status="opened", **ticket))
+        events.append(
+            _event(
+                "support_ticket",
+                "globex",
+                opened + timedelta(hours=40),
+                status="solved",
+                first_response_s=30 * 3600.0,
+                **ticket,
+            )
+        )
+    year_end = (now + timedelta(days=100)).date()
+    for years_ago, amount, product in ((2, 30_000.0, "platform"), (1, 45_000.0, "platform")):
+        when = datetime(year_end.year - years_ago, year_end.month, 10, 15, tzinfo=UTC)
+        events.append(
+            _event(
+                "purchase",
+                "acme",
+                when,
+                order_id=f"ACME-{when:%Y%m}",
+                amount=amount,
+                currency="USD",
+                product=product,
+                kind="renewal" if years_ago == 1 else "new",
+            )
+        )
+    add_on = now - timedelta(days=70)
+    events.append(
+        _event(
+            "purchase",
+            "acme",
+            add_on,
+            order_id=f"ACME-{add_on:%Y%m%d}",
+            amount=9_000.0,
+            currency="USD",
+            product="analytics",
+            kind="cross_sell",
+        )
+    )
+    return events
 
 
 def observations(now: datetime) -> list[dict]:
@@ -266,6 +320,8 @@ def run_demo(settings: ToolSettings, *, wait_s: float = 60) -> int:
                     f"  {account:<8} CS {body['cs']:5.1f}  OP {body['op']:5.1f}  "
                     f"segment {body['segment']:<8} priority {body['priority']}"
                 )
+                for line in _input_lines(body):
+                    print(f"           {line}")
     print()
     for signal in signals:
         sent = [d for d in deliveries if d["signal_id"] == signal["signal_id"]]
@@ -288,6 +344,22 @@ def run_demo(settings: ToolSettings, *, wait_s: float = 60) -> int:
     if console:
         print(f"  - acme's phase and what the reps logged: {console}/accounts/acme")
     return 0 if {"opportunity", "churn_risk"} <= kinds else 1
+
+
+def _input_lines(account: dict) -> list[str]:
+    """What the support tickets and purchases say about an account, in the breakdown's words,
+    and its fiscal year end."""
+    lines = [
+        line["explanation"]
+        for line in account.get("breakdown", [])
+        if line["component"] in ("support_load", "purchase_growth")
+    ]
+    features = account.get("features", {})
+    month, days = features.get("fiscal_year_end_month"), features.get("days_to_fiscal_year_end")
+    if month is not None and days is not None:
+        how = "inferred from its purchases" if features.get("fiscal_year_end_inferred") else "CRM"
+        lines.append(f"Fiscal year ends in month {month:.0f}, in {days:.0f} days ({how})")
+    return lines
 
 
 def _wait_for_history(

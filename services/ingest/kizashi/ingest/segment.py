@@ -33,9 +33,13 @@ class Translated:
 def get_path(message: dict[str, Any], path: str) -> Any:
     value: Any = message
     for part in path.split("."):
-        if not isinstance(value, dict):
+        if isinstance(value, list) and part.isdigit():  # a list item: products.0.name
+            index = int(part)
+            value = value[index] if index < len(value) else _MISSING
+        elif not isinstance(value, dict):
             return _MISSING
-        value = value.get(part, _MISSING)
+        else:
+            value = value.get(part, _MISSING)
         if value is _MISSING or value is None:
             return _MISSING
     return value

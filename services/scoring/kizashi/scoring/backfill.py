@@ -125,7 +125,9 @@ def _point(
     at = end_of_day(day)
     # The observations as the state holds them; the phase counted as unknown (see Point).
     observed = Observed.of(state.obs, None)
-    features = features_at(state, facts, at)
+    features = features_at(
+        state, facts, at, rates=config.purchases.rates, catalogue=config.purchases.products
+    )
     snapshot = score(
         features, facts, config, at, explain=False, observed=observed, hold=hold
     ).snapshot

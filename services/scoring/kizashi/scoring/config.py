@@ -34,6 +34,12 @@ Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 OBSERVED_PARTS = frozenset(
     {"rep_satisfaction", "outcome_realised", "key_person", "policy_change", "relationship_phase"}
 )
+# The parts fed by support tickets and purchases (issue #21, kizashi.scoring.support and
+# .purchases): counted, like the observed parts, only for an account that sent any, so an
+# account without a helpdesk or shop connected scores as before.
+INPUT_PARTS = frozenset({"support_load", "purchase_growth", "cross_sell_room"})
+# Every part left out of its index while it has nothing to stand on.
+CONDITIONAL_PARTS = OBSERVED_PARTS | INPUT_PARTS
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Unit = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 Points = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
@@ -54,7 +60,7 @@ class _Weights(_Strict):
         if not any(
             getattr(self, name) > 0
             for name in type(self).model_fields
-            if name not in OBSERVED_PARTS
+            if name not in CONDITIONAL_PARTS
         ):
             raise ValueError("at least one weight of a part that is not observed must be > 0")
         return self
@@ -66,8 +72,9 @@ class _Weights(_Strict):
 
     @cached_property
     def total(self) -> float:
-        """Every weight but the observed parts': the total of an account no rep wrote about."""
-        return sum(w for name, w in self.by_name.items() if name not in OBSERVED_PARTS)
+        """Every weight but the conditional parts': the total of an account no rep wrote about,
+        without tickets or purchases."""
+        return sum(w for name, w in self.by_name.items() if name not in CONDITIONAL_PARTS)
 
 
 class CsWeights(_Weights):
@@ -82,6 +89,8 @@ class CsWeights(_Weights):
     # while nothing is logged. Defaulted so that a scoring.yaml from before them loads.
     rep_satisfaction: Weight = 6
     outcome_realised: Weight = 6
+    # Support load (issue #21): only for an account that sent tickets.
+    support_load: Weight = 8
 
 
 class OpWeights(_Weights):
@@ -99,6 +108,9 @@ class OpWeights(_Weights):
     key_person: Weight = 5
     policy_change: Weight = 5
     relationship_phase: Weight = 8
+    # Purchases (issue #21): only for an account that bought.
+    purchase_growth: Weight = 8
+    cross_sell_room: Weight = 5
 
 
 class CsConfig(_Strict):
@@ -217,6 +229,46 @@ def _duration(value: object) -> timedelta:
 Duration = Annotated[timedelta, BeforeValidator(_duration), Field(strict=False)]
 
 
+class SupportConfig(_Strict):
+    """How support load lowers CS (issue #21; docs/scoring.md#support-and-purchases)."""
+
+    # Tickets opened in 28 days: ≤ low is no load, ≥ high a full load.
+    tickets_28d: Ramp = Ramp(low=2, high=12)
+    # Median first response in hours: ≤ low is a fast answer, ≥ high a slow one.
+    first_response_hours: Ramp = Ramp(low=4, high=48)
+    # The share of a full load's cost paid even with fast answers (the rest is paid as the
+    # answers slow down): 1 - load × (share + (1 - share) × slowness).
+    fast_answer_share: Unit = 0.5
+    # Slowness when no solve has said its first response yet.
+    missing_slowness: Unit = 0.5
+
+
+class PurchasesConfig(_Strict):
+    """How purchases feed OP and the fiscal year end (issue #21)."""
+
+    # The currency spend is reported in, and each currency's rate to it: an amount in a
+    # currency without a rate counts as an order, not as spend.
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
+    rates: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = {"USD": 1.0}
+    # Spend in 365 days over the 365 before: ≤ low gives 0, ≥ high gives 1.
+    growth: Ramp = Ramp(low=1.0, high=1.5)
+    # Growth's value when the account bought nothing in the year before (no baseline).
+    missing_growth: Unit = 0.5
+    # The products there are to sell; cross-sell room is the share not owned yet. Empty: no
+    # cross_sell_room part.
+    catalogue: list[Annotated[str, Field(min_length=1)]] = []
+
+    @model_validator(mode="after")
+    def _reporting_currency_rated(self) -> "PurchasesConfig":
+        if self.rates.get(self.currency) != 1.0:
+            raise ValueError(f"rates must give the reporting currency {self.currency} as 1.0")
+        return self
+
+    @cached_property
+    def products(self) -> tuple[str, ...]:
+        return tuple(self.catalogue)
+
+
 class Segments(_Strict):
     cs_high: Points
     op_high: Points
@@ -301,6 +353,8 @@ class ScoringConfig(_Strict):
     missing: Missing
     surveys: Surveys
     observations: Observations = Observations()
+    support: SupportConfig = SupportConfig()
+    purchases: PurchasesConfig = PurchasesConfig()
     segments: Segments
     priority: PriorityConfig
     changes: Changes

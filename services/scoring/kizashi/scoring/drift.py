@@ -8,6 +8,8 @@ from kizashi.contracts.decay import DAY_S, MEAN_LIFE_7D_S, MEAN_LIFE_28D_S
 from kizashi.scoring.config import ScoringConfig
 from kizashi.scoring.features import SURVEY_ANSWERS, AccountState, utc_day
 from kizashi.scoring.indices import survey_norm
+from kizashi.scoring.purchases import next_edge as next_purchase_edge
+from kizashi.scoring.support import next_edge as next_ticket_edge
 
 # Below this a decayed usage counter is worth under a point of any index with default weights.
 SETTLED_USAGE = 0.5
@@ -61,8 +63,9 @@ def next_drift_check(state: AccountState, now: datetime, config: ScoringConfig) 
     """When time alone can next have moved this account's scores; None if it never will.
 
     Three clocks move scores without events: decay (usage counters, survey ageing), the edges
-    of the day windows (UTC midnight, while any counted day is within 28 days) and the renewal
-    calendar (daily, while the renewal is within the timing ramps).
+    of the day windows (UTC midnight, while any counted day is within 28 days; the exact day a
+    ticket or purchase day enters or leaves one of its windows) and the renewal calendar
+    (daily, while the renewal is within the timing ramps).
     """
     t = now.timestamp()
     today = utc_day(t)
@@ -71,6 +74,10 @@ def next_drift_check(state: AccountState, now: datetime, config: ScoringConfig) 
         candidates.append(t + config.sweep.recheck_hours * 3600.0)
     if state.max_day is not None and state.max_day >= today - 27:
         candidates.append(_midnight(today + 1))
+    # A ticket or purchase day entering or leaving a window (7 … 730 days) moves features.
+    for edge in (next_ticket_edge(state.sup, today), next_purchase_edge(state.buy, today)):
+        if edge is not None:
+            candidates.append(_midnight(edge))
     renewal = state.renewal_date()
     if renewal is not None:
         candidates.extend(_renewal_checks(renewal, today, config))

@@ -16,6 +16,8 @@ How each part of the state stays order-independent:
 | `crm` | field -> `[ts, event_id, value]` | last writer wins; newest 200 attributes |
 | `counts` | event type -> lifetime count | sum |
 | `obs`, `evidence` | reps' observations (kizashi.scoring.observations) | top-N, max |
+| `sup` | support tickets (kizashi.scoring.support) | sum, last writer, top-N |
+| `buy` | purchases (kizashi.scoring.purchases) | sum, max |
 
 Decay constants are fixed here, not in scoring.yaml, because they are baked into the stored
 state; changing them needs a rebuild from the event log (docs/features.md fixes them too):
@@ -41,10 +43,18 @@ from kizashi.contracts.events import (
     ProductUsage,
     occurred,
 )
+from kizashi.contracts.fiscal import days_to_fiscal_year_end
 from kizashi.contracts.limits import MAX_ATTRIBUTE_KEYS
 from kizashi.runtime.trusted import trusted
 from kizashi.scoring.attributes import ATTRIBUTE_PREFIX, cap_attributes
 from kizashi.scoring.observations import fold_observation
+from kizashi.scoring.purchases import (
+    PURCHASE_FEATURES,
+    fold_purchase,
+    inferred_fiscal_year_end,
+    purchase_features,
+)
+from kizashi.scoring.support import SUPPORT_FEATURES, fold_ticket, support_features
 
 RETENTION_DAYS = 42
 # Bounds keep the json row small for huge accounts; past them the most recent keys are kept,
@@ -58,8 +68,8 @@ _BUCKET_SIZE = 6
 CROSS_SELL_TAGS = frozenset({"cross_sell", "upsell", "new_product"})
 SURVEY_ANSWERS = ("nps", "csat", "upsell_intent", "referral_intent")
 
-# The names of docs/features.md, in its order, plus `support_visits_14d` (support load, read
-# by the priority rules).
+# The names of docs/features.md, in its order, plus `support_visits_14d` (support-page visits,
+# a priority input).
 FEATURE_NAMES: tuple[str, ...] = (
     "usage_7d",
     "usage_28d",
@@ -92,7 +102,15 @@ FEATURE_NAMES: tuple[str, ...] = (
     "support_visits_14d",
     "decision_makers_engaged_28d",
     "usage_history_days",
+    # Support tickets and purchases (issue #21): None while the account has sent none.
+    *SUPPORT_FEATURES,
+    *PURCHASE_FEATURES,
+    "fiscal_year_end_month",
+    "fiscal_year_end_inferred",
+    "days_to_fiscal_year_end",
 )
+# Conversion of purchase amounts to the reporting currency, for callers that pass none.
+NO_RATES: dict[str, float] = {}
 
 
 def utc_day(ts: float) -> int:
@@ -118,6 +136,8 @@ class AccountState:
     crm: dict[str, list[Any]] = field(default_factory=dict)
     obs: dict[str, list[list[Any]]] = field(default_factory=dict)
     evidence: dict[str, list[Any]] = field(default_factory=dict)
+    sup: dict[str, Any] = field(default_factory=dict)
+    buy: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: dict | None) -> "AccountState":
@@ -140,6 +160,8 @@ class AccountState:
             crm=crm,
             obs=data.get("obs", {}),
             evidence=data.get("evidence", {}),
+            sup=data.get("sup", {}),
+            buy=data.get("buy", {}),
         )
 
     def to_json(self) -> dict:
@@ -160,6 +182,11 @@ class AccountState:
             out["obs"] = self.obs
         if self.evidence:
             out["evidence"] = self.evidence
+        # Only on accounts with tickets or purchases, likewise.
+        if self.sup:
+            out["sup"] = self.sup
+        if self.buy:
+            out["buy"] = self.buy
         return out
 
     def apply(self, event: InputEvent) -> None:
@@ -174,6 +201,12 @@ class AccountState:
             return
         if kind == "rep_observation":
             fold_observation(self.obs, self.evidence, event, ts)
+            return
+        if kind == "support_ticket":
+            fold_ticket(self.sup, event, ts)
+            return
+        if kind == "purchase":
+            fold_purchase(self.buy, event, ts)
             return
         if event.user_id is not None and kind != "account_update":
             day = utc_day(ts)
@@ -339,8 +372,17 @@ def _answer(state: AccountState, answer: str) -> tuple[float | None, float | Non
     return float(entries[0][2]), previous, float(entries[0][0])
 
 
-def features_at(state: AccountState, facts: AccountFacts, now: datetime) -> dict[str, float | None]:
-    """The named features of docs/features.md as of `now` (None where unknown)."""
+def features_at(
+    state: AccountState,
+    facts: AccountFacts,
+    now: datetime,
+    *,
+    rates: dict[str, float] = NO_RATES,
+    catalogue: tuple[str, ...] = (),
+) -> dict[str, float | None]:
+    """The named features of docs/features.md as of `now` (None where unknown). `rates` and
+    `catalogue`: scoring.yaml's purchases (amounts to the reporting currency; the products
+    there are to sell)."""
     t = now.timestamp()
     today = utc_day(t)
     usage_7d = usage_28d = 0.0
@@ -392,6 +434,11 @@ def features_at(state: AccountState, facts: AccountFacts, now: datetime) -> dict
     days_to_renewal = None
     if facts.renewal_date is not None:
         days_to_renewal = float((facts.renewal_date - now.astimezone(UTC).date()).days)
+    # The fiscal year end: the CRM's (account_update fiscal_year_end), else inferred from
+    # the months the account buys in.
+    fiscal_month, fiscal_inferred = facts.fiscal_year_end, 0.0
+    if fiscal_month is None:
+        fiscal_month, fiscal_inferred = inferred_fiscal_year_end(state.buy, rates), 1.0
     return {
         "usage_7d": usage_7d,
         "usage_28d": usage_28d,
@@ -428,4 +475,9 @@ def features_at(state: AccountState, facts: AccountFacts, now: datetime) -> dict
         # Days from the first retained day with usage to today (0 with none): the evidence
         # behind the usage components (kizashi.scoring.confidence).
         "usage_history_days": float(max(0, today - first_usage_day + 1)),
+        **support_features(state.sup, t),
+        **purchase_features(state.buy, t, rates, catalogue),
+        "fiscal_year_end_month": None if fiscal_month is None else float(fiscal_month),
+        "fiscal_year_end_inferred": None if fiscal_month is None else fiscal_inferred,
+        "days_to_fiscal_year_end": days_to_fiscal_year_end(fiscal_month, now),
     }

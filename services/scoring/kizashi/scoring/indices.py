@@ -12,6 +12,8 @@ from kizashi.contracts.scores import Index, Priority, ScoreComponent, ScoreSnaps
 from kizashi.runtime.trusted import trusted
 from kizashi.scoring.confidence import explanation, index_confidence
 from kizashi.scoring.config import ScoringConfig
+from kizashi.scoring.input_parts import cs_parts as input_cs_parts
+from kizashi.scoring.input_parts import op_parts as input_op_parts
 from kizashi.scoring.observations import NOTHING_OBSERVED, Observed
 from kizashi.scoring.observations import cs_parts as observed_cs_parts
 from kizashi.scoring.observations import op_parts as observed_op_parts
@@ -384,6 +386,7 @@ def score(
     out = lines if explain else None
     cs_parts = _cs_parts(features, config, t, explain)
     cs_parts.update(observed_cs_parts(observed, config, t, explain))
+    cs_parts.update(input_cs_parts(features, config, explain))
     cs = _index("cs", cs_parts, config.cs.weights.by_name, out)
     cs_conf, cs_hints = index_confidence(
         cs_parts, config.cs.weights.by_name, features, config, t, explain=explain
@@ -393,6 +396,7 @@ def score(
         out.append(_confidence_line("cs", cs_conf, cs_hints, minimum))
     op_parts = _op_parts(features, facts, config, t, explain)
     op_parts.update(observed_op_parts(observed, config, t, explain))
+    op_parts.update(input_op_parts(features, config, explain))
     op = _index("op", op_parts, config.op.weights.by_name, out)
     op_conf, op_hints = index_confidence(
         op_parts, config.op.weights.by_name, features, config, t, explain=explain

@@ -42,6 +42,9 @@ WATCHED_FEATURES = (
     "seat_utilisation",
     "days_since_usage",
     "days_to_renewal",
+    # support_surge and fiscal_year_end (issue #21).
+    "tickets_7d",
+    "fiscal_year_end_month",
 )
 MAX_EVENT_REFS = 20
 _SNAPSHOT_FIELDS = tuple(ScoreSnapshot.model_fields)
@@ -111,7 +114,13 @@ def rescore(
     )
     facts_json = state.facts_json(stored.account_id)
     facts = facts_model(facts_json)
-    features = features_at(state, facts, now)
+    features = features_at(
+        state,
+        facts,
+        now,
+        rates=config.purchases.rates,
+        catalogue=config.purchases.products,
+    )
     held = standing(state.evidence, phases, now) if state.evidence else None
     phase = 0 if held is None else held.phase
     observed = Observed.of(state.obs, None if held is None else phase, held)

@@ -113,7 +113,10 @@ async def resolve_with_reason(
         reason,
         months,
         now=now,
-        account=orjson.loads(signal["account"]) if signal["account"] else None,
+        account={
+            **(orjson.loads(signal["account"]) if signal["account"] else {}),
+            "fiscal_year_end_month": signal["fiscal_month"],
+        },
         op=signal["op"],
         owner=signal["owner"],
         config=recycling or RecycleConfig(),

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from kizashi.contracts.decay import DAY_S, MEAN_LIFE_7D_S, MEAN_LIFE_28D_S
+from kizashi.contracts.fiscal import days_to_fiscal_year_end
 from kizashi.contracts.scores import ObservationFact
 from kizashi.triggers.engine import FRESH_STATE, RuleState, rule_option
 from kizashi.triggers.rules import SWEEP_RULES, RuleBook, RuleConfig, SweepContext
@@ -24,8 +25,8 @@ def features_now(latest: dict[str, Any], now: datetime) -> dict[str, float | Non
     """The latest scores.changed's features, with the clock-driven ones moved to `now`.
 
     Decayed usage counters and the usage trend decay exactly (no event means no new usage);
-    days since usage and days to renewal are recounted. Window counts (visits, clicks) are
-    left as they were: no time-driven rule reads them.
+    days since usage, to renewal and to the fiscal year end are recounted. Window counts
+    (visits, clicks, tickets) are left as they were: no time-driven rule reads them.
     """
     features = dict(latest["features"])
     computed_at = _parse(latest["computed_at"])
@@ -43,6 +44,9 @@ def features_now(latest: dict[str, Any], now: datetime) -> dict[str, float | Non
     renewal = renewal_date(latest)
     if renewal is not None:
         features["days_to_renewal"] = float((renewal - now.astimezone(UTC).date()).days)
+    fiscal = features.get("fiscal_year_end_month")
+    if fiscal is not None:
+        features["days_to_fiscal_year_end"] = days_to_fiscal_year_end(fiscal, now)
     return features
 
 

@@ -18,7 +18,8 @@ _OWNER = """lower(coalesce(ta.latest -> 'account' ->> 'owner_email',
 async def lock_for_resolve(*, conn: asyncpg.Connection, signal_id: str) -> asyncpg.Record | None:
     """The signal (locked until the transaction ends) with what parking it needs: its kind,
     account, rule, the account's facts and OP now (its latest change; else as it fired, as
-    JSON text) and its owner. None when there is no such signal."""
+    JSON text), its fiscal year end month (given in the CRM or inferred from its purchases:
+    the feature `fiscal_year_end_month`) and its owner. None when there is no such signal."""
     return await conn.fetchrow(
         f"""
         SELECT s.status, s.kind, s.account_id, s.rule,
@@ -26,6 +27,8 @@ async def lock_for_resolve(*, conn: asyncpg.Connection, signal_id: str) -> async
                    AS account,
                coalesce((ta.latest -> 'after' ->> 'op')::float8,
                         (s.payload -> 'scores' ->> 'op')::float8) AS op,
+               coalesce(ta.latest -> 'features' ->> 'fiscal_year_end_month',
+                        ta.latest -> 'account' ->> 'fiscal_year_end') AS fiscal_month,
                {_OWNER} AS owner
         FROM signals s LEFT JOIN trigger_accounts ta ON ta.account_id = s.account_id
         WHERE s.signal_id = $1
