@@ -104,7 +104,9 @@ async def triggers_api(own_database: str):
     await task
 
 
-def change(account: str, at: datetime, op: float, *, segment: str = "expand") -> ConsumerRecord:
+def change(
+    account: str, at: datetime, op: float, *, segment: str = "expand", features: dict | None = None
+) -> ConsumerRecord:
     """A scores.changed as scoring publishes it (the fields triggers reads)."""
     value = orjson.dumps(
         {
@@ -113,7 +115,7 @@ def change(account: str, at: datetime, op: float, *, segment: str = "expand") ->
             "before": None,
             "after": {"cs": 80.0, "op": op, "segment": segment, "priority": "high"},
             "account": {"account_id": account, "name": f"<i>{account}</i>", "owner_email": DANA},
-            "features": {},
+            "features": features or {},
         }
     )
     return ConsumerRecord(
@@ -244,6 +246,29 @@ async def test_no_need_returns_when_op_has_risen_enough(
     reason = orjson.loads(signals[1]["payload"])["reasons"][0]
     assert reason.startswith("came back: no need, set on ")
     assert reason.endswith("by api; OP rose from 60 to 74 (asked: 70)")
+
+
+async def test_no_budget_returns_at_the_next_fiscal_year_scoring_knows(
+    triggers, triggers_api, own_database
+) -> None:
+    """The fiscal year end month is scoring's feature (the CRM's, or inferred from purchases):
+    a year ending in March brings a no_budget account back on the next 1 April."""
+    client, _ = triggers_api
+    account, sid = await opportunity(triggers, own_database, "budget")
+    now = datetime.now(UTC)
+    await handle_changes(
+        triggers, [change(account, now, 80.0, features={"fiscal_year_end_month": 3.0})]
+    )
+    answer = await client.post(f"/v1/signals/{sid}/resolve", json={"reason": "no_budget"})
+    assert answer.status_code == 200, answer.text
+    [entry] = [
+        e
+        for e in (await client.get("/v1/recycle", params={"reason": "no_budget"})).json()["items"]
+        if e["account_id"] == account
+    ]
+    april = datetime(now.year + (now.month >= 4), 4, 1, tzinfo=UTC)
+    assert datetime.fromisoformat(entry["returns_at"]) == april
+    assert entry["fiscal_year_known"] is True
 
 
 async def test_not_contacted_returns_at_once_to_whom_it_is_reassigned(

@@ -59,7 +59,9 @@ def test_months_are_calendar_months(start, months, expected) -> None:
         ({"fiscal_year_end_month": 13}, None),
         ({"fiscal_year_end_month": True}, None),
         ({"fiscal_year_end_month": "March"}, None),
-        ({"fiscal_year_end_month": 3.0}, None),
+        ({"fiscal_year_end_month": 3.0}, 3),  # scoring's features are floats
+        ({"fiscal_year_end_month": "3.0"}, 3),  # as JSON text out of PostgreSQL
+        ({"fiscal_year_end_month": 3.5}, None),
         ({"fiscal_year_end_month": None}, None),
         ({}, None),
         (None, None),

@@ -59,8 +59,13 @@ def fiscal_year_end_month(facts: Mapping[str, Any] | None) -> int | None:
     value = (facts or {}).get("fiscal_year_end_month")
     if isinstance(value, bool):
         return None
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+    if isinstance(value, str):  # JSON text out of PostgreSQL: "3", or a feature's "3.0"
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, float) and value.is_integer():  # features are floats
+        value = int(value)
     if isinstance(value, int) and 1 <= value <= 12:
         return value
     return None
