@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from email.utils import formataddr
 
 from kizashi.contracts.signals import SignalBase
-from kizashi.notifier import repository
 from kizashi.notifier.links import unsubscribe_link
 from kizashi.notifier.playbooks import (
     CUSTOMER_CHANNEL,
@@ -29,6 +28,7 @@ from kizashi.notifier.playbooks import (
     receiver_name,
     within_cap,
 )
+from kizashi.notifier.repository import customer as customer_sql
 from kizashi.notifier.state import NotifierState
 from kizashi.notifier.transport import SendResult
 from kizashi.notifier.view import one_line
@@ -53,7 +53,7 @@ async def customer_intent(
     contact = signal.account.contact_email
     if not contact:
         async with raw_transaction(service.engine) as connection:
-            current = await repository.current_contact(
+            current = await customer_sql.current_contact(
                 conn=connection, account_id=signal.account_id
             )
         if current and current.get("contact_email"):
@@ -132,7 +132,7 @@ async def _hold(service: NotifierState, record: dict) -> str | None:
     cap = service.routing.customer.frequency_cap
     now = datetime.now(UTC)
     async with raw_transaction(service.engine) as connection:
-        unsubscribed, earlier = await repository.reserve_customer_email(
+        unsubscribed, earlier = await customer_sql.reserve_customer_email(
             conn=connection,
             delivery_id=record["delivery_id"],
             account_id=record["account_id"],
@@ -146,7 +146,7 @@ async def _hold(service: NotifierState, record: dict) -> str | None:
             check = within_cap(cap, earlier, now)
             if not check.allowed:
                 reason = f"frequency cap: {check.sent} customer email(s) in the last {cap.per}"
-        await repository.record_customer_email(
+        await customer_sql.record_customer_email(
             conn=connection,
             **record,
             status="suppressed" if reason else "sending",
@@ -158,7 +158,7 @@ async def _hold(service: NotifierState, record: dict) -> str | None:
 
 async def _record(service: NotifierState, record: dict, status: str, reason: str | None) -> None:
     async with raw_transaction(service.engine) as connection:
-        await repository.record_customer_email(
+        await customer_sql.record_customer_email(
             conn=connection, **record, status=status, reason=reason, now=datetime.now(UTC)
         )
 

@@ -2,7 +2,7 @@
 
 Slack takes about one message a second per incoming webhook. Each send takes the webhook's
 next slot from its `webhook_pacing` row (`next_at` moved one interval on, atomically: see
-repository.take_webhook_slot) and waits for it, so N replicas together still send one message
+pacing_sql.take_webhook_slot) and waits for it, so N replicas together still send one message
 an interval, not N. A 429 pauses the webhook for every replica (`paused_until`).
 """
 
@@ -11,7 +11,7 @@ import hashlib
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kizashi.notifier import repository
+from kizashi.notifier.repository import pacing as pacing_sql
 from kizashi.runtime.db import raw_transaction
 
 
@@ -29,11 +29,11 @@ class SharedPacer:
 
     async def paused_for(self, url: str) -> float:
         async with raw_transaction(self.engine) as conn:
-            return await repository.webhook_paused_for(conn=conn, webhook_key=webhook_key(url))
+            return await pacing_sql.webhook_paused_for(conn=conn, webhook_key=webhook_key(url))
 
     async def acquire(self, url: str) -> None:
         async with raw_transaction(self.engine) as conn:
-            wait_s, _ = await repository.take_webhook_slot(
+            wait_s, _ = await pacing_sql.take_webhook_slot(
                 conn=conn, webhook_key=webhook_key(url), interval_s=self.interval_s
             )
         if wait_s > 0:
@@ -41,4 +41,4 @@ class SharedPacer:
 
     async def pause(self, url: str, seconds: float) -> None:
         async with raw_transaction(self.engine) as conn:
-            await repository.pause_webhook(conn=conn, webhook_key=webhook_key(url), seconds=seconds)
+            await pacing_sql.pause_webhook(conn=conn, webhook_key=webhook_key(url), seconds=seconds)

@@ -21,9 +21,9 @@ from pydantic import BaseModel
 
 from kizashi.contracts.limits import MAX_ID_LENGTH
 from kizashi.contracts.text import NO_NUL_PATTERN
-from kizashi.notifier import repository
 from kizashi.notifier.deps import ApiCaller, StateDep
 from kizashi.notifier.links import verify_unsubscribe
+from kizashi.notifier.repository import customer as customer_sql
 from kizashi.runtime.db import raw_transaction
 from kizashi.runtime.signing import ExpiredActionToken, InvalidActionToken
 
@@ -88,8 +88,8 @@ async def perform(token: TOKEN, state: StateDep, request: Request) -> HTMLRespon
         return verified
     delivery_id, contact = verified
     async with raw_transaction(state.engine) as connection:
-        sent = await repository.customer_email_of(conn=connection, delivery_id=delivery_id)
-        await repository.unsubscribe(
+        sent = await customer_sql.customer_email_of(conn=connection, delivery_id=delivery_id)
+        await customer_sql.unsubscribe(
             conn=connection,
             contact_email=contact,
             account_id=sent["account_id"] if sent else None,
@@ -129,5 +129,7 @@ async def account_customer_emails(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[CustomerEmailView]:
     async with raw_transaction(state.engine) as connection:
-        rows = await repository.customer_emails(conn=connection, account_id=account_id, limit=limit)
+        rows = await customer_sql.customer_emails(
+            conn=connection, account_id=account_id, limit=limit
+        )
     return [CustomerEmailView(**row) for row in rows]
