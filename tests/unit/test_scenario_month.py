@@ -58,7 +58,13 @@ REPS = {
         "noisy-browser",
     ),
     "ben@reps.example": ("happy-expander", "renewal-at-risk", "happy-renewal", "seat-constrained"),
-    "cho@reps.example": ("quiet-healthy", "detractor", "add-on-clicker"),
+    "cho@reps.example": (
+        "quiet-healthy",
+        "detractor",
+        "add-on-clicker",
+        "support-surge",
+        "fiscal-buyer",
+    ),
 }
 OWNER = {account: rep for rep, accounts in REPS.items() for account in accounts}
 
