@@ -58,12 +58,19 @@ REPS = {
         "noisy-browser",
     ),
     "ben@reps.example": ("happy-expander", "renewal-at-risk", "happy-renewal", "seat-constrained"),
-    "cho@reps.example": ("quiet-healthy", "detractor", "add-on-clicker"),
+    "cho@reps.example": (
+        "quiet-healthy",
+        "detractor",
+        "add-on-clicker",
+        "support-surge",
+        "fiscal-buyer",
+    ),
 }
 OWNER = {account: rep for rep, accounts in REPS.items() for account in accounts}
 
 
 def crm(account: str, *, renewal_in: int = 300, seats: int = 20, **more) -> list[EventEnvelope]:
+    owner = more.pop("owner_email", None) or OWNER[account]
     facts = {"plan": "team", "arr": 40000, **more}
     renewal = (MONTH.date() + timedelta(days=renewal_in)).isoformat()
     return [
@@ -75,7 +82,7 @@ def crm(account: str, *, renewal_in: int = 300, seats: int = 20, **more) -> list
             name=account.title(),
             seats=seats,
             renewal_date=renewal,
-            owner_email=OWNER[account],
+            owner_email=owner,
             **facts,
         )
     ]
@@ -294,8 +301,14 @@ EXPECTED: dict[str, list[tuple[str, int]]] = {
     "silent-churner": [("health_drop", 14), ("usage_drop", 17), ("inactivity", 23)],
     "pricing-shopper": [("pricing_interest", 5), ("pricing_interest", 24)],
     # Three product-page visits in 7 days by day 14; expand held from day 16 (OP past
-    # 50 + enter_margin since day 14, for min_dwell).
-    "happy-expander": [("upsell_intent", 12), ("pricing_interest", 14), ("expansion_ready", 16)],
+    # 50 + enter_margin since day 14, for min_dwell). Ben resolves the upsell intent "no need"
+    # at OP 41 that evening; the next day's reading takes OP past 41 + op_rise: it is back.
+    "happy-expander": [
+        ("upsell_intent", 12),
+        ("recycled", 13),
+        ("pricing_interest", 14),
+        ("expansion_ready", 16),
+    ],
     "detractor": [("detractor", 9)],
     "renewal-at-risk": [("renewal_at_risk", 10)],
     "seat-constrained": [("seat_pressure", 18)],
@@ -305,12 +318,24 @@ EXPECTED: dict[str, list[tuple[str, int]]] = {
     "noisy-browser": [("pricing_interest", 4)],
     "backfilled": [("inactivity", 5), ("usage_drop", 5), ("health_drop", 12)],
     "support-surge": [("support_surge", 13)],  # 5 in 7 days with day 8's ticket
-    "fiscal-buyer": [("fiscal_year_end", -26)],
+    # Cho parks it on 9 February, "timing, 1 month": it comes back on 9 March (issue #21).
+    "fiscal-buyer": [("fiscal_year_end", -26), ("recycled", 8)],
 }
+
+# What the reps do (kizashi.tools.replay's `resolve`): (account, rule, day, hour, reason,
+# months), resolved by the account's owner.
+REP_RESOLUTIONS: list[tuple[str, str, int, float, str, int | None]] = [
+    ("fiscal-buyer", "fiscal_year_end", -20, 16.0, "timing", 1),
+    ("happy-expander", "upsell_intent", 12, 17.0, "no_need", None),
+]
 
 
 def replay(events: list[EventEnvelope], **options) -> ReplayResult:
     engine = Replay(scoring=load_scoring_config(None), rules=load_rules_config(None), **options)
+    for account, rule, day, hour, reason, months in REP_RESOLUTIONS:
+        engine.resolve(
+            account, rule, at=at(day, hour), reason=reason, months=months, by=OWNER[account]
+        )
     return engine.run(sorted(events, key=processing_time), until=END)
 
 
@@ -368,6 +393,48 @@ def test_support_and_fiscal_signals_say_why(month: ReplayResult) -> None:
     assert fiscal.reasons[0] == (
         "Fiscal year ends on 2026-03-31, in 56 days (inferred from the months it buys in)"
     )
+
+
+def test_a_parked_opportunity_comes_back_when_its_time_comes(month: ReplayResult) -> None:
+    """The recycle process (issue #21): Cho resolves fiscal-buyer's opportunity "timing, 1
+    month" on 9 February; it comes back, from the sweep, on 9 March at the hour she set it,
+    as a `recycled` opportunity that says why, to her."""
+    fiscal = next(s for s in month.signals if s.rule == "fiscal_year_end")
+    assert [
+        (r.reason, r.by, r.at) for r in month.resolutions if r.signal_id == fiscal.signal_id
+    ] == [("timing", "cho@reps.example", at(-20, 16))]
+    entry = next(e for e in month.parked if e["signal_id"] == fiscal.signal_id)
+    assert entry["returns_at"] == at(8, 16) and entry["months"] == 1
+    [back] = [s for s in month.signals if s.rule == "recycled" and s.account_id == "fiscal-buyer"]
+    assert back.kind == "opportunity"
+    assert back.fired_at == at(8, 16)
+    assert back.reasons == [
+        "came back: timing was 1 month, set on 2026-02-09 by cho@reps.example",
+        f"Parked from the fiscal_year_end opportunity ({fiscal.signal_id})",
+    ]
+    assert back.headline == "back after timing"
+    assert back.account.owner_email == "cho@reps.example"
+    assert back.episode == f"recycled:{fiscal.signal_id}"
+
+
+def test_a_no_need_comes_back_when_its_op_has_risen(month: ReplayResult) -> None:
+    """Ben resolves happy-expander's upsell intent "no need" at OP 40.6; it comes back on the
+    first scores.changed at OP 50.6 (rules.yaml's op_rise: 10) or more, and not before."""
+    upsell = next(s for s in month.signals if s.rule == "upsell_intent")
+    entry = next(e for e in month.parked if e["signal_id"] == upsell.signal_id)
+    assert entry["reason"] == "no_need" and entry["returns_at"] is None
+    assert entry["op_at_set"] == pytest.approx(40.63, abs=0.01)
+    assert entry["op_target"] == pytest.approx(entry["op_at_set"] + 10)
+    [back] = [s for s in month.signals if s.rule == "recycled" and s.account_id == "happy-expander"]
+    assert back.fired_at == at(13, 14.1)  # the second product page of 14 March
+    assert back.scores.op >= entry["op_target"]
+    before = [op for when, _, op in month.scores["happy-expander"] if entry["set_at"] < when]
+    assert max(op for op in before[: before.index(back.scores.op)]) < entry["op_target"]
+    assert back.reasons == [
+        "came back: no need, set on 2026-03-13 by ben@reps.example; OP rose from 41 to 51"
+        " (asked: 51)",
+        f"Parked from the upsell_intent opportunity ({upsell.signal_id})",
+    ]
 
 
 def test_time_driven_rules_fire_from_the_sweep_with_no_event(month: ReplayResult) -> None:
@@ -472,3 +539,44 @@ def test_the_daily_budget_per_rep_defers_to_the_next_digest_and_loses_nothing(
     bens = [s for s in bens if s.fired_at.date() == day10]
     assert [s.rule for s in bens] == ["renewal_window", "renewal_at_risk"]
     assert alert_rank(bens[1]) > alert_rank(bens[0])
+
+
+def test_no_budget_comes_back_when_the_accounts_fiscal_year_starts() -> None:
+    """Outside the cast: an account whose CRM says its fiscal year ends in February shows
+    pricing interest on 9 February; its owner resolves it "no budget" two days later, and it
+    comes back at 00:00 UTC on 1 March, the first day of its new fiscal year, from the sweep
+    and with no event that day (here alone: the month's cast keeps its own signals)."""
+    account = "budget-holder"
+    events = [
+        *crm(account, fiscal_year_end=2, owner_email="ana@reps.example"),
+        *usage(account, range(-40, 5)),
+        *visits(account, -20, 3),
+    ]
+    engine = Replay(scoring=load_scoring_config(None), rules=load_rules_config(None))
+    engine.resolve(
+        account, "pricing_interest", at=at(-18, 9), reason="no_budget", by="ana@reps.example"
+    )
+    result = engine.run(sorted(events, key=processing_time), until=at(4))
+    opened = next(s for s in result.signals if s.rule == "pricing_interest")
+    assert [e["returns_at"] for e in result.parked] == [MONTH]
+    assert [(r.reason, r.by) for r in result.resolutions] == [("no_budget", "ana@reps.example")]
+    [back] = [s for s in result.signals if s.rule == "recycled"]
+    assert back.fired_at == MONTH
+    assert back.reasons == [
+        "came back: no budget, set on 2026-02-11 by ana@reps.example;"
+        " its new fiscal year starts now",
+        f"Parked from the pricing_interest opportunity ({opened.signal_id})",
+    ]
+
+
+def test_a_scripted_resolution_of_a_signal_that_is_not_open_is_refused() -> None:
+    """A script's mistake is loud: no open signal to resolve, or a reason that does not fit."""
+    events = [*crm("quiet-healthy"), *usage("quiet-healthy", range(-40, 2))]
+    engine = Replay(scoring=load_scoring_config(None), rules=load_rules_config(None))
+    engine.resolve("quiet-healthy", "pricing_interest", at=at(0), reason="won")
+    with pytest.raises(ValueError, match="no open pricing_interest signal"):
+        engine.run(sorted(events, key=processing_time), until=at(1))
+    engine = Replay(scoring=load_scoring_config(None), rules=load_rules_config(None))
+    engine.resolve("fiscal-buyer", "fiscal_year_end", at=at(-20), reason="timing")
+    with pytest.raises(ValueError, match="needs 'months'"):
+        engine.run(sorted(personas()["fiscal-buyer"], key=processing_time), until=at(-19))

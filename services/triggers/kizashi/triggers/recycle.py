@@ -43,6 +43,36 @@ class Parked:
     fiscal_year_known: bool | None = None
 
 
+def entry(
+    parked: Parked,
+    *,
+    signal_id: str,
+    account_id: str,
+    rule: str,
+    set_at: datetime,
+    set_by: str,
+    owner: str | None,
+) -> dict[str, Any]:
+    """A recycle entry as the `recycle` table keeps it (kizashi.triggers.repository.recycle.park
+    writes these columns) and as `came_back` and `return_signal` read it: the offline replay
+    (kizashi.tools.replay) keeps its recycle list as these."""
+    return {
+        "signal_id": signal_id,
+        "account_id": account_id,
+        "rule": rule,
+        "reason": parked.reason,
+        "months": parked.months,
+        "set_at": set_at,
+        "set_by": set_by,
+        "owner": owner,
+        "return_to": parked.return_to,
+        "returns_at": parked.returns_at,
+        "fiscal_year_known": parked.fiscal_year_known,
+        "op_at_set": parked.op_at_set,
+        "op_target": parked.op_target,
+    }
+
+
 def add_months(moment: datetime, months: int) -> datetime:
     """`moment` plus whole calendar months; the day is kept, or the month's last when shorter
     (31 January + 1 month = 28 or 29 February)."""
