@@ -244,7 +244,8 @@ def build_report(
         fired[signal.rule][signal.account_id].append(signal.fired_at.isoformat())
     resolved: dict[str, int] = defaultdict(int)
     for resolution in result.resolutions:
-        resolved[resolution.rule] += 1
+        if resolution.by is None:  # resolved by itself, not by a scripted rep
+            resolved[resolution.rule] += 1
     per_rule = {
         name: {
             "kind": cfg.kind,
