@@ -254,3 +254,19 @@ def test_the_stage_funnel_counts_and_rates() -> None:
     assert empty["signals"] == 0 and empty["acted_on_rate"] is None
     assert empty["won_of_acted_rate"] is None and empty["won_rate"] is None
     assert funnel({"signals": 3})["won_of_acted_rate"] is None
+
+
+def test_a_reassigned_return_is_not_filled_in_with_the_crm_owners_slack() -> None:
+    """The notifier fills in an owner the signal's snapshot lacks from scoring's facts, but
+    never the CRM owner's Slack handle onto a signal sent to someone else (not_contacted's
+    reassign_to): Sam's alert must not mention Dana."""
+    from kizashi.notifier.deliver import filled_in
+
+    crm = {"name": "Acme", "owner_email": "Dana@vendor.example", "owner_slack": "@dana"}
+    reassigned = AccountFacts(account_id="acme", owner_email="sam@vendor.example")
+    assert filled_in(reassigned, crm).owner_slack is None
+    assert filled_in(reassigned, crm).name == "Acme"
+    same = AccountFacts(account_id="acme", owner_email="dana@vendor.example")
+    assert filled_in(same, crm).owner_slack == "@dana"
+    unknown = AccountFacts(account_id="acme")
+    assert filled_in(unknown, crm).owner_slack == "@dana"

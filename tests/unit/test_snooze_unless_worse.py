@@ -45,7 +45,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_the_packaged_rules_watch_cs_and_usage() -> None:
     assert watching_rules(RULES) == ["usage_drop", "health_drop", "renewal_at_risk"]
     assert RULES.rules.health_drop.reopen_if_worse_by == 10
-    assert RULES.rules.usage_drop.reopen_if_worse_by == 20
+    assert RULES.rules.usage_drop.reopen_if_worse_by == 40
     assert (RULES.rules.health_drop.MEASURE, RULES.rules.usage_drop.MEASURE) == ("cs", "usage")
     parameters = {r["name"]: r["parameters"] for r in RULES.describe()}
     assert parameters["health_drop"]["reopen_if_worse_by"] == 10
@@ -80,9 +80,12 @@ def test_the_reason_says_what_got_worse_since_when() -> None:
     assert [(r.signal_id, r.reason, r.headline) for r in found] == [
         ("s1", "CS 58 → 46 since snoozed on 2026-11-30", "CS 58 → 46 since snoozed")
     ]
-    usage = reopenings([_row("usage_drop", {"usage": 120.0})], {"acme": {"usage": 84.0}}, RULES)
+    # A silent weekend (usage_7d × e^(-3/7): down 35 %) is not worse; half the usage is.
+    weekend = reopenings([_row("usage_drop", {"usage": 120.0})], {"acme": {"usage": 78.0}}, RULES)
+    assert weekend == []
+    usage = reopenings([_row("usage_drop", {"usage": 120.0})], {"acme": {"usage": 60.0}}, RULES)
     assert [r.reason for r in usage] == [
-        "Usage in the last 7 days 120 → 84 (down 30%) since snoozed on 2026-11-30"
+        "Usage in the last 7 days 120 → 60 (down 50%) since snoozed on 2026-11-30"
     ]
 
 

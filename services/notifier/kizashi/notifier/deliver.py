@@ -124,11 +124,22 @@ async def with_current_owner(service: NotifierState, signal: SignalBase) -> Sign
         return signal
     async with raw_transaction(service.engine) as connection:
         current = await repository.current_owner(conn=connection, account_id=signal.account_id)
-    missing = {k: v for k, v in (current or {}).items() if v and getattr(account, k) is None}
-    if not missing:
-        return signal
-    updated = AccountFacts.model_validate({**account.model_dump(), **missing})
-    return signal.model_copy(update={"account": updated})
+    updated = filled_in(account, current or {})
+    return signal if updated is account else signal.model_copy(update={"account": updated})
+
+
+def filled_in(account: AccountFacts, current: dict) -> AccountFacts:
+    """`account` with what it lacks of `current` (scoring's facts now). The Slack handle only
+    when the owner is the same person: a signal sent to someone else (a recycled account
+    reassigned to another rep) must not mention the CRM owner."""
+    mine, theirs = account.owner_email, current.get("owner_email")
+    same_owner = mine is None or theirs is None or mine.lower() == theirs.lower()
+    missing = {
+        k: v
+        for k, v in current.items()
+        if v and getattr(account, k) is None and (k != "owner_slack" or same_owner)
+    }
+    return AccountFacts.model_validate({**account.model_dump(), **missing}) if missing else account
 
 
 async def _current(service: NotifierState, signal: SignalBase) -> SignalBase | SendResult:
