@@ -136,7 +136,11 @@ def test_helpdesk_and_order_calls_become_tickets_and_purchases():
             "type": "track",
             "event": "Order Completed",
             **group,
-            "properties": {"order_id": "o-1", "total": 1200, "products": [{"name": "SSO add-on"}]},
+            "properties": {
+                "order_id": "o-1",
+                "total": 1200,
+                "products": [{"name": "SSO add-on"}, {"product_id": "p-9"}, {"name": "Audit log"}],
+            },
         },
         {"type": "group", "groupId": "acme", "traits": {"fiscalYearEnd": 3}},
     ]
@@ -151,4 +155,6 @@ def test_helpdesk_and_order_calls_become_tickets_and_purchases():
     assert (reopened.status, reopened.ticket_id) == ("reopened", "4711")
     assert order.type == "purchase" and order.amount == 1200 and order.currency == "USD"
     assert (order.product, order.kind, order.order_id) == ("SSO add-on", "new", "o-1")
+    # Every product of the order, not only the first: each item's name (`products.*.name`).
+    assert order.products == ["SSO add-on", "Audit log"]
     assert update.fiscal_year_end == 3

@@ -208,3 +208,10 @@ def test_fiscal_year_end_fires_weeks_before_and_says_where_the_month_came_from()
     )
     assert rule.read(context(days_to_fiscal_year_end=300, **inferred)).level == "off"
     assert rule.read(context(days_to_fiscal_year_end=None)).level == "unknown"
+
+
+def test_every_product_of_an_order_counts_as_owned() -> None:
+    order = buy(NOW - DAY, 900.0, "core").model_copy(update={"products": ["sso", "audit"]})
+    f = feats(state_of(order), catalogue=("core", "analytics", "api", "sso", "audit"))
+    assert f["products_owned"] == 3 and f["cross_sell_room"] == 2
+    assert f["orders_90d"] == 1 and f["spend_90d"] == 900  # one order, its whole amount

@@ -272,6 +272,9 @@ class Purchase(EventEnvelope):
     amount: float = Field(ge=0, le=1e12, allow_inf_nan=False, strict=True)
     currency: CurrencyCode
     product: ShortText
+    # The order's other products, when it has several (Segment's `products[]`): each counts
+    # as owned; `amount` is the whole order's.
+    products: list[ShortText] = Field(default_factory=list, max_length=100)
     kind: Literal["new", "upsell", "cross_sell", "renewal"]
 
 

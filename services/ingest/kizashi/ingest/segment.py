@@ -31,6 +31,13 @@ class Translated:
 
 
 def get_path(message: dict[str, Any], path: str) -> Any:
+    head, star, rest = path.partition(".*.")
+    if star:  # every list item's field: products.*.name (the items that have it)
+        items = get_path(message, head)
+        if not isinstance(items, list):
+            return _MISSING
+        found = [v for item in items if (v := get_path({"_": item}, f"_.{rest}")) is not _MISSING]
+        return found or _MISSING
     value: Any = message
     for part in path.split("."):
         if isinstance(value, list) and part.isdigit():  # a list item: products.0.name

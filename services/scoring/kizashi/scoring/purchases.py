@@ -55,14 +55,15 @@ def fold_purchase(buy: dict[str, Any], event: Any, ts: float) -> None:
     bucket[ORDERS] += 1
     bucket[AMOUNT] += event.amount
     products = buy.setdefault("products", {})
-    previous = products.get(event.product)
-    if previous is None:
-        products[event.product] = day
-        if len(products) > MAX_PRODUCTS:
-            victim = min(products.items(), key=lambda item: (item[1], item[0]))[0]
-            del products[victim]
-    elif day > previous:
-        products[event.product] = day
+    for product in (event.product, *event.products):
+        previous = products.get(product)
+        if previous is None:
+            products[product] = day
+            if len(products) > MAX_PRODUCTS:
+                victim = min(products.items(), key=lambda item: (item[1], item[0]))[0]
+                del products[victim]
+        elif day > previous:
+            products[product] = day
 
 
 def _prune(buy: dict[str, Any], newest: int) -> None:
