@@ -204,7 +204,11 @@ async def handle_signals(service: NotifierState, records: list[ConsumerRecord]) 
                 await repository.record_intents(conn=connection, intents=[*intents, *decided])
                 # After the intents: a signal and its retraction in one batch cancel out.
                 await repository.record_corrections(
-                    conn=connection, signals=corrections, suffix=CORRECTION_SUFFIX
+                    conn=connection,
+                    signals=corrections,
+                    suffix=CORRECTION_SUFFIX,
+                    # A customer never saw the internal signal: no correction to them.
+                    uncorrected_channel=CUSTOMER_CHANNEL,
                 )
             _count(decided)
             service.wake.set()

@@ -158,15 +158,19 @@ async def _deliver(service: NotifierState, claimed: dict, claimed_ns: int = 0) -
         current = await _current(service, signal)
         if isinstance(current, SendResult):
             result = current
+        elif (corrected := corrected_delivery(delivery_id)) is not None:
+            # A correction (issue #20): sent only once the alert it corrects was. Checked
+            # before the customer's channel, which must never send its template again.
+            if claimed["channel"] == CUSTOMER_CHANNEL:
+                result = SendResult("skipped", "a customer email is never corrected")
+            else:
+                async with raw_transaction(service.engine) as connection:
+                    original = await repository.delivery_row(conn=connection, delivery_id=corrected)
+                result = await send_correction(
+                    service, claimed["receiver"], current, delivery_id, original
+                )
         elif claimed["channel"] == CUSTOMER_CHANNEL:
             result = await send_customer_email(service, claimed, current, delivery_id)
-        elif (corrected := corrected_delivery(delivery_id)) is not None:
-            # A correction (issue #20): sent only once the alert it corrects was.
-            async with raw_transaction(service.engine) as connection:
-                original = await repository.delivery_row(conn=connection, delivery_id=corrected)
-            result = await send_correction(
-                service, claimed["receiver"], current, delivery_id, original
-            )
         else:
             result = await send_once(service, claimed["receiver"], current, delivery_id)
     except Exception as error:  # a bug in rendering must not leave the row `sending`
