@@ -4,10 +4,12 @@ receiver its alert went to.
 Triggers publishes a retracted signal again, on its own topic with `retracted` set
 (kizashi.contracts.signals.Retraction). The consumer then, in one statement
 (`repository.record_corrections`), cancels the signal's deliveries not sent yet (the owner
-never reads an alert that no longer holds) and records one correction delivery per delivery
-that was sent, its id the sent one's with `CORRECTION_SUFFIX`: a replay, a retry or another
-replica finds it recorded and adds nothing, so each sent alert gets exactly one correction.
-The delivery worker sends it like any delivery (retries, pacing, the delivery log).
+never reads an alert that no longer holds) and records one correction delivery per receiver
+the signal was sent to, its id that of the latest delivery sent there (a reopened signal was
+delivered again) with `CORRECTION_SUFFIX`: a replay, a retry or another replica finds it
+recorded and adds nothing, so each receiver gets exactly one correction. Customer emails get
+none (the customer never saw the internal signal). The delivery worker sends it like any
+delivery (retries, pacing, the delivery log).
 
 - **Slack:** a plain follow-up message in the same channel. Incoming webhooks answer `ok`,
   not the message's `ts`, so a thread reply (which needs the Web API's `chat.postMessage`
@@ -16,6 +18,9 @@ The delivery worker sends it like any delivery (retries, pacing, the delivery lo
   (`message_id`), so the correction carries In-Reply-To and References to it and mail
   clients thread it under the alert. A correction of an alert that went out in a digest
   replies to nothing (the digest's Message-ID is not kept), and says so in its text.
+- **Webhook:** a signed `kizashi.signal.retracted` event (kizashi.notifier.webhook) with the
+  signal id, the reason, the time and the `webhook-id` it corrects, so a CRM can close the
+  task it opened.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from kizashi.notifier.render import SUBJECT_MAX, slack_escape
 from kizashi.notifier.routing import EmailReceiver, SlackReceiver
 from kizashi.notifier.transport import SendResult
 from kizashi.notifier.view import clip, one_line
+from kizashi.notifier.webhook import WebhookReceiver, send_retraction
 
 if TYPE_CHECKING:
     from kizashi.notifier.state import NotifierState
@@ -122,4 +128,8 @@ async def send_correction(
             headers |= {"In-Reply-To": replied, "References": replied}
         subject = clip(one_line(words.text()), SUBJECT_MAX)
         return await service.smtp.send(recipients, subject, text, words.html(), headers=headers)
+    if isinstance(receiver, WebhookReceiver):
+        return await send_retraction(
+            service.webhooks, receiver, signal, delivery_id, corrects=original["delivery_id"]
+        )
     return SendResult("failed", f"unknown receiver type for {receiver_name!r}")
