@@ -3,7 +3,7 @@ receiver its alert went to.
 
 Triggers publishes a retracted signal again, on its own topic with `retracted` set
 (kizashi.contracts.signals.Retraction). The consumer then, in one statement
-(`repository.record_corrections`), cancels the signal's deliveries not sent yet (the owner
+(`repository.corrections`), cancels the signal's deliveries not sent yet (the owner
 never reads an alert that no longer holds) and records one correction delivery per receiver
 the signal was sent to, its id that of the latest delivery sent there (a reopened signal was
 delivered again) with `CORRECTION_SUFFIX`: a replay, a retry or another replica finds it
@@ -32,11 +32,14 @@ from markupsafe import escape
 
 from kizashi.contracts.rules import RULE_WORDS
 from kizashi.contracts.signals import SignalBase
+from kizashi.notifier.playbooks import CUSTOMER_CHANNEL
 from kizashi.notifier.render import SUBJECT_MAX, slack_escape
+from kizashi.notifier.repository import corrections as corrections_sql
 from kizashi.notifier.routing import EmailReceiver, SlackReceiver
 from kizashi.notifier.transport import SendResult
 from kizashi.notifier.view import clip, one_line
 from kizashi.notifier.webhook import WebhookReceiver, send_retraction
+from kizashi.runtime.db import raw_transaction
 
 if TYPE_CHECKING:
     from kizashi.notifier.state import NotifierState
@@ -90,6 +93,21 @@ class Correction:
             f"<strong>{escape(self.account)}</strong> on {escape(self.day)} did not hold: "
             f"{escape(self.why)}</p>\n"
         )
+
+
+async def deliver_correction(
+    service: NotifierState, claimed: dict, signal: SignalBase, corrected: str
+) -> SendResult:
+    """One attempt of a claimed correction delivery (`corrected`: the id of the alert it
+    corrects). One on the customer channel is skipped: a customer never saw the internal
+    signal, and none is recorded for them (`repository.corrections`) unless by mistake."""
+    if claimed["channel"] == CUSTOMER_CHANNEL:
+        return SendResult("skipped", "a customer email is never corrected")
+    async with raw_transaction(service.engine) as connection:
+        original = await corrections_sql.delivery_row(conn=connection, delivery_id=corrected)
+    return await send_correction(
+        service, claimed["receiver"], signal, claimed["delivery_id"], original
+    )
 
 
 async def send_correction(
