@@ -19,9 +19,9 @@ from fastapi import FastAPI
 
 from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.scores import ScoreSnapshot
-from kizashi.contracts.signals import OpportunitySignal
+from kizashi.contracts.signals import OpportunitySignal, Retraction
 from kizashi.contracts.topics import SIGNAL_TOPICS
-from kizashi.notifier import deliver, unsubscribe
+from kizashi.notifier import deliver, repository, unsubscribe
 from kizashi.notifier.consumer import handle_signals
 from kizashi.notifier.pacing import SharedPacer
 from kizashi.notifier.render import Renderer
@@ -253,6 +253,42 @@ async def test_high_priority_alerts_the_rep_and_the_cap_holds_the_second_email(d
         account_id, _, rep = account()
         await route_and_send(service, renewal_signal(account_id, "medium", None))
         assert len(sent_to(smtp, rep)) == 1
+
+
+async def test_a_retracted_signal_sends_the_customer_no_correction(database_url, smtp):
+    """Corrections are for the reps who saw the internal signal; the customer got a renewal
+    email, never the signal, and gets no "Correction:" (nor the template again)."""
+    routing = build_tree(ENABLED, source="test", environ={}, smtp_configured=True)
+    async with notifier(database_url, smtp, routing) as service:
+        account_id, contact, rep = account()
+        signal = renewal_signal(account_id, "medium", contact)
+        await route_and_send(service, signal)
+        assert len(sent_to(smtp, contact)) == 1
+        why = Retraction(at=datetime.now(UTC), reason="product usage arrived late")
+        retracted = signal.model_copy(update={"retracted": why})
+        await route_and_send(service, retracted)
+        query = "SELECT delivery_id, status, last_error FROM deliveries WHERE signal_id = $1"
+        [sent] = await rows(service, query, signal.signal_id)
+        assert sent["status"] == "sent"  # no correction recorded for it
+
+        # Should one be recorded all the same, the worker sends nothing to the customer.
+        forced = repository.Intent(
+            delivery_id=f"{sent['delivery_id']}:correction",
+            signal_id=signal.signal_id,
+            receiver="customer:renewal_window",
+            channel="customer_email",
+            payload=retracted.model_dump(mode="json"),
+        )
+        async with raw_transaction(service.engine) as connection:
+            await repository.record_intents(conn=connection, intents=[forced])
+        while await deliver.deliver_due(service):
+            pass
+        by_id = {r["delivery_id"]: r for r in await rows(service, query, signal.signal_id)}
+        assert (by_id[forced.delivery_id]["status"], by_id[forced.delivery_id]["last_error"]) == (
+            "skipped",
+            "a customer email is never corrected",
+        )
+        assert len(sent_to(smtp, contact)) == 1 and sent_to(smtp, rep) == []
 
 
 async def test_off_by_default_nothing_goes_to_customers(database_url, smtp):

@@ -18,6 +18,7 @@ from aiokafka.structs import ConsumerRecord
 from prometheus_client import REGISTRY
 
 from kizashi.contracts.budget import alert_rank
+from kizashi.contracts.signals import Retraction
 from kizashi.contracts.topics import SIGNAL_TOPICS
 from kizashi.notifier import deliver
 from kizashi.notifier.consumer import delivery_id_for, handle_signals
@@ -223,3 +224,45 @@ async def test_n_plus_k_alerts_for_one_owner_give_n_at_once_and_k_in_the_next_di
     assert len(waiting_mail) == len(everyone) - MAIL_BUDGET
     places = [body.index(f"{name}") for name in waiting_mail]
     assert places == sorted(places)
+
+
+async def test_an_alert_cancelled_by_a_retraction_takes_no_place_in_the_budget(
+    database_url, webhook, smtp
+):
+    """Three a day with one kept for the day's best: two small alerts and a large one go at
+    once. The large one is retracted before it is sent (cancelled): the rep never saw it, so
+    it counts neither as sent nor as the day's best, and a middling alert still goes at once."""
+    run = uuid.uuid4().hex[:6]
+    owner = f"rep-{run}@cancel.test"
+    slack = f"slack-{run}"
+    raw = {
+        "receivers": [
+            {"name": slack, "type": "slack", "by_owner": {owner: webhook.url(f"/cancel-{run}")}}
+        ],
+        "routes": [],
+        "default": {"receivers": [slack]},
+        "budget": {"daily": 3, "reserve": 1, "digest": {"interval": "1d"}},
+    }
+    tree = build_tree(raw, source="test", environ={}, smtp_configured=True)
+
+    def alert(n: int, arr: int, priority: str):
+        s = make_signal(owner, priority=priority, name=f"Cancel Co {n}")
+        return s.model_copy(update={"account": s.account.model_copy(update={"arr": arr})})
+
+    small = [alert(0, 10_000, "low"), alert(1, 10_000, "low")]
+    large, middling = alert(2, 250_000, "high"), alert(3, 60_000, "medium")
+    assert alert_rank(small[0]) < alert_rank(middling) < alert_rank(large)
+    why = Retraction(at=DAY, reason="product usage on 2026-03-01 arrived late")
+    async with replica(database_url, tree, smtp.url) as service:
+        await handle_signals(service, records([*small, large]))
+        await handle_signals(service, records([large.model_copy(update={"retracted": why})]))
+        await handle_signals(service, records([middling]))
+
+    by_signal = {r["signal_id"]: r for r in await rows(database_url, owner)}
+    assert (by_signal[large.signal_id]["status"], by_signal[large.signal_id]["budgeted"]) == (
+        "cancelled",
+        "immediate",
+    )
+    assert [by_signal[s.signal_id]["budgeted"] for s in small] == ["immediate", "immediate"]
+    assert by_signal[middling.signal_id]["budgeted"] == "immediate"
+    assert by_signal[middling.signal_id]["digest_key"] is None

@@ -21,6 +21,7 @@ import orjson
 import pytest
 from aiokafka.structs import ConsumerRecord
 
+from kizashi.contracts.signals import Retraction
 from kizashi.contracts.topics import SIGNAL_TOPICS
 from kizashi.notifier import repository
 from kizashi.notifier.consumer import delivery_id_for, handle_signals
@@ -31,7 +32,7 @@ from kizashi.notifier.routing import load_routing_config
 from kizashi.notifier.samples import sample_signal
 from kizashi.notifier.state import NotifierState
 from kizashi.notifier.transport import WebhookSender
-from kizashi.notifier.webhook import WebhookSigner, webhook_payload
+from kizashi.notifier.webhook import WebhookSigner, retraction_payload, webhook_payload
 from kizashi.runtime.db import create_engine, raw_transaction
 from kizashi.runtime.kafka import Producer, encode
 from kizashi.runtime.lifecycle import ServiceRuntime
@@ -228,6 +229,87 @@ async def test_the_receiver_test_sends_a_signed_sample(notifier, webhook) -> Non
     assert request.json["data"]["account"]["name"] == "Test account (Kizashi)"
 
 
+async def _rows(service: NotifierState, signal) -> list[dict]:
+    async with raw_transaction(service.engine) as connection:
+        return await repository.list_deliveries(
+            conn=connection, signal_id=signal.signal_id, status=None, channel=None, limit=10
+        )
+
+
+async def _deliver_all(service: NotifierState, signal, count: int) -> list[dict]:
+    """Deliver until the signal has `count` deliveries, none of them pending or sending."""
+    deadline = datetime.now(UTC) + timedelta(seconds=30)
+    while True:
+        rows = await _rows(service, signal)
+        if len(rows) == count and not {r["status"] for r in rows} & {"pending", "sending"}:
+            return rows
+        assert datetime.now(UTC) < deadline, f"never {count} settled: {rows}"
+        await deliver_due(service)
+        await asyncio.sleep(0.1)
+
+
+def _retracted(signal) -> tuple:
+    why = Retraction(at=datetime.now(UTC), reason="product usage on 2026-12-02 arrived late")
+    return signal.model_copy(update={"retracted": why}), why
+
+
+def _retractions(webhook, signal) -> list:
+    return [r for r in _to(webhook, HOOK, signal) if r.json["type"] == "kizashi.signal.retracted"]
+
+
+async def test_a_retraction_posts_one_signed_retracted_event_to_the_webhook(
+    notifier, webhook
+) -> None:
+    signal = make_signal("closed@crm.test", kind="churn_risk", rule="inactivity")
+    await _consume(notifier, signal)
+    [alert] = await _deliver_all(notifier, signal, 1)
+    retracted, why = _retracted(signal)
+    # The retraction twice in a batch, and replayed later: one correction all the same.
+    await _consume(notifier, retracted, retracted)
+    await _consume(notifier, retracted)
+    rows = await _deliver_all(notifier, signal, 2)
+
+    correction_id = f"{alert['delivery_id']}:correction"
+    assert {(r["delivery_id"], r["status"]) for r in rows} == {
+        (alert["delivery_id"], "sent"),
+        (correction_id, "sent"),
+    }
+    [request] = _retractions(webhook, signal)
+    assert request.verified is True and request.status == 200
+    assert request.headers["webhook-id"] == correction_id
+    assert request.json == retraction_payload(retracted, corrects=alert["delivery_id"])
+    data = request.json["data"]
+    assert data["signal_id"] == signal.signal_id and data["reason"] == why.reason
+    assert data["retracted_at"] == why.at.isoformat().replace("+00:00", "Z")
+
+
+async def test_a_reopened_then_retracted_signal_gets_one_correction_for_its_latest_alert(
+    notifier, webhook
+) -> None:
+    signal = make_signal("reopened@crm.test", kind="churn_risk", rule="usage_drop")
+    await _consume(notifier, signal)
+    await _deliver_all(notifier, signal, 1)
+    # Snoozed, then worse: the same signal again, delivered once more under a new id.
+    reopened_at = datetime.now(UTC)
+    reopened = signal.model_copy(update={"reopened_at": reopened_at})
+    await _consume(notifier, reopened)
+    await _deliver_all(notifier, signal, 2)
+    again = delivery_id_for(signal.signal_id, "crm", reopened_at)
+    [second] = [r for r in _to(webhook, HOOK, signal) if r.headers["webhook-id"] == again]
+    assert second.json["data"]["reopened_at"] == reopened_at.isoformat().replace("+00:00", "Z")
+    assert second.json["data"]["signal_id"] == signal.signal_id
+
+    retracted, _ = _retracted(reopened)
+    await _consume(notifier, retracted)
+    rows = await _deliver_all(notifier, signal, 3)
+    corrections = [r for r in rows if r["delivery_id"].endswith(":correction")]
+    assert [(r["delivery_id"], r["status"]) for r in corrections] == [
+        (f"{again}:correction", "sent")
+    ]
+    [request] = _retractions(webhook, signal)
+    assert request.verified and request.json["data"]["corrects"] == again
+
+
 def _without_links(body: dict) -> dict:
     return {**body, "data": {k: v for k, v in body["data"].items() if k != "links"}}
 
@@ -247,6 +329,13 @@ async def test_the_crm_receiver_of_the_docs_verifies_and_creates_the_task(monkey
     signal = make_signal("ana@crm.test", name="Docs Example Co", priority="high")
     body = orjson.dumps(webhook_payload(signal, {"console": "http://console.test/signals/x"}))
     headers = WebhookSigner(SECRET).headers("delivery-1", body)
+    why = Retraction(at=datetime.now(UTC), reason="product usage arrived late")
+    retracted = signal.model_copy(update={"retracted": why})
+    retraction = orjson.dumps(retraction_payload(retracted, corrects="delivery-1"))
+    closing = WebhookSigner(SECRET).headers("delivery-1:correction", retraction)
+    # A type a later Kizashi may add: the example answers 2xx, so it is not retried.
+    later = orjson.dumps({"type": "kizashi.something.new", "version": 1, "data": {}})
+    later_headers = WebhookSigner(SECRET).headers("delivery-2", later)
     async with recording_webhook_server() as crm:
         namespace: dict = {}
         exec(code.replace("https://crm.example.com/api/tasks", crm.url("/api/tasks")), namespace)
@@ -255,8 +344,16 @@ async def test_the_crm_receiver_of_the_docs_verifies_and_creates_the_task(monkey
             accepted = await client.post("/kizashi", content=body, headers=headers)
             tampered = body.replace(b"Docs Example Co", b"Someone Else Co")
             refused = await client.post("/kizashi", content=tampered, headers=headers)
+            closed = await client.post("/kizashi", content=retraction, headers=closing)
+            unknown = await client.post("/kizashi", content=later, headers=later_headers)
         assert accepted.status_code == 200 and refused.status_code == 401
+        assert closed.status_code == 200 and unknown.status_code == 200
         [task] = crm.requests_to("/api/tasks")
-    assert task["external_id"] == "delivery-1" and task["assignee_email"] == "ana@crm.test"
+        [close] = crm.requests_to("/api/tasks/close")
+    assert close.json == {
+        "external_id": signal.signal_id,
+        "note": "Retracted: product usage arrived late",
+    }
+    assert task["external_id"] == signal.signal_id and task["assignee_email"] == "ana@crm.test"
     assert task["subject"].startswith("Opportunity: Docs Example Co") and task["due_in_days"] == 1
     assert "Next step: Call the champion this week." in task["description"]

@@ -20,6 +20,7 @@ from kizashi.notifier.webhook import (
     WebhookReceiver,
     WebhookSigner,
     check_secret,
+    retraction_payload,
     webhook_payload,
 )
 from tests.unit.test_notifier_routing import make_signal, tree_from
@@ -169,6 +170,36 @@ def test_payload_carries_the_documented_fields() -> None:
     assert data["scores"]["cs"] == 70 and data["scores"]["segment"] == "expand"
     assert data["scores_before"] == {"cs": 60, "op": 70, "segment": "nurture"}
     assert data["phase"] == 3 and data["links"] == links
+    assert data["reopened_at"] is None
+
+
+def test_a_reopened_signal_says_when_it_reopened_under_the_same_signal_id() -> None:
+    reopened = make_signal(reopened_at=datetime(2025, 1, 12, 8, 0, tzinfo=UTC))
+    data = webhook_payload(reopened, {})["data"]
+    assert data["signal_id"] == "sig-1" and data["reopened_at"] == "2025-01-12T08:00:00Z"
+
+
+def test_a_retraction_is_its_own_event_type_in_the_same_envelope() -> None:
+    retracted = make_signal(
+        retracted={"at": datetime(2025, 1, 11, 7, 0, tzinfo=UTC), "reason": "usage arrived late"}
+    )
+    payload = json.loads(json.dumps(retraction_payload(retracted, corrects="d-1")))
+    assert payload == {
+        "type": "kizashi.signal.retracted",
+        "version": PAYLOAD_VERSION,
+        "timestamp": "2025-01-11T07:00:00Z",
+        "data": {
+            "signal_id": "sig-1",
+            "kind": "opportunity",
+            "rule": "upsell_intent",
+            "fired_at": "2025-01-10T09:30:00Z",
+            "reopened_at": None,
+            "account": {"id": "acme", "name": "Acme"},
+            "retracted_at": "2025-01-11T07:00:00Z",
+            "reason": "usage arrived late",
+            "corrects": "d-1",
+        },
+    }
 
 
 def test_the_packaged_example_works_once_uncommented() -> None:

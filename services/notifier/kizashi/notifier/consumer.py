@@ -32,6 +32,7 @@ from kizashi.notifier import repository
 from kizashi.notifier.correction import CORRECTION_SUFFIX
 from kizashi.notifier.customer import CUSTOMER_CHANNEL, customer_intent
 from kizashi.notifier.metrics import ALERTS_DEFERRED, ALERTS_WITHIN_BUDGET
+from kizashi.notifier.repository import corrections as corrections_sql
 from kizashi.notifier.state import NotifierState
 from kizashi.runtime import tracing
 from kizashi.runtime.consumer import PermanentRecordError, Rejected
@@ -203,8 +204,12 @@ async def handle_signals(service: NotifierState, records: list[ConsumerRecord]) 
                 decided = await decide_budgets(service, connection, candidates, now)
                 await repository.record_intents(conn=connection, intents=[*intents, *decided])
                 # After the intents: a signal and its retraction in one batch cancel out.
-                await repository.record_corrections(
-                    conn=connection, signals=corrections, suffix=CORRECTION_SUFFIX
+                await corrections_sql.record_corrections(
+                    conn=connection,
+                    signals=corrections,
+                    suffix=CORRECTION_SUFFIX,
+                    # A customer never saw the internal signal: no correction to them.
+                    uncorrected_channel=CUSTOMER_CHANNEL,
                 )
             _count(decided)
             service.wake.set()

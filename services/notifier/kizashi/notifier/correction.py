@@ -3,11 +3,13 @@ receiver its alert went to.
 
 Triggers publishes a retracted signal again, on its own topic with `retracted` set
 (kizashi.contracts.signals.Retraction). The consumer then, in one statement
-(`repository.record_corrections`), cancels the signal's deliveries not sent yet (the owner
-never reads an alert that no longer holds) and records one correction delivery per delivery
-that was sent, its id the sent one's with `CORRECTION_SUFFIX`: a replay, a retry or another
-replica finds it recorded and adds nothing, so each sent alert gets exactly one correction.
-The delivery worker sends it like any delivery (retries, pacing, the delivery log).
+(`repository.corrections`), cancels the signal's deliveries not sent yet (the owner
+never reads an alert that no longer holds) and records one correction delivery per receiver
+the signal was sent to, its id that of the latest delivery sent there (a reopened signal was
+delivered again) with `CORRECTION_SUFFIX`: a replay, a retry or another replica finds it
+recorded and adds nothing, so each receiver gets exactly one correction. Customer emails get
+none (the customer never saw the internal signal). The delivery worker sends it like any
+delivery (retries, pacing, the delivery log).
 
 - **Slack:** a plain follow-up message in the same channel. Incoming webhooks answer `ok`,
   not the message's `ts`, so a thread reply (which needs the Web API's `chat.postMessage`
@@ -16,6 +18,9 @@ The delivery worker sends it like any delivery (retries, pacing, the delivery lo
   (`message_id`), so the correction carries In-Reply-To and References to it and mail
   clients thread it under the alert. A correction of an alert that went out in a digest
   replies to nothing (the digest's Message-ID is not kept), and says so in its text.
+- **Webhook:** a signed `kizashi.signal.retracted` event (kizashi.notifier.webhook) with the
+  signal id, the reason, the time and the `webhook-id` it corrects, so a CRM can close the
+  task it opened.
 """
 
 from __future__ import annotations
@@ -27,10 +32,14 @@ from markupsafe import escape
 
 from kizashi.contracts.rules import RULE_WORDS
 from kizashi.contracts.signals import SignalBase
+from kizashi.notifier.playbooks import CUSTOMER_CHANNEL
 from kizashi.notifier.render import SUBJECT_MAX, slack_escape
+from kizashi.notifier.repository import corrections as corrections_sql
 from kizashi.notifier.routing import EmailReceiver, SlackReceiver
 from kizashi.notifier.transport import SendResult
 from kizashi.notifier.view import clip, one_line
+from kizashi.notifier.webhook import WebhookReceiver, send_retraction
+from kizashi.runtime.db import raw_transaction
 
 if TYPE_CHECKING:
     from kizashi.notifier.state import NotifierState
@@ -86,6 +95,21 @@ class Correction:
         )
 
 
+async def deliver_correction(
+    service: NotifierState, claimed: dict, signal: SignalBase, corrected: str
+) -> SendResult:
+    """One attempt of a claimed correction delivery (`corrected`: the id of the alert it
+    corrects). One on the customer channel is skipped: a customer never saw the internal
+    signal, and none is recorded for them (`repository.corrections`) unless by mistake."""
+    if claimed["channel"] == CUSTOMER_CHANNEL:
+        return SendResult("skipped", "a customer email is never corrected")
+    async with raw_transaction(service.engine) as connection:
+        original = await corrections_sql.delivery_row(conn=connection, delivery_id=corrected)
+    return await send_correction(
+        service, claimed["receiver"], signal, claimed["delivery_id"], original
+    )
+
+
 async def send_correction(
     service: NotifierState,
     receiver_name: str,
@@ -122,4 +146,8 @@ async def send_correction(
             headers |= {"In-Reply-To": replied, "References": replied}
         subject = clip(one_line(words.text()), SUBJECT_MAX)
         return await service.smtp.send(recipients, subject, text, words.html(), headers=headers)
+    if isinstance(receiver, WebhookReceiver):
+        return await send_retraction(
+            service.webhooks, receiver, signal, delivery_id, corrects=original["delivery_id"]
+        )
     return SendResult("failed", f"unknown receiver type for {receiver_name!r}")

@@ -27,7 +27,7 @@ from kizashi.contracts.deadletter import DeadLetter
 from kizashi.contracts.signals import SignalBase, signal_adapter
 from kizashi.contracts.topics import DEAD_LETTER, SIGNAL_TOPICS
 from kizashi.notifier import repository
-from kizashi.notifier.correction import corrected_delivery, message_id, send_correction
+from kizashi.notifier.correction import corrected_delivery, deliver_correction, message_id
 from kizashi.notifier.customer import CUSTOMER_CHANNEL, send_customer_email
 from kizashi.notifier.digest import digest_id_for, send_digest
 from kizashi.notifier.links import (
@@ -169,15 +169,12 @@ async def _deliver(service: NotifierState, claimed: dict, claimed_ns: int = 0) -
         current = await _current(service, signal)
         if isinstance(current, SendResult):
             result = current
+        elif (corrected := corrected_delivery(delivery_id)) is not None:
+            # A correction (issue #20). Before the customer's channel: a correction row there
+            # must never send the customer its template again.
+            result = await deliver_correction(service, claimed, current, corrected)
         elif claimed["channel"] == CUSTOMER_CHANNEL:
             result = await send_customer_email(service, claimed, current, delivery_id)
-        elif (corrected := corrected_delivery(delivery_id)) is not None:
-            # A correction (issue #20): sent only once the alert it corrects was.
-            async with raw_transaction(service.engine) as connection:
-                original = await repository.delivery_row(conn=connection, delivery_id=corrected)
-            result = await send_correction(
-                service, claimed["receiver"], current, delivery_id, original
-            )
         else:
             result = await send_once(service, claimed["receiver"], current, delivery_id)
     except Exception as error:  # a bug in rendering must not leave the row `sending`

@@ -1,5 +1,6 @@
 """The `webhook` receiver's request: a signal as versioned JSON, signed per the Standard
-Webhooks specification (docs/notifications.md "Webhooks"; architecture §5.7).
+Webhooks specification (docs/notifications.md "Webhooks"; architecture §5.7); for a signal
+retracted after it was sent, its correction, a `kizashi.signal.retracted` event.
 
 Each request carries `webhook-id` (the delivery id: the same on every retry, so a receiver
 drops a repeat), `webhook-timestamp` (Unix seconds when this attempt was sent) and
@@ -28,9 +29,11 @@ from kizashi.notifier.view import signal_view
 logger = logging.getLogger(__name__)
 
 # Bumped only for a change that breaks a receiver (a field removed or its meaning changed);
-# fields may be added within a version.
+# fields may be added within a version (`reopened_at` was), and new event types too.
 PAYLOAD_VERSION = 1
 EVENT_TYPE = "kizashi.signal"
+# A signal sent before turned out not to hold (issue #20): the receiver closes what it opened.
+RETRACTED_TYPE = "kizashi.signal.retracted"
 SECRET_PREFIX = "whsec_"
 # The spec's bounds for a signing key, in bytes once decoded.
 SECRET_MIN_BYTES, SECRET_MAX_BYTES = 24, 64
@@ -122,8 +125,8 @@ def build_webhook(config: WebhookReceiverConfig, environ: Mapping[str, str]) -> 
     return WebhookReceiver(config.name, url, signer)
 
 
-def _utc(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def _utc(at: datetime | None) -> str | None:
+    return None if at is None else at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def webhook_payload(signal: SignalBase, links: Mapping[str, str | None]) -> dict[str, Any]:
@@ -163,7 +166,33 @@ def webhook_payload(signal: SignalBase, links: Mapping[str, str | None]) -> dict
             if before is None
             else {"cs": before.cs, "op": before.op, "segment": before.segment},
             "phase": signal.phase,
+            # Set when a snoozed signal reopened because it got worse: a new webhook-id, the
+            # same signal_id (a receiver keys its task by signal_id and updates it).
+            "reopened_at": _utc(signal.reopened_at),
             "links": dict(links),
+        },
+    }
+
+
+def retraction_payload(signal: SignalBase, corrects: str) -> dict[str, Any]:
+    """The body of a retraction (a correction's, on a webhook receiver): the signal did not
+    hold, why, and the `webhook-id` of the request it corrects."""
+    retracted = signal.retracted
+    assert retracted is not None
+    return {
+        "type": RETRACTED_TYPE,
+        "version": PAYLOAD_VERSION,
+        "timestamp": _utc(retracted.at),
+        "data": {
+            "signal_id": signal.signal_id,
+            "kind": signal.kind,
+            "rule": signal.rule,
+            "fired_at": _utc(signal.fired_at),
+            "reopened_at": _utc(signal.reopened_at),
+            "account": {"id": signal.account_id, "name": signal.account.name},
+            "retracted_at": _utc(retracted.at),
+            "reason": retracted.reason,
+            "corrects": corrects,
         },
     }
 
@@ -177,12 +206,30 @@ async def send_webhook(
 ) -> SendResult:
     """One attempt: the signal as signed JSON, with the pace, the 429 pause and the outcome
     classes of every HTTP receiver. `webhook-id` is the delivery id, the same on every retry."""
+    return await _send_signed(sender, receiver, webhook_payload(signal, links), delivery_id)
+
+
+async def send_retraction(
+    sender: WebhookSender,
+    receiver: WebhookReceiver,
+    signal: SignalBase,
+    delivery_id: str,
+    corrects: str,
+) -> SendResult:
+    """One attempt of a correction on a webhook receiver: `kizashi.signal.retracted`, signed
+    like a signal, its `webhook-id` the correction's delivery id."""
+    return await _send_signed(sender, receiver, retraction_payload(signal, corrects), delivery_id)
+
+
+async def _send_signed(
+    sender: WebhookSender, receiver: WebhookReceiver, payload: dict[str, Any], delivery_id: str
+) -> SendResult:
     url, signer = receiver.url, receiver.signer
     if url is None or signer is None:  # a disabled receiver never gets here
         return SendResult("failed", f"webhook receiver {receiver.name!r} is not configured")
     return await sender.send(
         url,
-        webhook_payload(signal, links),
+        payload,
         headers={"X-Kizashi-Delivery-Id": delivery_id},
         sign=lambda body: signer.headers(delivery_id, body),
     )

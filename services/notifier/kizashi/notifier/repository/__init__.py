@@ -75,9 +75,10 @@ async def lock_budget_days(
 ) -> dict[str, tuple[int, float | None]]:
     """Take each key's lock for the rest of the transaction (a transaction-level advisory
     lock on the key's hash, in ascending hash order so that two replicas never deadlock), then
-    read each owner's day so far from the rows: (alerts sent at once, highest rank). A second
-    replica deciding for the same owner waits here until this transaction's rows are
-    committed, so both count them."""
+    read each owner's day so far from the rows: (alerts sent at once, highest rank), leaving
+    out the alerts a retraction cancelled before they went (they took none of the rep's
+    attention). A second replica deciding for the same owner waits here until this
+    transaction's rows are committed, so both count them."""
     keys = sorted(set(budget_keys))
     # One round trip; the subquery's ORDER BY fixes the order the locks are taken in.
     await conn.execute(
@@ -92,8 +93,9 @@ async def lock_budget_days(
     rows = await conn.fetch(
         """
         SELECT budget_key,
-               count(*) FILTER (WHERE budgeted = 'immediate')::int AS immediate,
-               max(alert_rank) AS best
+               count(*) FILTER (WHERE budgeted = 'immediate' AND status <> 'cancelled')::int
+                   AS immediate,
+               max(alert_rank) FILTER (WHERE status <> 'cancelled') AS best
         FROM deliveries WHERE budget_key = ANY($1::text[])
         GROUP BY budget_key
         """,
@@ -317,54 +319,6 @@ async def retry_failed(*, conn: asyncpg.Connection, delivery_id: str, now: datet
         """,
         delivery_id,
         now,
-    )
-    return None if row is None else dict(row)
-
-
-async def record_corrections(
-    *, conn: asyncpg.Connection, signals: Sequence[tuple[str, dict]], suffix: str
-) -> None:
-    """For each retracted signal (id, its JSON with `retracted`): cancel its deliveries not
-    sent yet, and record one correction per delivery sent (or being sent), its id the sent
-    one's plus `suffix`; a correction already recorded is left as it is (kizashi.notifier.
-    correction)."""
-    if not signals:
-        return
-    signals = sorted(signals)
-    ids = [signal_id for signal_id, _ in signals]
-    await conn.execute(
-        """
-        UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = now(),
-               last_error = 'the signal was retracted before this was sent'
-        WHERE signal_id = ANY($1::text[]) AND status = 'pending'
-          AND NOT delivery_id LIKE '%' || $2
-        """,
-        ids,
-        suffix,
-    )
-    await conn.execute(
-        """
-        INSERT INTO deliveries (delivery_id, signal_id, receiver, channel, status, payload,
-                                next_attempt_at, traceparent)
-        SELECT d.delivery_id || $3, d.signal_id, d.receiver, d.channel, 'pending',
-               r.payload::jsonb, now(), d.traceparent
-        FROM unnest($1::text[], $2::text[]) AS r(signal_id, payload)
-        JOIN deliveries d ON d.signal_id = r.signal_id
-        WHERE d.status IN ('sent', 'sending') AND NOT d.delivery_id LIKE '%' || $3
-        ORDER BY 1
-        ON CONFLICT (delivery_id) DO NOTHING
-        """,
-        ids,
-        [orjson.dumps(payload).decode() for _, payload in signals],
-        suffix,
-    )
-
-
-async def delivery_row(*, conn: asyncpg.Connection, delivery_id: str) -> dict | None:
-    """A delivery's id, status and digest key (a correction reads the alert it corrects)."""
-    row = await conn.fetchrow(
-        "SELECT delivery_id, status, digest_key FROM deliveries WHERE delivery_id = $1",
-        delivery_id,
     )
     return None if row is None else dict(row)
 
