@@ -6,29 +6,33 @@ and its delivery worker (`deliver_due`), which sends to the recording SMTP serve
 has a database of its own: the shared stack's notifier polls the shared one's deliveries."""
 
 import asyncio
+import base64
+import secrets
 import uuid
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import uvicorn
 from aiokafka.structs import ConsumerRecord
 from fastapi import FastAPI
+from sqlalchemy import event
 
 from kizashi.contracts.accounts import AccountFacts
 from kizashi.contracts.scores import ScoreSnapshot
 from kizashi.contracts.signals import OpportunitySignal, Retraction
 from kizashi.contracts.topics import SIGNAL_TOPICS
 from kizashi.notifier import deliver, repository, unsubscribe
-from kizashi.notifier.consumer import handle_signals
+from kizashi.notifier.consumer import alert_rep_instead, handle_signals
 from kizashi.notifier.pacing import SharedPacer
 from kizashi.notifier.render import Renderer
 from kizashi.notifier.routing import build_tree, load_routing_config
 from kizashi.notifier.settings import NotifierSettings
 from kizashi.notifier.state import NotifierState
-from kizashi.notifier.transport import SmtpSender, WebhookSender
+from kizashi.notifier.transport import SendResult, SmtpSender, WebhookSender
 from kizashi.runtime.db import create_engine, raw_transaction
 from kizashi.runtime.kafka import encode
 from kizashi.runtime.lifecycle import ServiceRuntime
@@ -119,16 +123,24 @@ def renewal_signal(account_id: str, priority: str, contact: str | None) -> Oppor
     )
 
 
-async def route_and_send(service: NotifierState, signal: OpportunitySignal) -> None:
-    """The signal through the consumer, then every due delivery through the worker."""
+def consumer_record(signal: OpportunitySignal) -> ConsumerRecord:
+    """The signal as the broker hands it to the consumer."""
     raw = encode(signal)
     key = signal.account_id.encode()
-    record = ConsumerRecord(
+    return ConsumerRecord(
         SIGNAL_TOPICS[signal.kind], 0, 0, 0, 0, key, raw, None, len(key), len(raw), ()
     )
-    assert await handle_signals(service, [record]) == []
+
+
+async def route_and_send(service: NotifierState, signal: OpportunitySignal) -> None:
+    """The signal through the consumer, then every due delivery through the worker."""
+    assert await handle_signals(service, [consumer_record(signal)]) == []
     while await deliver.deliver_due(service):
         pass
+
+
+def alert_text(message) -> str:
+    return message.get_body(("plain",)).get_content()
 
 
 def sent_to(smtp, address: str) -> list:
@@ -198,13 +210,25 @@ async def test_medium_priority_emails_the_customer_once_and_unsubscribe_stops_it
             assert done.status_code == 200 and "You are unsubscribed" in done.text
             assert contact in done.text
 
+        # The contact unsubscribed: the signal, still open, alerts its rep instead, saying why.
         second = renewal_signal(account_id, "medium", contact)
         await route_and_send(service, second)
-        assert len(sent_to(smtp, contact)) == 1 and sent_to(smtp, rep) == []
-        [held] = await rows(
-            service, "SELECT status FROM deliveries WHERE signal_id = $1", second.signal_id
+        assert len(sent_to(smtp, contact)) == 1
+        [alert] = sent_to(smtp, rep)
+        assert "Customer email held back (the contact unsubscribed)" in alert_text(alert)
+        held = await rows(
+            service,
+            "SELECT receiver, status, last_error FROM deliveries WHERE signal_id = $1"
+            " ORDER BY receiver",
+            second.signal_id,
         )
-        assert held["status"] == "skipped"
+        assert [(h["receiver"], h["status"]) for h in held] == [
+            ("customer:renewal_window", "skipped"),
+            ("mail", "sent"),
+        ]
+        assert held[0]["last_error"] == (
+            "the contact unsubscribed; the rep is alerted instead (mail)"
+        )
 
         async with httpx.AsyncClient(timeout=10) as client:
             listed = await client.get(
@@ -241,7 +265,30 @@ async def test_high_priority_alerts_the_rep_and_the_cap_holds_the_second_email(d
         await route_and_send(service, renewal_signal(account_id, "low", contact))
         later = renewal_signal(account_id, "low", contact)
         await route_and_send(service, later)
-        assert len(sent_to(smtp, contact)) == 1 and sent_to(smtp, rep) == []
+        assert len(sent_to(smtp, contact)) == 1
+        # Held back by the cap: the rep is told instead, once, whatever replays it.
+        [alert] = sent_to(smtp, rep)
+        assert "Customer email held back (frequency cap: 1 customer" in alert_text(alert)
+        [customer] = await rows(
+            service,
+            "SELECT * FROM deliveries WHERE signal_id = $1 AND channel = 'customer_email'",
+            later.signal_id,
+        )
+        again = await alert_rep_instead(
+            service, later, SendResult("skipped", "frequency cap"), customer["traceparent"]
+        )
+        assert again.outcome == "skipped"
+        while await deliver.deliver_due(service):
+            pass
+        assert len(sent_to(smtp, rep)) == 1
+        assert (
+            len(
+                await rows(
+                    service, "SELECT 1 FROM deliveries WHERE signal_id = $1", later.signal_id
+                )
+            )
+            == 2
+        )
         [held] = await rows(
             service,
             "SELECT status, reason FROM customer_emails WHERE signal_id = $1",
@@ -302,3 +349,97 @@ async def test_off_by_default_nothing_goes_to_customers(database_url, smtp):
             await rows(service, "SELECT * FROM customer_emails WHERE account_id = $1", account_id)
             == []
         )
+
+
+CRM_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+async def test_the_webhooks_still_hear_of_a_signal_a_playbook_takes(database_url, smtp, webhook):
+    # A CRM's webhook is a machine's copy, not the rep's alert: the customer email does not
+    # replace it, whether the email goes or is held back (and the rep alerted instead).
+    path = f"/crm/{uuid.uuid4().hex}/hook"
+    webhook.verify_signatures(path, CRM_SECRET)
+    crm = {"name": "crm", "type": "webhook", "url_env": "CRM_URL", "secret_env": "CRM_SECRET"}
+    raw = {
+        **ENABLED,
+        "receivers": [*ENABLED["receivers"], crm],
+        "default": {"receivers": ["mail", "crm"]},
+    }
+    environ = {"CRM_URL": webhook.url(path), "CRM_SECRET": CRM_SECRET}
+    routing = build_tree(raw, source="test", environ=environ, smtp_configured=True)
+    async with notifier(database_url, smtp, routing) as service:
+        account_id, contact, rep = account()
+        first = renewal_signal(account_id, "medium", contact)
+        await route_and_send(service, first)
+        assert len(sent_to(smtp, contact)) == 1 and sent_to(smtp, rep) == []
+        [hook] = webhook.requests_to(path)
+        assert hook.verified and hook["data"]["signal_id"] == first.signal_id
+
+        capped = renewal_signal(account_id, "medium", contact)
+        await route_and_send(service, capped)
+        assert len(sent_to(smtp, contact)) == 1 and len(sent_to(smtp, rep)) == 1
+        assert [r["data"]["signal_id"] for r in webhook.requests_to(path)] == [
+            first.signal_id,
+            capped.signal_id,
+        ]
+        delivered = await rows(
+            service,
+            "SELECT receiver, status FROM deliveries WHERE signal_id = $1 ORDER BY receiver",
+            capped.signal_id,
+        )
+        assert [(d["receiver"], d["status"]) for d in delivered] == [
+            ("crm", "sent"),
+            ("customer:renewal_window", "skipped"),
+            ("mail", "sent"),
+        ]
+
+
+async def test_a_batch_reads_the_missing_contacts_in_one_query(database_url, smtp):
+    # Signals built before their account's contact arrived: the consumer reads the contacts
+    # of the whole batch at once, not once per signal (it is the consumer's hot path).
+    routing = build_tree(ENABLED, source="test", environ={}, smtp_configured=True)
+    async with notifier(database_url, smtp, routing) as service:
+        accounts = [account() for _ in range(3)]
+        async with raw_transaction(service.engine) as connection:
+            for account_id, contact, _ in accounts:
+                await connection.execute(
+                    "INSERT INTO accounts (account_id, facts, state) VALUES ($1, $2::jsonb, '{}')",
+                    account_id,
+                    orjson.dumps({"contact_email": contact, "contact_name": "Pat"}).decode(),
+                )
+        unknown, _, unknown_rep = account()  # scoring has not seen it: its rep, as routed
+        signals = [renewal_signal(a, "medium", None) for a, _, _ in accounts]
+        signals.append(renewal_signal(unknown, "medium", None))
+        queries: list[str] = []
+        seen: set[int] = set()
+
+        def log_queries(dbapi_connection, *_: Any) -> None:
+            driver = dbapi_connection.driver_connection
+            if id(driver) not in seen:
+                seen.add(id(driver))
+                driver.add_query_logger(lambda logged: queries.append(logged.query))
+
+        event.listen(service.engine.sync_engine, "checkout", log_queries)
+        try:
+            records = [consumer_record(s) for s in signals]
+            assert await handle_signals(service, records) == []
+        finally:
+            event.remove(service.engine.sync_engine, "checkout", log_queries)
+        assert len([q for q in queries if "FROM accounts" in q]) == 1, queries
+        recorded = await rows(
+            service,
+            "SELECT signal_id, receiver, payload::text AS payload FROM deliveries"
+            " WHERE signal_id = ANY($1)",
+            [s.signal_id for s in signals],
+        )
+        by_signal = {r["signal_id"]: r for r in recorded}
+        assert len(recorded) == 4
+        for signal, (_, contact, _) in zip(signals, accounts, strict=False):
+            row = by_signal[signal.signal_id]
+            assert row["receiver"] == "customer:renewal_window"
+            assert orjson.loads(row["payload"])["account"]["contact_email"] == contact
+        assert by_signal[signals[-1].signal_id]["receiver"] == "mail"
+        while await deliver.deliver_due(service):
+            pass
+        assert all(len(sent_to(smtp, contact)) == 1 for _, contact, _ in accounts)
+        assert len(sent_to(smtp, unknown_rep)) == 1

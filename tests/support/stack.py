@@ -149,6 +149,8 @@ def start_stack(
         "KIZASHI_EMAIL_FROM": "alerts@kizashi.test",
         "KIZASHI_SWEEP_INTERVAL_S": "1",
         **{f"KIZASHI_{name.upper()}_PORT": str(port) for name, port in ports.items()},
+        # Where the customer emails' unsubscribe links point (a playbook on needs it set).
+        "KIZASHI_NOTIFIER_PUBLIC_URL": f"http://127.0.0.1:{ports['notifier']}",
         **(extra_env or {}),
     }
     given_database_url = database_url

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from kizashi.notifier.customer import _context
+from kizashi.notifier.app import create_app
+from kizashi.notifier.customer import _context, customer_intent, wants_current_contact
 from kizashi.notifier.links import unsubscribe_link, verify_unsubscribe
 from kizashi.notifier.playbooks import (
     CustomerEmailsConfig,
@@ -18,13 +19,17 @@ from kizashi.notifier.playbooks import (
     customer_playbook,
     playbook_name,
     receiver_name,
+    unreachable_unsubscribe,
     within_cap,
 )
 from kizashi.notifier.render import Renderer
 from kizashi.notifier.routing import build_tree, load_routing_config
 from kizashi.notifier.routing_config import RoutingConfigError
+from kizashi.notifier.settings import NotifierSettings
 from kizashi.notifier.transport import SmtpSender
 from kizashi.runtime.signing import InvalidActionToken, sign_action, verify_action_for
+from kizashi.tools.settings import ToolSettings
+from kizashi.tools.supervisor import local_trial_env
 from tests.unit.test_notifier_render import churn_signal
 
 SECRET = "customer-test-secret"  # noqa: S105
@@ -212,3 +217,69 @@ def test_a_missing_template_is_named(tmp_path) -> None:
     renderer = Renderer(tmp_path)
     assert renderer.missing_customer_templates(["winback"]) == []
     assert renderer.customer("winback", {"account_name": "A&B"}).html == "A&amp;B"
+
+
+def _routing_service(enabled: bool = True, smtp: bool = True) -> SimpleNamespace:
+    return SimpleNamespace(
+        routing=SimpleNamespace(customer=config(enabled)), smtp=object() if smtp else None
+    )
+
+
+def test_the_batchs_current_contacts_decide_without_a_read_per_signal() -> None:
+    service = _routing_service()
+    bare = renewal("medium", contact_email=None)
+    assert wants_current_contact(service, bare)
+    # A contact in the snapshot, a high-priority account, no SMTP, a playbook off: no read.
+    assert not wants_current_contact(service, renewal("medium", contact_email="p@acme.example"))
+    assert not wants_current_contact(service, renewal("high"))
+    assert not wants_current_contact(_routing_service(smtp=False), bare)
+    assert not wants_current_contact(_routing_service(enabled=False), bare)
+    # The account's current facts (read for the whole batch) supply the contact.
+    current = {bare.account_id: {"contact_email": "pat@acme.example", "contact_name": "Pat"}}
+    receiver, carried = customer_intent(service, bare, current)
+    assert receiver == "customer:renewal_window"
+    assert (carried.account.contact_email, carried.account.contact_name) == (
+        "pat@acme.example",
+        "Pat",
+    )
+    # No contact anywhere: the rep, as routed.
+    assert customer_intent(service, bare, {}) is None
+    assert customer_intent(service, bare, {bare.account_id: {"contact_email": None}}) is None
+
+
+def test_customer_emails_need_a_reachable_unsubscribe_link() -> None:
+    on, off = config(), config(enabled=False)
+    said = unreachable_unsubscribe(on, smtp_configured=True, public_url=None)
+    assert said and "KIZASHI_NOTIFIER_PUBLIC_URL" in said and "renewal_window" in said
+    assert unreachable_unsubscribe(on, smtp_configured=True, public_url=" ") == said
+    assert unreachable_unsubscribe(on, smtp_configured=True, public_url="https://u.example") is None
+    # No customer email can go: nothing to refuse.
+    assert unreachable_unsubscribe(on, smtp_configured=False, public_url=None) is None
+    assert unreachable_unsubscribe(off, smtp_configured=True, public_url=None) is None
+
+
+def test_the_notifier_refuses_to_start_with_an_unreachable_unsubscribe_link(tmp_path) -> None:
+    routing = "receivers: [{name: mail, type: email, to: account_owner}]\n"
+    routing += "default: {receivers: [mail]}\n"
+    routing += "customer_emails:\n  playbooks:\n"
+    routing += "    renewal_window: {enabled: true, template: renewal_window}\n"
+    (tmp_path / "routing.yaml").write_text(routing)
+    settings = {
+        "config_dir": tmp_path,
+        "api_token": "t" * 32,
+        "smtp_url": "smtp://127.0.0.1:1",
+        "notifier_public_url": None,
+    }
+    with pytest.raises(RoutingConfigError) as caught:
+        create_app(NotifierSettings(**settings))
+    assert "KIZASHI_NOTIFIER_PUBLIC_URL" in str(caught.value)
+    assert str(tmp_path / "routing.yaml") in str(caught.value)
+    settings["notifier_public_url"] = "https://unsubscribe.vendor.example"
+    assert create_app(NotifierSettings(**settings)) is not None
+
+
+def test_kizashi_up_sets_the_unsubscribe_address_for_its_local_trial() -> None:
+    trial = ToolSettings(notifier_port=18004, notifier_public_url=None)
+    assert local_trial_env(trial) == {"KIZASHI_NOTIFIER_PUBLIC_URL": "http://127.0.0.1:18004"}
+    given = ToolSettings(notifier_public_url="https://u.vendor.example")
+    assert local_trial_env(given) == {}

@@ -45,6 +45,15 @@ def _prepare_child() -> None:
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 
 
+def local_trial_env(settings: ToolSettings) -> dict[str, str]:
+    """What `kizashi up` sets for its local trial when the environment does not: the customer
+    emails' unsubscribe links point at this machine's notifier. The notifier itself refuses
+    to guess it (a playbook on, SMTP set: kizashi.notifier.playbooks.unreachable_unsubscribe)."""
+    if settings.notifier_public_url:
+        return {}
+    return {"KIZASHI_NOTIFIER_PUBLIC_URL": f"http://127.0.0.1:{settings.notifier_port}"}
+
+
 @dataclass
 class ServiceProcess:
     name: str
@@ -86,6 +95,7 @@ class Stack:
         env = dict(os.environ)
         env.update(ensure_credentials(settings))
         env["KIZASHI_DATA_DIR"] = str(data_dir)
+        env.update(local_trial_env(settings))
         if not settings.database_url:
             self.postgres = EmbeddedPostgres(
                 data_dir, _free_or_fail(settings.embedded_postgres_port, "PostgreSQL")

@@ -9,6 +9,7 @@ from kizashi.notifier import api, unsubscribe
 from kizashi.notifier.consumer import handle_signals
 from kizashi.notifier.deliver import delivery_loop
 from kizashi.notifier.pacing import SharedPacer
+from kizashi.notifier.playbooks import unreachable_unsubscribe
 from kizashi.notifier.render import Renderer
 from kizashi.notifier.routing import load_routing_config_for
 from kizashi.notifier.routing_config import RoutingConfigError
@@ -30,6 +31,12 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     enabled = {p.template for p in routing.customer.playbooks.values() if p.enabled}
     if missing := renderer.missing_customer_templates(sorted(enabled)):
         raise RoutingConfigError(f"{routing.source}: customer_emails: no {', '.join(missing)}")
+    # And customers must be able to reach the unsubscribe link those emails carry.
+    unreachable = unreachable_unsubscribe(
+        routing.customer, smtp_configured=bool(smtp_url), public_url=settings.notifier_public_url
+    )
+    if unreachable:
+        raise RoutingConfigError(f"{routing.source}: {unreachable}")
 
     async def setup(runtime: ServiceRuntime) -> NotifierState:
         service = NotifierState(

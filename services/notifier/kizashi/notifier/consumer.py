@@ -30,14 +30,17 @@ from kizashi.contracts.budget import (
 from kizashi.contracts.signals import SignalBase, signal_adapter
 from kizashi.notifier import repository
 from kizashi.notifier.correction import CORRECTION_SUFFIX
-from kizashi.notifier.customer import CUSTOMER_CHANNEL, customer_intent
+from kizashi.notifier.customer import CUSTOMER_CHANNEL, current_contacts, customer_intent
 from kizashi.notifier.metrics import ALERTS_DEFERRED, ALERTS_WITHIN_BUDGET
 from kizashi.notifier.repository import corrections as corrections_sql
 from kizashi.notifier.state import NotifierState
+from kizashi.notifier.transport import SendResult
 from kizashi.runtime import tracing
 from kizashi.runtime.consumer import PermanentRecordError, Rejected
 from kizashi.runtime.db import raw_transaction
 
+# A webhook receiver's deliveries (WebhookReceiver.type): a machine's, never a person's.
+WEBHOOK_CHANNEL = "webhook"
 DELIVERY_NAMESPACE = uuid.UUID("5f1d3c3e-9b7a-4c61-8d0e-6a2b7f4e9c10")
 
 
@@ -104,7 +107,7 @@ def plan(
             continue
         # A webhook feeds a machine (a CRM), not a person's attention: never budgeted, and it
         # takes no digest to defer into.
-        to_person = owner is not None and match.receiver.type != "webhook"
+        to_person = owner is not None and match.receiver.type != WEBHOOK_CHANNEL
         budget = policy.for_owner(match.receiver.name, signal.account) if to_person else None
         if budget is None or budget.limit is None:
             intents.append(intent)  # no rep, or no limit: nothing to count
@@ -149,6 +152,36 @@ async def decide_budgets(
     return decided
 
 
+async def alert_rep_instead(
+    service: NotifierState, signal: SignalBase, held: SendResult, parent: str | None
+) -> SendResult:
+    """A customer email held back at send time (unsubscribed, over the frequency cap, no
+    contact): the signal, still open, alerts its rep through its own routes instead, but for
+    its webhooks (they had it with the customer email). Each delivery has the id its route
+    gives it, so a retry, a replay or another replica records it once; immediate routes count
+    against the rep's budget like any alert. The rep's message says why, as its last reason.
+    Returns the customer delivery's result: skipped, saying so, or a retry when PostgreSQL
+    could not record the rep's alerts (the customer email's checks run again then)."""
+    now = service.clock()
+    note = f"Customer email held back ({held.reason}): you are alerted instead."
+    noted = signal.model_copy(update={"reasons": [*signal.reasons, note]})
+    alone, budgeted = plan(service, noted, now, parent)
+    alone = [i for i in alone if i.channel != WEBHOOK_CHANNEL]
+    if not alone and not budgeted:
+        return SendResult("skipped", f"{held.reason}; no route alerts a rep instead")
+    try:
+        async with raw_transaction(service.engine) as connection:
+            decided = await decide_budgets(service, connection, budgeted, now)
+            await repository.record_intents(conn=connection, intents=[*alone, *decided])
+    except Exception as error:
+        why = f"{held.reason}; could not record the rep's alert: {type(error).__name__}"
+        return SendResult("retry", why)
+    _count(decided)
+    service.wake.set()
+    receivers = ", ".join(sorted({i.receiver for i in [*alone, *decided]}))
+    return SendResult("skipped", f"{held.reason}; the rep is alerted instead ({receivers})")
+
+
 def _count(intents: list[repository.Intent]) -> None:
     for intent in intents:
         if intent.budgeted == "immediate":
@@ -167,6 +200,7 @@ async def handle_signals(service: NotifierState, records: list[ConsumerRecord]) 
     # Tracing on only: a span per signal routed, ended once its deliveries are committed; the
     # rows keep its traceparent, so the worker's send joins the same trace.
     spans = tracing.record_spans("notifier route", records)
+    signals: list[tuple[ConsumerRecord, SignalBase]] = []
     for record in records:
         try:
             signal = signal_adapter.validate_json(record.value)
@@ -176,12 +210,18 @@ async def handle_signals(service: NotifierState, records: list[ConsumerRecord]) 
         if signal.retracted is not None:
             corrections.append((signal.signal_id, signal.model_dump(mode="json")))
             continue
+        signals.append((record, signal))
+    # The contacts the customer playbooks need and the signals lack: one read for the batch.
+    contacts = await current_contacts(service, [signal for _, signal in signals])
+    for record, signal in signals:
         parent = None
         if spans is not None:
             context = tracing.record_context(record)
             parent = tracing.traceparent(spans.start(context, signal_id=signal.signal_id))
-        # A customer playbook's email instead of the rep's alert (kizashi.notifier.customer).
-        customer = await customer_intent(service, signal)
+        alone, budgeted = plan(service, signal, now, parent)
+        # A customer playbook's email instead of the rep's alert (kizashi.notifier.customer):
+        # it replaces the deliveries to people; the webhooks (machines, a CRM) still get it.
+        customer = customer_intent(service, signal, contacts)
         if customer is not None:
             receiver, carried = customer
             intents.append(
@@ -194,8 +234,8 @@ async def handle_signals(service: NotifierState, records: list[ConsumerRecord]) 
                     traceparent=parent,
                 )
             )
+            intents += [i for i in alone if i.channel == WEBHOOK_CHANNEL]
             continue
-        alone, budgeted = plan(service, signal, now, parent)
         intents += alone
         candidates += budgeted
     async with tracing.closing(spans):

@@ -2,19 +2,23 @@
 sending one email to the customer's contact from the delivery worker.
 
 The consumer asks `customer_intent`: when an enabled playbook takes the signal (its rule, the
-account's priority) and the account has a contact, the signal's one delivery is an email to
-that contact (receiver `customer:<rule>`, channel `customer_email`) and the rep hears nothing
-of it. An account without a contact is alerted to its rep as routed.
+account's priority) and the account has a contact, the signal's delivery to people is an
+email to that contact (receiver `customer:<rule>`, channel `customer_email`) and the rep hears
+nothing of it; its webhook receivers still get it. An account without a contact is alerted to
+its rep as routed. The contacts missing from a batch's snapshots are read in one query
+(`current_contacts`).
 
 The worker calls `send_customer_email`. Before the send, in one transaction holding the
 customer's lock, it checks the unsubscribe list and the frequency cap and records the email
 (`sending`), or records it `suppressed` with the reason and sends nothing (the delivery ends
-`skipped`). After the send it records `sent`, `pending` (a retry follows) or `failed`.
+`skipped`, and the worker alerts the rep instead: consumer.alert_rep_instead). After the
+send it records `sent`, `pending` (a retry follows) or `failed`.
 The playbooks' configuration and the pure decisions are kizashi.notifier.playbooks."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import formataddr
 
@@ -36,26 +40,50 @@ from kizashi.runtime.db import raw_transaction
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CUSTOMER_CHANNEL", "customer_intent", "send_customer_email"]
+__all__ = [
+    "CUSTOMER_CHANNEL",
+    "current_contacts",
+    "customer_intent",
+    "send_customer_email",
+]
 
 
-async def customer_intent(
-    service: NotifierState, signal: SignalBase
+def wants_current_contact(service: NotifierState, signal: SignalBase) -> bool:
+    """Whether a playbook would take this signal but its snapshot names no contact: the
+    account's current facts are then read (they may have arrived after the signal was built:
+    architecture §5.4), for a whole batch at once (`current_contacts`)."""
+    return (
+        service.smtp is not None
+        and service.routing.customer.playbook_for(signal) is not None
+        and not signal.account.contact_email
+    )
+
+
+async def current_contacts(
+    service: NotifierState, signals: Iterable[SignalBase]
+) -> dict[str, dict]:
+    """The current contact of every account of this batch that `wants_current_contact`, by
+    account id: one statement for the batch, none when no signal wants one."""
+    wanted = sorted({s.account_id for s in signals if wants_current_contact(service, s)})
+    if not wanted:
+        return {}
+    async with raw_transaction(service.engine) as connection:
+        return await customer_sql.current_contacts(conn=connection, account_ids=wanted)
+
+
+def customer_intent(
+    service: NotifierState, signal: SignalBase, contacts: Mapping[str, dict]
 ) -> tuple[str, SignalBase] | None:
     """(receiver, the signal carrying the contact it goes to) when a customer playbook takes
     this signal instead of the rep's alert; None to route it as usual. The contact comes from
-    the signal's snapshot, else from the account's current facts (they may have arrived after
-    the signal was built: architecture §5.4)."""
+    the signal's snapshot, else from `contacts` (`current_contacts` of the batch)."""
     config = service.routing.customer
     # Without SMTP no customer email can go: the rep is alerted as routed instead.
     if service.smtp is None or config.playbook_for(signal) is None:
         return None
     contact = signal.account.contact_email
     if not contact:
-        async with raw_transaction(service.engine) as connection:
-            current = await customer_sql.current_contact(
-                conn=connection, account_id=signal.account_id
-            )
+        current = contacts.get(signal.account_id)
         if current and current.get("contact_email"):
             contact = current["contact_email"]
             account = signal.account.model_copy(

@@ -27,6 +27,7 @@ from kizashi.contracts.deadletter import DeadLetter
 from kizashi.contracts.signals import SignalBase, signal_adapter
 from kizashi.contracts.topics import DEAD_LETTER, SIGNAL_TOPICS
 from kizashi.notifier import repository
+from kizashi.notifier.consumer import alert_rep_instead
 from kizashi.notifier.correction import corrected_delivery, deliver_correction, message_id
 from kizashi.notifier.customer import CUSTOMER_CHANNEL, send_customer_email
 from kizashi.notifier.digest import digest_id_for, send_digest
@@ -175,6 +176,10 @@ async def _deliver(service: NotifierState, claimed: dict, claimed_ns: int = 0) -
             result = await deliver_correction(service, claimed, current, corrected)
         elif claimed["channel"] == CUSTOMER_CHANNEL:
             result = await send_customer_email(service, claimed, current, delivery_id)
+            if result.outcome == "skipped":  # held back: the rep hears of the signal instead
+                result = await alert_rep_instead(
+                    service, current, result, claimed.get("traceparent")
+                )
         else:
             result = await send_once(service, claimed["receiver"], current, delivery_id)
     except Exception as error:  # a bug in rendering must not leave the row `sending`

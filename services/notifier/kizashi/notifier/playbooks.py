@@ -112,6 +112,24 @@ def customer_playbook(
     return playbook if playbook is not None and contact_email else None
 
 
+def unreachable_unsubscribe(
+    config: CustomerEmailsConfig, *, smtp_configured: bool, public_url: str | None
+) -> str | None:
+    """Why the notifier must not start: a playbook is on and SMTP is set, so customer emails
+    can go, but KIZASHI_NOTIFIER_PUBLIC_URL is not set, so their unsubscribe link would point
+    at this host's loopback address, which no customer reaches. None when nothing is wrong.
+    (`kizashi up` sets the variable itself, to 127.0.0.1, for a local trial.)"""
+    enabled = sorted(name for name, playbook in config.playbooks.items() if playbook.enabled)
+    if not enabled or not smtp_configured or (public_url or "").strip():
+        return None
+    return (
+        f"customer_emails: {', '.join(enabled)} on and SMTP configured, but "
+        "KIZASHI_NOTIFIER_PUBLIC_URL is not set: the customer emails' unsubscribe link would "
+        "point at 127.0.0.1, which customers cannot reach. Set it to where customers' "
+        "browsers reach this notifier (expose only /v1/unsubscribe/), or turn the playbooks off"
+    )
+
+
 def account_priority(signal: SignalBase) -> str:
     """The account's priority when the signal fired (a rule may fix its signal's own)."""
     return signal.scores.priority

@@ -13,8 +13,9 @@ class NotifierSettings(ActionLinkSettings):
     smtp_url: SecretStr | None = None
     email_from: str = "kizashi@localhost"
     # Where customers' browsers reach this service: the customer emails' unsubscribe links
-    # (GET shows a confirmation, POST unsubscribes; docs/notifications.md). Unset: this
-    # host's notifier port on 127.0.0.1, which only suits a local trial.
+    # (GET shows a confirmation, POST unsubscribes; docs/notifications.md). Required when a
+    # playbook is on and SMTP is set (the app refuses to start without it); `kizashi up` sets
+    # it to this host's notifier port on 127.0.0.1 for a local trial.
     notifier_public_url: str | None = None
 
     def unsubscribe_base_url(self) -> str:
