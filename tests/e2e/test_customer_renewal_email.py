@@ -80,8 +80,9 @@ def stack(tmp_path_factory, database_url, smtp):
 
 def account_events(account: str, contact: str, owner: str, *, growing: bool) -> list[dict]:
     """ARR 40,000 (a mid-size account), renewal in 90 days, a month of steady use and a
-    promoter's NPS: CS well above 60, so renewal_window fires. `growing` use (this week above
-    the month's rate by half) makes the account high priority, else it is medium."""
+    promoter's NPS: CS well above 60, so renewal_window fires. A `growing` buyer (60,000 of
+    orders this year against 40,000 the year before: the playbook's "buys for high amounts,
+    and growing", issue #21) is high priority, else the account is medium (its ARR)."""
     now = datetime.now(UTC)
 
     def at(moment: datetime) -> str:
@@ -104,7 +105,7 @@ def account_events(account: str, contact: str, owner: str, *, growing: bool) -> 
         }
     ]
     for day in range(28):
-        step = 3 if growing or day >= 7 else 6
+        step = 6
         for hour in range(0, 24, step):
             events.append(
                 {
@@ -115,6 +116,21 @@ def account_events(account: str, contact: str, owner: str, *, growing: bool) -> 
                     "user_id": f"{account}-u{hour % 5}",
                     "action": "feature_used",
                     "feature": f"f{hour % 4}",
+                }
+            )
+    if growing:
+        for days_ago, amount in ((400, 40000.0), (100, 60000.0)):
+            events.append(
+                {
+                    "type": "purchase",
+                    "account_id": account,
+                    "event_id": uuid.uuid4().hex,
+                    "occurred_at": at(now - timedelta(days=days_ago)),
+                    "order_id": f"{account}-o{days_ago}",
+                    "amount": amount,
+                    "currency": "USD",
+                    "product": "platform",
+                    "kind": "renewal",
                 }
             )
     events.append(

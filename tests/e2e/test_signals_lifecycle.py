@@ -218,6 +218,8 @@ async def test_the_rules_in_force_are_listed(stack) -> None:
         "customer_pain",
         "relocation_or_policy_change",
         "renewal_timing",
+        "support_surge",
+        "fiscal_year_end",
         "usage_drop",
         "inactivity",
         "detractor",
