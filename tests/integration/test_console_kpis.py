@@ -7,13 +7,8 @@ a rep and a manager) and the 4xx of bad parameters."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
-import os
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -23,8 +18,8 @@ import pytest
 from kizashi.console import repository, security
 from kizashi.runtime.auth import hash_token, new_personal_token
 from kizashi.runtime.db import create_engine, raw_transaction
-from kizashi.tools.embedded import free_port
 from tests.support import infra
+from tests.support.console import served_console
 
 SERVICE_TOKEN = "kpi-service-token-for-tests"  # noqa: S105
 PASSWORD = "a fine long password"  # noqa: S105
@@ -174,38 +169,9 @@ async def console(database_url, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("kpis") / "console.log"
     async with infra.scratch_database(database_url, "kizashi_kpis") as url:
         tokens = await _load(url)
-        port = free_port()
-        env = {
-            **os.environ,
-            "KIZASHI_DATABASE_URL": url,
-            "KIZASHI_API_TOKEN": SERVICE_TOKEN,
-            "KIZASHI_HOST": "127.0.0.1",
-            "KIZASHI_CONSOLE_PORT": str(port),
-            "KIZASHI_LOG_LEVEL": "WARNING",
-        }
-        process = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "kizashi.tools.cli", "serve", "console"),
-            env=env,
-            stdout=log_path.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            async with httpx.AsyncClient() as client:
-                while True:
-                    try:
-                        if (await client.get(f"{base}/readyz", timeout=1)).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    assert process.returncode is None, "the console exited"
-                    assert time.monotonic() < deadline, "the console never got ready"
-                    await asyncio.sleep(0.2)
+        env = {"KIZASHI_DATABASE_URL": url, "KIZASHI_API_TOKEN": SERVICE_TOKEN}
+        async with served_console(env, log_path) as base:
             yield base, tokens
-        finally:
-            process.terminate()
-            await asyncio.wait_for(process.wait(), 30)
 
 
 async def _get(base: str, token: str | None, path: str = "/v1/kpis", **params) -> httpx.Response:

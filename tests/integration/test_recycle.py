@@ -11,13 +11,8 @@ Its own database and broker (a sweep at a future time must not touch the shared 
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -32,7 +27,6 @@ from kizashi.console import security
 from kizashi.contracts.topics import SCORES_CHANGED, SIGNAL_TOPICS
 from kizashi.runtime.app import create_service_app
 from kizashi.runtime.db import create_engine, raw_transaction
-from kizashi.runtime.lifecycle import ServiceRuntime
 from kizashi.tools.embedded import free_port
 from kizashi.triggers import api, recycle_api
 from kizashi.triggers.consumer import handle_changes
@@ -43,34 +37,13 @@ from kizashi.triggers.rules.catalogue import RecycleConfig
 from kizashi.triggers.settings import TriggersSettings
 from kizashi.triggers.state import TriggersState
 from kizashi.triggers.sweep import sweep_once
-from tests.support import infra
+from tests.support.console import served_console
 
 TOKEN = "recycle-test-token"  # noqa: S105
 PASSWORD = "a fine long password"  # noqa: S105
 DANA = "dana@reps.example"
 MANAGER = "mia@reps.example"
 SECOND = timedelta(seconds=1)
-
-
-@pytest.fixture(scope="module")
-async def own_database(database_url: str):
-    async with infra.scratch_database(database_url, "kizashi_recycle") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def own_broker(tmp_path_factory: pytest.TempPathFactory):
-    with infra.broker(Path(tmp_path_factory.mktemp("recycle-broker"))) as server:
-        yield server if isinstance(server, str) else server.bootstrap_servers
-
-
-@pytest.fixture(scope="module")
-async def triggers(own_database: str, own_broker: str):
-    """The consumer's and the sweep's state (with a producer), run with a chosen clock."""
-    settings = TriggersSettings(database_url=own_database, kafka_bootstrap_servers=own_broker)
-    runtime = await ServiceRuntime.start("triggers", settings)
-    yield TriggersState(runtime=runtime, rules=load_rules_config(None))
-    await runtime.stop()
 
 
 @pytest.fixture(scope="module")
@@ -390,40 +363,14 @@ async def console(own_database, triggers_api, tmp_path_factory):
             )
     finally:
         await engine.dispose()
-    port = free_port()
     env = {
-        **os.environ,
         "KIZASHI_DATABASE_URL": own_database,
         "KIZASHI_API_TOKEN": TOKEN,
         "KIZASHI_TRIGGERS_URL": triggers_base,
-        "KIZASHI_HOST": "127.0.0.1",
-        "KIZASHI_CONSOLE_PORT": str(port),
-        "KIZASHI_LOG_LEVEL": "WARNING",
     }
     log = tmp_path_factory.mktemp("recycle-console") / "console.log"
-    process = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "kizashi.tools.cli", "serve", "console"),
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        async with httpx.AsyncClient() as probe:
-            while True:
-                try:
-                    if (await probe.get(f"{base}/readyz", timeout=1)).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert process.returncode is None, "the console exited"
-                assert time.monotonic() < deadline, "the console never got ready"
-                await asyncio.sleep(0.2)
+    async with served_console(env, log) as base:
         yield base
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 30)
 
 
 async def test_the_console_shows_the_list_and_the_stages(

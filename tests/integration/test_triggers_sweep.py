@@ -12,11 +12,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 import orjson
-import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
@@ -24,41 +22,17 @@ from kizashi.contracts.events import EventEnvelope, input_event_adapter
 from kizashi.contracts.observations import rep_observation_adapter
 from kizashi.contracts.topics import SCORES_CHANGED, SIGNAL_TOPICS
 from kizashi.runtime.db import raw_transaction
-from kizashi.runtime.lifecycle import ServiceRuntime
 from kizashi.scoring.config import load_scoring_config
 from kizashi.scoring.pipeline import rescore
 from kizashi.scoring.repository import StoredAccount
 from kizashi.tools.replay import published
 from kizashi.triggers.consumer import handle_changes
 from kizashi.triggers.lifecycle import apply_action
-from kizashi.triggers.rules import load_rules_config
-from kizashi.triggers.settings import TriggersSettings
 from kizashi.triggers.state import TriggersState
 from kizashi.triggers.sweep import sweep_once
-from tests.support import infra
 
 SCORING = load_scoring_config(None)
 DAY = timedelta(days=1)
-
-
-@pytest.fixture(scope="module")
-async def own_database(database_url: str):
-    async with infra.scratch_database(database_url, "kizashi_sweep") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def own_broker(tmp_path_factory: pytest.TempPathFactory):
-    with infra.broker(Path(tmp_path_factory.mktemp("sweep-broker"))) as server:
-        yield server if isinstance(server, str) else server.bootstrap_servers
-
-
-@pytest.fixture(scope="module")
-async def triggers(own_database: str, own_broker: str):
-    settings = TriggersSettings(database_url=own_database, kafka_bootstrap_servers=own_broker)
-    runtime = await ServiceRuntime.start("triggers", settings)
-    yield TriggersState(runtime=runtime, rules=load_rules_config(None))
-    await runtime.stop()
 
 
 class Scoring:

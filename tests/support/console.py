@@ -5,12 +5,16 @@ real event through the whole stack."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
+import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -111,3 +115,41 @@ async def sign_in(page, stack, email: str, password: str = PASSWORD) -> None:
     await page.fill("input[name=password]", password)
     await page.click("button[type=submit]")
     await page.wait_for_load_state()
+
+
+@contextlib.asynccontextmanager
+async def served_console(env: dict[str, str], log_path: Path) -> AsyncIterator[str]:
+    """The console as deployed (`kizashi serve console`) with `env` laid over this process's
+    (the database URL, the API token, ...), on a free port; its base URL once ready."""
+    from kizashi.tools.embedded import free_port
+
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "kizashi.tools.cli", "serve", "console"),
+        env={
+            **os.environ,
+            "KIZASHI_HOST": "127.0.0.1",
+            "KIZASHI_CONSOLE_PORT": str(port),
+            "KIZASHI_LOG_LEVEL": "WARNING",
+            **env,
+        },
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        async with httpx.AsyncClient() as probe:
+            while True:
+                try:
+                    if (await probe.get(f"{base}/readyz", timeout=1)).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert process.returncode is None, f"the console exited: see {log_path}"
+                assert time.monotonic() < deadline, "the console never got ready"
+                await asyncio.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 30)
